@@ -1,0 +1,384 @@
+/*
+ * libmio: readiness-based non-blocking I/O for C11.
+ *
+ * One small API over each OS's event notification: epoll (Linux, Android),
+ * kqueue (macOS, iOS, the BSDs), IOCP with AFD polling (Windows), and poll(2)
+ * as the portable fallback.  On top of it: user-space readiness, a hashed timer
+ * wheel, a bounded cross-thread channel and a single-threaded event loop.
+ *
+ * Portability contract
+ * --------------------
+ * - Readiness is a hint.  An event says "an operation may now succeed", never
+ *   that it will.  Spurious events happen on every backend; callers read, write
+ *   or accept until the call returns MIO_EAGAIN, and treat MIO_EAGAIN as "wait
+ *   for the next event".
+ * - Edge (the default) reports one event per rise of readiness: a source that
+ *   stays ready and is not drained to MIO_EAGAIN may never be reported again.
+ *   Level reports on every wait while the source is ready.  Oneshot disarms the
+ *   registration after one event until mio_reregister().
+ * - Where the OS has no edge trigger (the poll(2) and Windows backends), edge is
+ *   emulated: a reported direction re-arms when a libmio I/O call on that fd
+ *   (mio_read, mio_write, mio_readv, mio_writev, mio_tcp_accept,
+ *   mio_udp_recv_from, mio_udp_send_to) returns MIO_EAGAIN.  Do I/O through
+ *   libmio to get exact edge semantics on every backend.
+ * - One token may appear in more than one event of a batch (kqueue reports read
+ *   and write apart).  MIO_ERROR, MIO_READ_CLOSED and MIO_WRITE_CLOSED are
+ *   always reported, never asked for.
+ * - Guaranteed everywhere: no event for a registration after mio_deregister()
+ *   returns; no event lost when more are ready than the caller's capacity (the
+ *   rest come with later waits, none starved); a wait never returns early
+ *   because of timer rounding.
+ * - Threads: mio_register, mio_reregister, mio_deregister, wakers and
+ *   user-space readiness may be used from any thread while another thread
+ *   waits; the waiting thread sees the change without a timeout.  Only one
+ *   thread waits on a poll at a time (a second gets MIO_EBUSY).
+ * - Errors: functions return >= 0 on success and a negative MIO_E* code on
+ *   failure; nothing else reports errors.  Every descriptor the library creates
+ *   is non-blocking and close-on-exec, and no call ever raises SIGPIPE.
+ * - Allocation: after setup, mio_poll_wait, event dispatch and the I/O calls
+ *   allocate nothing.
+ */
+#ifndef MIO_H
+#define MIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <errno.h>
+#include <basetsd.h>
+#ifdef _MSC_VER
+typedef SSIZE_T ssize_t;
+#endif
+#else
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#endif
+
+#if defined(_WIN32) && defined(MIO_SHARED_BUILD)
+#define MIO_API __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define MIO_API __attribute__((visibility("default")))
+#else
+#define MIO_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Version ------------------------------------------------------------ */
+
+#define MIO_VERSION_MAJOR 0
+#define MIO_VERSION_MINOR 1
+#define MIO_VERSION_PATCH 0
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked. */
+MIO_API const char *mio_version_string(void);
+
+/* ---- Errors --------------------------------------------------------------
+ * On POSIX MIO_Exxx == -Exxx; on Windows the library maps Winsock, Win32 and
+ * NTSTATUS errors onto the same names.  Codes without a name here pass through
+ * as -errno. */
+
+#define MIO_EAGAIN        (-EAGAIN)
+#define MIO_EINTR         (-EINTR)
+#define MIO_EINVAL        (-EINVAL)
+#define MIO_EEXIST        (-EEXIST)
+#define MIO_ENOENT        (-ENOENT)
+#define MIO_EBADF         (-EBADF)
+#define MIO_ENOMEM        (-ENOMEM)
+#define MIO_EBUSY         (-EBUSY)
+#define MIO_EPIPE         (-EPIPE)
+#define MIO_ECONNREFUSED  (-ECONNREFUSED)
+#define MIO_ECONNRESET    (-ECONNRESET)
+#define MIO_ECONNABORTED  (-ECONNABORTED)
+#define MIO_EADDRINUSE    (-EADDRINUSE)
+#define MIO_EADDRNOTAVAIL (-EADDRNOTAVAIL)
+#define MIO_EAFNOSUPPORT  (-EAFNOSUPPORT)
+#define MIO_ENAMETOOLONG  (-ENAMETOOLONG)
+#define MIO_EMFILE        (-EMFILE)
+#define MIO_ENFILE        (-ENFILE)
+#define MIO_ENOSYS        (-ENOSYS)
+#define MIO_ETIMEDOUT     (-ETIMEDOUT)
+#define MIO_ENOTCONN      (-ENOTCONN)
+#define MIO_EISCONN       (-EISCONN)
+#define MIO_ENOSPC        (-ENOSPC)
+#define MIO_EPERM         (-EPERM)
+#define MIO_EACCES        (-EACCES)
+#define MIO_ENOTSOCK      (-ENOTSOCK)
+#define MIO_EMSGSIZE      (-EMSGSIZE)
+#define MIO_ENETUNREACH   (-ENETUNREACH)
+#define MIO_EHOSTUNREACH  (-EHOSTUNREACH)
+#define MIO_EDESTADDRREQ  (-EDESTADDRREQ)
+
+/* A short description of a MIO_E* code (or of any -errno); never NULL. */
+MIO_API const char *mio_strerror(int err);
+
+/* ---- Allocation and tracing --------------------------------------------- */
+
+/* Replaces the allocator used for every allocation of the library.  Call it
+ * before any other call.  All four functions, or all NULL to restore the C
+ * library's; anything else is MIO_EINVAL. */
+MIO_API int mio_set_allocator(void *(*malloc_fn)(size_t),
+                              void *(*realloc_fn)(void *, size_t),
+                              void *(*calloc_fn)(size_t, size_t),
+                              void (*free_fn)(void *));
+
+#define MIO_LOG_ERROR 1
+#define MIO_LOG_WARN  2
+#define MIO_LOG_INFO  3
+#define MIO_LOG_DEBUG 4
+#define MIO_LOG_TRACE 5
+
+/* Routes the library's trace points (tick, events per wait, register,
+ * deregister, ...) to fn; NULL turns tracing off, the default.  The
+ * environment variable MIO_LOG=error|warn|info|debug|trace (or 1-5) sends
+ * them to stderr when no callback is set.  Off costs one predictable branch. */
+MIO_API void mio_set_log(void (*fn)(int level, const char *msg, void *ud), void *ud);
+
+/* ---- Types --------------------------------------------------------------- */
+
+#ifdef _WIN32
+typedef SOCKET mio_fd;
+#define MIO_INVALID_FD INVALID_SOCKET
+#else
+typedef int mio_fd;
+#define MIO_INVALID_FD (-1)
+#endif
+
+/* The caller's name for a source; comes back in every event for it. */
+typedef uintptr_t mio_token;
+/* Refused by every call that takes a token (the library uses it internally). */
+#define MIO_TOKEN_RESERVED UINTPTR_MAX
+
+/* One readiness event: plain, caller-owned storage. */
+typedef struct mio_event {
+    mio_token token;
+    uint32_t flags;     /* readiness: MIO_READABLE, MIO_WRITABLE, ... */
+} mio_event;
+
+/* Same layout as struct iovec on POSIX (WSABUF differs; converted on Windows). */
+typedef struct mio_iovec {
+    void *base;
+    size_t len;
+} mio_iovec;
+
+/* ---- Flags ----------------------------------------------------------------
+ * Interest (what to wait for) and readiness (what happened) share one space. */
+
+#define MIO_READABLE     0x01u  /* interest and readiness */
+#define MIO_PRIORITY     0x02u  /* interest and readiness: out-of-band/urgent data */
+#define MIO_WRITABLE     0x04u  /* interest and readiness */
+#define MIO_ERROR        0x08u  /* readiness only: a pending error (see mio_socket_error) */
+#define MIO_READ_CLOSED  0x10u  /* readiness only: the read side is shut, reads reach EOF */
+#define MIO_WRITE_CLOSED 0x20u  /* readiness only: the write side is shut or the peer is gone */
+#define MIO_EDGE         0x00u  /* trigger: one event per rise of readiness (default) */
+#define MIO_LEVEL        0x40u  /* trigger: an event on every wait while ready */
+#define MIO_ONESHOT      0x80u  /* with edge or level: disarm after one event */
+
+/* Nanosecond multipliers for timeouts. */
+#define MIO_USEC INT64_C(1000)
+#define MIO_MSEC INT64_C(1000000)
+#define MIO_SEC  INT64_C(1000000000)
+
+/* ---- Poll ---------------------------------------------------------------- */
+
+typedef struct mio_poll mio_poll;
+
+/* A poll on the best backend of this OS. */
+MIO_API int mio_poll_new(mio_poll **out);
+/* A poll on the named backend: "epoll", "kqueue", "iocp", "poll"; NULL is the
+ * best.  A backend this build or OS lacks is MIO_ENOSYS. */
+MIO_API int mio_poll_new_backend(const char *name, mio_poll **out);
+/* The backend's name, as accepted by mio_poll_new_backend; NULL for NULL. */
+MIO_API const char *mio_poll_backend(const mio_poll *p);
+/* Frees the poll.  Wakers and registrations still attached are detached: their
+ * calls become no-ops.  Must not race a wait on the same poll. */
+MIO_API void mio_poll_free(mio_poll *p);
+
+/* Waits for readiness and fills at most `capacity` events; returns how many.
+ * timeout_ns < 0 blocks until an event, 0 returns at once, otherwise waits at
+ * least that long (rounded up to the backend's resolution).  Returns MIO_EINTR
+ * when a signal handler interrupted the wait, MIO_EBUSY when another thread is
+ * already waiting on this poll.  Sources beyond `capacity` are reported by
+ * later calls; none is lost or starved. */
+MIO_API int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns);
+
+/* Adds fd with a token and an interest (READABLE/WRITABLE/PRIORITY, OR-ed with
+ * a trigger mode).  A source already ready is reported at once.  Errors:
+ * MIO_EEXIST (already registered), MIO_EBADF (closed or invalid fd), MIO_EINVAL
+ * (reserved token, empty or unknown interest bits), MIO_EPERM (a file the
+ * backend cannot poll). */
+MIO_API int mio_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest);
+/* Replaces token and interest, re-arms a oneshot; readiness still present is
+ * reported at once.  MIO_ENOENT if fd is not registered. */
+MIO_API int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest);
+/* Removes fd; no event for it is delivered after this returns.  Deregister
+ * before closing: epoll and kqueue drop a closed fd by themselves, the poll(2)
+ * and Windows backends only once they notice (or when it is closed with
+ * mio_close). */
+MIO_API int mio_deregister(mio_poll *p, mio_fd fd);
+
+/* ---- Waker ----------------------------------------------------------------
+ * Makes a poll report `token` READABLE from any thread.  Several per poll are
+ * allowed.  Wakes coalesce: any number of wakes before the poller looks give
+ * one event. */
+
+typedef struct mio_waker mio_waker;
+MIO_API int  mio_waker_new(mio_poll *p, mio_token token, mio_waker **out);
+/* Async-signal-safe where the OS allows (everywhere but Windows). */
+MIO_API int  mio_waker_wake(mio_waker *w);
+MIO_API void mio_waker_free(mio_waker *w);
+
+/* ---- User-space readiness ------------------------------------------------
+ * A source that is not a descriptor (a queue, a computation) made pollable.
+ * The registration belongs to the polling side; set_readiness handles are for
+ * producers on any thread.  Events carry exactly `readiness & interest`, with
+ * the same edge/level/oneshot rules as descriptors. */
+
+typedef struct mio_registration mio_registration;
+typedef struct mio_set_readiness mio_set_readiness;
+
+MIO_API int  mio_registration_new(mio_registration **reg, mio_set_readiness **set);
+MIO_API int  mio_registration_register(mio_poll *p, mio_registration *r, mio_token token, uint32_t interest);
+MIO_API int  mio_registration_reregister(mio_poll *p, mio_registration *r, mio_token token, uint32_t interest);
+MIO_API int  mio_registration_deregister(mio_poll *p, mio_registration *r);
+/* Deregisters and frees; later mio_set_readiness_set calls are no-ops. */
+MIO_API void mio_registration_free(mio_registration *r);
+/* Replaces the readiness (does not OR into it); the same value again is no new
+ * rise for edge.  Lock-free, never blocks; wakes the poller only when it may
+ * be asleep. */
+MIO_API int  mio_set_readiness_set(mio_set_readiness *s, uint32_t readiness);
+MIO_API uint32_t mio_set_readiness_get(const mio_set_readiness *s);
+MIO_API int  mio_set_readiness_clone(mio_set_readiness *s, mio_set_readiness **out);
+MIO_API void mio_set_readiness_free(mio_set_readiness *s);
+
+/* ---- Networking ------------------------------------------------------------
+ * Every socket is non-blocking and close-on-exec from creation; no call raises
+ * SIGPIPE. */
+
+typedef struct mio_addr {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+        struct sockaddr_storage ss;
+    } u;
+    socklen_t len;
+} mio_addr;
+
+#define MIO_SHUT_RD   0
+#define MIO_SHUT_WR   1
+#define MIO_SHUT_RDWR 2
+
+/* Longest text mio_addr_format writes, NUL included ("[v6%scope]:port"). */
+#define MIO_ADDR_STRLEN 80
+
+/* Parses "1.2.3.4:80" or "[::1]:80" (a numeric "%scope" allowed for IPv6).
+ * No DNS; anything else is MIO_EINVAL. */
+MIO_API int mio_addr_parse(const char *text, mio_addr *out);
+/* Writes the address as text, NUL-terminated, and returns its strlen;
+ * MIO_ENOSPC if it does not fit.  Unix addresses format as their path. */
+MIO_API int mio_addr_format(const mio_addr *a, char *buf, size_t size);
+
+/* Listening TCP socket with SO_REUSEADDR; backlog <= 0 takes the default. */
+MIO_API int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out);
+/* Accepts one connection (TCP or Unix listeners); peer may be NULL.
+ * MIO_EAGAIN when none is pending. */
+MIO_API int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer);
+/* Starts a connect; the poll reports WRITABLE when it is done, then
+ * mio_socket_error tells whether it succeeded. */
+MIO_API int mio_tcp_connect(const mio_addr *addr, mio_fd *out);
+MIO_API int mio_tcp_set_nodelay(mio_fd fd, bool on);
+MIO_API int mio_udp_bind(const mio_addr *addr, mio_fd *out);
+MIO_API int mio_udp_connect(mio_fd fd, const mio_addr *peer);
+/* to may be NULL on a connected socket. */
+MIO_API ssize_t mio_udp_send_to(mio_fd fd, const void *buf, size_t len, const mio_addr *to);
+/* from may be NULL.  A datagram longer than len is truncated to len bytes. */
+MIO_API ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *from);
+MIO_API int mio_unix_listen(const char *path, int backlog, mio_fd *out);
+MIO_API int mio_unix_connect(const char *path, mio_fd *out);
+/* A connected stream pair. */
+MIO_API int mio_socketpair(mio_fd out[2]);
+/* out[0] is the read end, out[1] the write end. */
+MIO_API int mio_pipe(mio_fd out[2]);
+/* Returns bytes read, 0 at end of stream, MIO_EAGAIN when nothing is there. */
+MIO_API ssize_t mio_read(mio_fd fd, void *buf, size_t len);
+MIO_API ssize_t mio_write(mio_fd fd, const void *buf, size_t len);
+MIO_API ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt);
+MIO_API ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt);
+MIO_API int mio_shutdown(mio_fd fd, int how);
+/* The pending socket error (SO_ERROR) as a MIO_E* code, 0 if none; reading
+ * clears it. */
+MIO_API int mio_socket_error(mio_fd fd);
+MIO_API int mio_local_addr(mio_fd fd, mio_addr *out);
+MIO_API int mio_peer_addr(mio_fd fd, mio_addr *out);
+MIO_API int mio_close(mio_fd fd);
+
+/* ---- Timer wheel ------------------------------------------------------------ */
+
+typedef uint64_t mio_timeout;   /* 0 is never a valid handle */
+typedef struct mio_timer mio_timer;
+
+/* tick_ns, wheel_size, capacity: 0 takes the default (1 ms, 1024 slots,
+ * 65536 timeouts).  capacity is exact. */
+MIO_API int  mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_timer **out);
+MIO_API void mio_timer_free(mio_timer *t);
+/* O(1).  MIO_ENOSPC when capacity timeouts are pending. */
+MIO_API int  mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out);
+/* O(1).  true if it was pending (and now never fires). */
+MIO_API bool mio_timer_cancel(mio_timer *t, mio_timeout timeout);
+/* Nanoseconds until the next deadline, 0 once one is due, -1 if none. */
+MIO_API int64_t mio_timer_next(const mio_timer *t);
+/* Pops one expired timeout, earliest first; false when none is due. */
+MIO_API bool mio_timer_poll(mio_timer *t, void **arg);
+
+/* ---- Event loop ------------------------------------------------------------ */
+
+typedef struct mio_loop mio_loop;
+typedef struct mio_sender mio_sender;
+
+typedef struct mio_handler {           /* any member may be NULL */
+    void (*ready)(mio_loop *l, void *ctx, mio_token token, uint32_t readiness);
+    void (*notify)(mio_loop *l, void *ctx, void *msg);
+    void (*timeout)(mio_loop *l, void *ctx, void *arg);
+    void (*interrupted)(mio_loop *l, void *ctx);
+    void (*tick)(mio_loop *l, void *ctx);
+} mio_handler;
+
+typedef struct mio_loop_config {
+    size_t notify_capacity;     /* channel slots */
+    size_t messages_per_tick;   /* notify calls per tick at most */
+    size_t timer_wheel_size;
+    size_t timer_capacity;
+    size_t events_capacity;     /* events per wait */
+    uint64_t timer_tick_ns;
+    const char *backend;        /* as for mio_poll_new_backend; NULL = best */
+} mio_loop_config;
+
+MIO_API void mio_loop_config_default(mio_loop_config *c);
+MIO_API int  mio_loop_new(const mio_loop_config *c, mio_loop **out);
+MIO_API void mio_loop_free(mio_loop *l);
+MIO_API mio_poll *mio_loop_poll(mio_loop *l);
+MIO_API int  mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx);
+MIO_API int  mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns);
+MIO_API void mio_loop_shutdown(mio_loop *l);
+MIO_API bool mio_loop_is_running(const mio_loop *l);
+MIO_API int  mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out);
+MIO_API bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout);
+MIO_API int  mio_loop_channel(mio_loop *l, mio_sender **out);
+MIO_API int  mio_sender_clone(mio_sender *s, mio_sender **out);
+MIO_API int  mio_sender_send(mio_sender *s, void *msg);
+MIO_API void mio_sender_free(mio_sender *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIO_H */

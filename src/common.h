@@ -1,0 +1,67 @@
+/* Helpers shared by every file of the library: allocation, tracing, clocks,
+ * atomics, mutexes.  Nothing here is public. */
+#ifndef MIO_COMMON_H
+#define MIO_COMMON_H
+
+#include "mio.h"
+
+#include <stdatomic.h>
+#include <stdarg.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <pthread.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MIO_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define MIO_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MIO_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MIO_LIKELY(x)   (x)
+#define MIO_UNLIKELY(x) (x)
+#define MIO_PRINTF(f, a)
+#endif
+
+#define MIO_INTERESTS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY)
+#define MIO_TRIGGERS  (MIO_LEVEL | MIO_ONESHOT)
+
+/* ---- allocation (alloc.c): every allocation goes through these ---- */
+void *mio__malloc(size_t n);
+void *mio__calloc(size_t count, size_t n);
+void *mio__realloc(void *p, size_t n);
+void  mio__free(void *p);
+
+/* ---- tracing (log.c): off costs one relaxed load and a branch ---- */
+extern atomic_int mio__log_level;
+void mio__log(int level, const char *fmt, ...) MIO_PRINTF(2, 3);
+void mio__log_init(void);
+#define MIO_TRACE(level, ...)                                                   \
+    do {                                                                        \
+        if (MIO_UNLIKELY(atomic_load_explicit(&mio__log_level,                  \
+                                              memory_order_relaxed) >= (level))) \
+            mio__log((level), __VA_ARGS__);                                     \
+    } while (0)
+
+/* ---- monotonic clock in nanoseconds (time.c) ---- */
+int64_t mio__now_ns(void);
+
+/* ---- a plain mutex ---- */
+#ifdef _WIN32
+typedef SRWLOCK mio_mutex;
+#define MIO_MUTEX_INIT SRWLOCK_INIT
+static inline void mio_mutex_init(mio_mutex *m) { InitializeSRWLock(m); }
+static inline void mio_mutex_destroy(mio_mutex *m) { (void)m; }
+static inline void mio_mutex_lock(mio_mutex *m) { AcquireSRWLockExclusive(m); }
+static inline void mio_mutex_unlock(mio_mutex *m) { ReleaseSRWLockExclusive(m); }
+#else
+typedef pthread_mutex_t mio_mutex;
+#define MIO_MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
+static inline void mio_mutex_init(mio_mutex *m) { pthread_mutex_init(m, NULL); }
+static inline void mio_mutex_destroy(mio_mutex *m) { pthread_mutex_destroy(m); }
+static inline void mio_mutex_lock(mio_mutex *m) { pthread_mutex_lock(m); }
+static inline void mio_mutex_unlock(mio_mutex *m) { pthread_mutex_unlock(m); }
+#endif
+
+#endif

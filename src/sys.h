@@ -1,0 +1,106 @@
+/* The internal backend interface.
+ *
+ * A backend is one file under src/sys/ exporting one `struct mio_backend`.
+ * poll.c owns everything backend-neutral (argument checks, the busy flag, the
+ * deadline loop, wakers' bookkeeping, the user-space readiness queue); a
+ * backend only talks to its OS.  Its poll object is a struct whose first member
+ * is `struct mio_poll`, allocated zeroed by poll.c (`size` bytes).
+ *
+ * Contract for every backend:
+ * - add/mod/del get validated arguments (fd >= 0 or a valid SOCKET, token not
+ *   reserved, interest with at least one of READABLE/WRITABLE/PRIORITY and
+ *   only known bits) and return 0 or a MIO_E* code; they may be called from
+ *   any thread while another thread is inside wait.
+ * - wait fills at most cap events (cap >= 1) and returns how many, or MIO_EINTR
+ *   or another error.  It may return 0 before the timeout (poll.c resumes the
+ *   wait); it must never allocate.  Events for the internal wake-up (notify)
+ *   are not reported.
+ * - notify makes a wait in progress, or the next one, return soon; it is
+ *   async-signal-safe.
+ * - A waker is a `struct mio_waker` poll.c allocated; waker_add sets up `fd`
+ *   and/or `id` as the backend likes; waker_wake is async-signal-safe and must
+ *   not touch the poll (the waker may outlive it); waker_del detaches it
+ *   from a live poll, waker_close then releases what waker_add created.
+ * - rearm (NULL where the OS has an edge trigger) re-arms the emulated edge of
+ *   `dir` (MIO_READABLE or MIO_WRITABLE) for fd after a libmio I/O call saw
+ *   EAGAIN; forget (may be NULL) drops fd before mio_close closes it.
+ */
+#ifndef MIO_SYS_H
+#define MIO_SYS_H
+
+#include "common.h"
+
+struct mio_backend;
+
+struct mio_waker {
+    const struct mio_backend *ops;
+    mio_poll *poll;                 /* NULL once the poll is freed */
+    mio_token token;
+    mio_fd fd;                      /* backend's descriptor, if any */
+    uintptr_t id;                   /* backend's identifier, if any */
+    struct mio_waker *prev, *next;  /* the poll's list, under poll->lock */
+};
+
+struct mio_readyq;                  /* user-space readiness (registration.c) */
+
+struct mio_poll {
+    const struct mio_backend *ops;
+    atomic_int waiting;             /* a thread is inside mio_poll_wait */
+    mio_mutex lock;                 /* guards wakers and registrations lists */
+    struct mio_waker *wakers;
+    struct mio_readyq *readyq;      /* NULL until a registration is registered */
+    struct mio_poll *edge_next;     /* list of polls with emulated edges */
+};
+
+struct mio_backend {
+    const char *name;
+    size_t size;
+    int  (*init)(mio_poll *p);
+    void (*fini)(mio_poll *p);
+    int  (*add)(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest);
+    int  (*mod)(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest);
+    int  (*del)(mio_poll *p, mio_fd fd);
+    int  (*wait)(mio_poll *p, mio_event *events, size_t cap, int64_t timeout_ns);
+    int  (*notify)(mio_poll *p);
+    int  (*waker_add)(mio_poll *p, struct mio_waker *w);
+    int  (*waker_wake)(struct mio_waker *w);
+    void (*waker_del)(mio_poll *p, struct mio_waker *w);
+    void (*waker_close)(struct mio_waker *w);
+    void (*rearm)(mio_poll *p, mio_fd fd, uint32_t dir);
+    void (*forget)(mio_poll *p, mio_fd fd);
+};
+
+extern const struct mio_backend mio__backend_epoll;
+extern const struct mio_backend mio__backend_poll;
+extern const struct mio_backend mio__backend_kqueue;
+extern const struct mio_backend mio__backend_iocp;
+
+/* Called by the I/O calls of net.c: cheap when no poll emulates edges. */
+void mio__io_eagain(mio_fd fd, uint32_t dir);
+void mio__io_close(mio_fd fd);
+
+/* Errors from errno (POSIX) in one place. */
+#ifndef _WIN32
+#include <errno.h>
+static inline int mio__err(void) { return -errno; }
+#endif
+
+#ifndef _WIN32
+/* A wake-up descriptor for the Unix backends (wakefd.c): an eventfd where the
+ * OS has one (rfd == wfd), else a pipe.  signal is async-signal-safe; drain
+ * empties it so level-style pollers stop reporting it. */
+struct mio_wakefd { int rfd, wfd; };
+int  mio__wakefd_open(struct mio_wakefd *w);
+int  mio__wakefd_signal(int wfd);
+void mio__wakefd_drain(int rfd);
+void mio__wakefd_close(struct mio_wakefd *w);
+#endif
+
+/* User-space readiness queue hooks (registration.c), called by poll.c only
+ * when p->readyq is set.  prepare returns true when nodes are queued (the
+ * wait must not block) and otherwise tells producers the poller may sleep;
+ * drain moves queued readiness into events and returns how many. */
+bool   mio__readyq_prepare(mio_poll *p);
+size_t mio__readyq_drain(mio_poll *p, mio_event *events, size_t cap);
+void   mio__readyq_detach(mio_poll *p);
+#endif

@@ -1,0 +1,85 @@
+/* The test harness: each TEST is one behaviour, run in its own process as
+ *   test_<area> <name> <backend>
+ * so ctest isolates and times every (test, backend) pair.  Exit 0 passes,
+ * 77 skips, anything else fails. */
+#ifndef MIO_TEST_HARNESS_H
+#define MIO_TEST_HARNESS_H
+
+#include "mio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct test_case {
+    const char *name;
+    void (*fn)(void);
+    struct test_case *next;
+};
+void test_add(struct test_case *t);
+
+#define TEST(name)                                                            \
+    static void test_##name(void);                                            \
+    static struct test_case case_##name = { #name, test_##name, NULL };       \
+    __attribute__((constructor)) static void register_##name(void)           \
+    {                                                                         \
+        test_add(&case_##name);                                               \
+    }                                                                         \
+    static void test_##name(void)
+
+/* The backend this run is for ("epoll", "poll", ...). */
+extern const char *test_backend;
+
+#define FAIL(...)                                                             \
+    do {                                                                      \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                       \
+        fprintf(stderr, __VA_ARGS__);                                         \
+        fprintf(stderr, "\n");                                                \
+        exit(1);                                                              \
+    } while (0)
+
+#define CHECK(cond)                                                           \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            FAIL("check failed: %s", #cond);                                  \
+    } while (0)
+
+/* Integers compared as long long, printed on failure (with mio_strerror). */
+#define CHECK_EQ(a, b)                                                        \
+    do {                                                                      \
+        long long a_ = (long long)(a), b_ = (long long)(b);                   \
+        if (a_ != b_)                                                         \
+            FAIL("%s == %s failed: %lld (%s) != %lld", #a, #b, a_,            \
+                 a_ < 0 && a_ > -4096 ? mio_strerror((int)a_) : "", b_);      \
+    } while (0)
+
+/* Calls that must succeed. */
+#define OK(call) CHECK_EQ((call), 0)
+
+/* Skips the test (exit 77) with a reason. */
+#define SKIP(...)                                                             \
+    do {                                                                      \
+        fprintf(stderr, "skipped: ");                                         \
+        fprintf(stderr, __VA_ARGS__);                                         \
+        fprintf(stderr, "\n");                                                \
+        exit(77);                                                             \
+    } while (0)
+
+/* A poll on this run's backend (skips if the host lacks it). */
+mio_poll *test_poll(void);
+
+/* Waits up to timeout_ns for events and returns how many. */
+int test_wait(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout_ns);
+/* Finds the merged readiness of `token` in ev[0..n) (0 if absent). */
+uint32_t test_flags(const mio_event *ev, int n, mio_token token);
+/* Waits up to timeout_ns for an event for token and returns its flags,
+ * merged over the batch; 0 if none came. */
+uint32_t test_wait_token(mio_poll *p, mio_token token, int64_t timeout_ns);
+
+/* The number of descriptors open in this process. */
+int test_open_fds(void);
+
+/* Whether this run's backend emulates edge triggers. */
+int test_edge_emulated(void);
+
+#endif
