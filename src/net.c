@@ -1,0 +1,683 @@
+/* Non-blocking sockets and pipes on POSIX.
+ *
+ * Every descriptor is created non-blocking and close-on-exec in the same call
+ * where the OS allows it (no window for a concurrent fork+exec to inherit it).
+ * Every send path uses MSG_NOSIGNAL; pipes, which have no such flag, write with
+ * SIGPIPE blocked for the calling thread.  An I/O call that sees EAGAIN tells
+ * the polls that emulate edge triggers (mio__io_eagain). */
+#include "sys.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+    defined(__NetBSD__) || defined(__DragonFly__)
+#define HAVE_SOCK_FLAGS 1   /* SOCK_NONBLOCK|SOCK_CLOEXEC, accept4, pipe2 */
+#endif
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0      /* Apple: SO_NOSIGPIPE is set at creation instead */
+#endif
+
+_Static_assert(sizeof(mio_iovec) == sizeof(struct iovec) &&
+               offsetof(mio_iovec, base) == offsetof(struct iovec, iov_base) &&
+               offsetof(mio_iovec, len) == offsetof(struct iovec, iov_len),
+               "mio_iovec has the layout of struct iovec");
+
+/* ---- descriptor set-up ---- */
+
+#ifndef HAVE_SOCK_FLAGS
+static int set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return mio__err();
+#ifdef SO_NOSIGPIPE
+    {
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+    }
+#endif
+    return 0;
+}
+#endif
+
+static int new_socket(int family, int type)
+{
+    int fd;
+#ifdef HAVE_SOCK_FLAGS
+    fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return mio__err();
+#else
+    int err;
+    fd = socket(family, type, 0);
+    if (fd < 0)
+        return mio__err();
+    err = set_flags(fd);
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+#endif
+    return fd;
+}
+
+static int check_addr(const mio_addr *a)
+{
+    if (a == NULL)
+        return MIO_EINVAL;
+    switch (a->u.sa.sa_family) {
+    case AF_INET:
+        return a->len == sizeof(struct sockaddr_in) ? 0 : MIO_EINVAL;
+    case AF_INET6:
+        return a->len == sizeof(struct sockaddr_in6) ? 0 : MIO_EINVAL;
+    case AF_UNIX:
+        return a->len > offsetof(struct sockaddr_un, sun_path) &&
+               a->len <= sizeof(struct sockaddr_un) ? 0 : MIO_EINVAL;
+    default:
+        return MIO_EAFNOSUPPORT;
+    }
+}
+
+static void fill_addr(mio_addr *out, const struct sockaddr_storage *ss, socklen_t len)
+{
+    memset(out, 0, sizeof *out);
+    if (len > sizeof out->u.ss)
+        len = sizeof out->u.ss;
+    memcpy(&out->u.ss, ss, len);
+    out->len = len;
+}
+
+/* ---- addresses ---- */
+
+static int parse_port(const char *s, in_port_t *out)
+{
+    unsigned long v = 0;
+    int digits = 0;
+    for (; *s != '\0'; s++, digits++) {
+        if (*s < '0' || *s > '9' || digits == 5)
+            return MIO_EINVAL;
+        v = v * 10 + (unsigned long)(*s - '0');
+    }
+    if (digits == 0 || v > 65535)
+        return MIO_EINVAL;
+    *out = htons((in_port_t)v);
+    return 0;
+}
+
+int mio_addr_parse(const char *text, mio_addr *out)
+{
+    char host[INET6_ADDRSTRLEN + 16];
+    const char *colon, *end;
+    size_t hlen;
+    mio_addr a;
+
+    if (text == NULL || out == NULL)
+        return MIO_EINVAL;
+    memset(&a, 0, sizeof a);
+    if (text[0] == '[') {
+        char *pct;
+        end = strchr(text, ']');
+        if (end == NULL || end[1] != ':')
+            return MIO_EINVAL;
+        hlen = (size_t)(end - text - 1);
+        if (hlen == 0 || hlen >= sizeof host)
+            return MIO_EINVAL;
+        memcpy(host, text + 1, hlen);
+        host[hlen] = '\0';
+        pct = strchr(host, '%');
+        if (pct != NULL) {
+            /* Only a numeric scope: a name would need the interface list. */
+            unsigned long scope = 0;
+            const char *s = pct + 1;
+            if (*s == '\0' || strlen(s) > 10)
+                return MIO_EINVAL;
+            for (; *s != '\0'; s++) {
+                if (*s < '0' || *s > '9')
+                    return MIO_EINVAL;
+                scope = scope * 10 + (unsigned long)(*s - '0');
+            }
+            if (scope > UINT32_MAX)
+                return MIO_EINVAL;
+            a.u.v6.sin6_scope_id = (uint32_t)scope;
+            *pct = '\0';
+        }
+        if (inet_pton(AF_INET6, host, &a.u.v6.sin6_addr) != 1 ||
+            parse_port(end + 2, &a.u.v6.sin6_port) < 0)
+            return MIO_EINVAL;
+        a.u.v6.sin6_family = AF_INET6;
+        a.len = sizeof a.u.v6;
+    } else {
+        colon = strchr(text, ':');
+        if (colon == NULL)
+            return MIO_EINVAL;
+        hlen = (size_t)(colon - text);
+        if (hlen == 0 || hlen >= INET_ADDRSTRLEN)
+            return MIO_EINVAL;
+        memcpy(host, text, hlen);
+        host[hlen] = '\0';
+        /* inet_pton takes exactly four dotted decimals: no "1", no "0x7f.1". */
+        if (inet_pton(AF_INET, host, &a.u.v4.sin_addr) != 1 ||
+            parse_port(colon + 1, &a.u.v4.sin_port) < 0)
+            return MIO_EINVAL;
+        a.u.v4.sin_family = AF_INET;
+        a.len = sizeof a.u.v4;
+    }
+    *out = a;
+    return 0;
+}
+
+int mio_addr_format(const mio_addr *a, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+    char text[MIO_ADDR_STRLEN + sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int n;
+
+    if (a == NULL || (buf == NULL && size > 0))
+        return MIO_EINVAL;
+    switch (a->u.sa.sa_family) {
+    case AF_INET:
+        if (a->len < sizeof a->u.v4 ||
+            inet_ntop(AF_INET, &a->u.v4.sin_addr, host, sizeof host) == NULL)
+            return MIO_EINVAL;
+        n = snprintf(text, sizeof text, "%s:%u", host, (unsigned)ntohs(a->u.v4.sin_port));
+        break;
+    case AF_INET6:
+        if (a->len < sizeof a->u.v6 ||
+            inet_ntop(AF_INET6, &a->u.v6.sin6_addr, host, sizeof host) == NULL)
+            return MIO_EINVAL;
+        if (a->u.v6.sin6_scope_id != 0)
+            n = snprintf(text, sizeof text, "[%s%%%u]:%u", host,
+                         (unsigned)a->u.v6.sin6_scope_id, (unsigned)ntohs(a->u.v6.sin6_port));
+        else
+            n = snprintf(text, sizeof text, "[%s]:%u", host, (unsigned)ntohs(a->u.v6.sin6_port));
+        break;
+    case AF_UNIX: {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&a->u.ss;
+        size_t off = offsetof(struct sockaddr_un, sun_path), plen;
+        if (a->len < off || a->len > sizeof(struct sockaddr_un))
+            return MIO_EINVAL;
+        plen = a->len - off;
+        if (plen > 0 && un->sun_path[0] == '\0') {
+            /* Linux abstract name: shown with a leading '@'. */
+            n = snprintf(text, sizeof text, "@%.*s", (int)(plen - 1), un->sun_path + 1);
+        } else {
+            n = snprintf(text, sizeof text, "%.*s", (int)strnlen(un->sun_path, plen), un->sun_path);
+        }
+        break;
+    }
+    default:
+        return MIO_EAFNOSUPPORT;
+    }
+    if (n < 0)
+        return MIO_EINVAL;
+    if ((size_t)n >= size)
+        return MIO_ENOSPC;
+    memcpy(buf, text, (size_t)n + 1);
+    return n;
+}
+
+/* ---- TCP ---- */
+
+int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
+{
+    int fd, one = 1, err = check_addr(addr);
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    *out = MIO_INVALID_FD;
+    if (err < 0)
+        return err;
+    if (addr->u.sa.sa_family == AF_UNIX)
+        return MIO_EAFNOSUPPORT;
+    fd = new_socket(addr->u.sa.sa_family, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, &addr->u.sa, addr->len) < 0 ||
+        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+        err = mio__err();
+        close(fd);
+        return err;
+    }
+    *out = fd;
+    return 0;
+}
+
+int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd;
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    *out = MIO_INVALID_FD;
+#ifdef HAVE_SOCK_FLAGS
+    do
+        fd = accept4(listener, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+#else
+    do
+        fd = accept(listener, (struct sockaddr *)&ss, &len);
+    while (fd < 0 && errno == EINTR);
+    if (fd >= 0) {
+        int err = set_flags(fd);
+        if (err < 0) {
+            close(fd);
+            return err;
+        }
+    }
+#endif
+    if (fd < 0) {
+        int err = mio__err();
+        if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
+            mio__io_eagain(listener, MIO_READABLE);
+            return MIO_EAGAIN;
+        }
+        return err;
+    }
+    if (peer != NULL)
+        fill_addr(peer, &ss, len);
+    *out = fd;
+    return 0;
+}
+
+int mio_tcp_connect(const mio_addr *addr, mio_fd *out)
+{
+    int fd, err = check_addr(addr);
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    *out = MIO_INVALID_FD;
+    if (err < 0)
+        return err;
+    if (addr->u.sa.sa_family == AF_UNIX)
+        return MIO_EAFNOSUPPORT;
+    fd = new_socket(addr->u.sa.sa_family, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    /* EINTR: the connect goes on in the background, like EINPROGRESS. */
+    if (connect(fd, &addr->u.sa, addr->len) < 0 && errno != EINPROGRESS && errno != EINTR) {
+        err = mio__err();
+        close(fd);
+        return err;
+    }
+    *out = fd;
+    return 0;
+}
+
+int mio_tcp_set_nodelay(mio_fd fd, bool on)
+{
+    int v = on ? 1 : 0;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0 ? mio__err() : 0;
+}
+
+/* ---- UDP ---- */
+
+int mio_udp_bind(const mio_addr *addr, mio_fd *out)
+{
+    int fd, err = check_addr(addr);
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    *out = MIO_INVALID_FD;
+    if (err < 0)
+        return err;
+    if (addr->u.sa.sa_family == AF_UNIX)
+        return MIO_EAFNOSUPPORT;
+    fd = new_socket(addr->u.sa.sa_family, SOCK_DGRAM);
+    if (fd < 0)
+        return fd;
+    if (bind(fd, &addr->u.sa, addr->len) < 0) {
+        err = mio__err();
+        close(fd);
+        return err;
+    }
+    *out = fd;
+    return 0;
+}
+
+int mio_udp_connect(mio_fd fd, const mio_addr *peer)
+{
+    int err = check_addr(peer);
+    if (err < 0)
+        return err;
+    return connect(fd, &peer->u.sa, peer->len) < 0 ? mio__err() : 0;
+}
+
+ssize_t mio_udp_send_to(mio_fd fd, const void *buf, size_t len, const mio_addr *to)
+{
+    ssize_t n;
+
+    if (buf == NULL && len > 0)
+        return MIO_EINVAL;
+    if (to != NULL && check_addr(to) < 0)
+        return MIO_EINVAL;
+    do
+        n = sendto(fd, buf, len, MSG_NOSIGNAL, to != NULL ? &to->u.sa : NULL,
+                   to != NULL ? to->len : 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        int err = mio__err();
+        if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
+            mio__io_eagain(fd, MIO_WRITABLE);
+            return MIO_EAGAIN;
+        }
+        return err;
+    }
+    return n;
+}
+
+ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *from)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof ss;
+    ssize_t n;
+
+    if (buf == NULL && len > 0)
+        return MIO_EINVAL;
+    do
+        n = recvfrom(fd, buf, len, 0, (struct sockaddr *)&ss, &slen);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        int err = mio__err();
+        if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
+            mio__io_eagain(fd, MIO_READABLE);
+            return MIO_EAGAIN;
+        }
+        return err;
+    }
+    if (from != NULL)
+        fill_addr(from, &ss, slen);
+    return n;
+}
+
+/* ---- Unix sockets, pairs and pipes ---- */
+
+static int unix_addr(const char *path, struct sockaddr_un *un, socklen_t *len)
+{
+    size_t n;
+    if (path == NULL)
+        return MIO_EINVAL;
+    n = strlen(path);
+    if (n == 0)
+        return MIO_EINVAL;
+    if (n >= sizeof un->sun_path)
+        return MIO_ENAMETOOLONG;
+    memset(un, 0, sizeof *un);
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, n);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
+int mio_unix_listen(const char *path, int backlog, mio_fd *out)
+{
+    struct sockaddr_un un;
+    socklen_t len;
+    int fd, err;
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    *out = MIO_INVALID_FD;
+    err = unix_addr(path, &un, &len);
+    if (err < 0)
+        return err;
+    fd = new_socket(AF_UNIX, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    if (bind(fd, (struct sockaddr *)&un, len) < 0 ||
+        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+        err = mio__err();
+        close(fd);
+        return err;
+    }
+    *out = fd;
+    return 0;
+}
+
+int mio_unix_connect(const char *path, mio_fd *out)
+{
+    struct sockaddr_un un;
+    socklen_t len;
+    int fd, err;
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    *out = MIO_INVALID_FD;
+    err = unix_addr(path, &un, &len);
+    if (err < 0)
+        return err;
+    fd = new_socket(AF_UNIX, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    if (connect(fd, (struct sockaddr *)&un, len) < 0 && errno != EINPROGRESS &&
+        errno != EINTR) {
+        err = mio__err();
+        close(fd);
+        /* A full backlog on a Unix listener: try again later. */
+        return err == -EWOULDBLOCK ? MIO_EAGAIN : err;
+    }
+    *out = fd;
+    return 0;
+}
+
+int mio_socketpair(mio_fd out[2])
+{
+    int fds[2];
+    if (out == NULL)
+        return MIO_EINVAL;
+#ifdef HAVE_SOCK_FLAGS
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        return mio__err();
+#else
+    int err;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) < 0)
+        return mio__err();
+    if ((err = set_flags(fds[0])) < 0 || (err = set_flags(fds[1])) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+#endif
+    out[0] = fds[0];
+    out[1] = fds[1];
+    return 0;
+}
+
+int mio_pipe(mio_fd out[2])
+{
+    int fds[2];
+    if (out == NULL)
+        return MIO_EINVAL;
+#ifdef HAVE_SOCK_FLAGS
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+        return mio__err();
+#else
+    int err;
+    if (pipe(fds) < 0)
+        return mio__err();
+    if ((err = set_flags(fds[0])) < 0 || (err = set_flags(fds[1])) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+#ifdef F_SETNOSIGPIPE
+    (void)fcntl(fds[1], F_SETNOSIGPIPE, 1);
+#endif
+#endif
+    out[0] = fds[0];
+    out[1] = fds[1];
+    return 0;
+}
+
+/* ---- reading and writing ---- */
+
+static ssize_t io_result(ssize_t n, mio_fd fd, uint32_t dir)
+{
+    int err;
+    if (n >= 0)
+        return n;
+    err = mio__err();
+    if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
+        mio__io_eagain(fd, dir);
+        return MIO_EAGAIN;
+    }
+    return err;
+}
+
+ssize_t mio_read(mio_fd fd, void *buf, size_t len)
+{
+    ssize_t n;
+    if (buf == NULL && len > 0)
+        return MIO_EINVAL;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return io_result(n, fd, MIO_READABLE);
+}
+
+ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt)
+{
+    ssize_t n;
+    if (iov == NULL || iovcnt < 0)
+        return MIO_EINVAL;
+    do
+        n = readv(fd, (const struct iovec *)(const void *)iov, iovcnt);
+    while (n < 0 && errno == EINTR);
+    return io_result(n, fd, MIO_READABLE);
+}
+
+/* A pipe has no MSG_NOSIGNAL: write with SIGPIPE blocked in this thread, and
+ * consume the SIGPIPE our own write raised (one already pending before us is
+ * left alone). */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len, const mio_iovec *iov, int iovcnt)
+{
+    sigset_t pipe_set, old, pending;
+    bool was_pending;
+    ssize_t n;
+    int saved;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    do
+        n = iov != NULL ? writev(fd, (const struct iovec *)(const void *)iov, iovcnt)
+                        : write(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    saved = errno;
+    if (n < 0 && errno == EPIPE && !was_pending) {
+#if defined(__APPLE__)
+        int sig;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE))
+            sigwait(&pipe_set, &sig);
+#else
+        struct timespec zero = { 0, 0 };
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+#endif
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return n;
+}
+
+ssize_t mio_write(mio_fd fd, const void *buf, size_t len)
+{
+    ssize_t n;
+    if (buf == NULL && len > 0)
+        return MIO_EINVAL;
+    do
+        n = send(fd, buf, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ENOTSOCK)
+        n = write_nosigpipe(fd, buf, len, NULL, 0);
+    return io_result(n, fd, MIO_WRITABLE);
+}
+
+ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt)
+{
+    struct msghdr msg;
+    ssize_t n;
+
+    if (iov == NULL || iovcnt < 0)
+        return MIO_EINVAL;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = (struct iovec *)(void *)(uintptr_t)iov;
+    msg.msg_iovlen = (size_t)iovcnt;
+    do
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ENOTSOCK)
+        n = write_nosigpipe(fd, NULL, 0, iov, iovcnt);
+    return io_result(n, fd, MIO_WRITABLE);
+}
+
+/* ---- the rest ---- */
+
+int mio_shutdown(mio_fd fd, int how)
+{
+    static const int hows[] = { SHUT_RD, SHUT_WR, SHUT_RDWR };
+    if (how < MIO_SHUT_RD || how > MIO_SHUT_RDWR)
+        return MIO_EINVAL;
+    return shutdown(fd, hows[how]) < 0 ? mio__err() : 0;
+}
+
+int mio_socket_error(mio_fd fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return mio__err();
+    return -err;
+}
+
+static int get_name(mio_fd fd, mio_addr *out,
+                    int (*fn)(int, struct sockaddr *, socklen_t *))
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (out == NULL)
+        return MIO_EINVAL;
+    if (fn(fd, (struct sockaddr *)&ss, &len) < 0)
+        return mio__err();
+    fill_addr(out, &ss, len);
+    return 0;
+}
+
+int mio_local_addr(mio_fd fd, mio_addr *out)
+{
+    return get_name(fd, out, getsockname);
+}
+
+int mio_peer_addr(mio_fd fd, mio_addr *out)
+{
+    return get_name(fd, out, getpeername);
+}
+
+int mio_close(mio_fd fd)
+{
+    if (fd < 0)
+        return MIO_EBADF;
+    mio__io_close(fd);
+    /* Linux and the BSDs release the descriptor even when close says EINTR;
+     * retrying could close a number another thread just got. */
+    if (close(fd) < 0 && errno != EINTR)
+        return mio__err();
+    return 0;
+}
