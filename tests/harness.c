@@ -62,6 +62,15 @@ int test_open_fds(void)
     return n - 1;   /* the directory's own descriptor */
 }
 
+long test_scaled(long n)
+{
+    const char *s = getenv("MIO_TEST_SCALE");
+    long scale = s != NULL ? atol(s) : 1;
+    if (scale > 1)
+        n /= scale;
+    return n > 0 ? n : 1;
+}
+
 int test_edge_emulated(void)
 {
     return strcmp(test_backend, "poll") == 0 || strcmp(test_backend, "iocp") == 0;

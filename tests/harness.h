@@ -79,6 +79,10 @@ uint32_t test_wait_token(mio_poll *p, mio_token token, int64_t timeout_ns);
 /* The number of descriptors open in this process. */
 int test_open_fds(void);
 
+/* n divided by $MIO_TEST_SCALE (set under valgrind and TSan), at least 1:
+ * stress tests size their loops with it. */
+long test_scaled(long n);
+
 /* Whether this run's backend emulates edge triggers. */
 int test_edge_emulated(void);
 

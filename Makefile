@@ -1,0 +1,38 @@
+# Thin wrapper over CMake: `make demo` runs the echo demo, `make test` runs
+# every test (plain, ASan+UBSan, TSan, valgrind).
+JOBS     ?= 2
+BUILD    ?= build
+CTEST    := ctest --output-on-failure -j$(JOBS)
+VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kinds=definite;--track-fds=no;--quiet
+
+.PHONY: all demo test test-plain test-asan test-tsan test-valgrind bench stress clean
+
+all:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: all
+	tools/demo.sh $(BUILD)
+
+test: test-plain test-asan test-tsan test-valgrind
+
+test-plain: all
+	cd $(BUILD) && $(CTEST)
+
+test-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMIO_SANITIZE=address
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(CTEST)
+
+test-tsan:
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMIO_SANITIZE=thread
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 MIO_TEST_SCALE=10 $(CTEST)
+
+test-valgrind:
+	cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Debug '-DMIO_TEST_WRAPPER=$(VALGRIND)'
+	cmake --build build-valgrind -j$(JOBS)
+	cd build-valgrind && MIO_TEST_SCALE=10 $(CTEST)
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan build-valgrind
