@@ -339,7 +339,20 @@ MIO_API int64_t mio_timer_next(const mio_timer *t);
 /* Pops one expired timeout, earliest first; false when none is due. */
 MIO_API bool mio_timer_poll(mio_timer *t, void **arg);
 
-/* ---- Event loop ------------------------------------------------------------ */
+/* ---- Event loop ------------------------------------------------------------
+ * mio 0.6's EventLoop: a poll, a timer wheel and a channel driven by one
+ * thread (the caller's; there is no background thread).  Each tick:
+ *   1. waits on the poll, no longer than the next timer deadline or the
+ *      caller's timeout, and not at all while channel messages are queued;
+ *   2. calls `ready` for every event, in the order the poll returned them;
+ *   3. calls `notify` for up to messages_per_tick messages, oldest first (the
+ *      rest wait for later ticks, which then do not block);
+ *   4. calls `timeout` for every expired timer, earliest first;
+ *   5. calls `interrupted` if a signal handler cut the wait short;
+ *   6. calls `tick`.
+ * A tick allocates nothing.  The loop's own wake-ups never reach `ready`: it
+ * takes none of the caller's tokens.  The loop and its timers belong to the
+ * thread that runs it; only senders may be used from other threads. */
 
 typedef struct mio_loop mio_loop;
 typedef struct mio_sender mio_sender;
@@ -352,29 +365,66 @@ typedef struct mio_handler {           /* any member may be NULL */
     void (*tick)(mio_loop *l, void *ctx);
 } mio_handler;
 
+/* A zero field takes its default, so `mio_loop_config c = {0}` and then the
+ * fields one cares about is a complete config. */
 typedef struct mio_loop_config {
-    size_t notify_capacity;     /* channel slots */
-    size_t messages_per_tick;   /* notify calls per tick at most */
-    size_t timer_wheel_size;
-    size_t timer_capacity;
-    size_t events_capacity;     /* events per wait */
-    uint64_t timer_tick_ns;
+    size_t notify_capacity;     /* channel slots, exact (default 4096) */
+    size_t messages_per_tick;   /* notify calls per tick at most (256) */
+    size_t timer_wheel_size;    /* timer wheel slots (1024) */
+    size_t timer_capacity;      /* pending timeouts at most, exact (65536) */
+    size_t events_capacity;     /* events per wait (1024) */
+    uint64_t timer_tick_ns;     /* timer resolution (1 ms) */
     const char *backend;        /* as for mio_poll_new_backend; NULL = best */
 } mio_loop_config;
 
+/* Fills c with the defaults above (every size > 0). */
 MIO_API void mio_loop_config_default(mio_loop_config *c);
+/* A loop with config c (NULL: the defaults).  Everything a tick needs is
+ * allocated here.  An unknown backend is MIO_ENOSYS. */
 MIO_API int  mio_loop_new(const mio_loop_config *c, mio_loop **out);
+/* Frees the loop, its poll and its timers; not from one of its callbacks.
+ * Senders stay valid and their sends fail with MIO_EPIPE from now on.
+ * Messages still queued are dropped without a callback (and a send racing
+ * this call may succeed and be dropped too): if messages own memory, stop
+ * the senders first. */
 MIO_API void mio_loop_free(mio_loop *l);
+/* The loop's poll: register sources here, with any token but
+ * MIO_TOKEN_RESERVED.  Do not wait on it yourself. */
 MIO_API mio_poll *mio_loop_poll(mio_loop *l);
+/* Runs ticks until a callback calls mio_loop_shutdown (that tick completes,
+ * `tick` included); returns 0 then, or the first error of a wait.  May be
+ * called again afterwards. */
 MIO_API int  mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx);
+/* Runs one tick whose wait lasts at most timeout_ns (< 0: until there is
+ * something to do).  A signal is not an error: it calls `interrupted` and
+ * returns 0.  From one of the loop's callbacks, run and run_once return
+ * MIO_EBUSY. */
 MIO_API int  mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns);
+/* Makes mio_loop_run return after the current tick.  To stop a loop from
+ * another thread, send it a message whose `notify` calls this. */
 MIO_API void mio_loop_shutdown(mio_loop *l);
+/* True from mio_loop_new, and again from each mio_loop_run, until
+ * mio_loop_shutdown: `while (mio_loop_is_running(l)) mio_loop_run_once(...)`
+ * stops the way mio_loop_run does. */
 MIO_API bool mio_loop_is_running(const mio_loop *l);
+/* Calls `timeout` with arg once delay_ns has passed (never earlier; rounded up
+ * to the timer's tick).  out may be NULL.  MIO_ENOSPC when timer_capacity
+ * timeouts are pending. */
 MIO_API int  mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out);
+/* true if the timeout was pending (and now never fires). */
 MIO_API bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout);
+
+/* The channel: a bounded lock-free queue of `void *` messages (NULL is a
+ * message like any other) from any thread to the loop's `notify`, in the
+ * order they were sent.  A send never blocks and costs no system call while
+ * the loop is busy; it wakes the loop only when the loop may be asleep. */
 MIO_API int  mio_loop_channel(mio_loop *l, mio_sender **out);
+/* Another handle on the same channel; each handle is freed on its own. */
 MIO_API int  mio_sender_clone(mio_sender *s, mio_sender **out);
+/* Any thread.  MIO_EAGAIN when notify_capacity messages are queued, MIO_EPIPE
+ * once the loop is freed. */
 MIO_API int  mio_sender_send(mio_sender *s, void *msg);
+/* Senders may outlive the loop; the channel goes with the last of them. */
 MIO_API void mio_sender_free(mio_sender *s);
 
 #ifdef __cplusplus

@@ -65,6 +65,7 @@ int mio_poll_new_backend(const char *name, mio_poll **out)
         return MIO_ENOMEM;
     p->ops = ops;
     atomic_init(&p->waiting, 0);
+    atomic_init(&p->woken, 0);
     mio_mutex_init(&p->lock);
     err = ops->init(p);
     if (err < 0) {
@@ -145,7 +146,8 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
         n = p->ops->wait(p, events, capacity, t);
         if (p->readyq != NULL && n >= 0)
             n += (int)mio__readyq_drain(p, events + n, capacity - (size_t)n);
-        if (n != 0 || timeout_ns == 0)
+        if (n != 0 || timeout_ns == 0 ||
+            atomic_load_explicit(&p->woken, memory_order_acquire))
             break;
         /* Nothing for the caller: an internal wake-up or the timeout. */
         if (timeout_ns > 0) {
@@ -155,9 +157,18 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
             timeout_ns = deadline - now;
         }
     }
+    /* Returning answers every mio__poll_wake() made so far. */
+    if (atomic_load_explicit(&p->woken, memory_order_relaxed))
+        atomic_store_explicit(&p->woken, 0, memory_order_relaxed);
     atomic_store_explicit(&p->waiting, 0, memory_order_release);
     MIO_TRACE(MIO_LOG_TRACE, "poll %p: wait returned %d", (void *)p, n);
     return n;
+}
+
+int mio__poll_wake(mio_poll *p)
+{
+    atomic_store_explicit(&p->woken, 1, memory_order_release);
+    return p->ops->notify(p);
 }
 
 int mio_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)

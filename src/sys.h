@@ -46,6 +46,7 @@ struct mio_readyq;                  /* user-space readiness (registration.c) */
 struct mio_poll {
     const struct mio_backend *ops;
     atomic_int waiting;             /* a thread is inside mio_poll_wait */
+    atomic_int woken;               /* mio__poll_wake() was called */
     mio_mutex lock;                 /* guards wakers and registrations lists */
     struct mio_waker *wakers;
     struct mio_readyq *readyq;      /* NULL until a registration is registered */
@@ -74,6 +75,12 @@ extern const struct mio_backend mio__backend_epoll;
 extern const struct mio_backend mio__backend_poll;
 extern const struct mio_backend mio__backend_kqueue;
 extern const struct mio_backend mio__backend_iocp;
+
+/* Makes the wait in progress, or the next one, return to its caller even
+ * with no event to report: no token is involved, so nothing can collide with
+ * the caller's tokens (the event loop wakes itself for its channel this way).
+ * Async-signal-safe. */
+int mio__poll_wake(mio_poll *p);
 
 /* Called by the I/O calls of net.c: cheap when no poll emulates edges. */
 void mio__io_eagain(mio_fd fd, uint32_t dir);

@@ -1,0 +1,223 @@
+/* The event loop (mio 0.6's EventLoop): a poll, a timer wheel and a channel
+ * driven by one thread, which calls the handler's callbacks once per tick.
+ *
+ * The loop wakes itself for its channel with mio__poll_wake(), not with a
+ * waker: a waker reports a token, and every token but MIO_TOKEN_RESERVED
+ * belongs to the caller (the backends keep that one for themselves), so any
+ * token the loop picked could collide with one the caller registers.  Nothing
+ * of the loop's own ever reaches `ready`, and it costs no descriptor.
+ *
+ * Everything a tick needs is allocated by mio_loop_new: a tick allocates
+ * nothing. */
+#include "channel.h"
+#include "timer.h"
+
+struct mio_loop {
+    mio_poll *poll;
+    mio_timer *timer;
+    struct mio_channel *chan;
+    mio_event *events;
+    size_t events_capacity;
+    size_t messages_per_tick;
+    bool running;           /* not shut down (see mio_loop_is_running) */
+    bool in_tick;           /* calling the handler: no nested run */
+};
+
+void mio_loop_config_default(mio_loop_config *c)
+{
+    if (c == NULL)
+        return;
+    c->notify_capacity = 4096;
+    c->messages_per_tick = 256;
+    c->timer_wheel_size = 1024;
+    c->timer_capacity = 65536;
+    c->events_capacity = 1024;
+    c->timer_tick_ns = (uint64_t)MIO_MSEC;
+    c->backend = NULL;
+}
+
+/* A zero field of the caller's config takes the default, so `{0}` plus the
+ * fields one cares about is a complete config. */
+static void merge_config(mio_loop_config *c, const mio_loop_config *user)
+{
+    mio_loop_config_default(c);
+    if (user == NULL)
+        return;
+    if (user->notify_capacity != 0)
+        c->notify_capacity = user->notify_capacity;
+    if (user->messages_per_tick != 0)
+        c->messages_per_tick = user->messages_per_tick;
+    if (user->timer_wheel_size != 0)
+        c->timer_wheel_size = user->timer_wheel_size;
+    if (user->timer_capacity != 0)
+        c->timer_capacity = user->timer_capacity;
+    if (user->events_capacity != 0)
+        c->events_capacity = user->events_capacity;
+    if (user->timer_tick_ns != 0)
+        c->timer_tick_ns = user->timer_tick_ns;
+    c->backend = user->backend;
+}
+
+int mio_loop_new(const mio_loop_config *config, mio_loop **out)
+{
+    mio_loop_config c;
+    mio_loop *l;
+    int err;
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    *out = NULL;
+    merge_config(&c, config);
+    l = mio__calloc(1, sizeof *l);
+    if (l == NULL)
+        return MIO_ENOMEM;
+    l->events_capacity = c.events_capacity;
+    l->messages_per_tick = c.messages_per_tick;
+    l->running = true;
+    err = mio_poll_new_backend(c.backend, &l->poll);
+    if (err == 0)
+        err = mio_timer_new(c.timer_tick_ns, c.timer_wheel_size, c.timer_capacity, &l->timer);
+    if (err == 0)
+        err = mio__channel_new(c.notify_capacity, l->poll, &l->chan);
+    if (err == 0) {
+        l->events = mio__calloc(c.events_capacity, sizeof *l->events);
+        if (l->events == NULL)
+            err = MIO_ENOMEM;
+    }
+    if (err < 0) {
+        mio_loop_free(l);
+        return err;
+    }
+    MIO_TRACE(MIO_LOG_DEBUG, "loop %p: new, backend %s", (void *)l, mio_poll_backend(l->poll));
+    *out = l;
+    return 0;
+}
+
+void mio_loop_free(mio_loop *l)
+{
+    if (l == NULL)
+        return;
+    /* The channel first: once closed, no sender touches the poll. */
+    if (l->chan != NULL)
+        mio__channel_close(l->chan);
+    mio_poll_free(l->poll);
+    mio_timer_free(l->timer);
+    mio__free(l->events);
+    mio__free(l);
+}
+
+mio_poll *mio_loop_poll(mio_loop *l)
+{
+    return l != NULL ? l->poll : NULL;
+}
+
+/* One tick.  The wait is bounded by the next timer deadline, and does not
+ * block at all while messages are queued (the previous tick may have left
+ * some behind, at most messages_per_tick are taken each time). */
+static int tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
+{
+    int64_t next = mio_timer_next(l->timer);
+    bool interrupted = false;
+    int64_t now;
+    size_t i;
+    void *arg;
+    int n;
+
+    if (next >= 0 && (timeout_ns < 0 || next < timeout_ns))
+        timeout_ns = next;
+    if (timeout_ns != 0 && mio__channel_sleep(l->chan))
+        timeout_ns = 0;
+    n = mio_poll_wait(l->poll, l->events, l->events_capacity, timeout_ns);
+    mio__channel_awake(l->chan);
+    if (n == MIO_EINTR) {
+        interrupted = true;
+        n = 0;
+    } else if (n < 0) {
+        return n;
+    }
+    MIO_TRACE(MIO_LOG_TRACE, "loop %p: tick, %d events", (void *)l, n);
+
+    l->in_tick = true;
+    if (h->ready != NULL)
+        for (i = 0; i < (size_t)n; i++)
+            h->ready(l, ctx, l->events[i].token, l->events[i].flags);
+    for (i = 0; i < l->messages_per_tick && mio__channel_recv(l->chan, &arg); i++)
+        if (h->notify != NULL)
+            h->notify(l, ctx, arg);
+    /* One clock reading for every expiry of this tick: a timeout set by one
+     * of these callbacks is due no earlier than the next tick (unless its
+     * delay is 0 and the clock's tick has not moved on yet). */
+    now = mio__now_ns();
+    while (mio__timer_poll_at(l->timer, now, &arg))
+        if (h->timeout != NULL)
+            h->timeout(l, ctx, arg);
+    if (interrupted && h->interrupted != NULL)
+        h->interrupted(l, ctx);
+    if (h->tick != NULL)
+        h->tick(l, ctx);
+    l->in_tick = false;
+    return 0;
+}
+
+int mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
+{
+    if (l == NULL || h == NULL)
+        return MIO_EINVAL;
+    if (l->in_tick)
+        return MIO_EBUSY;
+    return tick(l, h, ctx, timeout_ns);
+}
+
+int mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx)
+{
+    int err = 0;
+
+    if (l == NULL || h == NULL)
+        return MIO_EINVAL;
+    if (l->in_tick)
+        return MIO_EBUSY;
+    l->running = true;
+    while (l->running && err == 0)
+        err = tick(l, h, ctx, -1);
+    return err;
+}
+
+void mio_loop_shutdown(mio_loop *l)
+{
+    if (l != NULL)
+        l->running = false;
+}
+
+bool mio_loop_is_running(const mio_loop *l)
+{
+    return l != NULL && l->running;
+}
+
+int mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out)
+{
+    mio_timeout t;
+    int err;
+
+    if (out != NULL)
+        *out = 0;
+    if (l == NULL)
+        return MIO_EINVAL;
+    err = mio_timer_set(l->timer, delay_ns, arg, &t);
+    if (err == 0 && out != NULL)
+        *out = t;
+    return err;
+}
+
+bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout)
+{
+    return l != NULL && mio_timer_cancel(l->timer, timeout);
+}
+
+int mio_loop_channel(mio_loop *l, mio_sender **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (l == NULL || out == NULL)
+        return MIO_EINVAL;
+    return mio__channel_sender(l->chan, out);
+}
