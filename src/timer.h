@@ -1,0 +1,17 @@
+/* What the event loop needs from the timer wheel beyond the public calls:
+ * the same queries against a clock reading the caller already has, so one
+ * loop tick reads the clock once for its wait bound and its expiries. */
+#ifndef MIO_TIMER_H
+#define MIO_TIMER_H
+
+#include "mio.h"
+
+/* mio_timer_next() as of now_ns (a mio__now_ns() reading): ns until the
+ * earliest deadline, 0 once one is due, -1 if none is pending. */
+int64_t mio__timer_next_at(const mio_timer *t, int64_t now_ns);
+
+/* mio_timer_poll() as of now_ns.  A reading older than the latest one the
+ * timer has seen only makes fewer timeouts due; never any early. */
+bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg);
+
+#endif
