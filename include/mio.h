@@ -323,20 +323,43 @@ MIO_API int mio_close(mio_fd fd);
 
 /* ---- Timer wheel ------------------------------------------------------------ */
 
+/*
+ * A hashed timer wheel on the monotonic clock, usable without a poll.  Time is
+ * cut into ticks; each timeout is due at the first tick boundary at or after
+ * its delay has passed, so it never fires early and, when polled promptly,
+ * fires within one tick after.  Delays longer than a turn of the wheel
+ * (tick_ns * wheel_size) are exact too; they only cost a little bookkeeping
+ * per turn they wait.  Not thread-safe: use a timer from one thread at a time.
+ */
 typedef uint64_t mio_timeout;   /* 0 is never a valid handle */
 typedef struct mio_timer mio_timer;
 
-/* tick_ns, wheel_size, capacity: 0 takes the default (1 ms, 1024 slots,
- * 65536 timeouts).  capacity is exact. */
+/* tick_ns: the resolution, 0 = 1 ms.  wheel_size: slots, rounded up to a
+ * power of two, 0 = 1024, at most 2^24.  capacity: how many timeouts may be
+ * pending at once, exactly (no rounding), 0 = 65536, at most 2^31.  All memory
+ * is allocated here; set, cancel and poll never allocate. */
 MIO_API int  mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_timer **out);
 MIO_API void mio_timer_free(mio_timer *t);
-/* O(1).  MIO_ENOSPC when capacity timeouts are pending. */
+/* Arms a timeout that mio_timer_poll() returns `arg` for once delay_ns has
+ * passed; *out is its handle.  A delay of 0 is due at the next poll; delays
+ * too large to represent are clamped (to about 292 years from boot).  O(1).
+ * MIO_ENOSPC when capacity timeouts are pending, MIO_EINVAL for a NULL t or
+ * out. */
 MIO_API int  mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out);
-/* O(1).  true if it was pending (and now never fires). */
+/* Disarms a pending timeout.  true if it was pending (it now never fires);
+ * false for a timeout already fired or cancelled, 0, or any other value (a
+ * handle stays recognisably stale after its slot is reused).  O(1). */
 MIO_API bool mio_timer_cancel(mio_timer *t, mio_timeout timeout);
-/* Nanoseconds until the next deadline, 0 once one is due, -1 if none. */
+/* Nanoseconds until the earliest deadline, 0 once one is due, -1 if none is
+ * pending (or t is NULL): the bound for a wait.  O(1) while the earliest
+ * deadline stays; once it is popped or cancelled, the next call finds the
+ * new one: a bitmap search, or for a deadline beyond the current turn a
+ * pass over the slots (plus the later-turn timeouts of a slot whose
+ * earliest was cancelled). */
 MIO_API int64_t mio_timer_next(const mio_timer *t);
-/* Pops one expired timeout, earliest first; false when none is due. */
+/* Pops one due timeout into *arg (arg may be NULL): the earliest deadline
+ * first, timeouts due at the same tick in the order they were set.  false
+ * when none is due (or t is NULL).  Call until false to drain. */
 MIO_API bool mio_timer_poll(mio_timer *t, void **arg);
 
 /* ---- Event loop ------------------------------------------------------------
