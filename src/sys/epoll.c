@@ -5,6 +5,7 @@
  * per-poll buffer, no allocation, per-event work is decoding flags. */
 #include "../sys.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -64,6 +65,13 @@ static int ep_init(mio_poll *base)
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (p->epfd < 0)
         return mio__err();
+    /* epoll_wait ignores O_NONBLOCK, but the contract promises it on every
+     * descriptor the library creates, and epoll_create1 cannot set it. */
+    if (fcntl(p->epfd, F_SETFL, O_NONBLOCK) < 0) {
+        err = mio__err();
+        close(p->epfd);
+        return err;
+    }
     err = mio__wakefd_open(&p->wake);
     if (err == 0)
         err = ctl(p, EPOLL_CTL_ADD, p->wake.rfd, MIO_TOKEN_RESERVED, EPOLLIN | EPOLLET);

@@ -1,0 +1,1461 @@
+/* The Poll contract as a user reads it in mio.h: timeouts, edge, level and
+ * oneshot on sockets and pipes, reregister and deregister, every refused
+ * argument, capacity smaller than the ready set, the busy flag, signals, the
+ * allocator, descriptor hygiene and tracing.  Every check goes through the
+ * public API, so each backend must pass it as written. */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
+                   MIO_READ_CLOSED | MIO_WRITE_CLOSED)
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* A wait whose every event is well formed: no internal token, no bit
+ * outside the readiness flags, never more than asked for. */
+static int wait_events(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout_ns)
+{
+    int n = mio_poll_wait(p, ev, cap, timeout_ns);
+    int i;
+    CHECK_EQ(n < 0 ? n : 0, 0);
+    CHECK((size_t)n <= cap);
+    for (i = 0; i < n; i++) {
+        CHECK(ev[i].token != MIO_TOKEN_RESERVED);
+        CHECK(ev[i].flags != 0);
+        CHECK_EQ(ev[i].flags & ~READINESS, 0);
+    }
+    return n;
+}
+
+/* The readiness of `token` merged over one wait's batch (0 if absent). */
+static uint32_t wait_token(mio_poll *p, mio_token token, int64_t timeout_ns)
+{
+    mio_event ev[64];
+    int n = wait_events(p, ev, 64, timeout_ns);
+    return test_flags(ev, n, token);
+}
+
+/* Reads until MIO_EAGAIN, as a user does after an event; returns the bytes. */
+static size_t drain(mio_fd fd)
+{
+    char buf[4096];
+    size_t total = 0;
+    ssize_t r;
+    while ((r = mio_read(fd, buf, sizeof buf)) > 0)
+        total += (size_t)r;
+    CHECK_EQ(r, MIO_EAGAIN);
+    return total;
+}
+
+/* Writes until MIO_EAGAIN: the write side is then not ready. */
+static void fill(mio_fd fd)
+{
+    static const char block[4096];
+    ssize_t r;
+    while ((r = mio_write(fd, block, sizeof block)) > 0)
+        ;
+    CHECK_EQ(r, MIO_EAGAIN);
+}
+
+static void put(mio_fd fd, const char *s)
+{
+    CHECK_EQ(mio_write(fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* A socketpair or a pipe: r is read from, w written to. */
+struct source { mio_fd r, w; };
+
+static struct source new_socket(void)
+{
+    mio_fd sv[2];
+    struct source s;
+    OK(mio_socketpair(sv));
+    s.r = sv[0];
+    s.w = sv[1];
+    return s;
+}
+
+static struct source new_pipe(void)
+{
+    mio_fd fds[2];
+    struct source s;
+    OK(mio_pipe(fds));
+    s.r = fds[0];
+    s.w = fds[1];
+    return s;
+}
+
+static void close_source(struct source s)
+{
+    OK(mio_close(s.r));
+    OK(mio_close(s.w));
+}
+
+/* ---- timeouts ---- */
+
+TEST(timeout_zero_returns_at_once)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_event ev[8];
+    int64_t start;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    start = now_ns();
+    CHECK_EQ(wait_events(p, ev, 8, 0), 0);
+    CHECK(now_ns() - start < 500 * MIO_MSEC);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(timeout_sub_millisecond_never_early)
+{
+    mio_poll *p = test_poll();
+    mio_event ev[8];
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        int64_t start = now_ns();
+        CHECK_EQ(wait_events(p, ev, 8, 300 * MIO_USEC), 0);
+        CHECK(now_ns() - start >= 300 * MIO_USEC);
+    }
+    mio_poll_free(p);
+}
+
+TEST(timeout_milliseconds_never_early)
+{
+    static const int ms[] = { 1, 5, 20 };
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_event ev[8];
+    size_t i;
+    int k;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    for (i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        for (k = 0; k < 3; k++) {
+            int64_t start = now_ns();
+            CHECK_EQ(wait_events(p, ev, 8, ms[i] * MIO_MSEC), 0);
+            CHECK(now_ns() - start >= ms[i] * MIO_MSEC);
+        }
+    }
+    close_source(s);
+    mio_poll_free(p);
+}
+
+struct writer {
+    mio_fd fd;
+    int delay_ms;
+};
+
+static void *write_later(void *arg)
+{
+    struct writer *w = arg;
+    sleep_ms(w->delay_ms);
+    put(w->fd, "x");
+    return NULL;
+}
+
+/* Blocks (timeout_ns) until a thread writes after 50 ms. */
+static void wait_for_late_write(int64_t timeout_ns)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    struct writer w = { s.w, 50 };
+    mio_event ev[8];
+    pthread_t t;
+    int n;
+
+    OK(mio_register(p, s.r, 9, MIO_READABLE));
+    CHECK_EQ(pthread_create(&t, NULL, write_later, &w), 0);
+    n = wait_events(p, ev, 8, timeout_ns);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(test_flags(ev, n, 9) & MIO_READABLE);
+    CHECK_EQ(drain(s.r), 1);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(timeout_negative_blocks_until_event)
+{
+    wait_for_late_write(-1);
+}
+
+TEST(timeout_huge_blocks_until_event)
+{
+    wait_for_late_write(INT64_MAX);
+}
+
+struct churn {
+    mio_poll *p;
+    mio_fd fd;
+};
+
+static void *churn_registrations(void *arg)
+{
+    struct churn *c = arg;
+    mio_waker *w;
+    sleep_ms(10);
+    OK(mio_register(c->p, c->fd, 3, MIO_READABLE));
+    sleep_ms(10);
+    OK(mio_waker_new(c->p, 4, &w));
+    sleep_ms(10);
+    mio_waker_free(w);
+    OK(mio_deregister(c->p, c->fd));
+    return NULL;
+}
+
+/* Internal wake-ups (another thread changing registrations) are not events
+ * and do not cut the caller's timeout short. */
+TEST(timeout_not_shortened_by_registration_changes)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    struct churn c = { p, s.r };
+    mio_event ev[8];
+    pthread_t t;
+    int64_t start;
+
+    CHECK_EQ(pthread_create(&t, NULL, churn_registrations, &c), 0);
+    start = now_ns();
+    CHECK_EQ(wait_events(p, ev, 8, 100 * MIO_MSEC), 0);
+    CHECK(now_ns() - start >= 100 * MIO_MSEC);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* ---- edge ---- */
+
+static void edge_once_per_rise(struct source s)
+{
+    mio_poll *p = test_poll();
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    CHECK_EQ(wait_token(p, 1, 0), 0);
+    put(s.w, "a");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    /* Still ready, not drained: no new rise, no event. */
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(drain(s.r), 1);
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    /* Drained to MIO_EAGAIN, new data: a new rise. */
+    put(s.w, "bc");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(drain(s.r), 2);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(edge_socket_reports_once_per_rise)
+{
+    edge_once_per_rise(new_socket());
+}
+
+TEST(edge_pipe_reports_once_per_rise)
+{
+    edge_once_per_rise(new_pipe());
+}
+
+/* A socket's write side: writable once, then again only after it was full
+ * (MIO_EAGAIN) and the peer made room. */
+TEST(edge_writable_reports_once_per_rise)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+
+    OK(mio_register(p, s.w, 2, MIO_WRITABLE));
+    CHECK(wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+    CHECK_EQ(wait_token(p, 2, 20 * MIO_MSEC), 0);
+    fill(s.w);
+    CHECK_EQ(wait_token(p, 2, 20 * MIO_MSEC), 0);
+    CHECK(drain(s.r) > 0);
+    CHECK(wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+    CHECK_EQ(wait_token(p, 2, 20 * MIO_MSEC), 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* Both directions on one registration: both reported (perhaps in two events
+ * of the batch), each once per rise. */
+TEST(edge_read_and_write_on_one_registration)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    uint32_t f;
+
+    OK(mio_register(p, s.r, 5, MIO_READABLE | MIO_WRITABLE));
+    CHECK(wait_token(p, 5, MIO_SEC) & MIO_WRITABLE);
+    put(s.w, "x");
+    f = wait_token(p, 5, MIO_SEC);
+    CHECK(f & MIO_READABLE);
+    CHECK_EQ(drain(s.r), 1);
+    CHECK_EQ(wait_token(p, 5, 20 * MIO_MSEC) & MIO_READABLE, 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* ---- level ---- */
+
+static void level_every_wait(struct source s)
+{
+    mio_poll *p = test_poll();
+    int i;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
+    CHECK_EQ(wait_token(p, 1, 0), 0);
+    put(s.w, "abc");
+    for (i = 0; i < 5; i++)
+        CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    /* A partial read leaves it ready: still reported. */
+    {
+        char c;
+        CHECK_EQ(mio_read(s.r, &c, 1), 1);
+    }
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK_EQ(drain(s.r), 2);
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(level_socket_reports_every_wait)
+{
+    level_every_wait(new_socket());
+}
+
+TEST(level_pipe_reports_every_wait)
+{
+    level_every_wait(new_pipe());
+}
+
+TEST(level_writable_reports_every_wait)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_pipe();
+    int i;
+
+    OK(mio_register(p, s.w, 2, MIO_WRITABLE | MIO_LEVEL));
+    for (i = 0; i < 5; i++)
+        CHECK(wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+    fill(s.w);
+    CHECK_EQ(wait_token(p, 2, 20 * MIO_MSEC), 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* ---- oneshot ---- */
+
+static void oneshot_until_reregister(struct source s, uint32_t trigger)
+{
+    mio_poll *p = test_poll();
+    uint32_t interest = MIO_READABLE | MIO_ONESHOT | trigger;
+
+    OK(mio_register(p, s.r, 1, interest));
+    put(s.w, "a");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    /* Disarmed: nothing while ready, nothing for new data, nothing after a
+     * drain to MIO_EAGAIN and more data. */
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    put(s.w, "b");
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(drain(s.r), 2);
+    put(s.w, "c");
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    /* Re-armed: readiness still present is reported at once, once. */
+    OK(mio_reregister(p, s.r, 1, interest));
+    CHECK(wait_token(p, 1, 0) & MIO_READABLE);
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(drain(s.r), 1);
+    /* Re-armed with nothing ready: the next data is reported. */
+    OK(mio_reregister(p, s.r, 1, interest));
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    put(s.w, "d");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(oneshot_socket_reports_once_until_reregister)
+{
+    oneshot_until_reregister(new_socket(), MIO_EDGE);
+}
+
+TEST(oneshot_pipe_reports_once_until_reregister)
+{
+    oneshot_until_reregister(new_pipe(), MIO_EDGE);
+}
+
+TEST(oneshot_level_reports_once_until_reregister)
+{
+    oneshot_until_reregister(new_socket(), MIO_LEVEL);
+}
+
+/* ---- a source ready before it is registered ---- */
+
+static void ready_at_register(struct source s, uint32_t trigger)
+{
+    mio_poll *p = test_poll();
+
+    put(s.w, "x");
+    OK(mio_register(p, s.r, 1, MIO_READABLE | trigger));
+    CHECK(wait_token(p, 1, 0) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(register_ready_socket_reports_at_once)
+{
+    ready_at_register(new_socket(), MIO_EDGE);
+}
+
+TEST(register_ready_pipe_reports_at_once)
+{
+    ready_at_register(new_pipe(), MIO_EDGE);
+}
+
+TEST(register_ready_level_reports_at_once)
+{
+    ready_at_register(new_socket(), MIO_LEVEL);
+}
+
+TEST(register_ready_oneshot_reports_at_once)
+{
+    ready_at_register(new_pipe(), MIO_ONESHOT);
+}
+
+/* ---- reregister ---- */
+
+TEST(reregister_replaces_token)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_event ev[8];
+    int i, n;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
+    put(s.w, "x");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    OK(mio_reregister(p, s.r, 2, MIO_READABLE | MIO_LEVEL));
+    for (i = 0; i < 3; i++) {
+        n = wait_events(p, ev, 8, MIO_SEC);
+        CHECK_EQ(test_flags(ev, n, 1), 0);
+        CHECK(test_flags(ev, n, 2) & MIO_READABLE);
+    }
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* Readiness that arrived before the reregister, and was never waited for,
+ * is reported under the new token only. */
+TEST(reregister_pending_readiness_carries_new_token)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_event ev[8];
+    int n;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    put(s.w, "x");
+    OK(mio_reregister(p, s.r, 2, MIO_READABLE));
+    n = wait_events(p, ev, 8, MIO_SEC);
+    CHECK_EQ(test_flags(ev, n, 1), 0);
+    CHECK(test_flags(ev, n, 2) & MIO_READABLE);
+    n = wait_events(p, ev, 8, 20 * MIO_MSEC);
+    CHECK_EQ(test_flags(ev, n, 1), 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(reregister_writable_to_readable)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_event ev[8];
+    int n;
+
+    OK(mio_register(p, s.r, 1, MIO_WRITABLE));
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+    OK(mio_reregister(p, s.r, 2, MIO_READABLE | MIO_LEVEL));
+    /* Writable all along, but no longer asked for. */
+    n = wait_events(p, ev, 8, 20 * MIO_MSEC);
+    CHECK_EQ(test_flags(ev, n, 1), 0);
+    CHECK_EQ(test_flags(ev, n, 2) & MIO_WRITABLE, 0);
+    put(s.w, "x");
+    n = wait_events(p, ev, 8, MIO_SEC);
+    CHECK_EQ(test_flags(ev, n, 1), 0);
+    CHECK(test_flags(ev, n, 2) & MIO_READABLE);
+    CHECK_EQ(test_flags(ev, n, 2) & MIO_WRITABLE, 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(reregister_readable_to_writable_reports_at_once)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    uint32_t f;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    OK(mio_reregister(p, s.r, 2, MIO_WRITABLE));
+    f = wait_token(p, 2, 0);
+    CHECK(f & MIO_WRITABLE);
+    CHECK_EQ(f & MIO_READABLE, 0);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(reregister_edge_to_level)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    int i;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    put(s.w, "x");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    OK(mio_reregister(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
+    for (i = 0; i < 3; i++)
+        CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* ---- deregister ---- */
+
+TEST(deregister_stops_events)
+{
+    mio_poll *p = test_poll();
+    struct source a = new_socket(), b = new_socket();
+    mio_event ev[8];
+    int n;
+
+    OK(mio_register(p, a.r, 1, MIO_READABLE | MIO_LEVEL));
+    OK(mio_register(p, b.r, 2, MIO_READABLE | MIO_LEVEL));
+    put(a.w, "x");
+    put(b.w, "x");
+    OK(mio_deregister(p, a.r));
+    n = wait_events(p, ev, 8, 50 * MIO_MSEC);
+    CHECK_EQ(test_flags(ev, n, 1), 0);
+    CHECK(test_flags(ev, n, 2) & MIO_READABLE);
+    put(a.w, "y");
+    n = wait_events(p, ev, 8, 50 * MIO_MSEC);
+    CHECK_EQ(test_flags(ev, n, 1), 0);
+    close_source(a);
+    close_source(b);
+    mio_poll_free(p);
+}
+
+TEST(deregister_after_event_reported)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
+    put(s.w, "x");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    OK(mio_deregister(p, s.r));
+    CHECK_EQ(wait_token(p, 1, 50 * MIO_MSEC), 0);
+    CHECK_EQ(mio_deregister(p, s.r), MIO_ENOENT);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(register_again_after_deregister)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_event ev[8];
+    int n;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    OK(mio_deregister(p, s.r));
+    OK(mio_register(p, s.r, 2, MIO_READABLE));
+    put(s.w, "x");
+    n = wait_events(p, ev, 8, MIO_SEC);
+    CHECK_EQ(test_flags(ev, n, 1), 0);
+    CHECK(test_flags(ev, n, 2) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* ---- tokens and several polls ---- */
+
+TEST(tokens_round_trip)
+{
+    static int anchor;
+    const mio_token tokens[] = { 0, 1, (mio_token)1 << 31, (mio_token)&anchor,
+                                 MIO_TOKEN_RESERVED - 1 };
+    enum { N = sizeof tokens / sizeof tokens[0] };
+    mio_poll *p = test_poll();
+    struct source s[N];
+    mio_event ev[16];
+    int i, n;
+
+    for (i = 0; i < N; i++) {
+        s[i] = new_socket();
+        put(s[i].w, "x");
+        OK(mio_register(p, s[i].r, tokens[i], MIO_READABLE | MIO_LEVEL));
+    }
+    n = wait_events(p, ev, 16, MIO_SEC);
+    for (i = 0; i < n; i++) {
+        int k, known = 0;
+        for (k = 0; k < N; k++)
+            known |= ev[i].token == tokens[k];
+        CHECK(known);
+    }
+    for (i = 0; i < N; i++) {
+        CHECK(test_flags(ev, n, tokens[i]) & MIO_READABLE);
+        close_source(s[i]);
+    }
+    mio_poll_free(p);
+}
+
+TEST(one_source_on_two_polls)
+{
+    mio_poll *p = test_poll(), *q = test_poll();
+    struct source s = new_socket();
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
+    OK(mio_register(q, s.r, 2, MIO_READABLE | MIO_LEVEL));
+    put(s.w, "x");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(wait_token(q, 2, MIO_SEC) & MIO_READABLE);
+    OK(mio_deregister(p, s.r));
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK(wait_token(q, 2, MIO_SEC) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+    mio_poll_free(q);
+}
+
+/* ---- readiness flags ---- */
+
+/* Closed and error flags come without being asked for. */
+TEST(closed_flags_reported_without_interest)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    uint32_t f;
+
+    OK(mio_register(p, s.r, 1, MIO_WRITABLE));
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+    OK(mio_close(s.w));
+    f = wait_token(p, 1, MIO_SEC);
+    CHECK(f & (MIO_WRITE_CLOSED | MIO_ERROR));
+    OK(mio_close(s.r));
+    mio_poll_free(p);
+}
+
+TEST(priority_reports_urgent_data)
+{
+    mio_poll *p = test_poll();
+    mio_addr addr;
+    mio_fd lfd, cfd, sfd;
+    uint32_t f;
+
+    OK(mio_addr_parse("127.0.0.1:0", &addr));
+    OK(mio_tcp_listen(&addr, 0, &lfd));
+    OK(mio_local_addr(lfd, &addr));
+    OK(mio_register(p, lfd, 1, MIO_READABLE));
+    OK(mio_tcp_connect(&addr, &cfd));
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    OK(mio_tcp_accept(lfd, &sfd, NULL));
+    OK(mio_register(p, cfd, 3, MIO_WRITABLE));
+    CHECK(wait_token(p, 3, MIO_SEC) & MIO_WRITABLE);
+    OK(mio_socket_error(cfd));
+    OK(mio_register(p, sfd, 2, MIO_PRIORITY));
+    CHECK_EQ(wait_token(p, 2, 0) & MIO_PRIORITY, 0);
+    CHECK_EQ(send(cfd, "!", 1, MSG_OOB | MSG_NOSIGNAL), 1);
+    f = wait_token(p, 2, MIO_SEC);
+    CHECK(f & MIO_PRIORITY);
+    OK(mio_close(cfd));
+    OK(mio_close(sfd));
+    OK(mio_close(lfd));
+    mio_poll_free(p);
+}
+
+/* ---- refused arguments: an error, and nothing changed ---- */
+
+TEST(wait_rejects_bad_arguments)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_event ev[8];
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
+    put(s.w, "x");
+    CHECK_EQ(mio_poll_wait(NULL, ev, 8, 0), MIO_EINVAL);
+    CHECK_EQ(mio_poll_wait(p, NULL, 8, 0), MIO_EINVAL);
+    CHECK_EQ(mio_poll_wait(p, ev, 0, 0), MIO_EINVAL);
+    CHECK_EQ(mio_poll_wait(p, NULL, 0, 0), MIO_EINVAL);
+    CHECK_EQ(mio_poll_wait(p, ev, 0, -1), MIO_EINVAL);
+    /* The refused calls took nothing and left no busy flag behind. */
+    CHECK(wait_token(p, 1, 0) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(reserved_token_refused)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_waker *w = NULL;
+
+    put(s.w, "x");
+    CHECK_EQ(mio_register(p, s.r, MIO_TOKEN_RESERVED, MIO_READABLE), MIO_EINVAL);
+    CHECK_EQ(wait_token(p, MIO_TOKEN_RESERVED, 20 * MIO_MSEC), 0);
+    OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
+    CHECK_EQ(mio_reregister(p, s.r, MIO_TOKEN_RESERVED, MIO_READABLE), MIO_EINVAL);
+    CHECK_EQ(mio_waker_new(p, MIO_TOKEN_RESERVED, &w), MIO_EINVAL);
+    CHECK(w == NULL);
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(bad_interest_refused)
+{
+    static const uint32_t bad[] = {
+        0, MIO_EDGE, MIO_LEVEL, MIO_ONESHOT, MIO_LEVEL | MIO_ONESHOT,
+        MIO_READABLE | 0x100u, MIO_WRITABLE | (1u << 31), 0x100u, 1u << 31,
+        MIO_ERROR, MIO_READ_CLOSED, MIO_WRITE_CLOSED,
+        MIO_READABLE | MIO_ERROR, MIO_READABLE | MIO_READ_CLOSED,
+        MIO_WRITABLE | MIO_WRITE_CLOSED, MIO_ERROR | MIO_LEVEL, 0xffffffffu,
+    };
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    size_t i;
+
+    put(s.w, "x");
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_EQ(mio_register(p, s.r, 1, bad[i]), MIO_EINVAL);
+    /* Nothing was registered: nothing reported, and a good call succeeds. */
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    OK(mio_register(p, s.r, 2, MIO_READABLE | MIO_LEVEL));
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_EQ(mio_reregister(p, s.r, 3, bad[i]), MIO_EINVAL);
+    /* The registration kept its token and interest. */
+    {
+        mio_event ev[8];
+        int n = wait_events(p, ev, 8, MIO_SEC);
+        CHECK_EQ(test_flags(ev, n, 3), 0);
+        CHECK(test_flags(ev, n, 2) & MIO_READABLE);
+    }
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(every_interest_combination_accepted)
+{
+    static const uint32_t dirs[] = {
+        MIO_READABLE, MIO_WRITABLE, MIO_PRIORITY, MIO_READABLE | MIO_WRITABLE,
+        MIO_READABLE | MIO_PRIORITY, MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY,
+    };
+    static const uint32_t triggers[] = {
+        MIO_EDGE, MIO_LEVEL, MIO_ONESHOT, MIO_LEVEL | MIO_ONESHOT,
+    };
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    size_t i, k;
+
+    for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        for (k = 0; k < sizeof triggers / sizeof triggers[0]; k++) {
+            OK(mio_register(p, s.r, 1, dirs[i] | triggers[k]));
+            OK(mio_reregister(p, s.r, 2, dirs[(i + 1) % 6] | triggers[k]));
+            OK(mio_deregister(p, s.r));
+        }
+    }
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(register_twice_is_eexist)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_event ev[8];
+    int n;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    CHECK_EQ(mio_register(p, s.r, 2, MIO_WRITABLE | MIO_LEVEL), MIO_EEXIST);
+    CHECK_EQ(mio_register(p, s.r, 1, MIO_READABLE), MIO_EEXIST);
+    /* The first registration, token and interest, is the one in force. */
+    n = wait_events(p, ev, 8, 20 * MIO_MSEC);
+    CHECK_EQ(test_flags(ev, n, 2), 0);
+    CHECK_EQ(test_flags(ev, n, 1) & MIO_WRITABLE, 0);
+    put(s.w, "x");
+    n = wait_events(p, ev, 8, MIO_SEC);
+    CHECK_EQ(test_flags(ev, n, 2), 0);
+    CHECK(test_flags(ev, n, 1) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(unregistered_fd_is_enoent)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+
+    put(s.w, "x");
+    CHECK_EQ(mio_reregister(p, s.r, 1, MIO_READABLE), MIO_ENOENT);
+    CHECK_EQ(mio_deregister(p, s.r), MIO_ENOENT);
+    /* The refused reregister did not register it. */
+    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(invalid_fd_is_ebadf)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    mio_fd closed = s.r;
+    const mio_fd bad[] = { -1, -2, INT_MIN, 1 << 20, INT_MAX };
+    size_t i;
+
+    OK(mio_close(s.r));
+    OK(mio_close(s.w));
+    CHECK_EQ(mio_register(p, closed, 1, MIO_READABLE), MIO_EBADF);
+    CHECK_EQ(mio_reregister(p, closed, 1, MIO_READABLE), MIO_EBADF);
+    CHECK_EQ(mio_deregister(p, closed), MIO_EBADF);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(mio_register(p, bad[i], 1, MIO_READABLE), MIO_EBADF);
+        CHECK_EQ(mio_reregister(p, bad[i], 1, MIO_READABLE), MIO_EBADF);
+        CHECK_EQ(mio_deregister(p, bad[i]), MIO_EBADF);
+    }
+    /* Still a working poll. */
+    s = new_socket();
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    put(s.w, "x");
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(null_poll_refused)
+{
+    struct source s = new_socket();
+    CHECK_EQ(mio_register(NULL, s.r, 1, MIO_READABLE), MIO_EINVAL);
+    CHECK_EQ(mio_reregister(NULL, s.r, 1, MIO_READABLE), MIO_EINVAL);
+    CHECK_EQ(mio_deregister(NULL, s.r), MIO_EINVAL);
+    CHECK(mio_poll_backend(NULL) == NULL);
+    mio_poll_free(NULL);
+    close_source(s);
+}
+
+TEST(poll_new_arguments)
+{
+    mio_poll *p = (mio_poll *)&p, *q;
+    const char *best;
+
+    CHECK_EQ(mio_poll_new(NULL), MIO_EINVAL);
+    CHECK_EQ(mio_poll_new_backend(test_backend, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_poll_new_backend(NULL, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_poll_new_backend("nonesuch", &p), MIO_ENOSYS);
+    CHECK_EQ(mio_poll_new_backend("", &p), MIO_ENOSYS);
+    CHECK_EQ(mio_poll_new_backend("EPOLL ", &p), MIO_ENOSYS);
+    /* The best backend is one of the names, and is what NULL picks. */
+    OK(mio_poll_new(&p));
+    CHECK(p != NULL);
+    best = mio_poll_backend(p);
+    CHECK(best != NULL);
+    OK(mio_poll_new_backend(NULL, &q));
+    CHECK(strcmp(mio_poll_backend(q), best) == 0);
+    mio_poll_free(q);
+    OK(mio_poll_new_backend(best, &q));
+    CHECK(strcmp(mio_poll_backend(q), best) == 0);
+    mio_poll_free(q);
+    mio_poll_free(p);
+    /* This run's backend names itself. */
+    p = test_poll();
+    CHECK(strcmp(mio_poll_backend(p), test_backend) == 0);
+    mio_poll_free(p);
+}
+
+TEST(strerror_never_null)
+{
+    static const int codes[] = {
+        0, MIO_EAGAIN, MIO_EINTR, MIO_EINVAL, MIO_EEXIST, MIO_ENOENT, MIO_EBADF,
+        MIO_ENOMEM, MIO_EBUSY, MIO_EPIPE, MIO_ECONNREFUSED, MIO_ECONNRESET,
+        MIO_EADDRINUSE, MIO_ENAMETOOLONG, MIO_EMFILE, MIO_ENOSYS, MIO_ETIMEDOUT,
+        MIO_ENOTCONN, MIO_ENOSPC,
+    };
+    static const int garbage[] = { 1, 12345, -99999, -4095, INT_MIN, INT_MAX, -1000000 };
+    size_t i, k;
+
+    for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        const char *s = mio_strerror(codes[i]);
+        CHECK(s != NULL);
+        CHECK(s[0] != '\0');
+        if (codes[i] == 0)
+            continue;
+        CHECK(codes[i] < 0);
+        /* Each named code has its own text. */
+        for (k = 1; k < i; k++)
+            CHECK(strcmp(s, mio_strerror(codes[k])) != 0);
+    }
+    for (i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        const char *s = mio_strerror(garbage[i]);
+        CHECK(s != NULL);
+        CHECK(s[0] != '\0');
+    }
+}
+
+TEST(version_string_matches_macros)
+{
+    char want[64];
+    const char *v = mio_version_string();
+    CHECK(v != NULL);
+    snprintf(want, sizeof want, "%d.%d.%d", MIO_VERSION_MAJOR, MIO_VERSION_MINOR,
+             MIO_VERSION_PATCH);
+    CHECK(strcmp(v, want) == 0);
+}
+
+/* ---- more ready than the caller has room for ---- */
+
+enum { MANY = 100, CAP = 7 };
+
+static void make_ready_many(mio_poll *p, struct source *s, uint32_t trigger)
+{
+    int i;
+    for (i = 0; i < MANY; i++) {
+        s[i] = new_socket();
+        put(s[i].w, "x");
+        OK(mio_register(p, s[i].r, (mio_token)i, MIO_READABLE | trigger));
+    }
+}
+
+TEST(capacity_smaller_than_ready_set_edge)
+{
+    mio_poll *p = test_poll();
+    struct source s[MANY];
+    int seen[MANY];
+    int round, i, total;
+
+    make_ready_many(p, s, MIO_EDGE);
+    for (round = 0; round < 2; round++) {
+        memset(seen, 0, sizeof seen);
+        for (total = 0; total < MANY;) {
+            mio_event ev[CAP];
+            int want = MANY - total < CAP ? MANY - total : CAP;
+            int n = wait_events(p, ev, CAP, MIO_SEC);
+            /* Exactly capacity while more are ready, the rest after. */
+            CHECK_EQ(n, want);
+            for (i = 0; i < n; i++) {
+                CHECK(ev[i].token < MANY);
+                CHECK(ev[i].flags & MIO_READABLE);
+                CHECK_EQ(++seen[ev[i].token], 1);
+            }
+            total += n;
+        }
+        /* Each rise was reported once: nothing more until re-armed. */
+        {
+            mio_event ev[CAP];
+            CHECK_EQ(wait_events(p, ev, CAP, 20 * MIO_MSEC), 0);
+        }
+        for (i = 0; i < MANY; i++) {
+            CHECK_EQ(drain(s[i].r), 1);
+            put(s[i].w, "y");
+        }
+    }
+    for (i = 0; i < MANY; i++)
+        close_source(s[i]);
+    mio_poll_free(p);
+}
+
+TEST(capacity_smaller_than_ready_set_level)
+{
+    mio_poll *p = test_poll();
+    struct source s[MANY];
+    int seen[MANY] = { 0 };
+    int waits, i, missing = MANY;
+
+    make_ready_many(p, s, MIO_LEVEL);
+    /* Nobody drains, everyone stays ready: every token still comes round. */
+    for (waits = 0; waits < (MANY + CAP - 1) / CAP + 1 && missing > 0; waits++) {
+        mio_event ev[CAP];
+        int n = wait_events(p, ev, CAP, MIO_SEC);
+        CHECK_EQ(n, CAP);
+        for (i = 0; i < n; i++) {
+            CHECK(ev[i].token < MANY);
+            if (seen[ev[i].token]++ == 0)
+                missing--;
+        }
+    }
+    CHECK_EQ(missing, 0);
+    for (i = 0; i < MANY; i++)
+        close_source(s[i]);
+    mio_poll_free(p);
+}
+
+TEST(capacity_one)
+{
+    mio_poll *p = test_poll();
+    struct source s[3];
+    mio_event ev[1];
+    int seen[3] = { 0 };
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        s[i] = new_socket();
+        put(s[i].w, "x");
+        OK(mio_register(p, s[i].r, (mio_token)i, MIO_READABLE));
+    }
+    for (i = 0; i < 3; i++) {
+        CHECK_EQ(wait_events(p, ev, 1, MIO_SEC), 1);
+        CHECK(ev[0].token < 3);
+        CHECK_EQ(++seen[ev[0].token], 1);
+    }
+    CHECK_EQ(wait_events(p, ev, 1, 20 * MIO_MSEC), 0);
+    for (i = 0; i < 3; i++)
+        close_source(s[i]);
+    mio_poll_free(p);
+}
+
+/* ---- one waiter at a time ---- */
+
+struct waiter {
+    mio_poll *p;
+    atomic_int entering;
+    int result;
+    uint32_t flags;
+};
+
+static void *wait_blocking(void *arg)
+{
+    struct waiter *w = arg;
+    mio_event ev[8];
+    int n;
+
+    atomic_store(&w->entering, 1);
+    /* The main thread's probes may win the flag for a moment: retry. */
+    while ((n = mio_poll_wait(w->p, ev, 8, -1)) == MIO_EBUSY)
+        ;
+    w->result = n;
+    w->flags = n > 0 ? test_flags(ev, n, 77) : 0;
+    return NULL;
+}
+
+TEST(concurrent_wait_is_ebusy)
+{
+    struct waiter w = { 0 };
+    mio_waker *wk;
+    mio_event ev[8];
+    pthread_t t;
+    int i, r = 0;
+
+    w.p = test_poll();
+    OK(mio_waker_new(w.p, 77, &wk));
+    CHECK_EQ(pthread_create(&t, NULL, wait_blocking, &w), 0);
+    while (!atomic_load(&w.entering))
+        sleep_ms(1);
+    for (i = 0; i < 2000; i++) {
+        sleep_ms(1);
+        r = mio_poll_wait(w.p, ev, 8, 0);
+        if (r == MIO_EBUSY)
+            break;
+        CHECK_EQ(r, 0);
+    }
+    CHECK_EQ(r, MIO_EBUSY);
+    OK(mio_waker_wake(wk));
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(w.result >= 1);
+    CHECK(w.flags & MIO_READABLE);
+    /* The blocked waiter is gone: waiting is free again. */
+    CHECK_EQ(mio_poll_wait(w.p, ev, 8, 0), 0);
+    mio_waker_free(wk);
+    mio_poll_free(w.p);
+}
+
+/* ---- signals ---- */
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+}
+
+struct signaller {
+    pthread_t target;
+    mio_waker *waker;
+    atomic_int done;
+};
+
+/* Keeps signalling until the wait has returned, so a signal that lands
+ * before the wait blocks cannot make the test hang; the waker is the last
+ * resort, and then the test fails on the result. */
+static void *signal_until_done(void *arg)
+{
+    struct signaller *s = arg;
+    int i;
+    for (i = 0; i < 200 && !atomic_load(&s->done); i++) {
+        sleep_ms(10);
+        if (!atomic_load(&s->done))
+            pthread_kill(s->target, SIGUSR1);
+    }
+    if (!atomic_load(&s->done))
+        OK(mio_waker_wake(s->waker));
+    return NULL;
+}
+
+static void signal_interrupts(int64_t timeout_ns)
+{
+    struct sigaction sa, old;
+    struct signaller s;
+    mio_poll *p = test_poll();
+    mio_event ev[8];
+    pthread_t t;
+    int r;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;            /* no SA_RESTART */
+    CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+    s.target = pthread_self();
+    atomic_init(&s.done, 0);
+    OK(mio_waker_new(p, 1, &s.waker));
+    CHECK_EQ(pthread_create(&t, NULL, signal_until_done, &s), 0);
+    r = mio_poll_wait(p, ev, 8, timeout_ns);
+    atomic_store(&s.done, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(r, MIO_EINTR);
+    /* The interrupted wait released the poll. */
+    CHECK(mio_poll_wait(p, ev, 8, 0) >= 0);
+    mio_waker_free(s.waker);
+    mio_poll_free(p);
+    CHECK_EQ(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+TEST(signal_interrupts_blocking_wait)
+{
+    signal_interrupts(-1);
+}
+
+TEST(signal_interrupts_timed_wait)
+{
+    signal_interrupts(10 * MIO_SEC);
+}
+
+/* ---- allocation ---- */
+
+static atomic_long allocs, frees;
+static atomic_long fail_after;      /* allocations left before failing; < 0: never */
+
+static int may_allocate(void)
+{
+    if (atomic_load(&fail_after) < 0)
+        return 1;
+    return atomic_fetch_sub(&fail_after, 1) > 0;
+}
+
+static void *count_malloc(size_t n)
+{
+    void *q = may_allocate() ? malloc(n) : NULL;
+    if (q != NULL)
+        atomic_fetch_add(&allocs, 1);
+    return q;
+}
+
+static void *count_calloc(size_t c, size_t n)
+{
+    void *q = may_allocate() ? calloc(c, n) : NULL;
+    if (q != NULL)
+        atomic_fetch_add(&allocs, 1);
+    return q;
+}
+
+static void *count_realloc(void *old, size_t n)
+{
+    void *q;
+    if (!may_allocate())
+        return NULL;
+    q = realloc(old, n);
+    if (q != NULL && old == NULL)
+        atomic_fetch_add(&allocs, 1);
+    /* Reallocating an existing block is still an allocation on a hot path. */
+    if (q != NULL && old != NULL)
+        atomic_fetch_add(&allocs, 1), atomic_fetch_add(&frees, 1);
+    return q;
+}
+
+static void count_free(void *q)
+{
+    if (q != NULL)
+        atomic_fetch_add(&frees, 1);
+    free(q);
+}
+
+static void use_counting_allocator(void)
+{
+    atomic_store(&fail_after, -1);
+    OK(mio_set_allocator(count_malloc, count_realloc, count_calloc, count_free));
+}
+
+TEST(no_allocation_while_waiting)
+{
+    mio_poll *p;
+    struct source a, b;
+    mio_waker *w;
+    long before;
+    int round;
+
+    use_counting_allocator();          /* before any other call */
+    p = test_poll();
+    a = new_socket();
+    b = new_pipe();
+    OK(mio_register(p, a.r, 1, MIO_READABLE));
+    OK(mio_register(p, b.r, 2, MIO_READABLE | MIO_LEVEL));
+    OK(mio_register(p, a.w, 3, MIO_WRITABLE | MIO_ONESHOT));
+    OK(mio_waker_new(p, 4, &w));
+    CHECK(wait_token(p, 3, MIO_SEC) & MIO_WRITABLE);
+    before = atomic_load(&allocs);
+    for (round = 0; round < 10000; round++) {
+        mio_event ev[8];
+        char buf[8];
+        int n;
+        put(a.w, "x");
+        put(b.w, "y");
+        if (round % 3 == 0)
+            OK(mio_waker_wake(w));
+        n = wait_events(p, ev, 8, MIO_SEC);
+        CHECK(test_flags(ev, n, 1) & MIO_READABLE);
+        CHECK(test_flags(ev, n, 2) & MIO_READABLE);
+        CHECK_EQ(mio_read(a.r, buf, sizeof buf), 1);
+        CHECK_EQ(mio_read(a.r, buf, sizeof buf), MIO_EAGAIN);
+        CHECK_EQ(mio_read(b.r, buf, sizeof buf), 1);
+        CHECK_EQ(mio_read(b.r, buf, sizeof buf), MIO_EAGAIN);
+        if (round % 100 == 0) {
+            OK(mio_reregister(p, a.w, 3, MIO_WRITABLE | MIO_ONESHOT));
+            CHECK_EQ(wait_events(p, ev, 8, 0) >= 0, 1);
+        }
+    }
+    CHECK_EQ(atomic_load(&allocs) - before, 0);
+    mio_waker_free(w);
+    close_source(a);
+    close_source(b);
+    mio_poll_free(p);
+    CHECK_EQ(atomic_load(&allocs), atomic_load(&frees));
+}
+
+/* Every allocation failing in turn: each failure is MIO_ENOMEM, and leaves
+ * no memory and no descriptor behind. */
+TEST(failing_allocator_is_enomem_and_leaks_nothing)
+{
+    mio_poll *p;
+    mio_waker *w;
+    long k;
+    int fds, err;
+
+    use_counting_allocator();
+    p = test_poll();                    /* skips if the backend is missing */
+    mio_poll_free(p);
+    fds = test_open_fds();
+
+    /* Nothing at all. */
+    atomic_store(&fail_after, 0);
+    p = (mio_poll *)&p;
+    CHECK_EQ(mio_poll_new_backend(test_backend, &p), MIO_ENOMEM);
+    CHECK(p == NULL);
+    CHECK_EQ(test_open_fds(), fds);
+    CHECK_EQ(atomic_load(&allocs), atomic_load(&frees));
+
+    for (k = 0;; k++) {
+        CHECK(k < 100);
+        atomic_store(&fail_after, k);
+        err = mio_poll_new_backend(test_backend, &p);
+        if (err == 0) {
+            err = mio_waker_new(p, 1, &w);
+            if (err == 0)
+                mio_waker_free(w);
+            mio_poll_free(p);
+        }
+        atomic_store(&fail_after, -1);
+        CHECK_EQ(test_open_fds(), fds);
+        CHECK_EQ(atomic_load(&allocs), atomic_load(&frees));
+        if (err == 0)
+            break;
+        CHECK_EQ(err, MIO_ENOMEM);
+    }
+}
+
+TEST(set_allocator_needs_all_or_none)
+{
+    mio_poll *p;
+    CHECK_EQ(mio_set_allocator(malloc, NULL, NULL, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_set_allocator(NULL, realloc, calloc, free), MIO_EINVAL);
+    CHECK_EQ(mio_set_allocator(malloc, realloc, NULL, free), MIO_EINVAL);
+    CHECK_EQ(mio_set_allocator(malloc, realloc, calloc, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_set_allocator(NULL, NULL, NULL, free), MIO_EINVAL);
+    /* The refused calls changed nothing: the counting allocator stays. */
+    use_counting_allocator();
+    CHECK_EQ(mio_set_allocator(count_malloc, NULL, count_calloc, count_free), MIO_EINVAL);
+    p = test_poll();
+    CHECK(atomic_load(&allocs) > 0);
+    mio_poll_free(p);
+    CHECK_EQ(atomic_load(&allocs), atomic_load(&frees));
+    /* All NULL restores the C library's. */
+    OK(mio_set_allocator(NULL, NULL, NULL, NULL));
+    {
+        long before = atomic_load(&allocs);
+        p = test_poll();
+        mio_poll_free(p);
+        CHECK_EQ(atomic_load(&allocs), before);
+    }
+}
+
+/* ---- descriptors ---- */
+
+TEST(create_free_cycles_leak_no_fd)
+{
+    mio_poll *p = test_poll();
+    int fds, i;
+
+    mio_poll_free(p);
+    fds = test_open_fds();
+    for (i = 0; i < 2000; i++) {
+        mio_waker *a, *b;
+        OK(mio_poll_new_backend(test_backend, &p));
+        OK(mio_waker_new(p, 1, &a));
+        OK(mio_waker_new(p, 2, &b));
+        if (i % 2 == 0) {
+            mio_waker_free(a);
+            mio_poll_free(p);
+            mio_waker_free(b);      /* a waker may outlive its poll */
+        } else {
+            mio_waker_free(b);
+            mio_waker_free(a);
+            mio_poll_free(p);
+        }
+    }
+    CHECK_EQ(test_open_fds(), fds);
+}
+
+/* The descriptors open now, as a sorted list; returns how many. */
+static int list_fds(int *out, int max)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0, self;
+    CHECK(d != NULL);
+    self = dirfd(d);
+    while ((e = readdir(d)) != NULL) {
+        int fd;
+        if (e->d_name[0] == '.')
+            continue;
+        fd = atoi(e->d_name);
+        if (fd != self) {
+            CHECK(n < max);
+            out[n++] = fd;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static int listed(const int *fds, int n, int fd)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (fds[i] == fd)
+            return 1;
+    return 0;
+}
+
+TEST(created_fds_are_cloexec_and_nonblocking)
+{
+    static int before[4096], after[4096];
+    mio_poll *p;
+    mio_waker *w;
+    struct source s;
+    int nb, na, i, created = 0;
+
+    s = new_socket();           /* some churn first, so numbers are not trivial */
+    close_source(s);
+    nb = list_fds(before, 4096);
+    p = test_poll();
+    OK(mio_waker_new(p, 1, &w));
+    s = new_socket();
+    OK(mio_register(p, s.r, 2, MIO_READABLE));
+    na = list_fds(after, 4096);
+    for (i = 0; i < na; i++) {
+        int fd = after[i];
+        if (listed(before, nb, fd) || fd == s.r || fd == s.w)
+            continue;
+        created++;
+        CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    }
+    CHECK(created >= 1);
+    mio_waker_free(w);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* ---- tracing ---- */
+
+static char trace[8192];
+static int trace_calls;
+
+static void collect(int level, const char *msg, void *ud)
+{
+    CHECK(ud == (void *)trace);
+    CHECK(level >= MIO_LOG_ERROR && level <= MIO_LOG_TRACE);
+    CHECK(msg != NULL);
+    trace_calls++;
+    if (strlen(trace) + strlen(msg) + 2 < sizeof trace) {
+        strcat(trace, msg);
+        strcat(trace, "\n");
+    }
+}
+
+TEST(log_callback_sees_register_and_deregister)
+{
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    int calls;
+
+    mio_set_log(collect, trace);
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    CHECK(trace_calls > 0);
+    CHECK(strstr(trace, "register") != NULL);
+    trace[0] = '\0';
+    OK(mio_deregister(p, s.r));
+    CHECK(strstr(trace, "deregister") != NULL);
+
+    mio_set_log(NULL, NULL);
+    calls = trace_calls;
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    OK(mio_reregister(p, s.r, 1, MIO_WRITABLE));
+    CHECK(wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+    OK(mio_deregister(p, s.r));
+    mio_poll_free(p);
+    CHECK_EQ(trace_calls, calls);
+    close_source(s);
+}
