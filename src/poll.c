@@ -135,8 +135,11 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
         capacity = INT32_MAX;
     if (atomic_exchange_explicit(&p->waiting, 1, memory_order_acquire) != 0)
         return MIO_EBUSY;
-    if (timeout_ns > 0)
-        deadline = mio__now_ns() + timeout_ns;
+    if (timeout_ns > 0) {
+        int64_t now = mio__now_ns();
+        /* A deadline past INT64_MAX is never reached anyway: saturate. */
+        deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+    }
 
     for (;;) {
         int64_t t = timeout_ns;
