@@ -1,0 +1,781 @@
+/* The kqueue backend (macOS, iOS, the BSDs): the default where it exists.
+ *
+ * Each direction of a descriptor is its own kernel filter: EVFILT_READ for
+ * READABLE, EVFILT_WRITE for WRITABLE and, where the OS has it (macOS,
+ * OpenBSD, DragonFly), EVFILT_EXCEPT with NOTE_OOB for PRIORITY; elsewhere
+ * PRIORITY is MIO_ENOSYS.  Edge is EV_CLEAR, level the plain filter, oneshot
+ * EV_ONESHOT.  The token rides in each filter's udata, so one source may come
+ * back as two events of a batch, read and write apart.
+ *
+ * The kernel accepts a second EV_ADD for the same filter as a modify, so the
+ * poll keeps a table of what it registered per descriptor (guarded by a mutex,
+ * never read by wait) to say MIO_EEXIST and MIO_ENOENT like the other
+ * backends.  Changes go in one kevent() call with EV_RECEIPT, one receipt per
+ * change; a reregister deletes the old filters and adds the new ones, which
+ * also changes the trigger mode (the kernel keeps EV_CLEAR/EV_ONESHOT of an
+ * existing filter) and reports readiness still present, like EPOLL_CTL_MOD.
+ *
+ * Wakers and notify() use EVFILT_USER with NOTE_TRIGGER; where the OS lacks it
+ * they use a wake descriptor (wakefd.c) read edge-triggered.
+ *
+ * struct kevent is two to four times a mio_event, so wait reads the kernel's
+ * events into a small array on the stack, chunk by chunk, and decodes each
+ * straight into the caller's array: no per-poll buffer, no allocation. */
+#include "../sys.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#if defined(EVFILT_EXCEPT) && defined(NOTE_OOB)
+#define HAVE_EXCEPT 1
+#endif
+/* MIO_KQUEUE_PIPE_WAKE forces the wake-descriptor path, to test it where
+ * EVFILT_USER exists. */
+#if defined(EVFILT_USER) && !defined(MIO_KQUEUE_PIPE_WAKE)
+#define USE_EVFILT_USER 1
+#endif
+
+/* NetBSD before 10 declares udata as intptr_t. */
+#if defined(__NetBSD__) && defined(__NetBSD_Version__) && __NetBSD_Version__ < 1000000000
+#define UDATA(token) ((intptr_t)(token))
+#else
+#define UDATA(token) ((void *)(token))
+#endif
+
+#ifdef LIBKQUEUE
+extern void libkqueue_drain_pending_close(void) __attribute__((weak));
+#endif
+
+enum {
+    MAX_CHANGES = 6,    /* three filters deleted and three added */
+    WAIT_CHUNK = 64,    /* kernel events read per kevent() call in wait */
+    MAX_WAIT_SEC = 86400 /* longer waits return 0 and poll.c resumes them */
+};
+
+/* What the poll registered for one descriptor; interest 0 is none. */
+struct registered {
+    mio_token token;
+    uint32_t interest;
+#ifdef LIBKQUEUE
+    dev_t dev;          /* the file's identity: see check_registered() */
+    ino_t ino;
+#endif
+};
+
+struct kqueue_poll {
+    mio_poll base;
+    int kq;
+    mio_mutex fds_lock;         /* guards fds and nfds: add/mod/del may race */
+    struct registered *fds;     /* indexed by descriptor */
+    size_t nfds;
+#ifndef USE_EVFILT_USER
+    struct mio_wakefd wake;     /* notify(), read with the reserved token */
+#endif
+};
+
+/* The filters that make up an interest. */
+static const struct {
+    uint32_t interest;
+    short filter;
+    unsigned fflags;
+} filters[] = {
+    { MIO_READABLE, EVFILT_READ, 0 },
+    { MIO_WRITABLE, EVFILT_WRITE, 0 },
+#ifdef HAVE_EXCEPT
+    { MIO_PRIORITY, EVFILT_EXCEPT, NOTE_OOB },
+#endif
+};
+#define NFILTERS (sizeof filters / sizeof filters[0])
+
+/* ---- changes and their receipts ---- */
+
+struct changes {
+    struct kevent ev[MAX_CHANGES];
+    int err[MAX_CHANGES];       /* each change's result: 0 or a MIO_E* code */
+    int n;
+};
+
+static void change(struct changes *c, uintptr_t ident, short filter, unsigned short flags,
+                   unsigned fflags, mio_token token)
+{
+    struct kevent *k = &c->ev[c->n++];
+    memset(k, 0, sizeof *k);
+    k->ident = ident;
+    k->filter = filter;
+    k->flags = flags;
+    k->fflags = fflags;
+    k->udata = UDATA(token);
+}
+
+static unsigned short trigger_flags(uint32_t interest)
+{
+    unsigned short f = 0;
+    if (!(interest & MIO_LEVEL))
+        f |= EV_CLEAR;
+    if (interest & MIO_ONESHOT)
+        f |= EV_ONESHOT;
+    return f;
+}
+
+static void add_filters(struct changes *c, int fd, mio_token token, uint32_t interest)
+{
+    size_t i;
+    for (i = 0; i < NFILTERS; i++)
+        if (interest & filters[i].interest)
+            change(c, (uintptr_t)fd, filters[i].filter, EV_ADD | trigger_flags(interest),
+                   filters[i].fflags, token);
+}
+
+static void delete_filters(struct changes *c, int fd, uint32_t interest)
+{
+    size_t i;
+    for (i = 0; i < NFILTERS; i++)
+        if (interest & filters[i].interest)
+            change(c, (uintptr_t)fd, filters[i].filter, EV_DELETE, 0, 0);
+}
+
+/* Applies the changes in order and fills in each one's result.  With
+ * EV_RECEIPT every change yields one EV_ERROR entry (data 0 on success); as
+ * many entries as changes, so no pending event is taken along. */
+static void apply(int kq, struct changes *c)
+{
+#ifdef EV_RECEIPT
+    static const struct timespec zero = { 0, 0 };
+    struct kevent out[MAX_CHANGES];
+    int i, n;
+
+    for (i = 0; i < c->n; i++) {
+        c->ev[i].flags |= EV_RECEIPT;
+        c->err[i] = -EIO;       /* unless its receipt says otherwise */
+    }
+    n = kevent(kq, c->ev, c->n, out, c->n, &zero);
+    if (n < 0) {
+        int err = mio__err();
+        for (i = 0; i < c->n; i++)
+            c->err[i] = err;
+        return;
+    }
+    /* Receipts come in changelist order. */
+    for (i = 0; i < n && i < c->n; i++) {
+        if ((out[i].flags & EV_ERROR) && out[i].ident == c->ev[i].ident &&
+            out[i].filter == c->ev[i].filter)
+            c->err[i] = -(int)out[i].data;
+    }
+#else
+    /* No receipts: one change per call, whose error comes back as errno. */
+    int i;
+    for (i = 0; i < c->n; i++)
+        c->err[i] = kevent(kq, &c->ev[i], 1, NULL, 0, NULL) < 0 ? mio__err() : 0;
+#endif
+}
+
+/* ---- the descriptor table ---- */
+
+static struct registered *entry(struct kqueue_poll *p, int fd)
+{
+    return (size_t)fd < p->nfds ? &p->fds[fd] : NULL;
+}
+
+static int grow(struct kqueue_poll *p, int fd)
+{
+    size_t n = p->nfds < 64 ? 64 : p->nfds;
+    struct registered *fds;
+
+    while (n <= (size_t)fd)
+        n *= 2;
+    fds = mio__realloc(p->fds, n * sizeof *fds);
+    if (fds == NULL)
+        return MIO_ENOMEM;
+    memset(fds + p->nfds, 0, (n - p->nfds) * sizeof *fds);
+    p->fds = fds;
+    p->nfds = n;
+    return 0;
+}
+
+/* The answer for mod/del of a descriptor this poll does not know. */
+static int unknown_fd(int fd)
+{
+    return fcntl(fd, F_GETFD) < 0 && errno == EBADF ? MIO_EBADF : MIO_ENOENT;
+}
+
+#ifndef LIBKQUEUE
+/* Whether fd's registration r still stands: 0, MIO_ENOENT when the descriptor
+ * was closed since (kqueue dropped its filters; the number may have been
+ * reused) or MIO_EBADF when it is closed now.  The probe is a modify that
+ * restates the registration (same udata and fflags, no EV_ADD); the kernel
+ * re-evaluates the filter, which at worst reports it once more, a spurious
+ * event.  A oneshot filter that already fired is gone too: such an fd counts
+ * as free. */
+static int check_registered(struct kqueue_poll *p, int fd, const struct registered *r)
+{
+    struct changes c;
+    size_t i;
+    int k, err = MIO_ENOENT;
+
+    c.n = 0;
+    for (i = 0; i < NFILTERS; i++)
+        if (r->interest & filters[i].interest)
+            change(&c, (uintptr_t)fd, filters[i].filter, trigger_flags(r->interest),
+                   filters[i].fflags, r->token);
+    apply(p->kq, &c);
+    for (k = 0; k < c.n; k++) {
+        if (c.err[k] != MIO_ENOENT && c.err[k] != MIO_EBADF)
+            return 0;
+        if (c.err[k] == MIO_EBADF)
+            err = MIO_EBADF;
+    }
+    return err;
+}
+
+static void identify(int fd, struct registered *r)
+{
+    (void)fd;
+    (void)r;
+}
+#else
+/* libkqueue (kqueue on Linux, to test this backend there) does not see
+ * close(): its filters outlive the descriptor, and a reused number would find
+ * them.  The file's identity, taken at registration, tells them apart. */
+static int check_registered(struct kqueue_poll *p, int fd, const struct registered *r)
+{
+    struct stat st;
+    (void)p;
+    if (fstat(fd, &st) < 0)
+        return mio__err();
+    return st.st_dev == r->dev && st.st_ino == r->ino ? 0 : MIO_ENOENT;
+}
+
+static void identify(int fd, struct registered *r)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        r->dev = st.st_dev;
+        r->ino = st.st_ino;
+    }
+}
+#endif
+
+/* Before a mod or del.  The kernel's receipts say whether the descriptor was
+ * closed since it was registered, but libkqueue's do not: ask the descriptor,
+ * and drop the filters it left behind. */
+static int drop_if_closed(struct kqueue_poll *p, int fd, struct registered *r)
+{
+#ifdef LIBKQUEUE
+    int err = check_registered(p, fd, r);
+    if (err < 0) {
+        struct changes c;
+        c.n = 0;
+        delete_filters(&c, fd, r->interest);
+        apply(p->kq, &c);
+        r->interest = 0;
+    }
+    return err;
+#else
+    (void)p;
+    (void)fd;
+    (void)r;
+    return 0;
+#endif
+}
+
+/* Takes back the additions c.ev[from..] that succeeded. */
+static void undo_adds(struct kqueue_poll *p, int fd, const struct changes *c, int from)
+{
+    struct changes undo;
+    int k;
+
+    undo.n = 0;
+    for (k = from; k < c->n; k++)
+        if (c->err[k] == 0)
+            change(&undo, (uintptr_t)fd, c->ev[k].filter, EV_DELETE, 0, 0);
+    if (undo.n > 0)
+        apply(p->kq, &undo);
+}
+
+/* The result of deleting filters c.ev[0..n) of a registration with the
+ * given interest.  kqueue deletes a oneshot filter itself once it fired, so
+ * ENOENT there is success; on another filter it means the descriptor was
+ * closed since, and its number perhaps reused. */
+static int deleted(const struct changes *c, int n, uint32_t interest)
+{
+    int k, err = 0;
+    for (k = 0; k < n; k++) {
+        if (c->err[k] == MIO_ENOENT && (interest & MIO_ONESHOT))
+            continue;
+        if (c->err[k] == MIO_EBADF)
+            return MIO_EBADF;
+        if (err == 0)
+            err = c->err[k];
+    }
+    return err;
+}
+
+static int first_error(const struct changes *c, int from)
+{
+    int k;
+    for (k = from; k < c->n; k++)
+        if (c->err[k] != 0)
+            return c->err[k];
+    return 0;
+}
+
+/* ---- the backend ---- */
+
+static int kq_init(mio_poll *base)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct changes c;
+    int err;
+
+#if defined(KQUEUE_CLOEXEC)
+    p->kq = kqueuex(KQUEUE_CLOEXEC);
+#elif defined(__NetBSD__)
+    p->kq = kqueue1(O_CLOEXEC);
+#else
+    p->kq = kqueue();
+    if (p->kq >= 0)
+        (void)fcntl(p->kq, F_SETFD, FD_CLOEXEC);
+#endif
+    if (p->kq < 0)
+        return mio__err();
+    /* kevent() never blocks on it, but every descriptor the library creates
+     * is non-blocking where the OS lets it. */
+    (void)fcntl(p->kq, F_SETFL, O_NONBLOCK);
+    c.n = 0;
+#ifdef USE_EVFILT_USER
+    /* Ident 0 is notify's: wakers use their own heap addresses. */
+    change(&c, 0, EVFILT_USER, EV_ADD | EV_CLEAR, 0, MIO_TOKEN_RESERVED);
+    apply(p->kq, &c);
+    err = c.err[0];
+#else
+    err = mio__wakefd_open(&p->wake);
+    if (err == 0) {
+        change(&c, (uintptr_t)p->wake.rfd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, MIO_TOKEN_RESERVED);
+        apply(p->kq, &c);
+        err = c.err[0];
+        if (err < 0)
+            mio__wakefd_close(&p->wake);
+    }
+#endif
+    if (err < 0) {
+        close(p->kq);
+        return err;
+    }
+    mio_mutex_init(&p->fds_lock);
+    return 0;
+}
+
+static void kq_fini(mio_poll *base)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+#ifndef USE_EVFILT_USER
+    mio__wakefd_close(&p->wake);
+#endif
+    close(p->kq);
+#ifdef LIBKQUEUE
+    /* libkqueue frees a closed kqueue's own descriptors later, from a thread
+     * of its own; recent versions let us wait for it. */
+    if (libkqueue_drain_pending_close != NULL)
+        libkqueue_drain_pending_close();
+#endif
+    mio__free(p->fds);
+    mio_mutex_destroy(&p->fds_lock);
+}
+
+static int kq_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct registered *r;
+    struct changes c;
+    int err = 0, ndel;
+
+#ifndef HAVE_EXCEPT
+    if (interest & MIO_PRIORITY)
+        return MIO_ENOSYS;
+#endif
+    c.n = 0;
+    mio_mutex_lock(&p->fds_lock);
+    r = entry(p, fd);
+    if (r != NULL && r->interest != 0) {
+        if (check_registered(p, fd, r) == 0) {
+            mio_mutex_unlock(&p->fds_lock);
+            return MIO_EEXIST;
+        }
+        delete_filters(&c, fd, r->interest);    /* what is left of it, if anything */
+        r->interest = 0;
+    }
+    ndel = c.n;
+    add_filters(&c, fd, token, interest);
+    apply(p->kq, &c);
+    err = first_error(&c, ndel);
+    /* The table grows only for a descriptor the kernel took. */
+    if (err == 0 && r == NULL && (err = grow(p, fd)) == 0)
+        r = entry(p, fd);
+    if (err < 0) {
+        undo_adds(p, fd, &c, ndel);
+    } else {
+        r->token = token;
+        r->interest = interest;
+        identify(fd, r);
+    }
+    mio_mutex_unlock(&p->fds_lock);
+    return err;
+}
+
+static int kq_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct registered *r;
+    struct changes c;
+    int err, ndel;
+
+#ifndef HAVE_EXCEPT
+    if (interest & MIO_PRIORITY)
+        return MIO_ENOSYS;
+#endif
+    mio_mutex_lock(&p->fds_lock);
+    r = entry(p, fd);
+    if (r == NULL || r->interest == 0) {
+        mio_mutex_unlock(&p->fds_lock);
+        return unknown_fd(fd);
+    }
+    if ((err = drop_if_closed(p, fd, r)) < 0) {
+        mio_mutex_unlock(&p->fds_lock);
+        return err;
+    }
+    c.n = 0;
+    delete_filters(&c, fd, r->interest);
+    ndel = c.n;
+    add_filters(&c, fd, token, interest);
+    apply(p->kq, &c);
+    err = deleted(&c, ndel, r->interest);
+    if (err == 0)
+        err = first_error(&c, ndel);
+    if (err < 0) {
+        /* The old filters are gone: the descriptor is no longer registered. */
+        undo_adds(p, fd, &c, ndel);
+        r->interest = 0;
+    } else {
+        r->token = token;
+        r->interest = interest;
+    }
+    mio_mutex_unlock(&p->fds_lock);
+    return err;
+}
+
+static int kq_del(mio_poll *base, mio_fd fd)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct registered *r;
+    struct changes c;
+    int err;
+
+    mio_mutex_lock(&p->fds_lock);
+    r = entry(p, fd);
+    if (r == NULL || r->interest == 0) {
+        mio_mutex_unlock(&p->fds_lock);
+        return unknown_fd(fd);
+    }
+    if ((err = drop_if_closed(p, fd, r)) < 0) {
+        mio_mutex_unlock(&p->fds_lock);
+        return err;
+    }
+    c.n = 0;
+    delete_filters(&c, fd, r->interest);
+    apply(p->kq, &c);
+    err = deleted(&c, c.n, r->interest);
+    r->interest = 0;
+    mio_mutex_unlock(&p->fds_lock);
+    return err;
+}
+
+/* kqueue says end-of-file per filter; the contract says what epoll says.
+ * A read side's clean EOF is also the write side's when the peer is gone
+ * entirely (poll(2)'s POLLHUP), and a pipe whose reader is gone is an error
+ * for its writer.  A system call, but on the end-of-file path only. */
+static uint32_t eof(const struct kevent *k)
+{
+    int fd = (int)k->ident;
+
+    if (k->fflags != 0)     /* the socket's pending error: the connection failed */
+        return k->filter == EVFILT_READ ? MIO_READ_CLOSED | MIO_WRITE_CLOSED | MIO_ERROR
+                                        : MIO_WRITE_CLOSED | MIO_ERROR;
+    if (k->filter == EVFILT_READ) {
+        struct pollfd pf;
+        pf.fd = fd;
+        pf.events = 0;
+        pf.revents = 0;
+        return poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP) ? MIO_READ_CLOSED | MIO_WRITE_CLOSED
+                                                                : MIO_READ_CLOSED;
+    } else {
+        struct stat st;
+        return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) ? MIO_WRITE_CLOSED | MIO_ERROR
+                                                             : MIO_WRITE_CLOSED;
+    }
+}
+
+static uint32_t readiness(const struct kevent *k)
+{
+    uint32_t r = 0;
+
+    switch (k->filter) {
+    case EVFILT_READ:
+        r = MIO_READABLE;
+        break;
+    case EVFILT_WRITE:
+        r = MIO_WRITABLE;
+        break;
+#ifdef HAVE_EXCEPT
+    case EVFILT_EXCEPT:
+        return MIO_PRIORITY | (k->flags & EV_ERROR ? MIO_ERROR : 0);
+#endif
+#ifdef USE_EVFILT_USER
+    case EVFILT_USER:
+        return MIO_READABLE;
+#endif
+    default:
+        break;
+    }
+    /* EV_EOF carries the socket's pending error in fflags (a refused connect
+     * comes as the write filter with ECONNREFUSED). */
+    if (MIO_UNLIKELY(k->flags & EV_EOF))
+        r |= eof(k);
+    if (MIO_UNLIKELY(k->flags & EV_ERROR))
+        r |= MIO_ERROR;
+    return r;
+}
+
+static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct kevent kev[WAIT_CHUNK];
+    struct timespec ts, *tsp = NULL;
+    size_t j = 0;
+
+    if (timeout_ns >= 0) {
+        if (timeout_ns / MIO_SEC >= MAX_WAIT_SEC) {
+            ts.tv_sec = MAX_WAIT_SEC;
+            ts.tv_nsec = 0;
+        } else {
+            ts.tv_sec = (time_t)(timeout_ns / MIO_SEC);
+            ts.tv_nsec = (long)(timeout_ns % MIO_SEC);
+        }
+        tsp = &ts;
+    }
+    /* Chunks after the first only take what is already there, until the
+     * caller's array is full or the kernel has nothing more. */
+    for (;;) {
+        int want = cap - j < WAIT_CHUNK ? (int)(cap - j) : WAIT_CHUNK;
+        int n = kevent(p->kq, NULL, 0, kev, want, tsp), i;
+
+        if (n < 0) {
+            if (j > 0)
+                break;          /* the error comes back with the next wait */
+            return mio__err();
+        }
+        for (i = 0; i < n; i++) {
+            mio_token token = (mio_token)(uintptr_t)kev[i].udata;
+            if (MIO_UNLIKELY(token == MIO_TOKEN_RESERVED))
+                continue;       /* notify() */
+            events[j].token = token;
+            events[j].flags = readiness(&kev[i]);
+            j++;
+        }
+        if (n < want || j == cap)
+            break;
+        ts.tv_sec = 0;
+        ts.tv_nsec = 0;
+        tsp = &ts;
+    }
+    return (int)j;
+}
+
+#ifdef USE_EVFILT_USER
+static int trigger(int kq, uintptr_t ident, mio_token token)
+{
+    struct kevent k;
+    int saved = errno;  /* callable from signal handlers: leave errno alone */
+    int err = 0;
+
+    /* The udata of a modify replaces the filter's: pass the same one. */
+    memset(&k, 0, sizeof k);
+    k.ident = ident;
+    k.filter = EVFILT_USER;
+    k.fflags = NOTE_TRIGGER;
+    k.udata = UDATA(token);
+    if (kevent(kq, &k, 1, NULL, 0, NULL) < 0)
+        err = mio__err();
+    errno = saved;
+    return err;
+}
+#else
+/* The wake descriptor is read edge-triggered and never drained, so a full
+ * pipe would stop saying anything new: empty it and write again. */
+static int kick(int rfd, int wfd)
+{
+    int saved = errno, err = 0;
+    char one = 1;
+
+    if (rfd == wfd)                     /* an eventfd: its counter never fills */
+        return mio__wakefd_signal(wfd);
+    for (;;) {
+        if (write(wfd, &one, 1) == 1)
+            break;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            mio__wakefd_drain(rfd);
+            continue;
+        }
+        if (errno != EINTR) {
+            err = mio__err();
+            break;
+        }
+    }
+    errno = saved;
+    return err;
+}
+#endif
+
+static int kq_notify(mio_poll *base)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+#ifdef USE_EVFILT_USER
+    return trigger(p->kq, 0, MIO_TOKEN_RESERVED);
+#else
+    return kick(p->wake.rfd, p->wake.wfd);
+#endif
+}
+
+/* ---- wakers ----
+ *
+ * With EVFILT_USER a waker is a user filter whose ident is the address of a
+ * small state it owns (w->id).  waker_wake must not trigger through the
+ * poll's kqueue after the poll is freed (the descriptor number may belong to
+ * something else by then), so the state holds the kqueue descriptor until
+ * waker_del, and a count of wakes in flight that waker_del waits out: both
+ * atomics, so waking stays async-signal-safe.  Without EVFILT_USER a waker
+ * owns a wake descriptor (w->fd reads, w->id writes). */
+
+#ifdef USE_EVFILT_USER
+struct user_waker {
+    atomic_int kq;      /* the poll's kqueue, -1 once detached */
+    atomic_int busy;    /* wakes between reading kq and leaving kevent() */
+};
+
+static int kq_waker_add(mio_poll *base, struct mio_waker *w)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct user_waker *u = mio__malloc(sizeof *u);
+    struct changes c;
+
+    if (u == NULL)
+        return MIO_ENOMEM;
+    atomic_init(&u->kq, p->kq);
+    atomic_init(&u->busy, 0);
+    c.n = 0;
+    change(&c, (uintptr_t)u, EVFILT_USER, EV_ADD | EV_CLEAR, 0, w->token);
+    apply(p->kq, &c);
+    if (c.err[0] < 0) {
+        mio__free(u);
+        return c.err[0];
+    }
+    w->id = (uintptr_t)u;
+    return 0;
+}
+
+static int kq_waker_wake(struct mio_waker *w)
+{
+    struct user_waker *u = (struct user_waker *)w->id;
+    int kq, err = 0;
+
+    atomic_fetch_add(&u->busy, 1);
+    kq = atomic_load(&u->kq);
+    if (kq >= 0)
+        err = trigger(kq, w->id, w->token);
+    atomic_fetch_sub(&u->busy, 1);
+    return err;
+}
+
+static void kq_waker_del(mio_poll *base, struct mio_waker *w)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct user_waker *u = (struct user_waker *)w->id;
+    struct changes c;
+
+    atomic_store(&u->kq, -1);
+    while (atomic_load(&u->busy) != 0)
+        sched_yield();
+    c.n = 0;
+    change(&c, w->id, EVFILT_USER, EV_DELETE, 0, 0);
+    apply(p->kq, &c);
+}
+
+static void kq_waker_close(struct mio_waker *w)
+{
+    mio__free((void *)w->id);
+}
+#else
+static int kq_waker_add(mio_poll *base, struct mio_waker *w)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct mio_wakefd wf;
+    struct changes c;
+    int err = mio__wakefd_open(&wf);
+
+    if (err < 0)
+        return err;
+    c.n = 0;
+    change(&c, (uintptr_t)wf.rfd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, w->token);
+    apply(p->kq, &c);
+    if (c.err[0] < 0) {
+        mio__wakefd_close(&wf);
+        return c.err[0];
+    }
+    w->fd = wf.rfd;
+    w->id = (uintptr_t)wf.wfd;
+    return 0;
+}
+
+static int kq_waker_wake(struct mio_waker *w)
+{
+    return kick(w->fd, (int)w->id);
+}
+
+static void kq_waker_del(mio_poll *base, struct mio_waker *w)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct changes c;
+
+    c.n = 0;
+    change(&c, (uintptr_t)w->fd, EVFILT_READ, EV_DELETE, 0, 0);
+    apply(p->kq, &c);
+}
+
+static void kq_waker_close(struct mio_waker *w)
+{
+    struct mio_wakefd wf = { w->fd, (int)w->id };
+    mio__wakefd_close(&wf);
+}
+#endif
+
+const struct mio_backend mio__backend_kqueue = {
+    .name = "kqueue",
+    .size = sizeof(struct kqueue_poll),
+    .init = kq_init,
+    .fini = kq_fini,
+    .add = kq_add,
+    .mod = kq_mod,
+    .del = kq_del,
+    .wait = kq_wait,
+    .notify = kq_notify,
+    .waker_add = kq_waker_add,
+    .waker_wake = kq_waker_wake,
+    .waker_del = kq_waker_del,
+    .waker_close = kq_waker_close,
+};
