@@ -188,13 +188,13 @@ int mio_addr_format(const mio_addr *a, char *buf, size_t size)
         return MIO_EINVAL;
     switch (a->u.sa.sa_family) {
     case AF_INET:
-        if (a->len < sizeof a->u.v4 ||
+        if (a->len != sizeof a->u.v4 ||
             inet_ntop(AF_INET, &a->u.v4.sin_addr, host, sizeof host) == NULL)
             return MIO_EINVAL;
         n = snprintf(text, sizeof text, "%s:%u", host, (unsigned)ntohs(a->u.v4.sin_port));
         break;
     case AF_INET6:
-        if (a->len < sizeof a->u.v6 ||
+        if (a->len != sizeof a->u.v6 ||
             inet_ntop(AF_INET6, &a->u.v6.sin6_addr, host, sizeof host) == NULL)
             return MIO_EINVAL;
         if (a->u.v6.sin6_scope_id != 0)

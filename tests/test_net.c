@@ -1,0 +1,1591 @@
+/* Networking: addresses, TCP, UDP, Unix sockets, pairs and pipes, as the
+ * contract describes them (non-blocking, close-on-exec, SIGPIPE-free,
+ * negative MIO_E* codes).  Everything runs on loopback or in a temp dir. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+/* "Eventually" means within this; nothing here should take close to it. */
+#define LONG_WAIT (5 * MIO_SEC)
+
+/* ---- helpers ---- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
+}
+
+/* Waits until the flags reported for token (merged over events and waits)
+ * contain every bit of `all` (when nonzero) and some bit of `any` (when
+ * nonzero); returns every flag seen, or fails after LONG_WAIT. */
+static uint32_t wait_flags(mio_poll *p, mio_token token, uint32_t all, uint32_t any)
+{
+    int64_t deadline = now_ns() + LONG_WAIT;
+    uint32_t seen = 0;
+    mio_event ev[16];
+
+    while ((seen & all) != all || (any != 0 && (seen & any) == 0)) {
+        int64_t left = deadline - now_ns();
+        if (left <= 0)
+            FAIL("token %llu: waited for %#x (any of %#x), saw only %#x",
+                 (unsigned long long)token, all, any, seen);
+        seen |= test_flags(ev, test_wait(p, ev, 16, left), token);
+    }
+    return seen;
+}
+
+static mio_addr addr(const char *text)
+{
+    mio_addr a;
+    memset(&a, 0, sizeof a);
+    OK(mio_addr_parse(text, &a));
+    return a;
+}
+
+/* Same family, length and text (address and port). */
+static void check_same_addr(const mio_addr *a, const mio_addr *b)
+{
+    char ta[MIO_ADDR_STRLEN + 128], tb[MIO_ADDR_STRLEN + 128];
+    CHECK_EQ(a->u.sa.sa_family, b->u.sa.sa_family);
+    CHECK_EQ(a->len, b->len);
+    CHECK(mio_addr_format(a, ta, sizeof ta) >= 0);
+    CHECK(mio_addr_format(b, tb, sizeof tb) >= 0);
+    if (strcmp(ta, tb) != 0)
+        FAIL("addresses differ: %s vs %s", ta, tb);
+}
+
+static void check_nonblock_cloexec(mio_fd fd)
+{
+    int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+    CHECK(fl >= 0 && fdfl >= 0);
+    if (!(fl & O_NONBLOCK))
+        FAIL("fd %d is blocking", fd);
+    if (!(fdfl & FD_CLOEXEC))
+        FAIL("fd %d is not close-on-exec", fd);
+}
+
+/* A listener on `text` (port 0) and the address it got. */
+static mio_fd listen_on(const char *text, mio_addr *bound)
+{
+    mio_addr a = addr(text);
+    mio_fd l = MIO_INVALID_FD;
+    OK(mio_tcp_listen(&a, 0, &l));
+    CHECK(l >= 0);
+    OK(mio_local_addr(l, bound));
+    return l;
+}
+
+/* Accepts one connection, waiting for it on a poll of this run's backend. */
+static mio_fd accept_one(mio_fd listener, mio_addr *peer)
+{
+    int64_t deadline = now_ns() + LONG_WAIT;
+    mio_poll *p = test_poll();
+    mio_fd fd = MIO_INVALID_FD;
+    mio_event ev[4];
+    int err;
+
+    OK(mio_register(p, listener, 1, MIO_READABLE));
+    while ((err = mio_tcp_accept(listener, &fd, peer)) == MIO_EAGAIN) {
+        CHECK(now_ns() < deadline);
+        test_wait(p, ev, 4, 100 * MIO_MSEC);
+    }
+    OK(err);
+    CHECK(fd >= 0);
+    OK(mio_deregister(p, listener));
+    mio_poll_free(p);
+    return fd;
+}
+
+/* A connected TCP pair on loopback (`text` is "127.0.0.1:0" or "[::1]:0"). */
+static void tcp_pair(const char *text, mio_fd *client, mio_fd *server)
+{
+    mio_addr bound;
+    mio_fd l = listen_on(text, &bound);
+    mio_poll *p = test_poll();
+
+    OK(mio_tcp_connect(&bound, client));
+    OK(mio_register(p, *client, 1, MIO_WRITABLE));
+    *server = accept_one(l, NULL);
+    wait_flags(p, 1, MIO_WRITABLE, 0);
+    OK(mio_socket_error(*client));
+    OK(mio_deregister(p, *client));
+    mio_poll_free(p);
+    OK(mio_close(l));
+}
+
+/* Reads until MIO_EAGAIN, end of stream or an error; returns how many bytes
+ * arrived and stores the last result (0, MIO_EAGAIN or an error) in *last. */
+static size_t drain(mio_fd fd, char *buf, size_t cap, ssize_t *last)
+{
+    size_t got = 0;
+    ssize_t n;
+    char scratch[4096];
+    for (;;) {
+        if (buf != NULL && got < cap)
+            n = mio_read(fd, buf + got, cap - got);
+        else
+            n = mio_read(fd, scratch, sizeof scratch);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    *last = n;
+    return got;
+}
+
+/* A TCP port that refuses connections: bound, never listening, so no other
+ * process can take it while the test runs. */
+static int refusing_port(mio_addr *out)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s >= 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    OK(bind(s, (struct sockaddr *)&sin, sizeof sin));
+    OK(getsockname(s, (struct sockaddr *)&sin, &len));
+    memset(out, 0, sizeof *out);
+    out->u.v4 = sin;
+    out->len = sizeof sin;
+    return s;
+}
+
+/* SIGPIPE as a fresh process has it: default action (death), unblocked. */
+static void sigpipe_kills(void)
+{
+    sigset_t s;
+    signal(SIGPIPE, SIG_DFL);
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    OK(pthread_sigmask(SIG_UNBLOCK, &s, NULL));
+}
+
+static bool sigpipe_pending(void)
+{
+    sigset_t s;
+    OK(sigpending(&s));
+    return sigismember(&s, SIGPIPE) == 1;
+}
+
+/* Consumes one pending SIGPIPE (it must be blocked); true if there was one. */
+static bool take_sigpipe(void)
+{
+    struct timespec zero = { 0, 0 };
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    return sigtimedwait(&s, NULL, &zero) == SIGPIPE;
+}
+
+/* Writes (write or writev) to fd until the library reports an error, giving
+ * the peer's reset time to arrive between tries; returns that error. */
+static ssize_t write_until_error(mio_fd fd, bool vectored)
+{
+    int64_t deadline = now_ns() + LONG_WAIT;
+    char byte = 'x';
+    mio_iovec iov[2] = { { &byte, 1 }, { &byte, 1 } };
+    ssize_t n;
+    for (;;) {
+        n = vectored ? mio_writev(fd, iov, 2) : mio_write(fd, &byte, 1);
+        if (n < 0 && n != MIO_EAGAIN)
+            return n;
+        CHECK(now_ns() < deadline);
+        usleep(1000);
+    }
+}
+
+/* A fresh temp directory, emptied and removed at exit. */
+static char tmp_dir[64];
+
+static void remove_tmp_dir(void)
+{
+    DIR *d = opendir(tmp_dir);
+    struct dirent *e;
+    char path[sizeof tmp_dir + 256];
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(tmp_dir);
+}
+
+static const char *make_tmp_dir(void)
+{
+    strcpy(tmp_dir, "/tmp/mio-net-XXXXXX");
+    CHECK(mkdtemp(tmp_dir) != NULL);
+    atexit(remove_tmp_dir);
+    return tmp_dir;
+}
+
+static int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+#define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
+
+/* ---- mio_addr_parse ---- */
+
+TEST(addr_parse_ipv4)
+{
+    static const struct { const char *text; uint32_t ip; unsigned port; } ok[] = {
+        { "1.2.3.4:80", 0x01020304u, 80 },
+        { "0.0.0.0:0", 0, 0 },
+        { "255.255.255.255:65535", 0xffffffffu, 65535 },
+        { "127.0.0.1:8080", 0x7f000001u, 8080 },
+    };
+    size_t i;
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        mio_addr a;
+        memset(&a, 0xa5, sizeof a);
+        if (mio_addr_parse(ok[i].text, &a) != 0)
+            FAIL("rejected %s", ok[i].text);
+        CHECK_EQ(a.u.sa.sa_family, AF_INET);
+        CHECK_EQ(a.len, sizeof(struct sockaddr_in));
+        CHECK_EQ(ntohl(a.u.v4.sin_addr.s_addr), ok[i].ip);
+        CHECK_EQ(ntohs(a.u.v4.sin_port), ok[i].port);
+    }
+}
+
+TEST(addr_parse_ipv6)
+{
+    static const unsigned char mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4 };
+    static const unsigned char link1[16] = { 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+    mio_addr a;
+
+    OK(mio_addr_parse("[::1]:80", &a));
+    CHECK_EQ(a.u.sa.sa_family, AF_INET6);
+    CHECK_EQ(a.len, sizeof(struct sockaddr_in6));
+    CHECK(memcmp(&a.u.v6.sin6_addr, &in6addr_loopback, 16) == 0);
+    CHECK_EQ(ntohs(a.u.v6.sin6_port), 80);
+    CHECK_EQ(a.u.v6.sin6_scope_id, 0);
+
+    OK(mio_addr_parse("[::]:0", &a));
+    CHECK_EQ(a.u.sa.sa_family, AF_INET6);
+    CHECK(memcmp(&a.u.v6.sin6_addr, &in6addr_any, 16) == 0);
+    CHECK_EQ(ntohs(a.u.v6.sin6_port), 0);
+
+    OK(mio_addr_parse("[fe80::1%2]:8080", &a));
+    CHECK_EQ(a.u.sa.sa_family, AF_INET6);
+    CHECK(memcmp(&a.u.v6.sin6_addr, link1, 16) == 0);
+    CHECK_EQ(a.u.v6.sin6_scope_id, 2);
+    CHECK_EQ(ntohs(a.u.v6.sin6_port), 8080);
+
+    OK(mio_addr_parse("[::ffff:1.2.3.4]:1", &a));
+    CHECK_EQ(a.u.sa.sa_family, AF_INET6);
+    CHECK(memcmp(&a.u.v6.sin6_addr, mapped, 16) == 0);
+    CHECK_EQ(ntohs(a.u.v6.sin6_port), 1);
+}
+
+TEST(addr_parse_rejects_malformed_ipv4)
+{
+    static const char *const bad[] = {
+        "", "1.2.3.4", "1.2.3.4:", ":80", "1.2.3:80", "1.2.3.4.5:80",
+        "256.1.1.1:80", "01.2.3.4:80", "1.2.3.4:65536", "1.2.3.4:99999",
+        "1.2.3.4:-1", "1.2.3.4:+80", "1.2.3.4: 80", " 1.2.3.4:80",
+        "1.2.3.4:80 ", "0x7f.0.0.1:80", "1.2.3.4:0x50", "1.2.3.4:80:80",
+        "1..3.4:80", "1.2.3.4::80", "127.1:80",
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mio_addr a;
+        if (mio_addr_parse(bad[i], &a) != MIO_EINVAL)
+            FAIL("accepted \"%s\"", bad[i]);
+    }
+}
+
+TEST(addr_parse_rejects_malformed_ipv6)
+{
+    static const char *const bad[] = {
+        "[::1]", "[::1]80", "::1:80", "[::1]:", "[1.2.3.4]:80", "[fe80::1%]:80",
+        "[::1]:80x", "[::1]:65536", "[]:80", "[::1:80", "::1]:80", "[[::1]]:80",
+        "[::1]]:80", "[:::1]:80", "[::1] :80", "[fe80::1%-2]:80", "[fe80::1%2x]:80",
+        "[fe80::1%99999999999]:80",
+    };
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mio_addr a;
+        if (mio_addr_parse(bad[i], &a) != MIO_EINVAL)
+            FAIL("accepted \"%s\"", bad[i]);
+    }
+}
+
+/* No DNS, no interface-name lookup: only numbers. */
+TEST(addr_parse_rejects_names)
+{
+    mio_addr a;
+    CHECK_EQ(mio_addr_parse("localhost:80", &a), MIO_EINVAL);
+    CHECK_EQ(mio_addr_parse("[localhost]:80", &a), MIO_EINVAL);
+    CHECK_EQ(mio_addr_parse("[fe80::1%eth0]:80", &a), MIO_EINVAL);
+    CHECK_EQ(mio_addr_parse("[fe80::1%lo]:80", &a), MIO_EINVAL);
+}
+
+TEST(addr_parse_null_is_einval)
+{
+    mio_addr a;
+    CHECK_EQ(mio_addr_parse(NULL, &a), MIO_EINVAL);
+    CHECK_EQ(mio_addr_parse("1.2.3.4:80", NULL), MIO_EINVAL);
+}
+
+/* ---- mio_addr_format ---- */
+
+static const char *const canonical[] = {
+    "1.2.3.4:80", "0.0.0.0:0", "255.255.255.255:65535", "[::1]:80", "[::]:0",
+    "[fe80::1%2]:8080", "[::ffff:1.2.3.4]:1", "[2001:db8::ff00:42:8329]:443",
+};
+
+TEST(addr_format_round_trips)
+{
+    size_t i;
+    for (i = 0; i < sizeof canonical / sizeof canonical[0]; i++) {
+        char buf[MIO_ADDR_STRLEN];
+        mio_addr a = addr(canonical[i]);
+        int n;
+        memset(buf, 'z', sizeof buf);
+        n = mio_addr_format(&a, buf, sizeof buf);
+        CHECK_EQ(n, strlen(canonical[i]));
+        CHECK_EQ(buf[n], '\0');
+        if (strcmp(buf, canonical[i]) != 0)
+            FAIL("%s formatted as %s", canonical[i], buf);
+    }
+}
+
+/* The exact size fits; one byte short (no room for the NUL) does not. */
+TEST(addr_format_needs_room_for_nul)
+{
+    size_t i;
+    for (i = 0; i < sizeof canonical / sizeof canonical[0]; i++) {
+        char buf[MIO_ADDR_STRLEN];
+        mio_addr a = addr(canonical[i]);
+        size_t len = strlen(canonical[i]);
+        CHECK_EQ(mio_addr_format(&a, buf, len), MIO_ENOSPC);
+        CHECK_EQ(mio_addr_format(&a, buf, 1), MIO_ENOSPC);
+        CHECK_EQ(mio_addr_format(&a, buf, 0), MIO_ENOSPC);
+        CHECK_EQ(mio_addr_format(&a, buf, len + 1), len);
+        CHECK(strcmp(buf, canonical[i]) == 0);
+    }
+}
+
+TEST(addr_format_null_is_einval)
+{
+    char buf[MIO_ADDR_STRLEN];
+    mio_addr a = addr("1.2.3.4:80");
+    CHECK_EQ(mio_addr_format(NULL, buf, sizeof buf), MIO_EINVAL);
+    CHECK_EQ(mio_addr_format(&a, NULL, sizeof buf), MIO_EINVAL);
+}
+
+TEST(addr_format_rejects_garbage)
+{
+    char buf[MIO_ADDR_STRLEN];
+    mio_addr a;
+    int err;
+
+    memset(&a, 0, sizeof a);
+    a.u.sa.sa_family = 0x7777;
+    a.len = sizeof(struct sockaddr_in);
+    err = mio_addr_format(&a, buf, sizeof buf);
+    CHECK(err == MIO_EAFNOSUPPORT || err == MIO_EINVAL);
+
+    a = addr("1.2.3.4:80");
+    a.len = 3;
+    CHECK_EQ(mio_addr_format(&a, buf, sizeof buf), MIO_EINVAL);
+    a.len = 1000;
+    CHECK_EQ(mio_addr_format(&a, buf, sizeof buf), MIO_EINVAL);
+
+    a = addr("[::1]:80");
+    a.len = sizeof(struct sockaddr_in);
+    CHECK_EQ(mio_addr_format(&a, buf, sizeof buf), MIO_EINVAL);
+}
+
+TEST(addr_format_unix_is_path)
+{
+    const char *dir = make_tmp_dir();
+    char path[128], buf[256];
+    mio_addr a;
+    mio_fd l;
+
+    snprintf(path, sizeof path, "%s/sock", dir);
+    OK(mio_unix_listen(path, 0, &l));
+    OK(mio_local_addr(l, &a));
+    CHECK_EQ(a.u.sa.sa_family, AF_UNIX);
+    CHECK_EQ(mio_addr_format(&a, buf, sizeof buf), strlen(path));
+    CHECK(strcmp(buf, path) == 0);
+    CHECK_EQ(mio_addr_format(&a, buf, strlen(path)), MIO_ENOSPC);
+    OK(mio_close(l));
+}
+
+/* A socket that was never bound has an empty path. */
+TEST(addr_format_unnamed_unix_is_empty)
+{
+    char buf[16];
+    mio_addr a;
+    mio_fd sv[2];
+    OK(mio_socketpair(sv));
+    OK(mio_local_addr(sv[0], &a));
+    CHECK_EQ(a.u.sa.sa_family, AF_UNIX);
+    memset(buf, 'z', sizeof buf);
+    CHECK_EQ(mio_addr_format(&a, buf, sizeof buf), 0);
+    CHECK_EQ(buf[0], '\0');
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+}
+
+/* ---- TCP ---- */
+
+static void connect_and_accept(const char *text)
+{
+    mio_poll *p = test_poll();
+    mio_addr bound, local, peer, seen;
+    mio_fd l = listen_on(text, &bound), c, s;
+
+    CHECK(ntohs(bound.u.sa.sa_family == AF_INET ? bound.u.v4.sin_port
+                                                 : bound.u.v6.sin6_port) != 0);
+    OK(mio_tcp_connect(&bound, &c));
+    CHECK(c >= 0);
+    OK(mio_register(p, c, 1, MIO_WRITABLE));
+    CHECK(wait_flags(p, 1, MIO_WRITABLE, 0) & MIO_WRITABLE);
+    CHECK_EQ(mio_socket_error(c), 0);
+
+    s = accept_one(l, &peer);
+    OK(mio_local_addr(c, &local));
+    check_same_addr(&peer, &local);
+    OK(mio_peer_addr(c, &seen));
+    check_same_addr(&seen, &bound);
+    OK(mio_peer_addr(s, &seen));
+    check_same_addr(&seen, &local);
+
+    OK(mio_deregister(p, c));
+    OK(mio_close(c));
+    OK(mio_close(s));
+    OK(mio_close(l));
+    mio_poll_free(p);
+}
+
+TEST(tcp_connect_ipv4)
+{
+    connect_and_accept("127.0.0.1:0");
+}
+
+TEST(tcp_connect_ipv6)
+{
+    mio_addr a = addr("[::1]:0");
+    mio_fd l;
+    int err = mio_tcp_listen(&a, 0, &l);
+    if (err == MIO_EADDRNOTAVAIL || err == MIO_EAFNOSUPPORT)
+        SKIP("no IPv6 loopback here");
+    OK(err);
+    OK(mio_close(l));
+    connect_and_accept("[::1]:0");
+}
+
+TEST(tcp_bytes_flow_both_ways)
+{
+    mio_poll *p = test_poll();
+    char buf[64];
+    ssize_t last;
+    mio_fd c, s;
+
+    tcp_pair("127.0.0.1:0", &c, &s);
+    OK(mio_register(p, s, 1, MIO_READABLE));
+    OK(mio_register(p, c, 2, MIO_READABLE));
+    CHECK_EQ(mio_write(c, "ping", 4), 4);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    CHECK_EQ(drain(s, buf, sizeof buf, &last), 4);
+    CHECK_EQ(last, MIO_EAGAIN);
+    CHECK(memcmp(buf, "ping", 4) == 0);
+    CHECK_EQ(mio_write(s, "pong!", 5), 5);
+    wait_flags(p, 2, MIO_READABLE, 0);
+    CHECK_EQ(drain(c, buf, sizeof buf, &last), 5);
+    CHECK_EQ(last, MIO_EAGAIN);
+    CHECK(memcmp(buf, "pong!", 5) == 0);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    mio_poll_free(p);
+}
+
+TEST(tcp_connect_refused)
+{
+    mio_poll *p = test_poll();
+    mio_addr target;
+    int holder = refusing_port(&target);
+    mio_fd c = MIO_INVALID_FD;
+    uint32_t flags;
+    int err = mio_tcp_connect(&target, &c);
+
+    if (err == MIO_ECONNREFUSED) {
+        /* Refused at once: allowed, and then no descriptor was handed out. */
+        close(holder);
+        mio_poll_free(p);
+        return;
+    }
+    OK(err);
+    OK(mio_register(p, c, 1, MIO_WRITABLE));
+    flags = wait_flags(p, 1, 0, MIO_WRITABLE | MIO_ERROR);
+    CHECK(flags & (MIO_WRITABLE | MIO_ERROR));
+    CHECK_EQ(mio_socket_error(c), MIO_ECONNREFUSED);
+    /* Reading the error clears it. */
+    CHECK_EQ(mio_socket_error(c), 0);
+    OK(mio_deregister(p, c));
+    OK(mio_close(c));
+    close(holder);
+    mio_poll_free(p);
+}
+
+TEST(tcp_peer_shutdown_is_end_of_stream)
+{
+    mio_poll *p = test_poll();
+    char buf[16];
+    ssize_t last;
+    mio_fd c, s;
+
+    tcp_pair("127.0.0.1:0", &c, &s);
+    OK(mio_register(p, s, 1, MIO_READABLE));
+    CHECK_EQ(mio_write(c, "bye", 3), 3);
+    OK(mio_shutdown(c, MIO_SHUT_WR));
+    CHECK(wait_flags(p, 1, MIO_READABLE | MIO_READ_CLOSED, 0) &
+          (MIO_READABLE | MIO_READ_CLOSED));
+    CHECK_EQ(drain(s, buf, sizeof buf, &last), 3);
+    CHECK(memcmp(buf, "bye", 3) == 0);
+    CHECK_EQ(last, 0);
+    /* End of stream stays end of stream; the other direction still works. */
+    CHECK_EQ(mio_read(s, buf, sizeof buf), 0);
+    CHECK_EQ(mio_write(s, "ok", 2), 2);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    mio_poll_free(p);
+}
+
+TEST(tcp_peer_abort_is_reset)
+{
+    struct linger lg = { 1, 0 };
+    mio_poll *p = test_poll();
+    char buf[16];
+    uint32_t flags;
+    mio_fd c, s;
+
+    tcp_pair("127.0.0.1:0", &c, &s);
+    OK(mio_register(p, s, 1, MIO_READABLE));
+    OK(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    OK(mio_close(c));
+    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READ_CLOSED);
+    CHECK(flags & (MIO_ERROR | MIO_READ_CLOSED));
+    CHECK_EQ(mio_read(s, buf, sizeof buf), MIO_ECONNRESET);
+    OK(mio_close(s));
+    mio_poll_free(p);
+}
+
+/* Closing with unread data discards it and resets the connection. */
+TEST(tcp_close_with_unread_data_is_reset)
+{
+    mio_poll *p = test_poll();
+    char buf[16];
+    uint32_t flags;
+    mio_fd c, s;
+
+    tcp_pair("127.0.0.1:0", &c, &s);
+    OK(mio_register(p, c, 1, MIO_READABLE));
+    OK(mio_register(p, s, 2, MIO_READABLE));
+    CHECK_EQ(mio_write(c, "unread", 6), 6);
+    wait_flags(p, 2, MIO_READABLE, 0);
+    OK(mio_deregister(p, s));
+    OK(mio_close(s));
+    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READ_CLOSED);
+    CHECK(flags & (MIO_ERROR | MIO_READ_CLOSED));
+    CHECK_EQ(mio_read(c, buf, sizeof buf), MIO_ECONNRESET);
+    OK(mio_close(c));
+    mio_poll_free(p);
+}
+
+TEST(tcp_accept_none_pending_is_eagain)
+{
+    mio_addr bound, peer;
+    mio_fd l = listen_on("127.0.0.1:0", &bound), s = 0;
+    CHECK_EQ(mio_tcp_accept(l, &s, &peer), MIO_EAGAIN);
+    CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EAGAIN);
+    OK(mio_close(l));
+}
+
+TEST(tcp_accept_peer_may_be_null)
+{
+    mio_addr bound;
+    mio_fd l = listen_on("127.0.0.1:0", &bound), c, s;
+    char buf[4];
+    ssize_t last;
+    OK(mio_tcp_connect(&bound, &c));
+    s = accept_one(l, NULL);
+    CHECK_EQ(drain(s, buf, sizeof buf, &last), 0);
+    CHECK_EQ(last, MIO_EAGAIN);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    OK(mio_close(l));
+}
+
+TEST(tcp_listen_port_in_use)
+{
+    mio_addr bound;
+    mio_fd l = listen_on("127.0.0.1:0", &bound), l2 = MIO_INVALID_FD;
+    int before = test_open_fds();
+    CHECK_EQ(mio_tcp_listen(&bound, 0, &l2), MIO_EADDRINUSE);
+    CHECK_EQ(test_open_fds(), before);
+    OK(mio_close(l));
+}
+
+TEST(tcp_listen_sets_reuseaddr)
+{
+    mio_addr bound;
+    mio_fd l = listen_on("127.0.0.1:0", &bound);
+    int v = 0;
+    socklen_t len = sizeof v;
+    OK(getsockopt(l, SOL_SOCKET, SO_REUSEADDR, &v, &len));
+    CHECK(v != 0);
+    OK(mio_close(l));
+}
+
+/* A listener closed with a connection in TIME_WAIT can be replaced at once. */
+TEST(tcp_listen_again_after_close)
+{
+    mio_addr bound;
+    mio_fd l = listen_on("127.0.0.1:0", &bound), c, s;
+    char buf[4];
+    ssize_t last;
+
+    OK(mio_tcp_connect(&bound, &c));
+    s = accept_one(l, NULL);
+    /* The server side closes first, so its end lingers in TIME_WAIT. */
+    OK(mio_close(s));
+    OK(mio_close(l));
+    drain(c, buf, sizeof buf, &last);
+    OK(mio_close(c));
+    OK(mio_tcp_listen(&bound, 16, &l));
+    OK(mio_close(l));
+}
+
+TEST(tcp_nodelay_toggles)
+{
+    mio_fd c, s;
+    int v = -1;
+    socklen_t len = sizeof v;
+
+    tcp_pair("127.0.0.1:0", &c, &s);
+    OK(mio_tcp_set_nodelay(c, true));
+    OK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &v, &len));
+    CHECK(v != 0);
+    OK(mio_tcp_set_nodelay(c, false));
+    len = sizeof v;
+    OK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &v, &len));
+    CHECK_EQ(v, 0);
+    OK(mio_close(c));
+    OK(mio_close(s));
+}
+
+TEST(tcp_connect_unix_family_rejected)
+{
+    struct sockaddr_un un;
+    mio_addr a;
+    mio_fd fd;
+    int err;
+    memset(&un, 0, sizeof un);
+    un.sun_family = AF_UNIX;
+    strcpy(un.sun_path, "x");
+    memset(&a, 0, sizeof a);
+    memcpy(&a.u.ss, &un, sizeof un);
+    a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 2);
+    err = mio_tcp_connect(&a, &fd);
+    CHECK(err == MIO_EAFNOSUPPORT || err == MIO_EINVAL);
+    err = mio_tcp_listen(&a, 0, &fd);
+    CHECK(err == MIO_EAFNOSUPPORT || err == MIO_EINVAL);
+}
+
+/* ---- SIGPIPE ---- */
+
+TEST(tcp_write_to_closed_peer_no_sigpipe)
+{
+    mio_fd c, s;
+    ssize_t err;
+    sigpipe_kills();
+    tcp_pair("127.0.0.1:0", &c, &s);
+    OK(mio_close(s));
+    err = write_until_error(c, false);
+    CHECK(err == MIO_EPIPE || err == MIO_ECONNRESET);
+    OK(mio_close(c));
+}
+
+TEST(tcp_writev_to_closed_peer_no_sigpipe)
+{
+    mio_fd c, s;
+    ssize_t err;
+    sigpipe_kills();
+    tcp_pair("127.0.0.1:0", &c, &s);
+    OK(mio_close(s));
+    err = write_until_error(c, true);
+    CHECK(err == MIO_EPIPE || err == MIO_ECONNRESET);
+    OK(mio_close(c));
+}
+
+TEST(tcp_write_after_own_shutdown_no_sigpipe)
+{
+    mio_fd c, s;
+    sigpipe_kills();
+    tcp_pair("127.0.0.1:0", &c, &s);
+    OK(mio_shutdown(c, MIO_SHUT_WR));
+    CHECK_EQ(mio_write(c, "x", 1), MIO_EPIPE);
+    OK(mio_close(c));
+    OK(mio_close(s));
+}
+
+TEST(socketpair_write_to_closed_peer_no_sigpipe)
+{
+    mio_fd sv[2];
+    mio_iovec iov = { "x", 1 };
+    sigpipe_kills();
+    OK(mio_socketpair(sv));
+    OK(mio_close(sv[1]));
+    CHECK_EQ(mio_write(sv[0], "x", 1), MIO_EPIPE);
+    CHECK_EQ(mio_writev(sv[0], &iov, 1), MIO_EPIPE);
+    OK(mio_close(sv[0]));
+}
+
+TEST(pipe_write_to_closed_reader_no_sigpipe)
+{
+    mio_fd pfd[2];
+    sigpipe_kills();
+    OK(mio_pipe(pfd));
+    OK(mio_close(pfd[0]));
+    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+    OK(mio_close(pfd[1]));
+}
+
+TEST(pipe_writev_to_closed_reader_no_sigpipe)
+{
+    mio_fd pfd[2];
+    mio_iovec iov[2] = { { "ab", 2 }, { "c", 1 } };
+    sigpipe_kills();
+    OK(mio_pipe(pfd));
+    OK(mio_close(pfd[0]));
+    CHECK_EQ(mio_writev(pfd[1], iov, 2), MIO_EPIPE);
+    OK(mio_close(pfd[1]));
+}
+
+/* With SIGPIPE blocked by the caller, the call leaves none pending either. */
+TEST(pipe_write_leaves_no_sigpipe_pending)
+{
+    mio_fd pfd[2];
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    signal(SIGPIPE, SIG_DFL);
+    OK(pthread_sigmask(SIG_BLOCK, &s, NULL));
+    OK(mio_pipe(pfd));
+    OK(mio_close(pfd[0]));
+    CHECK(!sigpipe_pending());
+    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+    CHECK(!sigpipe_pending());
+    OK(mio_close(pfd[1]));
+}
+
+/* A SIGPIPE the caller already had pending (blocked) is still pending after
+ * the call: the library consumes only what its own write raised. */
+TEST(pipe_write_keeps_callers_pending_sigpipe)
+{
+    mio_fd pfd[2];
+    mio_iovec iov = { "x", 1 };
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    signal(SIGPIPE, SIG_DFL);
+    OK(pthread_sigmask(SIG_BLOCK, &s, NULL));
+    OK(pthread_kill(pthread_self(), SIGPIPE));
+    CHECK(sigpipe_pending());
+    OK(mio_pipe(pfd));
+    OK(mio_close(pfd[0]));
+    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+    CHECK(sigpipe_pending());
+    CHECK_EQ(mio_writev(pfd[1], &iov, 1), MIO_EPIPE);
+    CHECK(sigpipe_pending());
+    CHECK(take_sigpipe());
+    CHECK(!sigpipe_pending());
+    OK(mio_close(pfd[1]));
+}
+
+/* ---- UDP ---- */
+
+static mio_fd udp_on(const char *text, mio_addr *bound)
+{
+    mio_addr a = addr(text);
+    mio_fd fd = MIO_INVALID_FD;
+    OK(mio_udp_bind(&a, &fd));
+    CHECK(fd >= 0);
+    OK(mio_local_addr(fd, bound));
+    CHECK(ntohs(bound->u.v4.sin_port) != 0);
+    return fd;
+}
+
+TEST(udp_send_to_recv_from)
+{
+    mio_poll *p = test_poll();
+    mio_addr aa, ba, from;
+    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    char buf[64];
+
+    OK(mio_register(p, b, 1, MIO_READABLE));
+    OK(mio_register(p, a, 2, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(a, "hello", 5, &ba), 5);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    memset(&from, 0, sizeof from);
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 5);
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    check_same_addr(&from, &aa);
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), MIO_EAGAIN);
+
+    CHECK_EQ(mio_udp_send_to(b, "back", 4, &from), 4);
+    wait_flags(p, 2, MIO_READABLE, 0);
+    CHECK_EQ(mio_udp_recv_from(a, buf, sizeof buf, NULL), 4);
+    CHECK(memcmp(buf, "back", 4) == 0);
+    OK(mio_close(a));
+    OK(mio_close(b));
+    mio_poll_free(p);
+}
+
+TEST(udp_empty_datagram)
+{
+    mio_poll *p = test_poll();
+    mio_addr aa, ba, from;
+    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    char buf[8];
+
+    OK(mio_register(p, b, 1, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(a, NULL, 0, &ba), 0);
+    CHECK(wait_flags(p, 1, MIO_READABLE, 0) & MIO_READABLE);
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 0);
+    check_same_addr(&from, &aa);
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), MIO_EAGAIN);
+
+    CHECK_EQ(mio_udp_send_to(a, buf, 0, &ba), 0);
+    CHECK(wait_flags(p, 1, MIO_READABLE, 0) & MIO_READABLE);
+    CHECK_EQ(mio_udp_recv_from(b, NULL, 0, NULL), 0);
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), MIO_EAGAIN);
+    OK(mio_close(a));
+    OK(mio_close(b));
+    mio_poll_free(p);
+}
+
+TEST(udp_connected_read_write)
+{
+    mio_poll *p = test_poll();
+    mio_addr aa, ba, from, peer;
+    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    char buf[16];
+
+    OK(mio_udp_connect(a, &ba));
+    OK(mio_udp_connect(b, &aa));
+    OK(mio_peer_addr(a, &peer));
+    check_same_addr(&peer, &ba);
+    OK(mio_register(p, a, 1, MIO_READABLE));
+    OK(mio_register(p, b, 2, MIO_READABLE));
+
+    CHECK_EQ(mio_write(a, "one", 3), 3);
+    wait_flags(p, 2, MIO_READABLE, 0);
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 3);
+    CHECK(memcmp(buf, "one", 3) == 0);
+    check_same_addr(&from, &aa);
+
+    CHECK_EQ(mio_udp_send_to(b, "two", 3, NULL), 3);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    CHECK_EQ(mio_read(a, buf, sizeof buf), 3);
+    CHECK(memcmp(buf, "two", 3) == 0);
+    CHECK_EQ(mio_read(a, buf, sizeof buf), MIO_EAGAIN);
+    OK(mio_close(a));
+    OK(mio_close(b));
+    mio_poll_free(p);
+}
+
+TEST(udp_long_datagram_truncated)
+{
+    mio_poll *p = test_poll();
+    mio_addr aa, ba;
+    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    char big[1000], buf[10];
+    size_t i;
+
+    for (i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    OK(mio_register(p, b, 1, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(a, big, sizeof big, &ba), sizeof big);
+    CHECK_EQ(mio_udp_send_to(a, "next", 4, &ba), 4);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), sizeof buf);
+    CHECK(memcmp(buf, big, sizeof buf) == 0);
+    /* The rest of that datagram is gone: the next read is the next datagram. */
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), 4);
+    CHECK(memcmp(buf, "next", 4) == 0);
+    OK(mio_close(a));
+    OK(mio_close(b));
+    mio_poll_free(p);
+}
+
+TEST(udp_recv_nothing_is_eagain)
+{
+    mio_addr ba;
+    mio_fd b = udp_on("127.0.0.1:0", &ba);
+    char buf[8];
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), MIO_EAGAIN);
+    CHECK_EQ(mio_read(b, buf, sizeof buf), MIO_EAGAIN);
+    OK(mio_close(b));
+}
+
+TEST(udp_ipv6)
+{
+    mio_poll *p = test_poll();
+    mio_addr any6 = addr("[::1]:0"), aa, ba, from;
+    mio_fd a, b;
+    char buf[8];
+    int err = mio_udp_bind(&any6, &a);
+
+    if (err == MIO_EADDRNOTAVAIL || err == MIO_EAFNOSUPPORT)
+        SKIP("no IPv6 loopback here");
+    OK(err);
+    OK(mio_local_addr(a, &aa));
+    OK(mio_udp_bind(&any6, &b));
+    OK(mio_local_addr(b, &ba));
+    OK(mio_register(p, b, 1, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(a, "six", 3, &ba), 3);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 3);
+    CHECK_EQ(from.u.sa.sa_family, AF_INET6);
+    check_same_addr(&from, &aa);
+    OK(mio_close(a));
+    OK(mio_close(b));
+    mio_poll_free(p);
+}
+
+/* ---- Unix sockets ---- */
+
+TEST(unix_listen_connect_accept_echo)
+{
+    const char *dir = make_tmp_dir();
+    mio_poll *p = test_poll();
+    char path[128], buf[16];
+    mio_addr peer;
+    mio_fd l, c, s;
+    ssize_t last;
+
+    snprintf(path, sizeof path, "%s/echo.sock", dir);
+    OK(mio_unix_listen(path, 0, &l));
+    OK(mio_unix_connect(path, &c));
+    s = accept_one(l, &peer);
+    CHECK_EQ(peer.u.sa.sa_family, AF_UNIX);
+    OK(mio_register(p, s, 1, MIO_READABLE));
+    OK(mio_register(p, c, 2, MIO_READABLE | MIO_WRITABLE));
+    /* A Unix connect may finish later on some systems, like TCP's. */
+    wait_flags(p, 2, MIO_WRITABLE, 0);
+    CHECK_EQ(mio_write(c, "echo", 4), 4);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    CHECK_EQ(drain(s, buf, sizeof buf, &last), 4);
+    CHECK_EQ(last, MIO_EAGAIN);
+    CHECK_EQ(mio_write(s, buf, 4), 4);
+    wait_flags(p, 2, MIO_READABLE, 0);
+    CHECK_EQ(drain(c, buf, sizeof buf, &last), 4);
+    CHECK(memcmp(buf, "echo", 4) == 0);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    OK(mio_close(l));
+    mio_poll_free(p);
+}
+
+TEST(unix_path_too_long)
+{
+    const char *dir = make_tmp_dir();
+    char path[SUN_PATH_SIZE + 16];
+    size_t dlen = strlen(dir), len;
+    mio_fd fd = 0;
+
+    /* Exactly sizeof(sun_path) characters (no room for the NUL), then more. */
+    for (len = SUN_PATH_SIZE; len <= SUN_PATH_SIZE + 8; len += 8) {
+        memcpy(path, dir, dlen);
+        path[dlen] = '/';
+        memset(path + dlen + 1, 'a', len - dlen - 1);
+        path[len] = '\0';
+        CHECK_EQ(strlen(path), len);
+        CHECK_EQ(mio_unix_listen(path, 0, &fd), MIO_ENAMETOOLONG);
+        CHECK_EQ(mio_unix_connect(path, &fd), MIO_ENAMETOOLONG);
+    }
+    CHECK_EQ(dir_entries(dir), 0);
+}
+
+/* One character shorter than sun_path still fits. */
+TEST(unix_path_longest_fits)
+{
+    const char *dir = make_tmp_dir();
+    char path[SUN_PATH_SIZE];
+    size_t dlen = strlen(dir);
+    mio_fd l, c, s;
+
+    memcpy(path, dir, dlen);
+    path[dlen] = '/';
+    memset(path + dlen + 1, 'b', SUN_PATH_SIZE - 1 - dlen - 1);
+    path[SUN_PATH_SIZE - 1] = '\0';
+    OK(mio_unix_listen(path, 0, &l));
+    OK(mio_unix_connect(path, &c));
+    s = accept_one(l, NULL);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    OK(mio_close(l));
+}
+
+TEST(unix_path_empty_or_null)
+{
+    mio_fd fd = 0;
+    CHECK_EQ(mio_unix_listen("", 0, &fd), MIO_EINVAL);
+    CHECK_EQ(mio_unix_connect("", &fd), MIO_EINVAL);
+    CHECK_EQ(mio_unix_listen(NULL, 0, &fd), MIO_EINVAL);
+    CHECK_EQ(mio_unix_connect(NULL, &fd), MIO_EINVAL);
+}
+
+TEST(unix_connect_missing_path)
+{
+    const char *dir = make_tmp_dir();
+    char path[128];
+    mio_fd fd = 0;
+    int before = test_open_fds();
+    snprintf(path, sizeof path, "%s/nobody", dir);
+    CHECK_EQ(mio_unix_connect(path, &fd), MIO_ENOENT);
+    CHECK_EQ(test_open_fds(), before);
+}
+
+TEST(unix_listen_existing_path)
+{
+    const char *dir = make_tmp_dir();
+    char path[128];
+    mio_fd l, l2 = 0;
+    int before;
+
+    snprintf(path, sizeof path, "%s/taken", dir);
+    OK(mio_unix_listen(path, 0, &l));
+    before = test_open_fds();
+    CHECK_EQ(mio_unix_listen(path, 0, &l2), MIO_EADDRINUSE);
+    CHECK_EQ(test_open_fds(), before);
+    OK(mio_close(l));
+    /* A stale socket file (its listener closed) is still in the way. */
+    CHECK_EQ(mio_unix_listen(path, 0, &l2), MIO_EADDRINUSE);
+}
+
+/* ---- pipes ---- */
+
+TEST(pipe_bytes_flow)
+{
+    mio_poll *p = test_poll();
+    mio_fd pfd[2];
+    char buf[16];
+    ssize_t last;
+
+    OK(mio_pipe(pfd));
+    OK(mio_register(p, pfd[0], 1, MIO_READABLE));
+    CHECK_EQ(mio_read(pfd[0], buf, sizeof buf), MIO_EAGAIN);
+    CHECK_EQ(mio_write(pfd[1], "flow", 4), 4);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    CHECK_EQ(drain(pfd[0], buf, sizeof buf, &last), 4);
+    CHECK_EQ(last, MIO_EAGAIN);
+    CHECK(memcmp(buf, "flow", 4) == 0);
+    /* Data only flows one way. */
+    CHECK(mio_write(pfd[0], "x", 1) < 0);
+    OK(mio_close(pfd[0]));
+    OK(mio_close(pfd[1]));
+    mio_poll_free(p);
+}
+
+TEST(pipe_writer_closed_is_end_of_stream)
+{
+    mio_poll *p = test_poll();
+    mio_fd pfd[2];
+    char buf[16];
+    ssize_t last;
+
+    OK(mio_pipe(pfd));
+    OK(mio_register(p, pfd[0], 1, MIO_READABLE));
+    CHECK_EQ(mio_write(pfd[1], "end", 3), 3);
+    OK(mio_close(pfd[1]));
+    CHECK(wait_flags(p, 1, MIO_READ_CLOSED, 0) & MIO_READ_CLOSED);
+    CHECK_EQ(drain(pfd[0], buf, sizeof buf, &last), 3);
+    CHECK_EQ(last, 0);
+    OK(mio_close(pfd[0]));
+    mio_poll_free(p);
+}
+
+TEST(pipe_reader_closed_is_error)
+{
+    mio_poll *p = test_poll();
+    mio_fd pfd[2];
+    uint32_t flags;
+
+    sigpipe_kills();
+    OK(mio_pipe(pfd));
+    OK(mio_register(p, pfd[1], 1, MIO_WRITABLE));
+    OK(mio_close(pfd[0]));
+    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_WRITE_CLOSED);
+    CHECK(flags & (MIO_ERROR | MIO_WRITE_CLOSED));
+    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+    OK(mio_deregister(p, pfd[1]));
+    OK(mio_close(pfd[1]));
+    mio_poll_free(p);
+}
+
+/* ---- socketpair and vectored I/O ---- */
+
+TEST(socketpair_readv_writev)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[2];
+    char a[3], b[1], c[8];
+    mio_iovec out[4] = { { "abc", 3 }, { "", 0 }, { "d", 1 }, { "efgh", 4 } };
+    mio_iovec in[3] = { { a, sizeof a }, { b, sizeof b }, { c, sizeof c } };
+
+    OK(mio_socketpair(sv));
+    OK(mio_register(p, sv[1], 1, MIO_READABLE));
+    CHECK_EQ(mio_writev(sv[0], out, 4), 8);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    CHECK_EQ(mio_readv(sv[1], in, 3), 8);
+    CHECK(memcmp(a, "abc", 3) == 0);
+    CHECK(memcmp(b, "d", 1) == 0);
+    CHECK(memcmp(c, "efgh", 4) == 0);
+    CHECK_EQ(mio_readv(sv[1], in, 3), MIO_EAGAIN);
+    /* Both ends work both ways. */
+    CHECK_EQ(mio_writev(sv[1], out, 1), 3);
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+    mio_poll_free(p);
+}
+
+TEST(vectored_io_bad_arguments)
+{
+    mio_fd sv[2];
+    char buf[4];
+    mio_iovec iov = { buf, sizeof buf };
+    OK(mio_socketpair(sv));
+    CHECK_EQ(mio_readv(sv[0], NULL, 1), MIO_EINVAL);
+    CHECK_EQ(mio_writev(sv[0], NULL, 1), MIO_EINVAL);
+    CHECK_EQ(mio_readv(sv[0], &iov, -1), MIO_EINVAL);
+    CHECK_EQ(mio_writev(sv[0], &iov, -1), MIO_EINVAL);
+    /* Nothing was sent by the refused calls. */
+    CHECK_EQ(mio_read(sv[1], buf, sizeof buf), MIO_EAGAIN);
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+}
+
+TEST(null_buffer_with_length_is_einval)
+{
+    mio_addr ua, ub;
+    mio_fd sv[2], u = udp_on("127.0.0.1:0", &ua), v = udp_on("127.0.0.1:0", &ub);
+    char buf[4];
+    OK(mio_socketpair(sv));
+    CHECK_EQ(mio_read(sv[0], NULL, 4), MIO_EINVAL);
+    CHECK_EQ(mio_write(sv[0], NULL, 4), MIO_EINVAL);
+    CHECK_EQ(mio_udp_send_to(u, NULL, 4, &ub), MIO_EINVAL);
+    CHECK_EQ(mio_udp_recv_from(v, NULL, 4, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_read(sv[1], buf, sizeof buf), MIO_EAGAIN);
+    CHECK_EQ(mio_udp_recv_from(v, buf, sizeof buf, NULL), MIO_EAGAIN);
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+    OK(mio_close(u));
+    OK(mio_close(v));
+}
+
+/* ---- emulated edges re-arm when a libmio I/O call sees MIO_EAGAIN ---- */
+
+TEST(read_eagain_rearms_edge)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[2];
+    char buf[8];
+    ssize_t last;
+    int round;
+
+    OK(mio_socketpair(sv));
+    OK(mio_register(p, sv[1], 1, MIO_READABLE));
+    for (round = 0; round < 3; round++) {
+        CHECK_EQ(mio_write(sv[0], "r", 1), 1);
+        wait_flags(p, 1, MIO_READABLE, 0);
+        CHECK_EQ(drain(sv[1], buf, sizeof buf, &last), 1);
+        CHECK_EQ(last, MIO_EAGAIN);
+    }
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+    mio_poll_free(p);
+}
+
+TEST(readv_eagain_rearms_edge)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[2];
+    char buf[8];
+    mio_iovec iov = { buf, sizeof buf };
+    int round;
+
+    OK(mio_socketpair(sv));
+    OK(mio_register(p, sv[1], 1, MIO_READABLE));
+    for (round = 0; round < 3; round++) {
+        CHECK_EQ(mio_write(sv[0], "v", 1), 1);
+        wait_flags(p, 1, MIO_READABLE, 0);
+        CHECK_EQ(mio_readv(sv[1], &iov, 1), 1);
+        CHECK_EQ(mio_readv(sv[1], &iov, 1), MIO_EAGAIN);
+    }
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+    mio_poll_free(p);
+}
+
+TEST(accept_eagain_rearms_edge)
+{
+    mio_poll *p = test_poll();
+    mio_addr bound;
+    mio_fd l = listen_on("127.0.0.1:0", &bound), c, s, none;
+    int round;
+
+    OK(mio_register(p, l, 1, MIO_READABLE));
+    for (round = 0; round < 3; round++) {
+        OK(mio_tcp_connect(&bound, &c));
+        wait_flags(p, 1, MIO_READABLE, 0);
+        OK(mio_tcp_accept(l, &s, NULL));
+        CHECK_EQ(mio_tcp_accept(l, &none, NULL), MIO_EAGAIN);
+        OK(mio_close(s));
+        OK(mio_close(c));
+    }
+    OK(mio_close(l));
+    mio_poll_free(p);
+}
+
+TEST(recv_from_eagain_rearms_edge)
+{
+    mio_poll *p = test_poll();
+    mio_addr aa, ba;
+    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    char buf[8];
+    int round;
+
+    OK(mio_register(p, b, 1, MIO_READABLE));
+    for (round = 0; round < 3; round++) {
+        CHECK_EQ(mio_udp_send_to(a, "u", 1, &ba), 1);
+        wait_flags(p, 1, MIO_READABLE, 0);
+        CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), 1);
+        CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), MIO_EAGAIN);
+    }
+    OK(mio_close(a));
+    OK(mio_close(b));
+    mio_poll_free(p);
+}
+
+/* Fills the socket until MIO_EAGAIN (by write or writev), lets the peer
+ * drain it, and expects WRITABLE again, three times over. */
+static void write_rearm_rounds(bool vectored)
+{
+    static char chunk[65536];
+    mio_poll *p = test_poll();
+    mio_iovec iov = { chunk, sizeof chunk };
+    mio_fd sv[2];
+    ssize_t n, last;
+    int round;
+
+    OK(mio_socketpair(sv));
+    OK(mio_register(p, sv[0], 1, MIO_WRITABLE));
+    wait_flags(p, 1, MIO_WRITABLE, 0);
+    for (round = 0; round < 3; round++) {
+        do
+            n = vectored ? mio_writev(sv[0], &iov, 1) : mio_write(sv[0], chunk, sizeof chunk);
+        while (n > 0);
+        CHECK_EQ(n, MIO_EAGAIN);
+        CHECK(drain(sv[1], NULL, 0, &last) > 0);
+        CHECK_EQ(last, MIO_EAGAIN);
+        wait_flags(p, 1, MIO_WRITABLE, 0);
+    }
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+    mio_poll_free(p);
+}
+
+TEST(write_eagain_rearms_edge)
+{
+    write_rearm_rounds(false);
+}
+
+TEST(writev_eagain_rearms_edge)
+{
+    write_rearm_rounds(true);
+}
+
+/* ---- descriptors: non-blocking, close-on-exec ---- */
+
+/* One descriptor from each call that creates one (a Unix listener in a temp
+ * dir, connected TCP/Unix pairs); returns how many were written to fds. */
+static int make_every_kind(mio_fd *fds)
+{
+    const char *dir = make_tmp_dir();
+    char path[128];
+    mio_addr bound, ua;
+    mio_fd l;
+    int n = 0;
+
+    l = listen_on("127.0.0.1:0", &bound);
+    fds[n++] = l;                                   /* mio_tcp_listen */
+    OK(mio_tcp_connect(&bound, &fds[n++]));         /* mio_tcp_connect */
+    fds[n++] = accept_one(l, NULL);                 /* mio_tcp_accept */
+    fds[n++] = udp_on("127.0.0.1:0", &ua);          /* mio_udp_bind */
+    snprintf(path, sizeof path, "%s/kinds.sock", dir);
+    OK(mio_unix_listen(path, 0, &l));
+    fds[n++] = l;                                   /* mio_unix_listen */
+    OK(mio_unix_connect(path, &fds[n++]));          /* mio_unix_connect */
+    fds[n++] = accept_one(l, NULL);                 /* mio_tcp_accept, Unix */
+    OK(mio_socketpair(&fds[n]));                    /* mio_socketpair */
+    n += 2;
+    OK(mio_pipe(&fds[n]));                          /* mio_pipe */
+    n += 2;
+    return n;
+}
+
+TEST(every_fd_nonblocking_cloexec)
+{
+    mio_fd fds[16];
+    int i, n = make_every_kind(fds);
+    for (i = 0; i < n; i++) {
+        check_nonblock_cloexec(fds[i]);
+        OK(mio_close(fds[i]));
+    }
+}
+
+/* An exec'd child holds none of them: checked from outside, through
+ * /proc/<child>/fd, once exec has happened (a close-on-exec status pipe
+ * reaches end of file). */
+TEST(exec_child_inherits_no_fd)
+{
+    mio_fd fds[16];
+    int i, n = make_every_kind(fds), status[2], input[2], wstatus;
+    char c, mine[256], theirs[256], link[64];
+    pid_t pid;
+
+    OK(pipe2(status, O_CLOEXEC));
+    OK(pipe2(input, O_CLOEXEC));
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        char *const argv[] = { "cat", NULL };
+        char *const envp[] = { NULL };
+        if (dup2(input[0], 0) == 0)
+            execve("/bin/cat", argv, envp);
+        c = 'x';
+        (void)!write(status[1], &c, 1);
+        _exit(127);
+    }
+    close(status[1]);
+    close(input[0]);
+    if (read(status[0], &c, 1) != 0) {
+        waitpid(pid, &wstatus, 0);
+        SKIP("cannot exec /bin/cat here");
+    }
+    for (i = 0; i < n; i++) {
+        ssize_t ml, tl;
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fds[i]);
+        ml = readlink(link, mine, sizeof mine - 1);
+        CHECK(ml > 0);
+        mine[ml] = '\0';
+        snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)pid, fds[i]);
+        tl = readlink(link, theirs, sizeof theirs - 1);
+        if (tl > 0) {
+            theirs[tl] = '\0';
+            if (strcmp(mine, theirs) == 0)
+                FAIL("the child inherited fd %d (%s)", fds[i], mine);
+        }
+    }
+    close(input[1]);             /* cat sees end of file and exits */
+    CHECK_EQ(waitpid(pid, &wstatus, 0), pid);
+    CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    close(status[0]);
+    for (i = 0; i < n; i++)
+        OK(mio_close(fds[i]));
+}
+
+/* ---- bad input ---- */
+
+TEST(null_out_pointers_einval)
+{
+    const char *dir = make_tmp_dir();
+    mio_addr any = addr("127.0.0.1:0"), bound, ua;
+    mio_fd l = listen_on("127.0.0.1:0", &bound), u = udp_on("127.0.0.1:0", &ua);
+    char path[128];
+    int before = test_open_fds();
+
+    snprintf(path, sizeof path, "%s/null.sock", dir);
+    CHECK_EQ(mio_tcp_listen(&any, 0, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_tcp_connect(&bound, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_tcp_accept(l, NULL, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_udp_bind(&any, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_unix_listen(path, 0, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_unix_connect(path, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_socketpair(NULL), MIO_EINVAL);
+    CHECK_EQ(mio_pipe(NULL), MIO_EINVAL);
+    CHECK_EQ(mio_local_addr(l, NULL), MIO_EINVAL);
+    CHECK_EQ(mio_peer_addr(u, NULL), MIO_EINVAL);
+    CHECK_EQ(test_open_fds(), before);
+    CHECK_EQ(dir_entries(dir), 0);
+    OK(mio_close(l));
+    OK(mio_close(u));
+}
+
+TEST(null_addr_einval)
+{
+    mio_addr ua;
+    mio_fd u = udp_on("127.0.0.1:0", &ua), fd = 0;
+    int before = test_open_fds();
+    CHECK_EQ(mio_tcp_listen(NULL, 0, &fd), MIO_EINVAL);
+    CHECK_EQ(mio_tcp_connect(NULL, &fd), MIO_EINVAL);
+    CHECK_EQ(mio_udp_bind(NULL, &fd), MIO_EINVAL);
+    CHECK_EQ(mio_udp_connect(u, NULL), MIO_EINVAL);
+    CHECK_EQ(test_open_fds(), before);
+    OK(mio_close(u));
+}
+
+static void check_rejects_addr(const mio_addr *bad, mio_fd udp)
+{
+    mio_fd fd = 0;
+    int err;
+    err = mio_tcp_listen(bad, 0, &fd);
+    CHECK(err == MIO_EINVAL || err == MIO_EAFNOSUPPORT);
+    err = mio_tcp_connect(bad, &fd);
+    CHECK(err == MIO_EINVAL || err == MIO_EAFNOSUPPORT);
+    err = mio_udp_bind(bad, &fd);
+    CHECK(err == MIO_EINVAL || err == MIO_EAFNOSUPPORT);
+    err = mio_udp_connect(udp, bad);
+    CHECK(err == MIO_EINVAL || err == MIO_EAFNOSUPPORT);
+    err = (int)mio_udp_send_to(udp, "x", 1, bad);
+    CHECK(err == MIO_EINVAL || err == MIO_EAFNOSUPPORT);
+}
+
+TEST(garbage_addr_rejected)
+{
+    mio_addr ua, bad;
+    mio_fd u = udp_on("127.0.0.1:0", &ua);
+    int before = test_open_fds();
+
+    memset(&bad, 0, sizeof bad);
+    bad.u.sa.sa_family = 0x7777;
+    bad.len = sizeof(struct sockaddr_in);
+    check_rejects_addr(&bad, u);
+
+    bad = addr("127.0.0.1:9");
+    bad.len = 3;
+    check_rejects_addr(&bad, u);
+    bad.len = 0;
+    check_rejects_addr(&bad, u);
+    bad.len = 1000;
+    check_rejects_addr(&bad, u);
+
+    bad = addr("[::1]:9");
+    bad.len = sizeof(struct sockaddr_in);
+    check_rejects_addr(&bad, u);
+
+    CHECK_EQ(test_open_fds(), before);
+    OK(mio_close(u));
+}
+
+TEST(closed_fd_is_ebadf)
+{
+    mio_addr a = addr("127.0.0.1:9"), out;
+    mio_iovec iov = { &a, 1 };
+    mio_fd sv[2], fd = 0;
+    char buf[4];
+
+    OK(mio_socketpair(sv));
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+    CHECK_EQ(mio_read(sv[0], buf, sizeof buf), MIO_EBADF);
+    CHECK_EQ(mio_write(sv[0], "x", 1), MIO_EBADF);
+    CHECK_EQ(mio_readv(sv[0], &iov, 1), MIO_EBADF);
+    CHECK_EQ(mio_writev(sv[0], &iov, 1), MIO_EBADF);
+    CHECK_EQ(mio_shutdown(sv[0], MIO_SHUT_RDWR), MIO_EBADF);
+    CHECK_EQ(mio_socket_error(sv[0]), MIO_EBADF);
+    CHECK_EQ(mio_local_addr(sv[0], &out), MIO_EBADF);
+    CHECK_EQ(mio_peer_addr(sv[0], &out), MIO_EBADF);
+    CHECK_EQ(mio_tcp_accept(sv[0], &fd, NULL), MIO_EBADF);
+    CHECK_EQ(mio_tcp_set_nodelay(sv[0], true), MIO_EBADF);
+    CHECK_EQ(mio_udp_connect(sv[0], &a), MIO_EBADF);
+    CHECK_EQ(mio_udp_send_to(sv[0], "x", 1, &a), MIO_EBADF);
+    CHECK_EQ(mio_udp_recv_from(sv[0], buf, sizeof buf, NULL), MIO_EBADF);
+    CHECK_EQ(mio_close(sv[0]), MIO_EBADF);
+}
+
+TEST(invalid_fd_is_ebadf)
+{
+    char buf[4];
+    mio_addr out;
+    CHECK_EQ(mio_read(MIO_INVALID_FD, buf, sizeof buf), MIO_EBADF);
+    CHECK_EQ(mio_write(MIO_INVALID_FD, "x", 1), MIO_EBADF);
+    CHECK_EQ(mio_shutdown(MIO_INVALID_FD, MIO_SHUT_WR), MIO_EBADF);
+    CHECK_EQ(mio_socket_error(MIO_INVALID_FD), MIO_EBADF);
+    CHECK_EQ(mio_local_addr(MIO_INVALID_FD, &out), MIO_EBADF);
+    CHECK_EQ(mio_close(MIO_INVALID_FD), MIO_EBADF);
+}
+
+TEST(double_close_is_ebadf)
+{
+    mio_fd pfd[2];
+    OK(mio_pipe(pfd));
+    OK(mio_close(pfd[0]));
+    CHECK_EQ(mio_close(pfd[0]), MIO_EBADF);
+    OK(mio_close(pfd[1]));
+    CHECK_EQ(mio_close(pfd[1]), MIO_EBADF);
+}
+
+TEST(shutdown_bad_how_is_einval)
+{
+    mio_fd sv[2];
+    char buf[4];
+    OK(mio_socketpair(sv));
+    CHECK_EQ(mio_shutdown(sv[0], 3), MIO_EINVAL);
+    CHECK_EQ(mio_shutdown(sv[0], -1), MIO_EINVAL);
+    /* Nothing was shut: both directions still work. */
+    CHECK_EQ(mio_write(sv[0], "x", 1), 1);
+    CHECK_EQ(mio_read(sv[1], buf, sizeof buf), 1);
+    CHECK_EQ(mio_write(sv[1], "y", 1), 1);
+    CHECK_EQ(mio_read(sv[0], buf, sizeof buf), 1);
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+}
+
+TEST(shutdown_read_side)
+{
+    mio_fd sv[2];
+    char buf[4];
+    OK(mio_socketpair(sv));
+    OK(mio_shutdown(sv[1], MIO_SHUT_RD));
+    CHECK_EQ(mio_read(sv[1], buf, sizeof buf), 0);
+    OK(mio_shutdown(sv[1], MIO_SHUT_RDWR));
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+}
