@@ -63,6 +63,7 @@ enum {
 struct registered {
     mio_token token;
     uint32_t interest;
+    uint32_t stamp;     /* the poll's change count when this was set */
 #ifdef LIBKQUEUE
     dev_t dev;          /* the file's identity: see check_registered() */
     ino_t ino;
@@ -75,6 +76,7 @@ struct kqueue_poll {
     mio_mutex fds_lock;         /* guards fds and nfds: add/mod/del may race */
     struct registered *fds;     /* indexed by descriptor */
     size_t nfds;
+    atomic_uint changes;        /* registrations set so far, the stamps' clock */
 #ifndef USE_EVFILT_USER
     struct mio_wakefd wake;     /* notify(), read with the reserved token */
 #endif
@@ -369,6 +371,7 @@ static int kq_init(mio_poll *base)
         return err;
     }
     mio_mutex_init(&p->fds_lock);
+    atomic_init(&p->changes, 0);
     return 0;
 }
 
@@ -423,6 +426,7 @@ static int kq_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
     } else {
         r->token = token;
         r->interest = interest;
+        r->stamp = atomic_fetch_add(&p->changes, 1) + 1;
         identify(fd, r);
     }
     mio_mutex_unlock(&p->fds_lock);
@@ -465,6 +469,7 @@ static int kq_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
     } else {
         r->token = token;
         r->interest = interest;
+        r->stamp = atomic_fetch_add(&p->changes, 1) + 1;
     }
     mio_mutex_unlock(&p->fds_lock);
     return err;
@@ -552,9 +557,43 @@ static uint32_t readiness(const struct kevent *k)
     return r;
 }
 
+/* EV_ONESHOT disarms the filter that fired; a oneshot registration of more
+ * than one direction disarms them all, as epoll's does.  So the filters that
+ * did not fire are deleted before the wait returns, unless the registration
+ * was set after the wait began: the event may then be older than the table's
+ * entry, and a sibling firing once more is only a spurious event. */
+static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int n,
+                            unsigned began)
+{
+    int i;
+
+    mio_mutex_lock(&p->fds_lock);
+    for (i = 0; i < n; i++) {
+        struct registered *r;
+        struct changes c;
+        size_t f;
+
+        if (!(kev[i].flags & EV_ONESHOT))
+            continue;
+        r = entry(p, (int)kev[i].ident);
+        /* Set after the wait began: its stamp is 1 to 2^31 ahead, modulo 2^32. */
+        if (r == NULL || !(r->interest & MIO_ONESHOT) ||
+            (unsigned)(r->stamp - began - 1) < 0x7fffffffu)
+            continue;
+        c.n = 0;
+        for (f = 0; f < NFILTERS; f++)
+            if ((r->interest & filters[f].interest) && filters[f].filter != kev[i].filter)
+                change(&c, kev[i].ident, filters[f].filter, EV_DELETE, 0, 0);
+        if (c.n > 0)
+            apply(p->kq, &c);   /* ENOENT: it fired too, in this batch */
+    }
+    mio_mutex_unlock(&p->fds_lock);
+}
+
 static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
 {
     struct kqueue_poll *p = (struct kqueue_poll *)base;
+    unsigned began = atomic_load(&p->changes);
     struct kevent kev[WAIT_CHUNK];
     struct timespec ts, *tsp = NULL;
     size_t j = 0;
@@ -574,6 +613,7 @@ static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
     for (;;) {
         int want = cap - j < WAIT_CHUNK ? (int)(cap - j) : WAIT_CHUNK;
         int n = kevent(p->kq, NULL, 0, kev, want, tsp), i;
+        bool oneshot = false;
 
         if (n < 0) {
             if (j > 0)
@@ -587,7 +627,10 @@ static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
             events[j].token = token;
             events[j].flags = readiness(&kev[i]);
             j++;
+            oneshot |= (kev[i].flags & EV_ONESHOT) != 0;
         }
+        if (MIO_UNLIKELY(oneshot))
+            disarm_siblings(p, kev, n, began);
         if (n < want || j == cap)
             break;
         ts.tv_sec = 0;
