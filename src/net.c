@@ -562,7 +562,8 @@ ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt)
 
 /* A pipe has no MSG_NOSIGNAL: write with SIGPIPE blocked in this thread, and
  * consume the SIGPIPE our own write raised (one already pending before us is
- * left alone). */
+ * left alone; if that one was sent to the whole process, ours stays pending
+ * beside it, as nothing portable tells the two apart). */
 static ssize_t write_nosigpipe(int fd, const void *buf, size_t len, const mio_iovec *iov, int iovcnt)
 {
     sigset_t pipe_set, old, pending;

@@ -1159,6 +1159,27 @@ TEST(pipe_reader_closed_is_error)
     mio_poll_free(p);
 }
 
+/* The peer going away is a new readiness of its own: it is reported even
+ * when the WRITABLE edge was already reported and nothing was written since
+ * (an idle connection that only watches for writability). */
+TEST(peer_close_reported_after_writable_edge)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[2];
+    uint32_t flags;
+
+    OK(mio_socketpair(sv));
+    OK(mio_register(p, sv[0], 1, MIO_WRITABLE));
+    wait_flags(p, 1, MIO_WRITABLE, 0);
+    OK(mio_close(sv[1]));
+    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_WRITE_CLOSED);
+    CHECK(flags & (MIO_ERROR | MIO_WRITE_CLOSED));
+    CHECK_EQ(mio_write(sv[0], "x", 1), MIO_EPIPE);
+    OK(mio_deregister(p, sv[0]));
+    OK(mio_close(sv[0]));
+    mio_poll_free(p);
+}
+
 /* ---- socketpair and vectored I/O ---- */
 
 TEST(socketpair_readv_writev)
