@@ -14,9 +14,10 @@
  * forward, the slots it passes now stand for ticks one turn later; their far
  * lists are walked once and what entered the window moves to near.  Each far
  * timeout is thus touched once per turn it waits, the usual cost of a hashed
- * wheel.  The earliest far deadline is kept per slot, so even a wheel whose
- * window is empty answers mio_timer_next() exactly with one pass over the
- * slots.
+ * wheel.  Polls move cur to the earliest deadline, or to the clock when
+ * nothing is due, never further: a timeout set later is never before cur.
+ * The earliest far deadline is kept per slot, so even a wheel whose window
+ * is empty answers mio_timer_next() exactly with one pass over the slots.
  *
  * Every timeout lives in one slab of exactly `capacity` nodes allocated up
  * front; lists link slab indices.  The list heads are sentinel nodes placed
@@ -24,12 +25,11 @@
  * branch and no knowledge of which list holds the node.  A handle is the
  * node's index plus one (so 0 is never valid) under its generation, which
  * is odd while the node is pending and moves on each time it is set or
- * released: a stale handle never matches a reused node. */
+ * released: a stale handle does not match a reused node (short of 2^31
+ * reuses of that one node, when the 32-bit generation wraps). */
 #include "timer.h"
 
 #include "common.h"
-
-#include <limits.h>
 
 #if defined(_MSC_VER)
 #include <intrin.h>
@@ -482,14 +482,21 @@ int64_t mio_timer_next(const mio_timer *t)
 
 bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
 {
-    uint64_t due;
+    uint64_t due, now_tick;
     uint32_t slot, head, i;
 
     if (t == NULL || t->pending == 0)
         return false;
     due = earliest(t);
-    if (due > ticks_of(t, clamp_now(t, now_ns)))
+    now_tick = ticks_of(t, clamp_now(t, now_ns));
+    if (due > now_tick) {
+        /* Keep the window on the clock, so that timeouts set from now on
+         * land in near lists: the far ones are promoted a few slots at a
+         * time as ticks pass rather than all at once later. */
+        if (now_tick > t->cur)
+            advance(t, now_tick);
         return false;
+    }
     if (due != t->cur)
         advance(t, due);
 
