@@ -239,23 +239,53 @@ MIO_API void mio_waker_free(mio_waker *w);
 /* ---- User-space readiness ------------------------------------------------
  * A source that is not a descriptor (a queue, a computation) made pollable.
  * The registration belongs to the polling side; set_readiness handles are for
- * producers on any thread.  Events carry exactly `readiness & interest`, with
- * the same edge/level/oneshot rules as descriptors. */
+ * producers on any thread.  Events carry the registration's token and
+ * `readiness & interest`, where MIO_ERROR, MIO_READ_CLOSED and
+ * MIO_WRITE_CLOSED count as always asked for (as for descriptors), with the
+ * same edge/level/oneshot rules as descriptors: edge reports once per rise of
+ * those bits, level on every wait while any is set, oneshot once until
+ * reregistered.  The last readiness set is never lost: if it is a rise (or,
+ * for level, not empty) an event reports it.  No allocation happens after
+ * mio_registration_new, mio_set_readiness_clone and the first registration on
+ * a poll.
+ *
+ * A registration is bound to the first poll it is registered with until that
+ * poll is freed: it may be deregistered and registered there again, but
+ * another poll refuses it with MIO_EEXIST.  mio_poll_free detaches the
+ * registrations still bound to it: their sets reach no poll, reregister and
+ * deregister say MIO_ENOENT, and they may be registered on another poll.
+ * mio_poll_free may race mio_set_readiness_* calls, not the other calls on its
+ * registrations. */
 
 typedef struct mio_registration mio_registration;
 typedef struct mio_set_readiness mio_set_readiness;
 
+/* A registration and its first set_readiness handle; readiness starts at 0. */
 MIO_API int  mio_registration_new(mio_registration **reg, mio_set_readiness **set);
+/* Like mio_register: readiness already present is reported at once.
+ * MIO_EEXIST if registered (or bound to another poll); MIO_EINVAL for the
+ * reserved token or an interest mio_register refuses. */
 MIO_API int  mio_registration_register(mio_poll *p, mio_registration *r, mio_token token, uint32_t interest);
+/* Replaces token and interest in one step (a concurrent set sees the old pair
+ * or the new one), re-arms a oneshot, and reports readiness still present at
+ * once.  MIO_ENOENT if not registered on p. */
 MIO_API int  mio_registration_reregister(mio_poll *p, mio_registration *r, mio_token token, uint32_t interest);
+/* No event for r is delivered after this returns.  MIO_ENOENT if not
+ * registered on p. */
 MIO_API int  mio_registration_deregister(mio_poll *p, mio_registration *r);
-/* Deregisters and frees; later mio_set_readiness_set calls are no-ops. */
+/* Deregisters and frees; set_readiness handles stay valid, their sets reach no
+ * poll any more. */
 MIO_API void mio_registration_free(mio_registration *r);
-/* Replaces the readiness (does not OR into it); the same value again is no new
- * rise for edge.  Lock-free, never blocks; wakes the poller only when it may
- * be asleep. */
+/* Replaces the readiness (does not OR into it) with any of READABLE,
+ * WRITABLE, PRIORITY, ERROR, READ_CLOSED, WRITE_CLOSED (other bits:
+ * MIO_EINVAL); the same value again is no new rise for edge.  Any thread;
+ * lock-free, never blocks, never allocates; makes a system call only when the
+ * poller may be asleep. */
 MIO_API int  mio_set_readiness_set(mio_set_readiness *s, uint32_t readiness);
+/* The readiness last set (0 for NULL). */
 MIO_API uint32_t mio_set_readiness_get(const mio_set_readiness *s);
+/* Another handle on the same registration; each handle is freed on its own,
+ * and the registration's memory goes with the last of them and it. */
 MIO_API int  mio_set_readiness_clone(mio_set_readiness *s, mio_set_readiness **out);
 MIO_API void mio_set_readiness_free(mio_set_readiness *s);
 

@@ -143,10 +143,17 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
 
     for (;;) {
         int64_t t = timeout_ns;
+        size_t first = 0;
 
-        if (p->readyq != NULL && mio__readyq_prepare(p))
-            t = 0;
-        n = p->ops->wait(p, events, capacity, t);
+        /* Queued user-space readiness first takes its share of the room (and
+         * then the kernel's wait must not block), the rest of it after. */
+        if (p->readyq != NULL)
+            first = mio__readyq_prepare(p, events, capacity, &t);
+        n = first < capacity ? p->ops->wait(p, events + first, capacity - first, t) : 0;
+        if (n < 0 && first > 0)
+            n = 0;  /* what was taken from the queue must be returned */
+        if (n >= 0)
+            n += (int)first;
         if (p->readyq != NULL && n >= 0)
             n += (int)mio__readyq_drain(p, events + n, capacity - (size_t)n);
         if (n != 0 || timeout_ns == 0 ||

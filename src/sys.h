@@ -49,7 +49,7 @@ struct mio_poll {
     atomic_int woken;               /* mio__poll_wake() was called */
     mio_mutex lock;                 /* guards wakers and registrations lists */
     struct mio_waker *wakers;
-    struct mio_readyq *readyq;      /* NULL until a registration is registered */
+    _Atomic(struct mio_readyq *) readyq;  /* NULL until a registration is registered */
     struct mio_poll *edge_next;     /* list of polls with emulated edges */
 };
 
@@ -104,10 +104,13 @@ void mio__wakefd_close(struct mio_wakefd *w);
 #endif
 
 /* User-space readiness queue hooks (registration.c), called by poll.c only
- * when p->readyq is set.  prepare returns true when nodes are queued (the
- * wait must not block) and otherwise tells producers the poller may sleep;
- * drain moves queued readiness into events and returns how many. */
-bool   mio__readyq_prepare(mio_poll *p);
+ * when p->readyq is set.  prepare runs before the backend's wait: if readiness
+ * is queued it sets *timeout_ns to 0 and moves up to a fair share of cap into
+ * events (so that neither queued nor kernel readiness starves the other),
+ * returning how many; otherwise it tells producers the poller may sleep.
+ * drain runs after the wait: it moves queued readiness into events and returns
+ * how many. */
+size_t mio__readyq_prepare(mio_poll *p, mio_event *events, size_t cap, int64_t *timeout_ns);
 size_t mio__readyq_drain(mio_poll *p, mio_event *events, size_t cap);
 void   mio__readyq_detach(mio_poll *p);
 #endif
