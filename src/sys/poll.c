@@ -8,7 +8,11 @@
  *
  * poll(2) has no edge trigger and no oneshot, so both are emulated by taking
  * directions out of a slot's `events` after reporting them: oneshot until mod,
- * edge until a libmio I/O call on that fd says EAGAIN (rearm).
+ * edge until a libmio I/O call on that fd says EAGAIN (rearm).  Hang-up and
+ * error are reported whatever `events` says, which gives edge registrations
+ * their "the peer went away" event for free, but they stay true: once
+ * reported, the slot is muted (a negative fd, which poll(2) skips) until it is
+ * re-armed.
  *
  * Other threads may register while one thread sits in poll(2), but the kernel
  * reads the arrays for the whole call, and growing them would free them under
@@ -45,6 +49,7 @@ struct entry {
     int fd;             /* the descriptor, also while pfds[i].fd is disabled */
     uint32_t interest;  /* directions and trigger, as registered */
     uint32_t armed;     /* directions the kernel is asked about now */
+    bool muted;         /* out of the kernel's view until re-armed */
     enum entry_kind kind;
 };
 
@@ -95,30 +100,30 @@ static uint32_t from_poll(short re, uint32_t interest)
     return r;
 }
 
-/* Directions a report used up.  Hang-up and error stay true until the fd is
- * dealt with and poll(2) reports them whatever `events` says: they use up
- * everything, or a disarmed-but-visible slot would be reported forever. */
-static uint32_t fired(short re)
+/* Uses up what a report of revents `re` told an edge or oneshot registration.
+ * Hang-up and error stay true until the fd is dealt with, and poll(2) reports
+ * them whatever `events` says: after them, nothing is left to wait for. */
+static void disarm(struct entry *e, short re)
 {
-    uint32_t dirs = 0;
-    if (re & (POLLHUP | POLLERR))
-        return MIO_INTERESTS;
+    if ((e->interest & MIO_ONESHOT) || (re & (POLLHUP | POLLERR))) {
+        e->armed = 0;
+        e->muted = true;
+        return;
+    }
     if (re & (POLLIN | RDHUP))
-        dirs |= MIO_READABLE;
+        e->armed &= ~(uint32_t)MIO_READABLE;
     if (re & POLLPRI)
-        dirs |= MIO_PRIORITY;
+        e->armed &= ~(uint32_t)MIO_PRIORITY;
     if (re & POLLOUT)
-        dirs |= MIO_WRITABLE;
-    return dirs;
+        e->armed &= ~(uint32_t)MIO_WRITABLE;
 }
 
-/* Makes slot i ask the kernel for exactly its armed directions.  A slot with
- * none gets a negative fd, which poll(2) skips entirely (it would still report
- * POLLHUP and POLLERR for events == 0). */
+/* Makes slot i ask the kernel for exactly its armed directions.  An edge slot
+ * with none stays in view (events 0) to hear of hang-up and error. */
 static void sync_slot(struct pollfd_poll *p, size_t i)
 {
     const struct entry *e = &p->entries[i];
-    p->pfds[i].fd = e->armed != 0 ? e->fd : -1;
+    p->pfds[i].fd = e->muted ? -1 : e->fd;
     p->pfds[i].events = to_poll(e->armed);
     p->pfds[i].revents = 0;
 }
@@ -175,20 +180,26 @@ static int reserve(struct pollfd_poll *p, int fd)
     return 0;
 }
 
+/* (Re)starts slot i with every direction of the interest armed. */
+static void arm(struct pollfd_poll *p, size_t i, mio_token token, uint32_t interest)
+{
+    struct entry *e = &p->entries[i];
+    e->token = token;
+    e->interest = interest;
+    e->armed = interest & MIO_INTERESTS;
+    e->muted = false;
+    sync_slot(p, i);
+}
+
 static int append(struct pollfd_poll *p, int fd, enum entry_kind kind,
                   mio_token token, uint32_t interest)
 {
-    struct entry *e;
     int err = reserve(p, fd);
     if (err < 0)
         return err;
-    e = &p->entries[p->count];
-    e->token = token;
-    e->fd = fd;
-    e->interest = interest;
-    e->armed = interest & MIO_INTERESTS;
-    e->kind = kind;
-    sync_slot(p, p->count);
+    p->entries[p->count].fd = fd;
+    p->entries[p->count].kind = kind;
+    arm(p, p->count, token, interest);
     p->slot_of[fd] = (uint32_t)p->count++;
     return 0;
 }
@@ -245,20 +256,28 @@ static void pp_fini(mio_poll *base)
     pthread_mutex_destroy(&p->lock);
 }
 
-/* Drops fd's registration, if it has one: mio_close is about to close it. */
-static void pp_forget(mio_poll *base, mio_fd fd)
+/* Removes fd's slot if it has one of this kind; says whether it had. */
+static bool drop(struct pollfd_poll *p, int fd, enum entry_kind kind)
 {
-    struct pollfd_poll *p = (struct pollfd_poll *)base;
     size_t i;
+    bool found;
 
     pthread_mutex_lock(&p->lock);
     i = find(p, fd);
-    if (i != 0 && p->entries[i].kind == ENTRY_FD) {
+    found = i != 0 && p->entries[i].kind == kind;
+    if (found) {
         pause_waiter(p);
         remove_slot(p, i);
         resume_waiter(p);
     }
     pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
+/* mio_close is about to close fd. */
+static void pp_forget(mio_poll *base, mio_fd fd)
+{
+    (void)drop((struct pollfd_poll *)base, fd, ENTRY_FD);
 }
 
 /* epoll forgets a closed fd by itself and refuses it with EBADF; so does this
@@ -268,75 +287,50 @@ static bool is_closed(mio_fd fd)
     return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
 }
 
-static int pp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+/* add (a new slot) and mod (re-arms everything, so readiness still present
+ * is reported at once, as EPOLL_CTL_MOD does). */
+static int set(struct pollfd_poll *p, mio_fd fd, mio_token token, uint32_t interest, bool add)
 {
-    struct pollfd_poll *p = (struct pollfd_poll *)base;
-    int err;
+    size_t i;
+    int err = 0;
 
     if (is_closed(fd)) {
-        pp_forget(base, fd);
+        (void)drop(p, fd, ENTRY_FD);
         return MIO_EBADF;
     }
     pthread_mutex_lock(&p->lock);
-    if (find(p, fd) != 0) {
+    i = find(p, fd);
+    if (add && i != 0) {
         err = MIO_EEXIST;
+    } else if (!add && (i == 0 || p->entries[i].kind != ENTRY_FD)) {
+        err = MIO_ENOENT;
     } else {
         pause_waiter(p);
-        err = append(p, fd, ENTRY_FD, token, interest);
+        if (add)
+            err = append(p, fd, ENTRY_FD, token, interest);
+        else
+            arm(p, i, token, interest);
         resume_waiter(p);
     }
     pthread_mutex_unlock(&p->lock);
     return err;
 }
 
-/* Re-arms everything: readiness still present is reported at once. */
+static int pp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+{
+    return set((struct pollfd_poll *)base, fd, token, interest, true);
+}
+
 static int pp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
 {
-    struct pollfd_poll *p = (struct pollfd_poll *)base;
-    size_t i;
-    int err = 0;
-
-    if (is_closed(fd)) {
-        pp_forget(base, fd);
-        return MIO_EBADF;
-    }
-    pthread_mutex_lock(&p->lock);
-    i = find(p, fd);
-    if (i == 0 || p->entries[i].kind != ENTRY_FD) {
-        err = MIO_ENOENT;
-    } else {
-        pause_waiter(p);
-        p->entries[i].token = token;
-        p->entries[i].interest = interest;
-        p->entries[i].armed = interest & MIO_INTERESTS;
-        sync_slot(p, i);
-        resume_waiter(p);
-    }
-    pthread_mutex_unlock(&p->lock);
-    return err;
+    return set((struct pollfd_poll *)base, fd, token, interest, false);
 }
 
 static int pp_del(mio_poll *base, mio_fd fd)
 {
-    struct pollfd_poll *p = (struct pollfd_poll *)base;
-    size_t i;
-    int err = 0;
-
-    if (is_closed(fd)) {
-        pp_forget(base, fd);
-        return MIO_EBADF;
-    }
-    pthread_mutex_lock(&p->lock);
-    i = find(p, fd);
-    if (i == 0 || p->entries[i].kind != ENTRY_FD) {
-        err = MIO_ENOENT;
-    } else {
-        pause_waiter(p);
-        remove_slot(p, i);
-        resume_waiter(p);
-    }
-    pthread_mutex_unlock(&p->lock);
-    return err;
+    bool closed = is_closed(fd);
+    bool dropped = drop((struct pollfd_poll *)base, fd, ENTRY_FD);
+    return closed ? MIO_EBADF : dropped ? 0 : MIO_ENOENT;
 }
 
 /* An emulated edge comes back for `dir` once the fd said EAGAIN in that
@@ -356,6 +350,7 @@ static void pp_rearm(mio_poll *base, mio_fd fd, uint32_t dir)
         if (e->kind == ENTRY_FD && !(e->interest & (MIO_LEVEL | MIO_ONESHOT)) && want != 0) {
             pause_waiter(p);
             e->armed |= want;
+            e->muted = false;
             sync_slot(p, i);
             resume_waiter(p);
         }
@@ -419,10 +414,8 @@ static int collect(struct pollfd_poll *p, mio_event *events, size_t cap, int rea
                     events[n].token = e->token;
                     events[n++].flags = flags;
                 }
-                if (e->interest & MIO_ONESHOT)
-                    e->armed = 0;
-                else if (!(e->interest & MIO_LEVEL))
-                    e->armed &= ~fired(re);
+                if (!(e->interest & MIO_LEVEL) || (e->interest & MIO_ONESHOT))
+                    disarm(e, re);
                 sync_slot(p, i);
             }
         }
@@ -504,17 +497,7 @@ static int pp_waker_wake(struct mio_waker *w)
 
 static void pp_waker_del(mio_poll *base, struct mio_waker *w)
 {
-    struct pollfd_poll *p = (struct pollfd_poll *)base;
-    size_t i;
-
-    pthread_mutex_lock(&p->lock);
-    i = find(p, w->fd);
-    if (i != 0 && p->entries[i].kind == ENTRY_WAKER) {
-        pause_waiter(p);
-        remove_slot(p, i);
-        resume_waiter(p);
-    }
-    pthread_mutex_unlock(&p->lock);
+    (void)drop((struct pollfd_poll *)base, w->fd, ENTRY_WAKER);
 }
 
 static void pp_waker_close(struct mio_waker *w)
