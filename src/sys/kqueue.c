@@ -49,6 +49,16 @@
 #define UDATA(token) ((void *)(token))
 #endif
 
+/* A oneshot filter is disabled once it fired (EV_DISPATCH), not deleted as
+ * EV_ONESHOT would: the kernel keeps the registration, so the EEXIST probe,
+ * reregister and deregister find it, whichever direction fired.  Where
+ * EV_DISPATCH is missing, a fired filter's ENOENT counts as deleted. */
+#ifdef EV_DISPATCH
+#define EV_ONCE EV_DISPATCH
+#else
+#define EV_ONCE EV_ONESHOT
+#endif
+
 #ifdef LIBKQUEUE
 extern void libkqueue_drain_pending_close(void) __attribute__((weak));
 #endif
@@ -122,7 +132,7 @@ static unsigned short trigger_flags(uint32_t interest)
     if (!(interest & MIO_LEVEL))
         f |= EV_CLEAR;
     if (interest & MIO_ONESHOT)
-        f |= EV_ONESHOT;
+        f |= EV_ONCE;
     return f;
 }
 
@@ -211,10 +221,9 @@ static int unknown_fd(int fd)
 /* Whether fd's registration r still stands: 0, MIO_ENOENT when the descriptor
  * was closed since (kqueue dropped its filters; the number may have been
  * reused) or MIO_EBADF when it is closed now.  The probe is a modify that
- * restates the registration (same udata and fflags, no EV_ADD); the kernel
- * re-evaluates the filter, which at worst reports it once more, a spurious
- * event.  A oneshot filter that already fired is gone too: such an fd counts
- * as free. */
+ * restates the registration (same udata and fflags, no EV_ADD, no EV_ENABLE);
+ * the kernel re-evaluates the filter, which at worst reports it once more, a
+ * spurious event. */
 static int check_registered(struct kqueue_poll *p, int fd, const struct registered *r)
 {
     struct changes c;
@@ -302,14 +311,14 @@ static void undo_adds(struct kqueue_poll *p, int fd, const struct changes *c, in
 }
 
 /* The result of deleting filters c.ev[0..n) of a registration with the
- * given interest.  kqueue deletes a oneshot filter itself once it fired, so
- * ENOENT there is success; on another filter it means the descriptor was
- * closed since, and its number perhaps reused. */
+ * given interest.  ENOENT means the descriptor was closed since (its number
+ * perhaps reused), but for a oneshot filter under EV_ONESHOT, which the
+ * kernel deletes itself once it fired. */
 static int deleted(const struct changes *c, int n, uint32_t interest)
 {
     int k, err = 0;
     for (k = 0; k < n; k++) {
-        if (c->err[k] == MIO_ENOENT && (interest & MIO_ONESHOT))
+        if (c->err[k] == MIO_ENOENT && (interest & MIO_ONESHOT) && EV_ONCE == EV_ONESHOT)
             continue;
         if (c->err[k] == MIO_EBADF)
             return MIO_EBADF;
@@ -557,11 +566,11 @@ static uint32_t readiness(const struct kevent *k)
     return r;
 }
 
-/* EV_ONESHOT disarms the filter that fired; a oneshot registration of more
- * than one direction disarms them all, as epoll's does.  So the filters that
- * did not fire are deleted before the wait returns, unless the registration
- * was set after the wait began: the event may then be older than the table's
- * entry, and a sibling firing once more is only a spurious event. */
+/* The kernel disarms the filter that fired; a oneshot registration of more
+ * than one direction disarms them all, as epoll's does.  So its other filters
+ * are disabled before the wait returns, unless the registration was set after
+ * the wait began: the event may then be older than the table's entry, and a
+ * sibling firing once more is only a spurious event. */
 static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int n,
                             unsigned began)
 {
@@ -573,7 +582,7 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
         struct changes c;
         size_t f;
 
-        if (!(kev[i].flags & EV_ONESHOT))
+        if (!(kev[i].flags & EV_ONCE))
             continue;
         r = entry(p, (int)kev[i].ident);
         /* Set after the wait began: its stamp is 1 to 2^31 ahead, modulo 2^32. */
@@ -583,9 +592,9 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
         c.n = 0;
         for (f = 0; f < NFILTERS; f++)
             if ((r->interest & filters[f].interest) && filters[f].filter != kev[i].filter)
-                change(&c, kev[i].ident, filters[f].filter, EV_DELETE, 0, 0);
+                change(&c, kev[i].ident, filters[f].filter, EV_DISABLE, 0, 0);
         if (c.n > 0)
-            apply(p->kq, &c);   /* ENOENT: it fired too, in this batch */
+            apply(p->kq, &c);
     }
     mio_mutex_unlock(&p->fds_lock);
 }
@@ -627,7 +636,7 @@ static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
             events[j].token = token;
             events[j].flags = readiness(&kev[i]);
             j++;
-            oneshot |= (kev[i].flags & EV_ONESHOT) != 0;
+            oneshot |= (kev[i].flags & EV_ONCE) != 0;
         }
         if (MIO_UNLIKELY(oneshot))
             disarm_siblings(p, kev, n, began);
