@@ -96,7 +96,9 @@ static void conn_close(struct server *s, size_t i)
 /* Echoes until the client has nothing more to say (read says MIO_EAGAIN) or
  * cannot take more (write says MIO_EAGAIN).  Only an empty buffer is refilled,
  * so a client that does not read its echo is not read either; its WRITABLE
- * event brings us back here, and reading resumes with no new READABLE edge. */
+ * event brings us back here, and reading resumes with no new READABLE edge.
+ * (A client sending as fast as we echo keeps this loop going; a server facing
+ * many would cap the rounds and come back to it after the others.) */
 static void conn_ready(struct server *s, size_t i)
 {
     struct conn *c = &s->conns[i];
@@ -137,7 +139,9 @@ static void accept_all(struct server *s)
             continue;                   /* gone before we took it */
         if (err == MIO_EMFILE || err == MIO_ENFILE) {
             /* The connection stays queued and the listener stays readable:
-             * stop watching it until a close frees a descriptor. */
+             * stop watching it until a close frees a descriptor.  (With no
+             * connection open that never comes; a server that must cope
+             * would also retry on a timer.) */
             mio_deregister(s->poll, s->listener);
             s->accepting = false;
             return;
