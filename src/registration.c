@@ -447,6 +447,8 @@ int mio_registration_reregister(mio_poll *p, mio_registration *r, mio_token toke
     else
         err = MIO_ENOENT;
     mio_mutex_unlock(&p->lock);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: reregister registration %p token %llu interest %#x: %d",
+              (void *)p, (void *)r, (unsigned long long)token, interest, err);
     return err;
 }
 
@@ -462,6 +464,7 @@ int mio_registration_deregister(mio_poll *p, mio_registration *r)
     else
         err = MIO_ENOENT;
     mio_mutex_unlock(&p->lock);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: deregister registration %p: %d", (void *)p, (void *)r, err);
     return err;
 }
 
