@@ -1,0 +1,207 @@
+/* A TCP echo server written on the event loop: every byte a client sends
+ * comes back.
+ *
+ *   loop_echo_server [-b BACKEND] [-n SECONDS] [ADDR]     (ADDR: 127.0.0.1:0)
+ *
+ * Same command line and first line of stdout as echo_server ("listening on
+ * ADDR:PORT backend NAME"), so echo_client can load either.  It serves until
+ * SIGINT/SIGTERM or for SECONDS, then frees everything and exits 0; a backend
+ * this build lacks exits 77.
+ *
+ * What it shows: the handler's callbacks instead of a hand-written wait loop;
+ * tokens as indices into a connection table; edge-triggered sockets pumped
+ * until MIO_EAGAIN, with a write that does not fit kept until WRITABLE (and
+ * reading paused meanwhile); a timer and a signal, each ending the loop. */
+#define _POSIX_C_SOURCE 200809L
+#include "mio.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define LISTENER   0            /* tokens: the listener, the signal waker, */
+#define STOP       1            /* then connection i is token FIRST_CONN + i */
+#define FIRST_CONN 2
+#define MAX_CONNS  1024
+
+struct conn {
+    mio_fd fd;
+    size_t head, tail;          /* bytes read but not yet echoed: buf[head..tail) */
+    char buf[16384];
+};
+
+struct server {
+    mio_fd listener;
+    struct conn *conns[MAX_CONNS];
+};
+
+static mio_waker *stop_waker;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    mio_waker_wake(stop_waker);     /* async-signal-safe */
+}
+
+static void conn_close(mio_loop *loop, struct server *s, size_t i)
+{
+    mio_deregister(mio_loop_poll(loop), s->conns[i]->fd);
+    mio_close(s->conns[i]->fd);
+    free(s->conns[i]);
+    s->conns[i] = NULL;
+}
+
+/* Echoes until the socket has nothing more to read (MIO_EAGAIN) or cannot take
+ * more (MIO_EAGAIN on write: WRITABLE will call this again). */
+static void conn_pump(mio_loop *loop, struct server *s, size_t i)
+{
+    struct conn *c = s->conns[i];
+
+    for (;;) {
+        ssize_t n;
+
+        while (c->head < c->tail) {
+            n = mio_write(c->fd, c->buf + c->head, c->tail - c->head);
+            if (n == MIO_EAGAIN)
+                return;
+            if (n < 0) {
+                conn_close(loop, s, i);
+                return;
+            }
+            c->head += (size_t)n;
+        }
+        c->head = c->tail = 0;
+        n = mio_read(c->fd, c->buf, sizeof c->buf);
+        if (n == MIO_EAGAIN)
+            return;
+        if (n <= 0) {               /* end of stream or error */
+            conn_close(loop, s, i);
+            return;
+        }
+        c->tail = (size_t)n;
+    }
+}
+
+static void accept_all(mio_loop *loop, struct server *s)
+{
+    for (;;) {
+        struct conn *c;
+        mio_fd fd;
+        size_t i;
+        int err = mio_tcp_accept(s->listener, &fd, NULL);
+
+        if (err == MIO_EAGAIN)
+            return;
+        if (err < 0) {
+            fprintf(stderr, "accept: %s\n", mio_strerror(err));
+            return;
+        }
+        for (i = 0; i < MAX_CONNS && s->conns[i] != NULL; i++)
+            ;
+        if (i == MAX_CONNS || (c = malloc(sizeof *c)) == NULL) {
+            mio_close(fd);          /* full: turn the client away */
+            continue;
+        }
+        c->fd = fd;
+        c->head = c->tail = 0;
+        s->conns[i] = c;
+        err = mio_register(mio_loop_poll(loop), fd, FIRST_CONN + i, MIO_READABLE | MIO_WRITABLE);
+        if (err < 0) {
+            fprintf(stderr, "register: %s\n", mio_strerror(err));
+            mio_close(fd);
+            free(c);
+            s->conns[i] = NULL;
+        }
+    }
+}
+
+static void on_ready(mio_loop *loop, void *ctx, mio_token token, uint32_t readiness)
+{
+    struct server *s = ctx;
+    (void)readiness;                /* a hint: pumping finds out what is possible */
+
+    if (token == LISTENER)
+        accept_all(loop, s);
+    else if (token == STOP)
+        mio_loop_shutdown(loop);
+    else if (s->conns[token - FIRST_CONN] != NULL)   /* may have closed this tick */
+        conn_pump(loop, s, token - FIRST_CONN);
+}
+
+static void on_timeout(mio_loop *loop, void *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    mio_loop_shutdown(loop);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: loop_echo_server [-b BACKEND] [-n SECONDS] [ADDR]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const mio_handler handler = { .ready = on_ready, .timeout = on_timeout };
+    static struct server s;
+    mio_loop_config config;
+    char text[MIO_ADDR_STRLEN];
+    double seconds = 0;
+    mio_loop *loop;
+    mio_addr addr;
+    size_t i;
+    int opt, err;
+
+    mio_loop_config_default(&config);
+    while ((opt = getopt(argc, argv, "b:n:")) != -1) {
+        if (opt == 'b')
+            config.backend = optarg;
+        else if (opt == 'n' && (seconds = atof(optarg)) > 0)
+            continue;
+        else
+            return usage();
+    }
+    if (optind + 1 < argc ||
+        mio_addr_parse(optind < argc ? argv[optind] : "127.0.0.1:0", &addr) < 0)
+        return usage();
+
+    err = mio_loop_new(&config, &loop);
+    if (err == MIO_ENOSYS) {
+        fprintf(stderr, "loop_echo_server: backend %s not available\n", config.backend);
+        return 77;
+    }
+    if (err < 0 ||
+        (err = mio_tcp_listen(&addr, 1024, &s.listener)) < 0 ||
+        (err = mio_register(mio_loop_poll(loop), s.listener, LISTENER, MIO_READABLE)) < 0 ||
+        (err = mio_waker_new(mio_loop_poll(loop), STOP, &stop_waker)) < 0 ||
+        (seconds > 0 &&
+         (err = mio_loop_timeout(loop, NULL, (uint64_t)(seconds * (double)MIO_SEC), NULL)) < 0) ||
+        (err = mio_local_addr(s.listener, &addr)) < 0) {
+        fprintf(stderr, "loop_echo_server: %s\n", mio_strerror(err));
+        return 1;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    mio_addr_format(&addr, text, sizeof text);
+    printf("listening on %s backend %s\n", text, mio_poll_backend(mio_loop_poll(loop)));
+    fflush(stdout);
+
+    err = mio_loop_run(loop, &handler, &s);
+
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    for (i = 0; i < MAX_CONNS; i++)
+        if (s.conns[i] != NULL)
+            conn_close(loop, &s, i);
+    mio_deregister(mio_loop_poll(loop), s.listener);
+    mio_close(s.listener);
+    mio_waker_free(stop_waker);
+    mio_loop_free(loop);
+    if (err < 0) {
+        fprintf(stderr, "loop_echo_server: %s\n", mio_strerror(err));
+        return 1;
+    }
+    return 0;
+}
