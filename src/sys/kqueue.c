@@ -3,28 +3,37 @@
  * Each direction of a descriptor is its own kernel filter: EVFILT_READ for
  * READABLE, EVFILT_WRITE for WRITABLE and, where the OS has it (macOS,
  * OpenBSD, DragonFly), EVFILT_EXCEPT with NOTE_OOB for PRIORITY; elsewhere
+ * (FreeBSD, NetBSD, libkqueue) kqueue cannot see out-of-band data and
  * PRIORITY is MIO_ENOSYS.  Edge is EV_CLEAR, level the plain filter, oneshot
- * EV_ONESHOT.  The token rides in each filter's udata, so one source may come
- * back as two events of a batch, read and write apart.
+ * EV_DISPATCH (see ONESHOT_FLAG).  The token rides in each filter's udata, so one
+ * source may come back as two events of a batch, read and write apart.
  *
- * The kernel accepts a second EV_ADD for the same filter as a modify, so the
- * poll keeps a table of what it registered per descriptor (guarded by a mutex,
- * never read by wait) to say MIO_EEXIST and MIO_ENOENT like the other
- * backends.  Changes go in one kevent() call with EV_RECEIPT, one receipt per
- * change; a reregister deletes the old filters and adds the new ones, which
- * also changes the trigger mode (the kernel keeps EV_CLEAR/EV_ONESHOT of an
- * existing filter) and reports readiness still present, like EPOLL_CTL_MOD.
+ * The kernel takes a second EV_ADD of a filter as a modify, so the poll keeps
+ * a table of what it registered per descriptor (under a mutex: add, mod and
+ * del come from any thread) to answer MIO_EEXIST and MIO_ENOENT as the other
+ * backends do.  Changes go in one kevent() call with EV_RECEIPT, one receipt
+ * per change.  A reregister deletes the old filters and adds the new ones: the
+ * kernel keeps the EV_CLEAR/EV_DISPATCH of a filter it already has, and a new
+ * filter reports readiness still present, like EPOLL_CTL_MOD.
  *
  * Wakers and notify() use EVFILT_USER with NOTE_TRIGGER; where the OS lacks it
  * they use a wake descriptor (wakefd.c) read edge-triggered.
  *
  * struct kevent is two to four times a mio_event, so wait reads the kernel's
- * events into a small array on the stack, chunk by chunk, and decodes each
- * straight into the caller's array: no per-poll buffer, no allocation. */
+ * events into a small array on the stack, chunk by chunk until the caller's
+ * array is full or nothing more is ready, and decodes each straight into the
+ * caller's array: no per-poll buffer, no allocation.  wait takes the table's
+ * mutex only for a chunk holding a oneshot event (disarm_siblings).
+ *
+ * Built on Linux against libkqueue, to run the tests there, the backend also
+ * makes up for what libkqueue cannot see: LIBKQUEUE marks those places. */
 #include "../sys.h"
 
 #include <fcntl.h>
 #include <poll.h>
+#ifdef __NetBSD__
+#include <sys/param.h>      /* __NetBSD_Version__ */
+#endif
 #include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,7 +45,7 @@
 #if defined(EVFILT_EXCEPT) && defined(NOTE_OOB)
 #define HAVE_EXCEPT 1
 #endif
-/* MIO_KQUEUE_PIPE_WAKE forces the wake-descriptor path, to test it where
+/* -DMIO_KQUEUE_PIPE_WAKE forces the wake-descriptor path, to test it where
  * EVFILT_USER exists. */
 #if defined(EVFILT_USER) && !defined(MIO_KQUEUE_PIPE_WAKE)
 #define USE_EVFILT_USER 1
@@ -50,13 +59,13 @@
 #endif
 
 /* A oneshot filter is disabled once it fired (EV_DISPATCH), not deleted as
- * EV_ONESHOT would: the kernel keeps the registration, so the EEXIST probe,
+ * with EV_ONESHOT: the kernel keeps the registration, so the EEXIST probe,
  * reregister and deregister find it, whichever direction fired.  Where
  * EV_DISPATCH is missing, a fired filter's ENOENT counts as deleted. */
 #ifdef EV_DISPATCH
-#define EV_ONCE EV_DISPATCH
+#define ONESHOT_FLAG EV_DISPATCH
 #else
-#define EV_ONCE EV_ONESHOT
+#define ONESHOT_FLAG EV_ONESHOT
 #endif
 
 #ifdef LIBKQUEUE
@@ -132,7 +141,7 @@ static unsigned short trigger_flags(uint32_t interest)
     if (!(interest & MIO_LEVEL))
         f |= EV_CLEAR;
     if (interest & MIO_ONESHOT)
-        f |= EV_ONCE;
+        f |= ONESHOT_FLAG;
     return f;
 }
 
@@ -318,7 +327,7 @@ static int deleted(const struct changes *c, int n, uint32_t interest)
 {
     int k, err = 0;
     for (k = 0; k < n; k++) {
-        if (c->err[k] == MIO_ENOENT && (interest & MIO_ONESHOT) && EV_ONCE == EV_ONESHOT)
+        if (c->err[k] == MIO_ENOENT && (interest & MIO_ONESHOT) && ONESHOT_FLAG == EV_ONESHOT)
             continue;
         if (c->err[k] == MIO_EBADF)
             return MIO_EBADF;
@@ -582,7 +591,7 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
         struct changes c;
         size_t f;
 
-        if (!(kev[i].flags & EV_ONCE))
+        if (!(kev[i].flags & ONESHOT_FLAG))
             continue;
         r = entry(p, (int)kev[i].ident);
         /* Set after the wait began: its stamp is 1 to 2^31 ahead, modulo 2^32. */
@@ -636,7 +645,7 @@ static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
             events[j].token = token;
             events[j].flags = readiness(&kev[i]);
             j++;
-            oneshot |= (kev[i].flags & EV_ONCE) != 0;
+            oneshot |= (kev[i].flags & ONESHOT_FLAG) != 0;
         }
         if (MIO_UNLIKELY(oneshot))
             disarm_siblings(p, kev, n, began);
