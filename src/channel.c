@@ -8,7 +8,8 @@
  * that message is in, and `pos + capacity` after the loop took it (free for
  * the next round).  No message value is special: NULL is a message like any
  * other.  Positions are 64-bit and never wrap in practice (584 years at a
- * billion messages a second), so any capacity works, not just powers of two.
+ * billion messages a second), so any capacity works, not just powers of two
+ * (those find their slot with a mask, the others with a division).
  *
  * Waking: the loop raises `sleeping` before it blocks and then looks at the
  * queue once more; a sender publishes its message and then looks at
@@ -52,6 +53,7 @@ struct mio_channel {
     atomic_size_t refs;                 /* the loop's and every sender's */
     mio_poll *poll;
     size_t capacity;
+    uint64_t mask;                      /* capacity - 1 for a power of two, else 0 */
     struct slot slots[];
 };
 
@@ -78,6 +80,7 @@ int mio__channel_new(size_t capacity, mio_poll *poll, struct mio_channel **out)
     atomic_init(&c->refs, 1);
     c->poll = poll;
     c->capacity = capacity;
+    c->mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0;
     for (i = 0; i < capacity; i++) {
         atomic_init(&c->slots[i].seq, i);
         c->slots[i].msg = NULL;
@@ -114,17 +117,24 @@ int mio__channel_sender(struct mio_channel *c, mio_sender **out)
     return 0;
 }
 
+/* The slot of position pos.  The division costs as much as the rest of a
+ * send, hence the mask whenever the capacity allows it. */
+static inline struct slot *slot_at(struct mio_channel *c, uint64_t pos)
+{
+    return &c->slots[c->mask != 0 ? pos & c->mask : pos % c->capacity];
+}
+
 /* ---- the loop's side ---- */
 
 static bool has_message(struct mio_channel *c)
 {
-    struct slot *s = &c->slots[c->head % c->capacity];
+    struct slot *s = slot_at(c, c->head);
     return atomic_load_explicit(&s->seq, memory_order_seq_cst) == c->head + 1;
 }
 
 bool mio__channel_recv(struct mio_channel *c, void **msg)
 {
-    struct slot *s = &c->slots[c->head % c->capacity];
+    struct slot *s = slot_at(c, c->head);
 
     /* A producer that claimed `head` but has not published yet makes the
      * queue look empty until it does (and then wakes the loop): FIFO holds. */
@@ -155,7 +165,7 @@ static int push(struct mio_channel *c, void *msg)
     uint64_t pos = atomic_load_explicit(&c->tail, memory_order_relaxed);
 
     for (;;) {
-        struct slot *s = &c->slots[pos % c->capacity];
+        struct slot *s = slot_at(c, pos);
         uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
         int64_t lag = (int64_t)(seq - pos);
 

@@ -477,7 +477,7 @@ static void count_message(mio_loop *l, void *ctx, void *msg)
 TEST(many_producers_deliver_exactly_once)
 {
     static const mio_handler counter = { NULL, count_message, NULL, NULL, NULL };
-    mio_loop *l = new_loop_with(1024, 0);
+    mio_loop *l = new_loop_with(1000, 0);      /* not a power of two: the division path */
     struct producer prod[PRODUCERS];
     struct tally t;
     pthread_t th[PRODUCERS];
