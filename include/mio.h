@@ -173,7 +173,8 @@ typedef struct mio_iovec {
  * Interest (what to wait for) and readiness (what happened) share one space. */
 
 #define MIO_READABLE     0x01u  /* interest and readiness */
-#define MIO_PRIORITY     0x02u  /* interest and readiness: out-of-band/urgent data */
+#define MIO_PRIORITY     0x02u  /* interest and readiness: out-of-band/urgent data
+                                   (MIO_ENOSYS on a kqueue without EVFILT_EXCEPT) */
 #define MIO_WRITABLE     0x04u  /* interest and readiness */
 #define MIO_ERROR        0x08u  /* readiness only: a pending error (see mio_socket_error) */
 #define MIO_READ_CLOSED  0x10u  /* readiness only: the read side is shut, reads reach EOF */

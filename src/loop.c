@@ -144,11 +144,12 @@ static int tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns
     for (i = 0; i < l->messages_per_tick && mio__channel_recv(l->chan, &arg); i++)
         if (h->notify != NULL)
             h->notify(l, ctx, arg);
-    /* One clock reading for every expiry of this tick: a timeout set by one
-     * of these callbacks is due no earlier than the next tick (unless its
-     * delay is 0 and the clock's tick has not moved on yet). */
+    /* One clock reading for every expiry of this tick, and no more expiries
+     * than were pending when it began: a timeout that a callback sets (even
+     * with delay 0, due at once) fires in a later tick, so a callback that
+     * keeps re-arming cannot starve I/O. */
     now = mio__now_ns();
-    while (mio__timer_poll_at(l->timer, now, &arg))
+    for (i = mio__timer_pending(l->timer); i > 0 && mio__timer_poll_at(l->timer, now, &arg); i--)
         if (h->timeout != NULL)
             h->timeout(l, ctx, arg);
     if (interrupted && h->interrupted != NULL)

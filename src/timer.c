@@ -514,6 +514,11 @@ bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
     return true;
 }
 
+size_t mio__timer_pending(const mio_timer *t)
+{
+    return t != NULL ? t->pending : 0;
+}
+
 bool mio_timer_poll(mio_timer *t, void **arg)
 {
     if (t == NULL || t->pending == 0)

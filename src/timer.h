@@ -14,4 +14,7 @@ int64_t mio__timer_next_at(const mio_timer *t, int64_t now_ns);
  * timer has seen only makes fewer timeouts due; never any early. */
 bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg);
 
+/* How many timeouts are pending. */
+size_t mio__timer_pending(const mio_timer *t);
+
 #endif

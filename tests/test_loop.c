@@ -620,6 +620,43 @@ TEST(cleared_timeout_never_fires)
     mio_loop_free(l);
 }
 
+/* A timeout that re-arms itself with delay 0 fires once per tick: the
+ * callbacks of one tick cannot keep it busy and starve I/O. */
+struct rearm { int fired, ticks, fired_by_tick; };
+
+static void rearm_timeout(mio_loop *l, void *ctx, void *arg)
+{
+    struct rearm *r = ctx;
+    (void)arg;
+    r->fired++;
+    OK(mio_loop_timeout(l, NULL, 0, NULL));
+}
+
+static void rearm_tick(mio_loop *l, void *ctx)
+{
+    struct rearm *r = ctx;
+    (void)l;
+    r->ticks++;
+    if (r->fired > r->fired_by_tick + 1)
+        FAIL("%d timeouts fired in one tick", r->fired - r->fired_by_tick);
+    r->fired_by_tick = r->fired;
+}
+
+TEST(timeout_set_by_a_timeout_fires_in_a_later_tick)
+{
+    mio_loop *l = new_loop(NULL);
+    mio_handler h = { .timeout = rearm_timeout, .tick = rearm_tick };
+    struct rearm r = { 0, 0, 0 };
+    int i;
+
+    OK(mio_loop_timeout(l, NULL, 0, NULL));
+    for (i = 0; i < 100; i++)
+        OK(mio_loop_run_once(l, &h, &r, -1));
+    CHECK_EQ(r.ticks, 100);
+    CHECK_EQ(r.fired, 100);
+    mio_loop_free(l);
+}
+
 /* With no timeout of its own, a tick still ends at the next timer deadline. */
 TEST(blocking_tick_ends_at_timer_deadline)
 {
