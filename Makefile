@@ -1,11 +1,13 @@
 # Thin wrapper over CMake: `make demo` runs the echo demo, `make test` runs
-# every test (plain, ASan+UBSan, TSan, valgrind).
+# every test (plain, ASan+UBSan, TSan, valgrind); `make install PREFIX=...`
+# installs, `make docs` renders the reference and guide with Doxygen.
 JOBS     ?= 2
 BUILD    ?= build
+PREFIX   ?= /usr/local
 CTEST    := ctest --output-on-failure -j$(JOBS)
 VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kinds=definite;--track-fds=no;--quiet
 
-.PHONY: all demo test test-plain test-asan test-tsan test-valgrind bench stress clean
+.PHONY: all demo test test-plain test-asan test-tsan test-valgrind bench stress clean install docs check-install
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -33,6 +35,16 @@ test-valgrind:
 	cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Debug '-DMIO_TEST_WRAPPER=$(VALGRIND)'
 	cmake --build build-valgrind -j$(JOBS)
 	cd build-valgrind && MIO_TEST_SCALE=10 $(CTEST)
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+docs:
+	cmake -S . -B $(BUILD)
+	cmake --build $(BUILD) --target docs
+
+check-install:
+	tools/check_install.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-valgrind
