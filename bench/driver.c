@@ -1,0 +1,259 @@
+/* The shared benchmark driver: see driver.h. */
+#include "driver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <time.h>
+
+int64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void bench_die(const char *what, int err)
+{
+    fprintf(stderr, "bench: %s%s%s\n", what, err ? ": " : "", err ? strerror(-err) : "");
+    exit(1);
+}
+
+static long number(const char *word, const char *value)
+{
+    char *end;
+    long v = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || v < 0) {
+        fprintf(stderr, "bench: bad number in %s\n", word);
+        exit(2);
+    }
+    return v;
+}
+
+void bench_parse(int argc, char **argv, struct bench_opts *o)
+{
+    int i;
+
+    o->n = 100;
+    o->a = 1;
+    o->w = 10000;
+    o->timers = 0;
+    o->runs = 7;
+    o->backend = NULL;
+    o->level = 0;
+    o->port = 9000;
+    for (i = 1; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        size_t klen = eq ? (size_t)(eq - argv[i]) : 0;
+        const char *v = eq ? eq + 1 : "";
+#define KEY(k) (klen == sizeof k - 1 && strncmp(argv[i], k, klen) == 0)
+        if (KEY("n"))
+            o->n = number(argv[i], v);
+        else if (KEY("a"))
+            o->a = number(argv[i], v);
+        else if (KEY("w"))
+            o->w = number(argv[i], v);
+        else if (KEY("timers"))
+            o->timers = number(argv[i], v) != 0;
+        else if (KEY("runs"))
+            o->runs = (int)number(argv[i], v);
+        else if (KEY("port"))
+            o->port = (int)number(argv[i], v);
+        else if (KEY("backend"))
+            o->backend = v;
+        else if (KEY("trigger") && (strcmp(v, "edge") == 0 || strcmp(v, "level") == 0))
+            o->level = strcmp(v, "level") == 0;
+        else {
+            fprintf(stderr, "bench: unknown option %s\n"
+                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level port=\n", argv[i]);
+            exit(2);
+        }
+#undef KEY
+    }
+    if (o->n < 1 || o->a < 1 || o->a > o->n || o->runs < 1) {
+        fprintf(stderr, "bench: need n >= a >= 1 and runs >= 1\n");
+        exit(2);
+    }
+}
+
+static int compare(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, int count)
+{
+    qsort(v, (size_t)count, sizeof *v, compare);
+    return count % 2 ? v[count / 2] : (v[count / 2 - 1] + v[count / 2]) / 2;
+}
+
+double bench_random(void)
+{
+    static uint64_t state = 0x2545f4914f6cdd1du;
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (double)(state >> 11) / 9007199254740992.0;
+}
+
+void bench_need_fds(long fds)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        bench_die("getrlimit", -errno);
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        bench_die("setrlimit", -errno);
+    if (rl.rlim_max != RLIM_INFINITY && (rlim_t)fds > rl.rlim_max) {
+        fprintf(stderr, "bench: %ld descriptors needed, RLIMIT_NOFILE allows %llu\n",
+                fds, (unsigned long long)rl.rlim_max);
+        exit(3);
+    }
+}
+
+int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
+{
+    struct bench_opts o;
+    struct dispatch d;
+    double *setup, *run;
+    void *ctx;
+    long i, space;
+    int r;
+
+    bench_parse(argc, argv, &o);
+    if (o.timers && !impl->supports_timers) {
+        fprintf(stderr, "bench: %s has no timers variant\n", impl->lib);
+        return 2;
+    }
+    bench_need_fds(2 * o.n + 64);
+    memset(&d, 0, sizeof d);
+    d.o = &o;
+    d.fds = malloc(sizeof *d.fds * 2 * (size_t)o.n);
+    setup = malloc(sizeof *setup * (size_t)o.runs);
+    run = malloc(sizeof *run * (size_t)o.runs);
+    if (d.fds == NULL || setup == NULL || run == NULL)
+        bench_die("out of memory", 0);
+    for (i = 0; i < o.n; i++) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, d.fds + 2 * i) < 0)
+            bench_die("socketpair", -errno);
+    }
+    ctx = impl->init(&d);
+    space = o.n / o.a;
+    for (r = 0; r < o.runs; r++) {
+        int64_t t0, t1, t2;
+
+        t0 = bench_now_ns();
+        impl->setup(ctx, r == 0);
+        t1 = bench_now_ns();
+        d.count = 0;
+        d.fired = 0;
+        d.writes = o.w;
+        for (i = 0; i < o.a; i++, d.fired++) {
+            if (write(d.fds[2 * (i * space) + 1], "e", 1) != 1)
+                bench_die("write", -errno);
+        }
+        impl->run(ctx);
+        t2 = bench_now_ns();
+        if (d.count != d.fired || d.fired != o.a + o.w)
+            bench_die("dispatch lost bytes", 0);
+        setup[r] = (double)(t1 - t0) / 1e3;
+        run[r] = (double)(t2 - t1) / 1e3;
+    }
+    {
+        double s = bench_median(setup, o.runs), dt = bench_median(run, o.runs);
+        printf("dispatch lib=%s n=%ld a=%ld w=%ld timers=%d runs=%d setup_us=%.1f "
+               "dispatch_us=%.1f event_ns=%.1f\n",
+               impl->lib, o.n, o.a, o.w, o.timers, o.runs, s, dt,
+               dt * 1e3 / (double)(o.a + o.w));
+    }
+    impl->fini(ctx);
+    for (i = 0; i < 2 * o.n; i++)
+        close(d.fds[i]);
+    free(d.fds);
+    free(setup);
+    free(run);
+    return 0;
+}
+
+/* ---- echo ---- */
+
+int echo_start(int argc, char **argv)
+{
+    static struct bench_opts o;
+    bench_parse(argc, argv, &o);
+    signal(SIGPIPE, SIG_IGN);
+    bench_need_fds(4096);
+    return o.port;
+}
+
+int echo_listen(int port)
+{
+    struct sockaddr_in sin;
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        bench_die("socket", -errno);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(fd, 1024) < 0)
+        bench_die("bind/listen", -errno);
+    return fd;
+}
+
+int echo_accept(int listener)
+{
+    int one = 1;
+    int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+int echo_io(struct echo_conn *c)
+{
+    ssize_t r, w;
+
+    if (c->len > c->off) {
+        w = write(c->fd, c->buf + c->off, c->len - c->off);
+        if (w < 0)
+            return errno == EAGAIN ? 1 : -1;
+        c->off += (size_t)w;
+        if (c->off < c->len)
+            return 1;
+        c->off = c->len = 0;
+    }
+    for (;;) {
+        r = read(c->fd, c->buf, sizeof c->buf);
+        if (r == 0)
+            return -1;
+        if (r < 0)
+            return errno == EAGAIN ? 0 : -1;
+        w = write(c->fd, c->buf, (size_t)r);
+        if (w < 0) {
+            if (errno != EAGAIN)
+                return -1;
+            w = 0;
+        }
+        if (w < r) {
+            c->off = (size_t)w;
+            c->len = (size_t)r;
+            return 1;
+        }
+        /* A short read emptied the socket: any later byte is a new edge. */
+        if (r < (ssize_t)sizeof c->buf)
+            return 0;
+    }
+}

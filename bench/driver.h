@@ -1,0 +1,117 @@
+/* The benchmark driver shared by every program under bench/: option parsing,
+ * the clock, medians, socket pairs, and the dispatch workload's main loop.
+ *
+ * Every program takes options as key=value words and prints one result line
+ *   <workload> lib=<name> key=value ...
+ * which bench/run.py collects into bench/RESULTS.md. */
+#ifndef BENCH_DRIVER_H
+#define BENCH_DRIVER_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+/* Options every workload understands; a program reads the ones it needs. */
+struct bench_opts {
+    long n;             /* dispatch: socket pairs */
+    long a;             /* dispatch: active chains */
+    long w;             /* dispatch: writes after the first a */
+    int timers;         /* dispatch: a re-armed idle timeout per fd */
+    int runs;           /* measured runs; the median is reported */
+    const char *backend;/* libmio backend (NULL: the best) */
+    int level;          /* libmio and hand-written epoll: level trigger */
+    int port;           /* echo: the server's port on 127.0.0.1 */
+};
+
+int64_t bench_now_ns(void);
+/* Parses key=value words into o (defaults first); exits 2 on a bad word. */
+void bench_parse(int argc, char **argv, struct bench_opts *o);
+void bench_die(const char *what, int err);   /* err: -errno or 0 */
+/* Sorts v in place and returns its median. */
+double bench_median(double *v, int count);
+/* A random double in [0, 1), the same sequence in every program. */
+double bench_random(void);
+/* Lifts RLIMIT_NOFILE to its hard limit; exits when fds are more than that. */
+void bench_need_fds(long fds);
+
+/* ---- dispatch: libevent's test/bench.c and libev's benchmark ----
+ * n non-blocking stream socket pairs; the read end of pair i is fds[2i], the
+ * write end fds[2i+1].  A run writes one byte into a pairs spread evenly; each
+ * readable callback reads what is there and passes as many bytes on to the
+ * next pair, until w more writes were made.  Setup (registering the n read
+ * ends, with a timeout each under timers=1) and dispatch are timed apart. */
+struct dispatch {
+    const struct bench_opts *o;
+    int *fds;
+    long count;         /* bytes read */
+    long fired;         /* bytes written */
+    long writes;        /* writes still to make */
+};
+
+/* Called by each library's readable callback for pair idx: one read (and one
+ * more only if the 16-byte buffer was filled), one write onward. */
+static inline void dispatch_readable(struct dispatch *d, long idx)
+{
+    char buf[16];
+    ssize_t r, total = 0;
+
+    do {
+        r = read(d->fds[2 * idx], buf, sizeof buf);
+        if (r > 0)
+            total += r;
+    } while (r == (ssize_t)sizeof buf);
+    d->count += total;
+    if (total > 0 && d->writes > 0) {
+        long k = total < d->writes ? (long)total : d->writes;
+        long next = idx + 1 == d->o->n ? 0 : idx + 1;
+        if (write(d->fds[2 * next + 1], buf, (size_t)k) == k) {
+            d->writes -= k;
+            d->fired += k;
+        }
+    }
+}
+
+/* The timeout of the timers=1 variant: 10 to 11 s, so it never fires. */
+static inline double dispatch_timeout_s(void) { return 10.0 + bench_random(); }
+
+struct dispatch_impl {
+    const char *lib;
+    int supports_timers;
+    /* Creates the loop; d->fds are open. */
+    void *(*init)(struct dispatch *d);
+    /* Registers every read end (first run) or removes and registers again. */
+    void (*setup)(void *ctx, int first);
+    /* Runs the loop until d->count == d->fired. */
+    void (*run)(void *ctx);
+    void (*fini)(void *ctx);
+};
+
+/* Parses, runs o.runs timed setup+dispatch rounds and prints
+ *   dispatch lib=L n= a= w= timers= runs= setup_us= dispatch_us= event_ns= */
+int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl);
+
+/* ---- echo: a TCP echo server per library, loaded by bench_echo_client ----
+ * Every server but libuv's (which reads through its own streams) moves bytes
+ * with echo_io: reads of ECHO_BUF bytes, each written straight back. */
+#define ECHO_BUF 65536
+
+struct echo_conn {
+    int fd;
+    size_t off, len;            /* bytes of buf still to write back */
+    char buf[ECHO_BUF];
+};
+
+/* Parses the options (port=) and ignores SIGPIPE; returns the port. */
+int echo_start(int argc, char **argv);
+/* A non-blocking listener on 127.0.0.1:port; exits on failure. */
+int echo_listen(int port);
+/* One accepted connection, non-blocking with TCP_NODELAY; -1 when none. */
+int echo_accept(int listener);
+/* Serves c until it would block: 0 to wait for readable, 1 for writable
+ * (part of an echo is still to go), -1 when the peer is gone (close it). */
+int echo_io(struct echo_conn *c);
+
+#endif
