@@ -1,0 +1,266 @@
+/* A TCP chat server: every line a client sends goes to every other client,
+ * as "<id>: <line>".  Clients are told "* <id> joined" and "* <id> left".
+ *
+ *   chat_server [-b BACKEND] [-n SECONDS] [ADDR]       (ADDR: 127.0.0.1:0)
+ *
+ * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
+ * until SIGINT/SIGTERM or for SECONDS, then frees everything and exits 0; a
+ * backend this build lacks exits 77.  Try it with a few `nc 127.0.0.1 PORT`.
+ *
+ * What it shows: one client's input fanned out to many outputs; an outbox
+ * per client flushed at once and, when the socket is full, on WRITABLE;
+ * a slow reader disconnected once its outbox passes a bound, so no client
+ * can make the server buffer without limit. */
+#define _POSIX_C_SOURCE 200809L
+#include "mio.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LISTENER    0           /* tokens: the listener, the signal waker, */
+#define STOP        1           /* then client i is token FIRST_CLIENT + i */
+#define FIRST_CLIENT 2
+#define MAX_CLIENTS 256
+#define MAX_LINE    1024        /* longer lines are cut into pieces */
+#define MAX_OUTBOX  (1 << 20)   /* a client this far behind is dropped */
+
+struct client {
+    mio_fd fd;                  /* MIO_INVALID_FD: the slot is free */
+    unsigned id;
+    char line[MAX_LINE];        /* the line being received */
+    size_t line_len;
+    char *out;                  /* bytes for this client: out[head..len) */
+    size_t head, len, cap;
+};
+
+static struct client clients[MAX_CLIENTS];
+static mio_poll *poll_;
+static unsigned next_id = 1;
+static mio_waker *stop_waker;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    mio_waker_wake(stop_waker);     /* async-signal-safe */
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
+}
+
+static void client_close(struct client *c)
+{
+    mio_deregister(poll_, c->fd);
+    mio_close(c->fd);
+    free(c->out);
+    memset(c, 0, sizeof *c);
+    c->fd = MIO_INVALID_FD;
+}
+
+/* Writes the outbox until it is empty or the socket is full (then the next
+ * WRITABLE edge calls this again).  false if the client is gone. */
+static bool client_flush(struct client *c)
+{
+    while (c->head < c->len) {
+        ssize_t n = mio_write(c->fd, c->out + c->head, c->len - c->head);
+        if (n == MIO_EAGAIN)
+            return true;
+        if (n < 0)
+            return false;
+        c->head += (size_t)n;
+    }
+    c->head = c->len = 0;
+    return true;
+}
+
+/* Queues text for c and tries to send it now.  false if c is gone. */
+static bool client_send(struct client *c, const char *text, size_t len)
+{
+    if (c->len - c->head + len > MAX_OUTBOX)
+        return false;                   /* too slow: let it go */
+    if (c->len + len > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        char *out;
+        memmove(c->out, c->out + c->head, c->len - c->head);
+        c->len -= c->head;
+        c->head = 0;
+        while (cap < c->len + len)
+            cap *= 2;
+        if ((out = realloc(c->out, cap)) == NULL)
+            return false;
+        c->out = out;
+        c->cap = cap;
+    }
+    memcpy(c->out + c->len, text, len);
+    c->len += len;
+    return client_flush(c);
+}
+
+static void broadcast(const struct client *from, const char *text, size_t len);
+
+static void client_leave(struct client *c)
+{
+    char note[64];
+    unsigned id = c->id;
+    client_close(c);
+    broadcast(NULL, note, (size_t)snprintf(note, sizeof note, "* %u left\n", id));
+}
+
+/* Sends text to every client but `from` (NULL: to all); the clients that
+ * cannot take it leave (which the others are told in turn). */
+static void broadcast(const struct client *from, const char *text, size_t len)
+{
+    size_t i;
+    for (i = 0; i < MAX_CLIENTS; i++) {
+        struct client *c = &clients[i];
+        if (c->fd != MIO_INVALID_FD && c != from && !client_send(c, text, len))
+            client_leave(c);
+    }
+}
+
+/* Reads until MIO_EAGAIN, broadcasting each complete line. */
+static void client_read(struct client *c)
+{
+    char buf[4096], msg[MAX_LINE + 32];
+    for (;;) {
+        ssize_t n = mio_read(c->fd, buf, sizeof buf), k;
+        if (n == MIO_EAGAIN)
+            return;
+        if (n <= 0) {
+            client_leave(c);            /* end of stream or error */
+            return;
+        }
+        for (k = 0; k < n; k++) {
+            c->line[c->line_len++] = buf[k];
+            if (buf[k] == '\n' || c->line_len == MAX_LINE) {
+                int len = snprintf(msg, sizeof msg, "%u: %.*s%s", c->id, (int)c->line_len,
+                                   c->line, buf[k] == '\n' ? "" : "\n");
+                c->line_len = 0;
+                broadcast(c, msg, (size_t)len);
+                if (c->fd == MIO_INVALID_FD)
+                    return;     /* dropped as too slow while others left */
+            }
+        }
+    }
+}
+
+static void accept_all(mio_fd listener)
+{
+    for (;;) {
+        char note[64];
+        mio_fd fd;
+        size_t i;
+        int err = mio_tcp_accept(listener, &fd, NULL);
+        if (err == MIO_EAGAIN)
+            return;
+        if (err < 0)
+            continue;   /* aborted, or out of descriptors (see echo_server) */
+        for (i = 0; i < MAX_CLIENTS && clients[i].fd != MIO_INVALID_FD; i++)
+            ;
+        if (i == MAX_CLIENTS ||
+            mio_register(poll_, fd, FIRST_CLIENT + i, MIO_READABLE | MIO_WRITABLE) < 0) {
+            mio_close(fd);              /* full: turn it away */
+            continue;
+        }
+        clients[i].fd = fd;
+        clients[i].id = next_id++;
+        broadcast(NULL, note, (size_t)snprintf(note, sizeof note, "* %u joined\n", clients[i].id));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *backend = NULL, *text = "127.0.0.1:0";
+    mio_fd listener = MIO_INVALID_FD;
+    mio_event events[64];
+    char name[MIO_ADDR_STRLEN];
+    int64_t deadline = 0;
+    struct sigaction sa;
+    mio_addr addr;
+    bool stop = false;
+    int opt, err, i;
+
+    while ((opt = getopt(argc, argv, "b:n:")) != -1) {
+        if (opt == 'b')
+            backend = optarg;
+        else if (opt == 'n' && atof(optarg) > 0)
+            deadline = now_ns() + (int64_t)(atof(optarg) * 1e9);
+        else
+            goto usage;
+    }
+    if (optind < argc)
+        text = argv[optind++];
+    if (optind != argc || mio_addr_parse(text, &addr) < 0)
+        goto usage;
+    for (i = 0; i < MAX_CLIENTS; i++)
+        clients[i].fd = MIO_INVALID_FD;
+
+    if ((err = mio_poll_new_backend(backend, &poll_)) == MIO_ENOSYS)
+        return 77;
+    if (err == 0 && (err = mio_waker_new(poll_, STOP, &stop_waker)) == 0 &&
+        (err = mio_tcp_listen(&addr, 128, &listener)) == 0 &&
+        (err = mio_register(poll_, listener, LISTENER, MIO_READABLE)) == 0 &&
+        (err = mio_local_addr(listener, &addr)) == 0) {
+        mio_addr_format(&addr, name, sizeof name);
+        printf("listening on %s backend %s\n", name, mio_poll_backend(poll_));
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "chat_server: %s: %s\n", text, mio_strerror(err));
+        stop = true;
+    }
+    sa.sa_handler = on_signal;
+    sa.sa_flags = 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    while (!stop) {
+        int64_t timeout = deadline > 0 ? deadline - now_ns() : -1;
+        int n;
+        if (deadline > 0 && timeout <= 0)
+            break;
+        n = mio_poll_wait(poll_, events, 64, timeout);
+        for (i = 0; i < n; i++) {
+            mio_token t = events[i].token;
+            struct client *c;
+            if (t == LISTENER) {
+                accept_all(listener);
+                continue;
+            }
+            if (t == STOP) {
+                stop = true;
+                continue;
+            }
+            /* A slot freed earlier in this batch (or freed and taken again):
+             * at worst a spurious event, which the calls below tolerate. */
+            c = &clients[t - FIRST_CLIENT];
+            if (c->fd != MIO_INVALID_FD && (events[i].flags & MIO_WRITABLE) && !client_flush(c))
+                client_leave(c);
+            if (c->fd != MIO_INVALID_FD && (events[i].flags & (MIO_READABLE | MIO_READ_CLOSED | MIO_ERROR)))
+                client_read(c);
+        }
+    }
+
+    sa.sa_handler = SIG_DFL;            /* no wake after the waker is gone */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    for (i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i].fd != MIO_INVALID_FD)
+            client_close(&clients[i]);
+    if (listener != MIO_INVALID_FD)
+        mio_close(listener);
+    mio_waker_free(stop_waker);
+    mio_poll_free(poll_);
+    return err < 0 ? 1 : 0;
+
+usage:
+    fprintf(stderr, "usage: chat_server [-b epoll|poll|...] [-n SECONDS] [ADDR]\n");
+    return 2;
+}

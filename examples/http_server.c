@@ -1,0 +1,329 @@
+/* An HTTP/1.1 "hello" server on the event loop, with keep-alive and
+ * pipelining: every GET or HEAD is answered "Hello, world!".
+ *
+ *   http_server [-b BACKEND] [-n SECONDS] [-k IDLE_SECONDS] [ADDR]
+ *
+ * ADDR defaults to 127.0.0.1:0.  The first line of stdout is "listening on
+ * ADDR:PORT backend NAME".  A connection idle for IDLE_SECONDS (default 5) is
+ * closed.  It serves until SIGINT/SIGTERM or for SECONDS, then frees
+ * everything and exits 0; a backend this build lacks exits 77.  Try
+ * `curl -v http://ADDR/ http://ADDR/` (one connection, two requests).
+ *
+ * What it shows: the loop's `ready` and `timeout` callbacks; an idle timer
+ * per connection, re-armed on each request and cleared on close; requests
+ * parsed as they arrive, several per read when pipelined; replies queued and
+ * flushed on WRITABLE, with parsing paused while the queue is full. */
+#define _POSIX_C_SOURCE 200809L
+#include "mio.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define LISTENER   0            /* tokens: the listener, the signal waker, */
+#define STOP       1            /* then connection i is token FIRST_CONN + i */
+#define FIRST_CONN 2
+#define MAX_CONNS  1024
+#define IN_SIZE    8192         /* a request head must fit */
+#define OUT_SIZE   16384
+#define END_OF_RUN ((void *)&max_idle)   /* the -n timer's argument */
+
+static const char body[] = "Hello, world!\n";
+
+struct conn {
+    mio_fd fd;
+    size_t token;
+    mio_timeout idle;           /* closes the connection when it fires */
+    bool closing;               /* close once `out` is sent */
+    char in[IN_SIZE];           /* bytes received, not yet parsed: in[0..in_len) */
+    size_t in_len;
+    char out[OUT_SIZE];         /* replies not yet sent: out[out_head..out_len) */
+    size_t out_head, out_len;
+};
+
+struct server {
+    mio_fd listener;
+    struct conn *conns[MAX_CONNS];
+};
+
+static uint64_t max_idle = 5 * MIO_SEC;
+static mio_waker *stop_waker;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    mio_waker_wake(stop_waker);     /* async-signal-safe */
+}
+
+static void conn_close(mio_loop *loop, struct server *s, struct conn *c)
+{
+    mio_loop_clear_timeout(loop, c->idle);
+    mio_deregister(mio_loop_poll(loop), c->fd);
+    mio_close(c->fd);
+    s->conns[c->token - FIRST_CONN] = NULL;
+    free(c);
+}
+
+/* The value of header `name` in the head (NULL if absent), its length in *len. */
+static const char *header(const char *head, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    const char *p = strstr(head, "\r\n");
+    while (p != NULL && p[2] != '\r') {
+        const char *line = p + 2, *end = strstr(line, "\r\n");
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            line += n + 1;
+            while (*line == ' ' || *line == '\t')
+                line++;
+            *len = (size_t)(end - line);
+            return line;
+        }
+        p = end;
+    }
+    return NULL;
+}
+
+static bool has_token(const char *value, size_t len, const char *token)
+{
+    size_t n = strlen(token), i;
+    for (i = 0; i + n <= len; i++)
+        if (strncasecmp(value + i, token, n) == 0)
+            return true;
+    return false;
+}
+
+/* Appends a reply to `out`; false if it does not fit (try after a flush). */
+static bool reply(struct conn *c, int status, const char *reason, bool with_body)
+{
+    int n = snprintf(c->out + c->out_len, OUT_SIZE - c->out_len,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: %zu\r\n%s\r\n%s",
+                     status, reason, status == 200 ? sizeof body - 1 : 0,
+                     c->closing ? "Connection: close\r\n" : "",
+                     status == 200 && with_body ? body : "");
+    if (n < 0 || (size_t)n >= OUT_SIZE - c->out_len)
+        return false;
+    c->out_len += (size_t)n;
+    return true;
+}
+
+/* Answers the complete requests in `in` while there is room for the replies.
+ * Pipelined requests are answered in order; bodies (Content-Length) are
+ * skipped once they have arrived. */
+static void parse(struct conn *c)
+{
+    while (!c->closing) {
+        char *end, method[16], version[16];
+        const char *v;
+        size_t head_len, body_len = 0, len, saved = c->out_len;
+        bool bad;
+
+        c->in[c->in_len] = '\0';
+        if ((end = strstr(c->in, "\r\n\r\n")) == NULL) {
+            if (c->in_len == IN_SIZE - 1) {     /* a head too large to buffer */
+                c->closing = true;
+                reply(c, 431, "Request Header Fields Too Large", false);
+            }
+            return;
+        }
+        head_len = (size_t)(end - c->in) + 4;
+        if ((v = header(c->in, "Content-Length", &len)) != NULL)
+            body_len = strtoul(v, NULL, 10);
+        if (body_len > IN_SIZE - 1 - head_len) {
+            c->closing = true;
+            reply(c, 413, "Content Too Large", false);
+            return;
+        }
+        if (c->in_len < head_len + body_len)
+            return;                             /* the body is on its way */
+
+        bad = sscanf(c->in, "%15s %*s %15s", method, version) != 2 ||
+              strncmp(version, "HTTP/1.", 7) != 0;
+        v = header(c->in, "Connection", &len);
+        /* HTTP/1.1 keeps the connection unless told not to; 1.0 the reverse. */
+        if (bad || (v != NULL && has_token(v, len, "close")) ||
+            (strcmp(version, "HTTP/1.0") == 0 && (v == NULL || !has_token(v, len, "keep-alive"))))
+            c->closing = true;
+        if (!(bad ? reply(c, 400, "Bad Request", false)
+              : strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0
+                  ? reply(c, 200, "OK", strcmp(method, "GET") == 0)
+                  : reply(c, 405, "Method Not Allowed", false))) {
+            c->out_len = saved;
+            c->closing = false;
+            return;                             /* `out` is full: after a flush */
+        }
+        c->in_len -= head_len + body_len;
+        memmove(c->in, c->in + head_len + body_len, c->in_len);
+    }
+}
+
+/* Sends what is queued; false once the connection is done with (an error, or
+ * everything sent on a closing connection). */
+static bool flush(struct conn *c)
+{
+    while (c->out_head < c->out_len) {
+        ssize_t n = mio_write(c->fd, c->out + c->out_head, c->out_len - c->out_head);
+        if (n == MIO_EAGAIN)
+            return true;                        /* WRITABLE brings us back */
+        if (n < 0)
+            return false;
+        c->out_head += (size_t)n;
+    }
+    c->out_head = c->out_len = 0;
+    return !c->closing;
+}
+
+/* Reads, answers and writes until the socket says MIO_EAGAIN both ways (or
+ * the replies back up: then WRITABLE resumes it). */
+static void conn_pump(mio_loop *loop, struct server *s, struct conn *c)
+{
+    for (;;) {
+        ssize_t n;
+        parse(c);
+        if (!flush(c)) {
+            conn_close(loop, s, c);
+            return;
+        }
+        if (c->out_len > 0 || c->closing)
+            return;                             /* waiting to send */
+        if (c->in_len == IN_SIZE - 1)
+            continue;                           /* parse() answers it */
+        n = mio_read(c->fd, c->in + c->in_len, IN_SIZE - 1 - c->in_len);
+        if (n == MIO_EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_close(loop, s, c);             /* the client is done */
+            return;
+        }
+        c->in_len += (size_t)n;
+        /* Activity: the idle clock starts again. */
+        mio_loop_clear_timeout(loop, c->idle);
+        mio_loop_timeout(loop, c, max_idle, &c->idle);
+    }
+}
+
+static void accept_all(mio_loop *loop, struct server *s)
+{
+    for (;;) {
+        struct conn *c;
+        mio_fd fd;
+        size_t i;
+        int err = mio_tcp_accept(s->listener, &fd, NULL);
+        if (err == MIO_EAGAIN)
+            return;
+        if (err < 0)
+            continue;   /* aborted, or out of descriptors (see echo_server) */
+        for (i = 0; i < MAX_CONNS && s->conns[i] != NULL; i++)
+            ;
+        if (i == MAX_CONNS || (c = calloc(1, sizeof *c)) == NULL) {
+            mio_close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->token = FIRST_CONN + i;
+        s->conns[i] = c;
+        if (mio_loop_timeout(loop, c, max_idle, &c->idle) < 0 ||
+            mio_register(mio_loop_poll(loop), fd, c->token, MIO_READABLE | MIO_WRITABLE) < 0)
+            conn_close(loop, s, c);
+    }
+}
+
+static void on_ready(mio_loop *loop, void *ctx, mio_token token, uint32_t readiness)
+{
+    struct server *s = ctx;
+    (void)readiness;        /* pump both ways: it stops at MIO_EAGAIN */
+    if (token == LISTENER)
+        accept_all(loop, s);
+    else if (token == STOP)
+        mio_loop_shutdown(loop);
+    else if (s->conns[token - FIRST_CONN] != NULL)
+        conn_pump(loop, s, s->conns[token - FIRST_CONN]);
+}
+
+static void on_timeout(mio_loop *loop, void *ctx, void *arg)
+{
+    struct server *s = ctx;
+    struct conn *c = arg;
+    if (arg == END_OF_RUN) {
+        mio_loop_shutdown(loop);
+        return;
+    }
+    c->idle = 0;            /* fired: nothing to clear any more */
+    conn_close(loop, s, c);
+}
+
+int main(int argc, char **argv)
+{
+    static struct server s;
+    const mio_handler handler = { .ready = on_ready, .timeout = on_timeout };
+    const char *text = "127.0.0.1:0";
+    mio_loop_config config = { 0 };
+    char name[MIO_ADDR_STRLEN];
+    double seconds = 0;
+    struct sigaction sa;
+    mio_loop *loop;
+    mio_addr addr;
+    int opt, err;
+    size_t i;
+
+    while ((opt = getopt(argc, argv, "b:n:k:")) != -1) {
+        if (opt == 'b')
+            config.backend = optarg;
+        else if (opt == 'n' && (seconds = atof(optarg)) > 0)
+            ;
+        else if (opt == 'k' && atof(optarg) > 0)
+            max_idle = (uint64_t)(atof(optarg) * 1e9);
+        else
+            goto usage;
+    }
+    if (optind < argc)
+        text = argv[optind++];
+    if (optind != argc || mio_addr_parse(text, &addr) < 0)
+        goto usage;
+
+    s.listener = MIO_INVALID_FD;
+    if ((err = mio_loop_new(&config, &loop)) == MIO_ENOSYS)
+        return 77;
+    if (err < 0) {
+        fprintf(stderr, "http_server: %s\n", mio_strerror(err));
+        return 1;
+    }
+    if ((err = mio_waker_new(mio_loop_poll(loop), STOP, &stop_waker)) == 0 &&
+        (err = mio_tcp_listen(&addr, 1024, &s.listener)) == 0 &&
+        (err = mio_register(mio_loop_poll(loop), s.listener, LISTENER, MIO_READABLE)) == 0 &&
+        (err = mio_local_addr(s.listener, &addr)) == 0 &&
+        (seconds <= 0 || (err = mio_loop_timeout(loop, END_OF_RUN,
+                                                 (uint64_t)(seconds * 1e9), NULL)) == 0)) {
+        mio_addr_format(&addr, name, sizeof name);
+        printf("listening on %s backend %s\n", name, mio_poll_backend(mio_loop_poll(loop)));
+        fflush(stdout);
+        sa.sa_handler = on_signal;
+        sa.sa_flags = 0;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        err = mio_loop_run(loop, &handler, &s);
+        sa.sa_handler = SIG_DFL;        /* no wake after the waker is gone */
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    if (err < 0)
+        fprintf(stderr, "http_server: %s: %s\n", text, mio_strerror(err));
+
+    for (i = 0; i < MAX_CONNS; i++)
+        if (s.conns[i] != NULL)
+            conn_close(loop, &s, s.conns[i]);
+    if (s.listener != MIO_INVALID_FD)
+        mio_close(s.listener);
+    mio_waker_free(stop_waker);
+    mio_loop_free(loop);
+    return err < 0 ? 1 : 0;
+
+usage:
+    fprintf(stderr, "usage: http_server [-b epoll|poll|...] [-n SECONDS] [-k IDLE_SECONDS] [ADDR]\n");
+    return 2;
+}

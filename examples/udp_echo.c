@@ -1,0 +1,132 @@
+/* A UDP echo server: every datagram goes back to where it came from.
+ *
+ *   udp_echo [-b BACKEND] [-n SECONDS] [ADDR]        (ADDR: 127.0.0.1:0)
+ *
+ * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
+ * until SIGINT/SIGTERM or for SECONDS, then exits 0 having freed everything;
+ * a backend this build lacks exits 77.  Try `nc -u 127.0.0.1 PORT`.
+ *
+ * What it shows: a datagram socket drained until MIO_EAGAIN on each edge,
+ * and the usual UDP answer to back-pressure: a reply the socket cannot take
+ * right now is dropped, not queued (the sender retries if it cares). */
+#define _POSIX_C_SOURCE 200809L
+#include "mio.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SOCKET_TOKEN 0
+#define STOP         1
+
+static mio_waker *stop_waker;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    mio_waker_wake(stop_waker);     /* async-signal-safe */
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
+}
+
+/* Echoes every datagram waiting; counts what was echoed and dropped. */
+static void echo_all(mio_fd sock, unsigned long *echoed, unsigned long *dropped)
+{
+    static char buf[65536];     /* the largest datagram fits */
+    for (;;) {
+        mio_addr from;
+        ssize_t n = mio_udp_recv_from(sock, buf, sizeof buf, &from);
+        if (n == MIO_EAGAIN)
+            return;
+        if (n < 0)
+            continue;           /* e.g. an ICMP error of an earlier send */
+        if (mio_udp_send_to(sock, buf, (size_t)n, &from) == n)
+            ++*echoed;
+        else
+            ++*dropped;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *backend = NULL, *text = "127.0.0.1:0";
+    mio_fd sock = MIO_INVALID_FD;
+    mio_event events[8];
+    mio_poll *poll = NULL;
+    char name[MIO_ADDR_STRLEN];
+    unsigned long echoed = 0, dropped = 0;
+    int64_t deadline = 0;
+    struct sigaction sa;
+    mio_addr addr;
+    bool stop = false;
+    int opt, err, i;
+
+    while ((opt = getopt(argc, argv, "b:n:")) != -1) {
+        if (opt == 'b')
+            backend = optarg;
+        else if (opt == 'n' && atof(optarg) > 0)
+            deadline = now_ns() + (int64_t)(atof(optarg) * 1e9);
+        else
+            goto usage;
+    }
+    if (optind < argc)
+        text = argv[optind++];
+    if (optind != argc || mio_addr_parse(text, &addr) < 0)
+        goto usage;
+
+    if ((err = mio_poll_new_backend(backend, &poll)) == MIO_ENOSYS)
+        return 77;
+    if (err == 0 && (err = mio_waker_new(poll, STOP, &stop_waker)) == 0 &&
+        (err = mio_udp_bind(&addr, &sock)) == 0 &&
+        (err = mio_register(poll, sock, SOCKET_TOKEN, MIO_READABLE)) == 0 &&
+        (err = mio_local_addr(sock, &addr)) == 0) {
+        mio_addr_format(&addr, name, sizeof name);
+        printf("listening on %s backend %s\n", name, mio_poll_backend(poll));
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "udp_echo: %s: %s\n", text, mio_strerror(err));
+        stop = true;
+    }
+    sa.sa_handler = on_signal;
+    sa.sa_flags = 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    while (!stop) {
+        int64_t timeout = deadline > 0 ? deadline - now_ns() : -1;
+        int n;
+        if (deadline > 0 && timeout <= 0)
+            break;
+        n = mio_poll_wait(poll, events, 8, timeout);
+        for (i = 0; i < n; i++) {
+            if (events[i].token == STOP)
+                stop = true;
+            else
+                echo_all(sock, &echoed, &dropped);
+        }
+    }
+
+    sa.sa_handler = SIG_DFL;            /* no wake after the waker is gone */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (sock != MIO_INVALID_FD) {
+        mio_deregister(poll, sock);
+        mio_close(sock);
+    }
+    mio_waker_free(stop_waker);
+    mio_poll_free(poll);
+    fprintf(stderr, "udp_echo: %lu echoed, %lu dropped\n", echoed, dropped);
+    return err < 0 ? 1 : 0;
+
+usage:
+    fprintf(stderr, "usage: udp_echo [-b epoll|poll|...] [-n SECONDS] [ADDR]\n");
+    return 2;
+}
