@@ -1,0 +1,139 @@
+/* Tracing end to end: MIO_LOG in a process's environment prints the trace
+ * points on its stderr, filtered by level; mio_set_log routes them to a
+ * callback, and turning it off silences them. */
+#include "harness.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs a register / wait / deregister round in a child whose environment has
+ * MIO_LOG=level (its first poll reads it; NULL: no MIO_LOG) and returns the
+ * child's stderr. */
+static void traced_child(const char *level, char *out, size_t size)
+{
+    int fds[2], status;
+    size_t n = 0;
+    ssize_t got;
+    pid_t pid;
+
+    CHECK(pipe(fds) == 0);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        mio_poll *p;
+        mio_fd pair[2];
+        mio_event ev[4];
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        if (level != NULL)
+            setenv("MIO_LOG", level, 1);
+        else
+            unsetenv("MIO_LOG");
+        if (mio_poll_new_backend(test_backend, &p) < 0 || mio_socketpair(pair) < 0 ||
+            mio_register(p, pair[0], 5, MIO_READABLE) < 0 || mio_write(pair[1], "x", 1) != 1 ||
+            mio_poll_wait(p, ev, 4, 5 * MIO_SEC) != 1 || mio_deregister(p, pair[0]) < 0)
+            _exit(1);
+        mio_close(pair[0]);
+        mio_close(pair[1]);
+        mio_poll_free(p);
+        _exit(0);
+    }
+    close(fds[1]);
+    while (n + 1 < size && (got = read(fds[0], out + n, size - 1 - n)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(fds[0]);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    if (WEXITSTATUS(status) != 0)
+        SKIP("no backend %s (child exited %d)", test_backend, WEXITSTATUS(status));
+}
+
+TEST(env_trace_prints_on_stderr)
+{
+    char err[8192], expect[64];
+    traced_child("trace", err, sizeof err);
+    snprintf(expect, sizeof expect, "backend %s\n", test_backend);
+    CHECK(strncmp(err, "mio debug: poll ", 16) == 0);   /* every line says who */
+    CHECK(strstr(err, expect) != NULL);
+    CHECK(strstr(err, "mio debug: poll ") != NULL && strstr(err, " token 5 interest 0x1: 0\n") != NULL);
+    CHECK(strstr(err, ": wait returned 1\n") != NULL);
+    CHECK(strstr(err, "mio trace: ") != NULL);
+    CHECK(strstr(err, ": deregister fd ") != NULL);
+}
+
+/* MIO_LOG=debug keeps register/deregister and drops the per-wait lines. */
+TEST(env_level_filters)
+{
+    char err[8192];
+    traced_child("debug", err, sizeof err);
+    CHECK(strstr(err, ": deregister fd ") != NULL);
+    CHECK(strstr(err, "wait returned") == NULL);
+    CHECK(strstr(err, "mio trace: ") == NULL);
+    traced_child("error", err, sizeof err);
+    CHECK_EQ(strlen(err), 0);
+}
+
+/* Without MIO_LOG, or with it empty, nothing is printed. */
+TEST(env_unset_prints_nothing)
+{
+    char err[8192];
+    traced_child(NULL, err, sizeof err);
+    CHECK_EQ(strlen(err), 0);
+    traced_child("", err, sizeof err);
+    CHECK_EQ(strlen(err), 0);
+}
+
+static char lines[16384];
+static int calls;
+
+static void collect(int level, const char *msg, void *ud)
+{
+    size_t n = strlen(lines);
+    CHECK(ud == (void *)lines);
+    calls++;
+    snprintf(lines + n, sizeof lines - n, "%d %s\n", level, msg);
+}
+
+/* The loop's ticks, at trace level, and registrations on its poll, at debug
+ * level, reach the callback; after mio_set_log(NULL) nothing does. */
+TEST(callback_sees_ticks_and_registrations)
+{
+    mio_loop_config config = { 0 };
+    mio_loop *l;
+    mio_fd pair[2];
+    char expect[96];
+    int before;
+
+    config.backend = test_backend;
+    mio_set_log(collect, lines);
+    if (mio_loop_new(&config, &l) == MIO_ENOSYS)
+        SKIP("no backend %s", test_backend);
+    OK(mio_socketpair(pair));
+    OK(mio_register(mio_loop_poll(l), pair[0], 9, MIO_READABLE));
+    snprintf(expect, sizeof expect, "%d poll %p: register fd %d token 9 interest 0x1: 0\n",
+             MIO_LOG_DEBUG, (void *)mio_loop_poll(l), pair[0]);
+    CHECK(strstr(lines, expect) != NULL);
+
+    OK(mio_loop_run_once(l, &(mio_handler){ 0 }, NULL, 0));
+    OK(mio_loop_run_once(l, &(mio_handler){ 0 }, NULL, 0));
+    snprintf(expect, sizeof expect, "%d loop %p: tick, 0 events\n", MIO_LOG_TRACE, (void *)l);
+    CHECK(strstr(lines, expect) != NULL);
+    CHECK(strstr(strstr(lines, expect) + 1, expect) != NULL);     /* twice */
+
+    OK(mio_deregister(mio_loop_poll(l), pair[0]));
+    snprintf(expect, sizeof expect, "%d poll %p: deregister fd %d: 0\n",
+             MIO_LOG_DEBUG, (void *)mio_loop_poll(l), pair[0]);
+    CHECK(strstr(lines, expect) != NULL);
+
+    mio_set_log(NULL, NULL);
+    before = calls;
+    OK(mio_register(mio_loop_poll(l), pair[0], 9, MIO_READABLE));
+    OK(mio_loop_run_once(l, &(mio_handler){ 0 }, NULL, 0));
+    OK(mio_deregister(mio_loop_poll(l), pair[0]));
+    mio_loop_free(l);
+    CHECK_EQ(calls, before);
+    mio_close(pair[0]);
+    mio_close(pair[1]);
+}
