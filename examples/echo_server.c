@@ -138,10 +138,12 @@ static void accept_all(struct server *s)
         if (err == MIO_ECONNABORTED)
             continue;                   /* gone before we took it */
         if (err == MIO_EMFILE || err == MIO_ENFILE) {
-            /* The connection stays queued and the listener stays readable:
-             * stop watching it until a close frees a descriptor.  (With no
-             * connection open that never comes; a server that must cope
-             * would also retry on a timer.) */
+            /* Out of descriptors.  With connections open, stop watching the
+             * listener until one closes (clients wait in the queue).  With
+             * none, nothing would ever free one: drop the queued clients so
+             * they are not left hanging. */
+            if (s->live == 0 && mio_tcp_shed(s->listener) >= 0)
+                return;         /* queue empty: the next client is an event */
             mio_deregister(s->poll, s->listener);
             s->accepting = false;
             return;

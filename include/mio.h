@@ -188,7 +188,15 @@ typedef struct mio_iovec {
 #define MIO_MSEC INT64_C(1000000)
 #define MIO_SEC  INT64_C(1000000000)
 
-/* ---- Poll ---------------------------------------------------------------- */
+/* ---- Poll ----------------------------------------------------------------
+ * fork: a child gets copies of the parent's descriptors but, with epoll, the
+ * same kernel poll behind them, so anything it does to an inherited poll
+ * (register, deregister, even mio_poll_free or mio_waker_free, which remove
+ * wakers from it) would change the parent's.  A forked child therefore calls
+ * nothing on polls, wakers, registrations or loops it inherited, and makes
+ * its own with mio_poll_new (it may register inherited sockets there).  Their
+ * memory is simply left behind; their descriptors are close-on-exec and go
+ * away at exec or exit.  The parent's objects are untouched by the fork. */
 
 typedef struct mio_poll mio_poll;
 
@@ -318,11 +326,30 @@ MIO_API int mio_addr_parse(const char *text, mio_addr *out);
  * MIO_ENOSPC if it does not fit.  Unix addresses format as their path. */
 MIO_API int mio_addr_format(const mio_addr *a, char *buf, size_t size);
 
-/* Listening TCP socket with SO_REUSEADDR; backlog <= 0 takes the default. */
+/* Listening TCP socket with SO_REUSEADDR; backlog <= 0 takes the default.
+ * The first listener (TCP or Unix) also opens the process's reserve
+ * descriptor (see mio_tcp_shed); it stays open, close-on-exec, for the life
+ * of the process. */
 MIO_API int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out);
 /* Accepts one connection (TCP or Unix listeners); peer may be NULL.
- * MIO_EAGAIN when none is pending. */
+ * MIO_EAGAIN when none is pending.  MIO_EMFILE (MIO_ENFILE system-wide) when
+ * out of descriptors (on Linux also when nothing is queued): the connection
+ * stays queued and the listener stays ready, so a level registration would
+ * report it on every wait and an edge one not again.  Answer it either by
+ * waiting for a descriptor of yours to close with the listener deregistered
+ * (clients wait in the queue meanwhile), or with mio_tcp_shed. */
 MIO_API int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer);
+/* The answer to MIO_EMFILE/MIO_ENFILE that needs no free descriptor: closes
+ * the process's reserve descriptor for a moment, accepts and closes every
+ * connection queued on listener (their clients see the connection closed
+ * instead of hanging), and takes the reserve back.  Returns how many were
+ * dropped (>= 0); the queue is then empty, so an edge registration is re-armed
+ * and a level one is quiet until a new client comes: no spin, no stall.  Calls
+ * from several threads take turns on the reserve.  If another thread grabs the
+ * freed descriptor number in that moment, returns MIO_EMFILE with the queue
+ * left as it was (the reserve is taken back once a descriptor is free): back
+ * off, e.g. deregister the listener for a while. */
+MIO_API int mio_tcp_shed(mio_fd listener);
 /* Starts a connect; the poll reports WRITABLE when it is done, then
  * mio_socket_error tells whether it succeeded. */
 MIO_API int mio_tcp_connect(const mio_addr *addr, mio_fd *out);
@@ -331,8 +358,13 @@ MIO_API int mio_udp_bind(const mio_addr *addr, mio_fd *out);
 MIO_API int mio_udp_connect(mio_fd fd, const mio_addr *peer);
 /* to may be NULL on a connected socket. */
 MIO_API ssize_t mio_udp_send_to(mio_fd fd, const void *buf, size_t len, const mio_addr *to);
-/* from may be NULL.  A datagram longer than len is truncated to len bytes. */
+/* from may be NULL.  A datagram longer than len is truncated to len bytes
+ * (the rest is discarded); returns the bytes copied. */
 MIO_API ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *from);
+/* mio_udp_recv_from that also tells, through *truncated (may be NULL), whether
+ * the datagram was longer than len: the return value is still the bytes
+ * copied, never more than len. */
+MIO_API ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *truncated);
 MIO_API int mio_unix_listen(const char *path, int backlog, mio_fd *out);
 MIO_API int mio_unix_connect(const char *path, mio_fd *out);
 /* A connected stream pair. */

@@ -4,7 +4,14 @@
  * where the OS allows it (no window for a concurrent fork+exec to inherit it).
  * Every send path uses MSG_NOSIGNAL; pipes, which have no such flag, write with
  * SIGPIPE blocked for the calling thread.  An I/O call that sees EAGAIN tells
- * the polls that emulate edge triggers (mio__io_eagain). */
+ * the polls that emulate edge triggers (mio__io_eagain).
+ *
+ * Out of descriptors, accept cannot take a connection off the queue, so a
+ * listener would stay readable forever (a level registration spins, an edge
+ * one stalls with the client left hanging).  mio_tcp_shed gives up a
+ * process-wide reserve descriptor, opened with the first listener, for a
+ * moment to accept and close what is queued; a mutex keeps two threads from
+ * using it at once. */
 #include "sys.h"
 
 #include <fcntl.h>
@@ -228,6 +235,85 @@ int mio_addr_format(const mio_addr *a, char *buf, size_t size)
     return n;
 }
 
+/* ---- the reserve descriptor for accept under EMFILE ---- */
+
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static int reserve_fd = -1;
+static atomic_bool reserve_lost;    /* taking it back failed: retry later */
+
+static int open_reserve(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Called with each new listener: the reserve is taken while descriptors are
+ * still to be had (a failure here only leaves EMFILE unanswered). */
+static void reserve_ensure(void)
+{
+    pthread_mutex_lock(&reserve_lock);
+    if (reserve_fd < 0)
+        reserve_fd = open_reserve();
+    atomic_store(&reserve_lost, reserve_fd < 0);
+    pthread_mutex_unlock(&reserve_lock);
+}
+
+static int accept_raw(mio_fd listener, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int fd;
+#ifdef HAVE_SOCK_FLAGS
+    do
+        fd = accept4(listener, (struct sockaddr *)ss, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+#else
+    do
+        fd = accept(listener, (struct sockaddr *)ss, len);
+    while (fd < 0 && errno == EINTR);
+    if (fd >= 0) {
+        int err = set_flags(fd);
+        if (err < 0) {
+            close(fd);
+            errno = -err;
+            return -1;
+        }
+    }
+#endif
+    return fd;
+}
+
+int mio_tcp_shed(mio_fd listener)
+{
+    int dropped = 0, err;
+
+    pthread_mutex_lock(&reserve_lock);
+    if (reserve_fd >= 0) {
+        close(reserve_fd);
+        reserve_fd = -1;
+    }
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept_raw(listener, &ss, &len);
+        if (fd >= 0) {
+            close(fd);
+            dropped++;
+            continue;
+        }
+        err = mio__err();
+        if (err != MIO_ECONNABORTED)
+            break;
+    }
+    /* Another thread may have taken the number we freed: then accept said
+     * EMFILE again, the queue stays, and the reserve comes back at the next
+     * accept that finds a descriptor free. */
+    reserve_fd = open_reserve();
+    atomic_store(&reserve_lost, reserve_fd < 0);
+    pthread_mutex_unlock(&reserve_lock);
+    if (err != MIO_EAGAIN && err != -EWOULDBLOCK)
+        return err;
+    mio__io_eagain(listener, MIO_READABLE);
+    return dropped;
+}
+
 /* ---- TCP ---- */
 
 int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
@@ -251,6 +337,7 @@ int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
         close(fd);
         return err;
     }
+    reserve_ensure();
     *out = fd;
     return 0;
 }
@@ -264,22 +351,7 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
     if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
-#ifdef HAVE_SOCK_FLAGS
-    do
-        fd = accept4(listener, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-#else
-    do
-        fd = accept(listener, (struct sockaddr *)&ss, &len);
-    while (fd < 0 && errno == EINTR);
-    if (fd >= 0) {
-        int err = set_flags(fd);
-        if (err < 0) {
-            close(fd);
-            return err;
-        }
-    }
-#endif
+    fd = accept_raw(listener, &ss, &len);
     if (fd < 0) {
         int err = mio__err();
         if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
@@ -288,6 +360,8 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
         }
         return err;
     }
+    if (atomic_load_explicit(&reserve_lost, memory_order_relaxed))
+        reserve_ensure();
     if (peer != NULL)
         fill_addr(peer, &ss, len);
     *out = fd;
@@ -380,17 +454,27 @@ ssize_t mio_udp_send_to(mio_fd fd, const void *buf, size_t len, const mio_addr *
     return n;
 }
 
-ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *from)
+ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *truncated)
 {
     struct sockaddr_storage ss;
-    socklen_t slen = sizeof ss;
+    struct iovec iov;
+    struct msghdr msg;
     ssize_t n;
 
+    if (truncated != NULL)
+        *truncated = false;
     if (buf == NULL && len > 0)
         return MIO_EINVAL;
-    do
-        n = recvfrom(fd, buf, len, 0, (struct sockaddr *)&ss, &slen);
-    while (n < 0 && errno == EINTR);
+    iov.iov_base = buf;
+    iov.iov_len = len;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_name = &ss;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    do {
+        msg.msg_namelen = sizeof ss;
+        n = recvmsg(fd, &msg, 0);
+    } while (n < 0 && errno == EINTR);
     if (n < 0) {
         int err = mio__err();
         if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
@@ -399,9 +483,16 @@ ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *from)
         }
         return err;
     }
+    if (truncated != NULL)
+        *truncated = (msg.msg_flags & MSG_TRUNC) != 0;
     if (from != NULL)
-        fill_addr(from, &ss, slen);
+        fill_addr(from, &ss, msg.msg_namelen);
     return n;
+}
+
+ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *from)
+{
+    return mio_udp_recv(fd, buf, len, from, NULL);
 }
 
 /* ---- Unix sockets, pairs and pipes ---- */
@@ -444,6 +535,7 @@ int mio_unix_listen(const char *path, int backlog, mio_fd *out)
         close(fd);
         return err;
     }
+    reserve_ensure();
     *out = fd;
     return 0;
 }

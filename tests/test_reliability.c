@@ -1,0 +1,746 @@
+/* Reliability: the library under descriptor exhaustion, peers that behave
+ * badly, fork and exec, and signals.  Each test is a short, bounded version
+ * of what `make stress` runs at length (stress/). */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <time.h>
+#include <unistd.h>
+
+/* "Eventually" means within this; nothing here should take close to it. */
+#define LONG_WAIT (5 * MIO_SEC)
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
+}
+
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    CHECK_EQ(getrusage(RUSAGE_SELF, &ru), 0);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * MIO_SEC +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * MIO_USEC;
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = { (time_t)(ns / MIO_SEC), (long)(ns % MIO_SEC) };
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+/* Merged flags for token over waits, until they hold all of `all`. */
+static uint32_t wait_flags(mio_poll *p, mio_token token, uint32_t all)
+{
+    int64_t deadline = now_ns() + LONG_WAIT;
+    uint32_t seen = 0;
+    mio_event ev[16];
+
+    while ((seen & all) != all) {
+        int64_t left = deadline - now_ns();
+        if (left <= 0)
+            FAIL("token %llu: waited for %#x, saw only %#x", (unsigned long long)token, all, seen);
+        seen |= test_flags(ev, test_wait(p, ev, 16, left), token);
+    }
+    return seen;
+}
+
+static mio_fd listen_any(mio_addr *bound)
+{
+    mio_addr a;
+    mio_fd l;
+    OK(mio_addr_parse("127.0.0.1:0", &a));
+    OK(mio_tcp_listen(&a, 128, &l));
+    OK(mio_local_addr(l, bound));
+    return l;
+}
+
+/* A connected TCP pair on loopback: *client from mio_tcp_connect, *server
+ * accepted. */
+static void tcp_pair(mio_fd *client, mio_fd *server)
+{
+    mio_addr la;
+    mio_fd l = listen_any(&la);
+    int64_t deadline = now_ns() + LONG_WAIT;
+    int err;
+
+    OK(mio_tcp_connect(&la, client));
+    while ((err = mio_tcp_accept(l, server, NULL)) == MIO_EAGAIN) {
+        CHECK(now_ns() < deadline);
+        sleep_ns(MIO_MSEC);
+    }
+    OK(err);
+    OK(mio_close(l));
+}
+
+/* ---- out of descriptors ---- */
+
+/* Knocks on `addr` for `ms` milliseconds from a forked child with its own
+ * descriptors: connect, then wait up to 3 s for the server to answer (a close
+ * or a reset).  Writes {answered, unanswered} to report and exits. */
+static void knock(const struct sockaddr_in *addr, int ms, int report, const int *ballast, int nb)
+{
+    int64_t end = now_ns() + ms * MIO_MSEC;
+    int counts[2] = { 0, 0 }, i;
+
+    for (i = 0; i < nb; i++)
+        close(ballast[i]);
+    while (now_ns() < end) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct pollfd pfd;
+        char c;
+        if (s < 0)
+            _exit(3);
+        if (connect(s, (const struct sockaddr *)addr, sizeof *addr) < 0) {
+            close(s);
+            _exit(4);
+        }
+        pfd.fd = s;
+        pfd.events = POLLIN;
+        if (poll(&pfd, 1, 3000) == 1 && read(s, &c, 1) <= 0)
+            counts[0]++;
+        else
+            counts[1]++;
+        close(s);
+        sleep_ns(MIO_MSEC);     /* a knock a millisecond */
+    }
+    if (write(report, counts, sizeof counts) != (ssize_t)sizeof counts)
+        _exit(5);
+    _exit(0);
+}
+
+/* A process at its descriptor limit with a client knocking for 1 s, answering
+ * MIO_EMFILE with mio_tcp_shed: the listener (registered with `trigger`) must
+ * neither spin nor stall, every client must get an answer, and once a
+ * descriptor is free the listener accepts again. */
+static void emfile_scenario(uint32_t trigger)
+{
+    static int ballast[8192];
+    struct rlimit old, lim;
+    mio_poll *p = test_poll();
+    mio_addr la;
+    mio_fd l = listen_any(&la), report[2], c, s;
+    int nb = 0, emfiles = 0, counts[2] = { -1, -1 }, wstatus, fd, highest = 0;
+    int64_t wall0, cpu0, wall, cpu;
+    pid_t pid;
+    bool done = false;
+
+    OK(mio_pipe(report));
+    OK(mio_register(p, l, 1, MIO_READABLE | trigger));
+    OK(mio_register(p, report[0], 2, MIO_READABLE));
+
+    /* Fill every descriptor up to a limit a little above the highest. */
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    for (fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            highest = fd;
+    lim = old;
+    lim.rlim_cur = (rlim_t)highest + 64;
+    CHECK(lim.rlim_cur <= old.rlim_cur);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        CHECK(nb < 8192);
+        ballast[nb++] = fd;
+    }
+    CHECK_EQ(errno, EMFILE);
+
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        knock(&la.u.v4, 1000, report[1], ballast, nb);
+
+    wall0 = now_ns();
+    cpu0 = cpu_ns();
+    while (!done) {
+        mio_event ev[8];
+        int i, n = test_wait(p, ev, 8, LONG_WAIT);
+        CHECK(n > 0);       /* nothing for 5 s: the listener stalled */
+        for (i = 0; i < n; i++) {
+            if (ev[i].token == 2) {
+                CHECK_EQ(read(report[0], counts, sizeof counts), sizeof counts);
+                done = true;
+                continue;
+            }
+            for (;;) {
+                int err = mio_tcp_accept(l, &c, NULL);
+                if (err == MIO_EAGAIN)
+                    break;
+                if (err == MIO_EMFILE) {
+                    emfiles++;
+                    CHECK(mio_tcp_shed(l) >= 0);
+                    break;  /* the queue is empty: wait for the next */
+                }
+                FAIL("accept at the limit: %s", mio_strerror(err));
+            }
+        }
+    }
+    wall = now_ns() - wall0;
+    cpu = cpu_ns() - cpu0;
+    fprintf(stderr, "%s %s: %d knocks answered, %d not, %d EMFILE, cpu %.3f s in %.3f s\n",
+            test_backend, trigger == MIO_LEVEL ? "level" : "edge", counts[0], counts[1],
+            emfiles, (double)cpu / MIO_SEC, (double)wall / MIO_SEC);
+    CHECK_EQ(waitpid(pid, &wstatus, 0), pid);
+    CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    CHECK(counts[0] >= 10);         /* the client knocked and was answered */
+    CHECK_EQ(counts[1], 0);         /* none left hanging in the backlog */
+    CHECK(emfiles >= 1);
+    CHECK(cpu < wall / 2);          /* no spinning */
+
+    /* Descriptors free again: the listener accepts. */
+    while (nb > 0)
+        close(ballast[--nb]);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    OK(mio_tcp_connect(&la, &c));
+    wait_flags(p, 1, MIO_READABLE);
+    OK(mio_tcp_accept(l, &s, NULL));
+    CHECK_EQ(mio_write(c, "hi", 2), 2);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    OK(mio_close(l));
+    OK(mio_close(report[0]));
+    OK(mio_close(report[1]));
+    mio_poll_free(p);
+}
+
+TEST(emfile_level_does_not_spin)
+{
+    emfile_scenario(MIO_LEVEL);
+}
+
+TEST(emfile_edge_does_not_stall)
+{
+    emfile_scenario(MIO_EDGE);
+}
+
+/* At the limit, accept says MIO_EMFILE and leaves the connection queued;
+ * mio_tcp_shed closes it for its client, and then finds nothing more. */
+TEST(emfile_shed_drops_queued_connection)
+{
+    static int ballast[8192];
+    struct rlimit old, lim;
+    mio_addr la;
+    mio_fd l = listen_any(&la), c, s;
+    int nb = 0, fd, highest = 0;
+    struct pollfd pfd;
+    char byte;
+
+    OK(mio_tcp_connect(&la, &c));
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    for (fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            highest = fd;
+    lim = old;
+    lim.rlim_cur = (rlim_t)highest + 8;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0)
+        ballast[nb++] = fd;
+    sleep_ns(10 * MIO_MSEC);        /* the handshake completes in the kernel */
+    CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);
+    CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);
+    CHECK_EQ(mio_tcp_shed(l), 1);
+    CHECK_EQ(mio_tcp_shed(l), 0);
+    CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);     /* still full */
+    while (nb > 0)
+        close(ballast[--nb]);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    pfd.fd = c;
+    pfd.events = POLLIN;
+    CHECK_EQ(poll(&pfd, 1, 5000), 1);
+    CHECK(mio_read(c, &byte, 1) <= 0);  /* end of stream or reset */
+    OK(mio_close(c));
+    OK(mio_close(l));
+}
+
+/* ---- peers behaving badly ---- */
+
+/* The peer resets while we write: writes end with a reset or broken pipe
+ * (never SIGPIPE), and the poll reports the failure. */
+TEST(peer_reset_mid_write)
+{
+    mio_poll *p = test_poll();
+    mio_fd c, s;
+    struct linger lg = { 1, 0 };
+    static char chunk[65536];
+    ssize_t n = 0;
+    int64_t deadline;
+    uint32_t seen = 0;
+
+    tcp_pair(&c, &s);
+    OK(mio_register(p, s, 1, MIO_WRITABLE | MIO_READABLE));
+    while ((n = mio_write(s, chunk, sizeof chunk)) > 0)
+        ;
+    CHECK_EQ(n, MIO_EAGAIN);
+    CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    OK(mio_close(c));               /* unread data + linger 0: a reset */
+    deadline = now_ns() + LONG_WAIT;
+    for (;;) {
+        mio_event ev[4];
+        CHECK(now_ns() < deadline);
+        seen |= test_flags(ev, test_wait(p, ev, 4, 100 * MIO_MSEC), 1);
+        n = mio_write(s, chunk, sizeof chunk);
+        if (n == MIO_ECONNRESET || n == MIO_EPIPE)
+            break;
+        CHECK(n == MIO_EAGAIN || n > 0);
+    }
+    seen |= wait_flags(p, 1, 0) | test_wait_token(p, 1, 0);
+    CHECK(seen & (MIO_ERROR | MIO_WRITE_CLOSED | MIO_READ_CLOSED));
+    OK(mio_close(s));
+    mio_poll_free(p);
+}
+
+/* Half-close: the peer shuts its write side after a request; we read the
+ * request, see end of stream, and can still send the whole answer. */
+TEST(peer_half_close_still_gets_answer)
+{
+    mio_poll *p = test_poll();
+    mio_fd c, s;
+    static char answer[200000], got[200000];
+    char req[16];
+    size_t sent = 0, recvd = 0, i;
+    int64_t deadline = now_ns() + LONG_WAIT;
+
+    for (i = 0; i < sizeof answer; i++)
+        answer[i] = (char)(i * 7);
+    tcp_pair(&c, &s);
+    OK(mio_register(p, s, 1, MIO_READABLE | MIO_WRITABLE));
+    OK(mio_register(p, c, 2, MIO_READABLE));
+    CHECK_EQ(mio_write(c, "request", 7), 7);
+    OK(mio_shutdown(c, MIO_SHUT_WR));
+    CHECK(wait_flags(p, 1, MIO_READABLE | MIO_READ_CLOSED) & MIO_READ_CLOSED);
+    CHECK_EQ(mio_read(s, req, sizeof req), 7);
+    CHECK_EQ(mio_read(s, req, sizeof req), 0);
+    while (recvd < sizeof answer) {
+        mio_event ev[4];
+        ssize_t n;
+        CHECK(now_ns() < deadline);
+        while (sent < sizeof answer && (n = mio_write(s, answer + sent, sizeof answer - sent)) > 0)
+            sent += (size_t)n;
+        if (sent == sizeof answer)
+            OK(mio_shutdown(s, MIO_SHUT_WR));
+        while ((n = mio_read(c, got + recvd, sizeof got - recvd)) > 0)
+            recvd += (size_t)n;
+        CHECK(n == MIO_EAGAIN || (n == 0 && recvd == sizeof answer));
+        if (recvd < sizeof answer)
+            test_wait(p, ev, 4, 100 * MIO_MSEC);
+    }
+    CHECK(memcmp(got, answer, sizeof answer) == 0);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    mio_poll_free(p);
+}
+
+/* The process on the other end is killed: the kernel closes its socket and
+ * we see end of stream, reported as READ_CLOSED. */
+TEST(peer_process_vanishes)
+{
+    mio_poll *p = test_poll();
+    mio_addr la;
+    mio_fd l = listen_any(&la), s;
+    int sync[2], wstatus;
+    pid_t pid;
+    char c, buf[64];
+
+    OK(mio_pipe(sync));
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, &la.u.sa, la.len) < 0 || write(fd, "x", 1) != 1)
+            _exit(1);
+        (void)!write(sync[1], "r", 1);
+        for (;;)
+            pause();
+    }
+    OK(mio_register(p, sync[0], 2, MIO_READABLE));
+    wait_flags(p, 2, MIO_READABLE);
+    CHECK_EQ(mio_read(sync[0], &c, 1), 1);
+    OK(mio_tcp_accept(l, &s, NULL));
+    OK(mio_register(p, s, 1, MIO_READABLE));
+    wait_flags(p, 1, MIO_READABLE);
+    CHECK_EQ(mio_read(s, buf, sizeof buf), 1);
+    CHECK_EQ(mio_read(s, buf, sizeof buf), MIO_EAGAIN);
+    CHECK_EQ(kill(pid, SIGKILL), 0);
+    CHECK_EQ(waitpid(pid, &wstatus, 0), pid);
+    CHECK(wait_flags(p, 1, MIO_READ_CLOSED) & MIO_READ_CLOSED);
+    CHECK_EQ(mio_read(s, buf, sizeof buf), 0);
+    OK(mio_close(s));
+    OK(mio_close(l));
+    OK(mio_close(sync[0]));
+    OK(mio_close(sync[1]));
+    mio_poll_free(p);
+}
+
+struct slow_writer {
+    mio_fd fd;
+    size_t len;
+};
+
+static void *slow_write(void *arg)
+{
+    struct slow_writer *w = arg;
+    size_t i;
+    for (i = 0; i < w->len; i++) {
+        char c = (char)('a' + i % 26);
+        struct pollfd pfd = { w->fd, POLLOUT, 0 };
+        while (mio_write(w->fd, &c, 1) != 1)
+            poll(&pfd, 1, 100);
+        if (i % 8 == 0)
+            sleep_ns(50 * MIO_USEC);
+    }
+    return NULL;
+}
+
+/* A slowloris client dribbling a byte at a time: every byte arrives in
+ * order, and the edge-triggered reader wakes at most once per byte (plus
+ * a little): it never spins. */
+TEST(slowloris_byte_at_a_time)
+{
+    mio_poll *p = test_poll();
+    mio_fd c, s;
+    struct slow_writer w;
+    pthread_t t;
+    size_t len = (size_t)test_scaled(2000), got = 0;
+    long wakes = 0;
+    int64_t deadline = now_ns() + 30 * MIO_SEC;
+
+    tcp_pair(&c, &s);
+    OK(mio_tcp_set_nodelay(c, true));
+    OK(mio_register(p, s, 1, MIO_READABLE));
+    w.fd = c;
+    w.len = len;
+    CHECK_EQ(pthread_create(&t, NULL, slow_write, &w), 0);
+    while (got < len) {
+        mio_event ev[4];
+        char buf[64];
+        ssize_t n;
+        CHECK(now_ns() < deadline);
+        if (test_wait(p, ev, 4, LONG_WAIT) == 0)
+            FAIL("stalled after %zu of %zu bytes", got, len);
+        wakes++;
+        while ((n = mio_read(s, buf, sizeof buf)) > 0) {
+            ssize_t i;
+            for (i = 0; i < n; i++, got++)
+                CHECK_EQ(buf[i], 'a' + got % 26);
+        }
+        CHECK_EQ(n, MIO_EAGAIN);
+    }
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(wakes <= (long)len + 10);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    mio_poll_free(p);
+}
+
+/* A zero-length read or write is 0 and consumes nothing: data still waits,
+ * and a level registration still reports it. */
+TEST(zero_length_io_consumes_nothing)
+{
+    mio_poll *p = test_poll();
+    mio_fd sp[2];
+    char buf[8];
+
+    OK(mio_socketpair(sp));
+    OK(mio_register(p, sp[1], 1, MIO_READABLE | MIO_LEVEL));
+    CHECK_EQ(mio_write(sp[0], buf, 0), 0);
+    CHECK_EQ(test_wait_token(p, 1, 50 * MIO_MSEC), 0);    /* nothing sent */
+    CHECK_EQ(mio_write(sp[0], "abc", 3), 3);
+    wait_flags(p, 1, MIO_READABLE);
+    CHECK_EQ(mio_read(sp[1], buf, 0), 0);
+    CHECK(test_wait_token(p, 1, LONG_WAIT) & MIO_READABLE);
+    CHECK_EQ(mio_read(sp[1], buf, sizeof buf), 3);
+    CHECK(memcmp(buf, "abc", 3) == 0);
+    OK(mio_close(sp[0]));
+    OK(mio_close(sp[1]));
+    mio_poll_free(p);
+}
+
+/* A datagram longer than the buffer: the bytes that fit, and truncation
+ * reported; one that fits exactly is not truncated. */
+TEST(udp_truncation_reported)
+{
+    mio_poll *p = test_poll();
+    mio_addr aa, ba;
+    mio_fd a, b;
+    char big[1500], buf[100];
+    bool trunc = false;
+    size_t i;
+
+    OK(mio_addr_parse("127.0.0.1:0", &aa));
+    OK(mio_udp_bind(&aa, &a));
+    OK(mio_udp_bind(&aa, &b));
+    OK(mio_local_addr(b, &ba));
+    for (i = 0; i < sizeof big; i++)
+        big[i] = (char)i;
+    OK(mio_register(p, b, 1, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(a, big, sizeof big, &ba), sizeof big);
+    CHECK_EQ(mio_udp_send_to(a, big, sizeof buf, &ba), sizeof buf);
+    CHECK_EQ(mio_udp_send_to(a, big, 3, &ba), 3);
+    wait_flags(p, 1, MIO_READABLE);
+    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), sizeof buf);
+    CHECK(trunc);
+    CHECK(memcmp(buf, big, sizeof buf) == 0);
+    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, &aa, &trunc), sizeof buf);
+    CHECK(!trunc);
+    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), 3);
+    CHECK(!trunc);
+    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), MIO_EAGAIN);
+    CHECK(!trunc);
+    OK(mio_close(a));
+    OK(mio_close(b));
+    mio_poll_free(p);
+}
+
+/* ---- fork and exec ---- */
+
+static bool fd_open(int fd)
+{
+    return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Everything the library holds open (poll, wakers, the user-space readiness
+ * queue, a loop, the accept reserve, sockets, pipes) is gone in an exec'd
+ * child: compared through /proc/<child>/fd once exec has happened. */
+TEST(exec_child_inherits_no_library_fd)
+{
+    mio_poll *p;
+    mio_waker *w;
+    mio_registration *r;
+    mio_set_readiness *sr;
+    mio_loop *loop;
+    mio_loop_config cfg;
+    mio_addr la;
+    mio_fd l, sp[2], pp[2], u;
+    int status[2], input[2], fd, checked = 0, wstatus;
+    char c, mine[256], theirs[256], link[64];
+    pid_t pid;
+    static bool inherited[1024];    /* open before the test: not ours */
+
+    for (fd = 0; fd < 1024; fd++)
+        inherited[fd] = fd_open(fd);
+    p = test_poll();
+    l = listen_any(&la);
+    OK(mio_waker_new(p, 1, &w));
+    OK(mio_registration_new(&r, &sr));
+    OK(mio_registration_register(p, r, 2, MIO_READABLE));
+    mio_loop_config_default(&cfg);
+    cfg.backend = test_backend;
+    OK(mio_loop_new(&cfg, &loop));
+    OK(mio_socketpair(sp));
+    OK(mio_pipe(pp));
+    OK(mio_addr_parse("127.0.0.1:0", &la));
+    OK(mio_udp_bind(&la, &u));
+    OK(pipe2(status, O_CLOEXEC));
+    OK(pipe2(input, O_CLOEXEC));
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        char *const argv[] = { "cat", NULL };
+        char *const envp[] = { NULL };
+        if (dup2(input[0], 0) == 0)
+            execve("/bin/cat", argv, envp);
+        c = 'x';
+        (void)!write(status[1], &c, 1);
+        _exit(127);
+    }
+    close(status[1]);
+    close(input[0]);
+    if (read(status[0], &c, 1) != 0) {
+        waitpid(pid, &wstatus, 0);
+        SKIP("cannot exec /bin/cat here");
+    }
+    for (fd = 3; fd < 1024; fd++) {
+        ssize_t ml, tl;
+        if (fd == status[0] || fd == input[1] || inherited[fd] || !fd_open(fd))
+            continue;
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ml = readlink(link, mine, sizeof mine - 1);
+        if (ml <= 0)
+            continue;
+        mine[ml] = '\0';
+        checked++;
+        snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)pid, fd);
+        tl = readlink(link, theirs, sizeof theirs - 1);
+        if (tl > 0) {
+            theirs[tl] = '\0';
+            if (strcmp(mine, theirs) == 0)
+                FAIL("the child inherited fd %d (%s)", fd, mine);
+        }
+    }
+    CHECK(checked >= 8);
+    close(input[1]);
+    CHECK_EQ(waitpid(pid, &wstatus, 0), pid);
+    CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    close(status[0]);
+    OK(mio_close(u));
+    OK(mio_close(sp[0]));
+    OK(mio_close(sp[1]));
+    OK(mio_close(pp[0]));
+    OK(mio_close(pp[1]));
+    OK(mio_close(l));
+    mio_loop_free(loop);
+    mio_registration_free(r);
+    mio_set_readiness_free(sr);
+    mio_waker_free(w);
+    mio_poll_free(p);
+}
+
+/* The documented fork contract: a forked child leaves its parent's poll
+ * alone and builds its own.  The child registers an inherited socket on a
+ * poll of its own and uses it; the parent's poll, waker and registrations
+ * keep working afterwards. */
+TEST(forked_child_leaves_parent_poll_working)
+{
+    mio_poll *p = test_poll();
+    mio_waker *w;
+    mio_fd sp[2];
+    int wstatus;
+    pid_t pid;
+    char buf[8];
+
+    OK(mio_waker_new(p, 7, &w));
+    OK(mio_socketpair(sp));
+    OK(mio_register(p, sp[1], 1, MIO_READABLE));
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        mio_poll *mine;
+        mio_event ev[4];
+        int n;
+        if (mio_poll_new_backend(test_backend, &mine) != 0 ||
+            mio_register(mine, sp[1], 3, MIO_READABLE) != 0 ||
+            mio_write(sp[0], "c", 1) != 1)
+            _exit(1);
+        n = mio_poll_wait(mine, ev, 4, LONG_WAIT);
+        if (n != 1 || ev[0].token != 3 || mio_read(sp[1], buf, sizeof buf) != 1)
+            _exit(2);
+        mio_poll_free(mine);
+        _exit(0);
+    }
+    CHECK_EQ(waitpid(pid, &wstatus, 0), pid);
+    CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    /* The child's byte may have woken us already; drain and go on. */
+    test_wait(p, (mio_event[4]){ { 0, 0 } }, 4, 0);
+    OK(mio_waker_wake(w));
+    CHECK(wait_flags(p, 7, MIO_READABLE) & MIO_READABLE);
+    CHECK_EQ(mio_write(sp[0], "p", 1), 1);
+    CHECK(wait_flags(p, 1, MIO_READABLE) & MIO_READABLE);
+    CHECK_EQ(mio_read(sp[1], buf, sizeof buf), 1);
+    CHECK_EQ(buf[0], 'p');
+    OK(mio_close(sp[0]));
+    OK(mio_close(sp[1]));
+    mio_waker_free(w);
+    mio_poll_free(p);
+}
+
+/* ---- signals ---- */
+
+static atomic_long signals_seen;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&signals_seen, 1);
+}
+
+struct pump {
+    mio_fd fd;
+    size_t len;
+};
+
+static void *pump_out(void *arg)
+{
+    struct pump *pu = arg;
+    static char chunk[4096];
+    size_t sent = 0, i;
+    sigset_t all;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* signals go to the poller */
+    for (i = 0; i < sizeof chunk; i++)
+        chunk[i] = (char)(i % 251);
+    while (sent < pu->len) {
+        size_t off = sent % sizeof chunk, n = sizeof chunk - off;
+        ssize_t k;
+        struct pollfd pfd = { pu->fd, POLLOUT, 0 };
+        if (n > pu->len - sent)
+            n = pu->len - sent;
+        k = mio_write(pu->fd, chunk + off, n);
+        if (k > 0)
+            sent += (size_t)k;
+        else if (k == MIO_EAGAIN)
+            poll(&pfd, 1, 100);
+        else
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* A timer signal every 200 us for a second while bytes stream in: the waits
+ * return MIO_EINTR and are retried, no byte is lost or reordered, and the
+ * stream completes. */
+TEST(signal_storm_loses_nothing)
+{
+    mio_poll *p = test_poll();
+    mio_fd c, s;
+    struct pump pu;
+    struct sigaction sa;
+    struct itimerval it = { { 0, 200 }, { 0, 200 } }, off = { { 0, 0 }, { 0, 0 } };
+    pthread_t t;
+    void *res;
+    size_t got = 0;
+    long eintr = 0;
+    int64_t deadline = now_ns() + 60 * MIO_SEC, until = now_ns() + MIO_SEC;
+
+    tcp_pair(&c, &s);
+    pu.fd = c;
+    pu.len = (size_t)test_scaled(64L << 20);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;      /* no SA_RESTART: waits are interrupted */
+    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
+    OK(mio_register(p, s, 1, MIO_READABLE));
+    CHECK_EQ(pthread_create(&t, NULL, pump_out, &pu), 0);
+    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
+    while (got < pu.len || now_ns() < until) {
+        mio_event ev[4];
+        static char buf[65536];
+        ssize_t n;
+        int k;
+        CHECK(now_ns() < deadline);
+        k = mio_poll_wait(p, ev, 4, 100 * MIO_MSEC);
+        if (k == MIO_EINTR) {
+            eintr++;
+            continue;
+        }
+        CHECK(k >= 0);
+        while ((n = mio_read(s, buf, sizeof buf)) > 0) {
+            ssize_t i;
+            for (i = 0; i < n; i++, got++)
+                if ((unsigned char)buf[i] != (got % 4096) % 251)
+                    FAIL("byte %zu is wrong", got);
+        }
+        CHECK(n == MIO_EAGAIN);
+    }
+    CHECK_EQ(setitimer(ITIMER_REAL, &off, NULL), 0);
+    CHECK_EQ(pthread_join(t, &res), 0);
+    CHECK(res == NULL);
+    CHECK_EQ(got, pu.len);
+    fprintf(stderr, "%ld signals, %ld interrupted waits, %zu bytes\n",
+            atomic_load(&signals_seen), eintr, got);
+    CHECK(atomic_load(&signals_seen) > 0);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    mio_poll_free(p);
+}
