@@ -584,7 +584,8 @@ TEST(timeouts_fire_in_deadline_order_never_early)
 {
     mio_loop *l = new_loop(NULL);
     struct rec r = { .stop_on = 0 };
-    const int64_t delay[3] = { 60 * MIO_MSEC, 20 * MIO_MSEC, 40 * MIO_MSEC };
+    /* 100 ms apart: a slow set (valgrind) cannot swap their order. */
+    const int64_t delay[3] = { 300 * MIO_MSEC, 100 * MIO_MSEC, 200 * MIO_MSEC };
     int64_t start = now_ns();
     mio_timeout t[3];
     int i;
