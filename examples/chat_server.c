@@ -85,12 +85,14 @@ static bool client_send(struct client *c, const char *text, size_t len)
 {
     if (c->len - c->head + len > MAX_OUTBOX)
         return false;                   /* too slow: let it go */
-    if (c->len + len > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        char *out;
+    if (c->len + len > c->cap && c->head > 0) {     /* room at the front? */
         memmove(c->out, c->out + c->head, c->len - c->head);
         c->len -= c->head;
         c->head = 0;
+    }
+    if (c->len + len > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        char *out;
         while (cap < c->len + len)
             cap *= 2;
         if ((out = realloc(c->out, cap)) == NULL)
