@@ -37,6 +37,18 @@
  *   is non-blocking and close-on-exec, and no call ever raises SIGPIPE.
  * - Allocation: after setup, mio_poll_wait, event dispatch and the I/O calls
  *   allocate nothing.
+ * - Hints, not guarantees: whether an event is spurious; whether a source
+ *   ready both ways comes as one event or two; whether a peer's shutdown is
+ *   flagged MIO_READ_CLOSED or only READABLE (the poll(2) backend without
+ *   POLLRDHUP): end of stream is what mio_read returning 0 says.
+ * - What varies by backend, within the above: edge and oneshot are native on
+ *   epoll and kqueue, emulated on poll(2) and Windows (the re-arm rule above);
+ *   timeout resolution (1 ns, or 1 ms rounded up); MIO_PRIORITY is
+ *   MIO_ENOSYS on kqueue without EVFILT_EXCEPT; Windows polls only sockets.
+ *
+ * docs/ expands on this contract (concepts, threads, the event loop, per
+ * platform notes, migrating from libuv/libev/libevent, tracing); every
+ * public name is documented where it is declared below.
  */
 #ifndef MIO_H
 #define MIO_H
@@ -74,6 +86,8 @@ extern "C" {
 
 /* ---- Version ------------------------------------------------------------ */
 
+/* The version of this header; the major number is the shared library's
+ * soname (libmio.so.MAJOR).  Before 1.0 a minor version may change the API. */
 #define MIO_VERSION_MAJOR 0
 #define MIO_VERSION_MINOR 1
 #define MIO_VERSION_PATCH 0
@@ -130,6 +144,10 @@ MIO_API int mio_set_allocator(void *(*malloc_fn)(size_t),
                               void *(*calloc_fn)(size_t, size_t),
                               void (*free_fn)(void *));
 
+/* Trace levels, from the most to the least important: the `level` given to
+ * the mio_set_log callback, and what MIO_LOG names.  Poll and loop creation
+ * and every register, reregister and deregister are DEBUG; every wait and
+ * loop tick is TRACE. */
 #define MIO_LOG_ERROR 1
 #define MIO_LOG_WARN  2
 #define MIO_LOG_INFO  3
@@ -139,11 +157,17 @@ MIO_API int mio_set_allocator(void *(*malloc_fn)(size_t),
 /* Routes the library's trace points (tick, events per wait, register,
  * deregister, ...) to fn; NULL turns tracing off, the default.  The
  * environment variable MIO_LOG=error|warn|info|debug|trace (or 1-5) sends
- * them to stderr when no callback is set.  Off costs one predictable branch. */
+ * them to stderr when no callback is set ("mio LEVEL: MSG" lines, that level
+ * and the ones above it; read when the first poll or loop is made).  fn gets
+ * every level, on whichever thread hits a trace point, so it must be
+ * thread-safe; msg has no newline and at most 255 characters.  Set it before
+ * other threads use the library.  Off costs one predictable branch. */
 MIO_API void mio_set_log(void (*fn)(int level, const char *msg, void *ud), void *ud);
 
 /* ---- Types --------------------------------------------------------------- */
 
+/* A descriptor: an int on POSIX, a SOCKET on Windows.  MIO_INVALID_FD is
+ * never a valid one. */
 #ifdef _WIN32
 typedef SOCKET mio_fd;
 #define MIO_INVALID_FD INVALID_SOCKET
@@ -240,9 +264,13 @@ MIO_API int mio_deregister(mio_poll *p, mio_fd fd);
  * one event. */
 
 typedef struct mio_waker mio_waker;
+/* A waker for p that reports `token` (not MIO_TOKEN_RESERVED: MIO_EINVAL). */
 MIO_API int  mio_waker_new(mio_poll *p, mio_token token, mio_waker **out);
-/* Async-signal-safe where the OS allows (everywhere but Windows). */
+/* Any thread.  Async-signal-safe where the OS allows (everywhere but
+ * Windows).  A no-op once the poll is freed. */
 MIO_API int  mio_waker_wake(mio_waker *w);
+/* Removes the waker from its poll (a wake still pending may or may not be
+ * reported) and frees it; must not race mio_waker_wake on it. */
 MIO_API void mio_waker_free(mio_waker *w);
 
 /* ---- User-space readiness ------------------------------------------------
@@ -302,6 +330,9 @@ MIO_API void mio_set_readiness_free(mio_set_readiness *s);
  * Every socket is non-blocking and close-on-exec from creation; no call raises
  * SIGPIPE. */
 
+/* A socket address (IPv4, IPv6 or Unix) as the OS's sockaddr, and its length:
+ * pass `&a.u.sa, a.len` to the socket API.  Filled by mio_addr_parse,
+ * mio_tcp_accept, mio_udp_recv_from, mio_local_addr and mio_peer_addr. */
 typedef struct mio_addr {
     union {
         struct sockaddr sa;
@@ -312,6 +343,8 @@ typedef struct mio_addr {
     socklen_t len;
 } mio_addr;
 
+/* What mio_shutdown shuts: reading, writing (the peer reads end of stream),
+ * or both. */
 #define MIO_SHUT_RD   0
 #define MIO_SHUT_WR   1
 #define MIO_SHUT_RDWR 2
@@ -353,8 +386,12 @@ MIO_API int mio_tcp_shed(mio_fd listener);
 /* Starts a connect; the poll reports WRITABLE when it is done, then
  * mio_socket_error tells whether it succeeded. */
 MIO_API int mio_tcp_connect(const mio_addr *addr, mio_fd *out);
+/* Turns Nagle's algorithm off (on = true) so small writes go out at once. */
 MIO_API int mio_tcp_set_nodelay(mio_fd fd, bool on);
+/* A UDP socket bound to addr (port 0: any free port, see mio_local_addr). */
 MIO_API int mio_udp_bind(const mio_addr *addr, mio_fd *out);
+/* Sets the default peer: mio_read, mio_write and a NULL `to` use it, and
+ * datagrams from elsewhere are dropped. */
 MIO_API int mio_udp_connect(mio_fd fd, const mio_addr *peer);
 /* to may be NULL on a connected socket. */
 MIO_API ssize_t mio_udp_send_to(mio_fd fd, const void *buf, size_t len, const mio_addr *to);
@@ -365,7 +402,11 @@ MIO_API ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *fr
  * the datagram was longer than len: the return value is still the bytes
  * copied, never more than len. */
 MIO_API ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *truncated);
+/* A listening Unix stream socket at path (accept with mio_tcp_accept); a path
+ * too long for sockaddr_un is MIO_ENAMETOOLONG.  MIO_ENOSYS on Windows. */
 MIO_API int mio_unix_listen(const char *path, int backlog, mio_fd *out);
+/* Starts a connect to the Unix socket at path, completed as mio_tcp_connect;
+ * MIO_EAGAIN when the listener's backlog is full (try again later). */
 MIO_API int mio_unix_connect(const char *path, mio_fd *out);
 /* A connected stream pair. */
 MIO_API int mio_socketpair(mio_fd out[2]);
@@ -373,15 +414,23 @@ MIO_API int mio_socketpair(mio_fd out[2]);
 MIO_API int mio_pipe(mio_fd out[2]);
 /* Returns bytes read, 0 at end of stream, MIO_EAGAIN when nothing is there. */
 MIO_API ssize_t mio_read(mio_fd fd, void *buf, size_t len);
+/* Returns bytes written, possibly fewer than len (keep the rest for the next
+ * WRITABLE), MIO_EAGAIN when none fit; MIO_EPIPE or MIO_ECONNRESET once the
+ * peer is gone (never SIGPIPE). */
 MIO_API ssize_t mio_write(mio_fd fd, const void *buf, size_t len);
+/* mio_read and mio_write over iovcnt buffers, filled or sent in order. */
 MIO_API ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt);
 MIO_API ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt);
+/* Shuts one or both directions of a connected socket (MIO_SHUT_*). */
 MIO_API int mio_shutdown(mio_fd fd, int how);
 /* The pending socket error (SO_ERROR) as a MIO_E* code, 0 if none; reading
  * clears it. */
 MIO_API int mio_socket_error(mio_fd fd);
+/* The address the socket is bound to (e.g. the port picked for port 0). */
 MIO_API int mio_local_addr(mio_fd fd, mio_addr *out);
+/* The connected peer's address; MIO_ENOTCONN while a connect is in progress. */
 MIO_API int mio_peer_addr(mio_fd fd, mio_addr *out);
+/* Closes a descriptor (deregister it first, see mio_deregister). */
 MIO_API int mio_close(mio_fd fd);
 
 /* ---- Timer wheel ------------------------------------------------------------ */
@@ -402,6 +451,7 @@ typedef struct mio_timer mio_timer;
  * pending at once, exactly (no rounding), 0 = 65536, at most 2^31.  All memory
  * is allocated here; set, cancel and poll never allocate. */
 MIO_API int  mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_timer **out);
+/* Frees the timer; pending timeouts are dropped without firing. */
 MIO_API void mio_timer_free(mio_timer *t);
 /* Arms a timeout that mio_timer_poll() returns `arg` for once delay_ns has
  * passed; *out is its handle.  A delay of 0 is due at the next poll; delays
@@ -444,6 +494,10 @@ MIO_API bool mio_timer_poll(mio_timer *t, void **arg);
 typedef struct mio_loop mio_loop;
 typedef struct mio_sender mio_sender;
 
+/* The loop's callbacks, each with the ctx given to run: `ready` per event
+ * (the caller's token and readiness flags), `notify` per channel message,
+ * `timeout` per expired timer (its arg), `interrupted` when a signal cut the
+ * wait short, `tick` at the end of every tick. */
 typedef struct mio_handler {           /* any member may be NULL */
     void (*ready)(mio_loop *l, void *ctx, mio_token token, uint32_t readiness);
     void (*notify)(mio_loop *l, void *ctx, void *msg);
@@ -505,6 +559,7 @@ MIO_API bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout);
  * message like any other) from any thread to the loop's `notify`, in the
  * order they were sent.  A send never blocks and costs no system call while
  * the loop is busy; it wakes the loop only when the loop may be asleep. */
+/* A new sender on l's channel (free it with mio_sender_free). */
 MIO_API int  mio_loop_channel(mio_loop *l, mio_sender **out);
 /* Another handle on the same channel; each handle is freed on its own. */
 MIO_API int  mio_sender_clone(mio_sender *s, mio_sender **out);
