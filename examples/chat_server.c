@@ -162,8 +162,15 @@ static void accept_all(mio_fd listener)
         int err = mio_tcp_accept(listener, &fd, NULL);
         if (err == MIO_EAGAIN)
             return;
+        if (err == MIO_EMFILE || err == MIO_ENFILE) {
+            /* Out of descriptors: turn the queued clients away rather than
+             * leave them hanging (an edge listener would not report them
+             * again, a level one would spin). */
+            mio_tcp_shed(listener);
+            return;
+        }
         if (err < 0)
-            continue;   /* aborted, or out of descriptors (see echo_server) */
+            continue;   /* the client left before we took it */
         for (i = 0; i < MAX_CLIENTS && clients[i].fd != MIO_INVALID_FD; i++)
             ;
         if (i == MAX_CLIENTS ||

@@ -215,8 +215,15 @@ static void accept_all(mio_loop *loop, struct server *s)
         int err = mio_tcp_accept(s->listener, &fd, NULL);
         if (err == MIO_EAGAIN)
             return;
+        if (err == MIO_EMFILE || err == MIO_ENFILE) {
+            /* Out of descriptors: turn the queued clients away rather than
+             * leave them hanging (an edge listener would not report them
+             * again, a level one would spin). */
+            mio_tcp_shed(s->listener);
+            return;
+        }
         if (err < 0)
-            continue;   /* aborted, or out of descriptors (see echo_server) */
+            continue;   /* the client left before we took it */
         for (i = 0; i < MAX_CONNS && s->conns[i] != NULL; i++)
             ;
         if (i == MAX_CONNS || (c = calloc(1, sizeof *c)) == NULL) {
