@@ -72,6 +72,8 @@ typedef SSIZE_T ssize_t;
 #include <sys/types.h>
 #endif
 
+/* MIO_API marks the functions the library exports; everything else in the
+ * shared library is hidden. */
 #if defined(_WIN32) && defined(MIO_SHARED_BUILD)
 #define MIO_API __declspec(dllexport)
 #elif defined(__GNUC__) || defined(__clang__)
@@ -294,7 +296,9 @@ MIO_API void mio_waker_free(mio_waker *w);
  * mio_poll_free may race mio_set_readiness_* calls, not the other calls on its
  * registrations. */
 
+/* The polling side of a user-space source (one owner). */
 typedef struct mio_registration mio_registration;
+/* A producer's handle on a registration's readiness (one per producer). */
 typedef struct mio_set_readiness mio_set_readiness;
 
 /* A registration and its first set_readiness handle; readiness starts at 0. */
@@ -324,6 +328,7 @@ MIO_API uint32_t mio_set_readiness_get(const mio_set_readiness *s);
 /* Another handle on the same registration; each handle is freed on its own,
  * and the registration's memory goes with the last of them and it. */
 MIO_API int  mio_set_readiness_clone(mio_set_readiness *s, mio_set_readiness **out);
+/* Frees this handle; the others and the registration are unaffected. */
 MIO_API void mio_set_readiness_free(mio_set_readiness *s);
 
 /* ---- Networking ------------------------------------------------------------
@@ -418,8 +423,10 @@ MIO_API ssize_t mio_read(mio_fd fd, void *buf, size_t len);
  * WRITABLE), MIO_EAGAIN when none fit; MIO_EPIPE or MIO_ECONNRESET once the
  * peer is gone (never SIGPIPE). */
 MIO_API ssize_t mio_write(mio_fd fd, const void *buf, size_t len);
-/* mio_read and mio_write over iovcnt buffers, filled or sent in order. */
+/* mio_read into iovcnt buffers, filled in order. */
 MIO_API ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt);
+/* mio_write from iovcnt buffers, sent in order (a short count may end
+ * inside any of them). */
 MIO_API ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt);
 /* Shuts one or both directions of a connected socket (MIO_SHUT_*). */
 MIO_API int mio_shutdown(mio_fd fd, int how);
@@ -491,7 +498,9 @@ MIO_API bool mio_timer_poll(mio_timer *t, void **arg);
  * takes none of the caller's tokens.  The loop and its timers belong to the
  * thread that runs it; only senders may be used from other threads. */
 
+/* An event loop (one thread runs it). */
 typedef struct mio_loop mio_loop;
+/* A handle on a loop's channel, for any thread (see mio_loop_channel). */
 typedef struct mio_sender mio_sender;
 
 /* The loop's callbacks, each with the ctx given to run: `ready` per event
