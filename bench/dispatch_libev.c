@@ -41,6 +41,7 @@ static void *init(struct dispatch *d)
     if (c == NULL || (c->w = calloc((size_t)d->o->n, sizeof *c->w)) == NULL)
         bench_die("out of memory", 0);
     c->d = d;
+    d->drain = 0;   /* level-triggered */
     c->loop = ev_default_loop(EVBACKEND_EPOLL);
     if (c->loop == NULL)
         bench_die("ev_default_loop", 0);

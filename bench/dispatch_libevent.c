@@ -42,6 +42,7 @@ static void *init(struct dispatch *d)
     if (c == NULL || (c->ev = calloc((size_t)d->o->n, sizeof *c->ev)) == NULL)
         bench_die("out of memory", 0);
     c->d = d;
+    d->drain = 0;   /* level-triggered */
     c->base = event_base_new();
     if (c->base == NULL)
         bench_die("event_base_new", 0);

@@ -48,6 +48,7 @@ static void *init(struct dispatch *d)
     if (c == NULL || (c->w = calloc((size_t)d->o->n, sizeof *c->w)) == NULL)
         bench_die("out of memory", 0);
     c->d = d;
+    d->drain = 0;   /* level-triggered */
     if (uv_loop_init(&c->loop) < 0)
         bench_die("uv_loop_init", 0);
     for (i = 0; i < d->o->n; i++) {

@@ -137,6 +137,7 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
     bench_need_fds(2 * o.n + 64);
     memset(&d, 0, sizeof d);
     d.o = &o;
+    d.drain = !o.level;
     d.fds = malloc(sizeof *d.fds * 2 * (size_t)o.n);
     setup = malloc(sizeof *setup * (size_t)o.runs);
     run = malloc(sizeof *run * (size_t)o.runs);

@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""Runs the benchmark suite and writes bench/RESULTS.md (and bench/dispatch.png).
+
+    bench/run.py BUILD_DIR [--quick] [--out FILE]
+
+BUILD_DIR holds the programs CMake builds with -DMIO_BUILD_BENCH=ON.  Every
+figure is the median of at least five runs; the callgrind table counts
+user-space instructions, the stable figure on a loaded machine.  A program
+whose peer library was not found at configure time is skipped with a line.
+"""
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+QUICK = "--quick" in sys.argv
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+BUILD = os.path.abspath(ARGS[0] if ARGS else "build-bench")
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "RESULTS.md")
+if "--out" in sys.argv:
+    OUT = os.path.abspath(sys.argv[sys.argv.index("--out") + 1])
+PLOT = os.path.join(os.path.dirname(OUT), "dispatch.png")
+
+RUNS = 5 if QUICK else 9
+DISPATCH_N = [100, 1000, 9000] if QUICK else [100, 1000, 5000, 9000]
+DISPATCH_W = 5000 if QUICK else 10000
+ECHO_SECONDS = 0.3 if QUICK else 2.0
+CG_ACTIVE = (100,) if QUICK else (1, 100)
+TIMER_ACTIVE = (100,) if QUICK else (1, 100)
+ECHO_RUNS = 5
+ECHO_CONNS = 100
+ECHO_SIZES = [64, 16384]
+SERVER_CPU, CLIENT_CPU = "0", "1"
+CG_N = 1000
+CG_W1, CG_W2 = (1000, 6000) if QUICK else (2000, 12000)
+
+# (label, program, extra options).  The first is the reference.
+DISPATCH_LIBS = [
+    ("epoll (by hand, edge)", "dispatch_epoll", []),
+    ("epoll (by hand, level)", "dispatch_epoll", ["trigger=level"]),
+    ("libmio epoll (edge)", "dispatch_mio", ["backend=epoll"]),
+    ("libmio epoll (level)", "dispatch_mio", ["backend=epoll", "trigger=level"]),
+    ("libmio poll (level)", "dispatch_mio", ["backend=poll", "trigger=level"]),
+    ("libev", "dispatch_libev", []),
+    ("libevent", "dispatch_libevent", []),
+    ("libuv", "dispatch_libuv", []),
+]
+TIMER_LIBS = [
+    ("libmio event loop (edge)", "dispatch_mio", ["backend=epoll"]),
+    ("libev", "dispatch_libev", []),
+    ("libevent", "dispatch_libevent", []),
+    ("libuv", "dispatch_libuv", []),
+]
+ECHO_LIBS = [
+    ("epoll (by hand, edge)", "echo_epoll", []),
+    ("libmio epoll (edge)", "echo_mio", ["backend=epoll"]),
+    ("libmio poll (level)", "echo_mio", ["backend=poll", "trigger=level"]),
+    ("libev", "echo_libev", []),
+    ("libevent", "echo_libevent", []),
+    ("libuv", "echo_libuv", []),
+]
+
+commands = []
+skipped = set()
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def exe(prog):
+    path = os.path.join(BUILD, prog)
+    if not os.access(path, os.X_OK):
+        if prog not in skipped:
+            skipped.add(prog)
+            log(f"skipped: {prog} not built (its library was not found)")
+        return None
+    return path
+
+
+def fields(line):
+    return {k: v for k, v in re.findall(r"(\w+)=(\S+)", line)}
+
+
+def median(values):
+    v = sorted(values)
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+
+
+def run_dispatch(prog, extra, n, a, timers, runs=RUNS, w=DISPATCH_W):
+    path = exe(prog)
+    if path is None:
+        return None
+    # poll(2) scans every descriptor per wait: fewer writes keep it short.
+    if "backend=poll" in extra and n * (w // a) > 2_000_000:
+        w = max(200, 2_000_000 * a // n)
+    cmd = [path, f"n={n}", f"a={a}", f"w={w}", f"timers={timers}", f"runs={runs}"] + extra
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        log(f"failed: {' '.join(cmd)}: {out.stderr.strip()}")
+        return None
+    return fields(out.stdout)
+
+
+def callgrind_ir(cmd):
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + cmd,
+                         capture_output=True, text=True)
+    m = re.search(r"Collected : (\d+)", out.stderr)
+    return int(m.group(1)) if m else None
+
+
+def instructions_per_event(prog, extra, a, timers):
+    """Two runs that differ only in their writes: the difference in
+    instructions over the difference in events leaves setup out."""
+    path = exe(prog)
+    if path is None:
+        return None
+    base = [path, f"n={CG_N}", f"a={a}", f"timers={timers}", "runs=1"] + extra
+    ir1 = callgrind_ir(base + [f"w={CG_W1}"])
+    ir2 = callgrind_ir(base + [f"w={CG_W2}"])
+    if ir1 is None or ir2 is None:
+        return None
+    return (ir2 - ir1) / (CG_W2 - CG_W1)
+
+
+def run_echo(prog, extra, size, port):
+    path, client = exe(prog), exe("bench_echo_client")
+    if path is None or client is None:
+        return None
+    taskset = ["taskset", "-c"] if shutil.which("taskset") else None
+    pin = (lambda cpu, cmd: taskset + [cpu] + cmd) if taskset else (lambda cpu, cmd: cmd)
+    server = subprocess.Popen(pin(SERVER_CPU, [path, f"port={port}"] + extra))
+    results = []
+    try:
+        time.sleep(0.3)
+        for _ in range(ECHO_RUNS):
+            cmd = pin(CLIENT_CPU, [client, "-c", str(ECHO_CONNS), "-d", str(ECHO_SECONDS),
+                                   "-s", str(size), f"127.0.0.1:{port}"])
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            m = re.search(r"requests/s (\d+)\s+p50 ([\d.]+) us\s+p99 ([\d.]+) us\s+errors (\d+)",
+                          out.stdout)
+            if out.returncode != 0 or not m or int(m.group(4)) != 0:
+                log(f"failed: {' '.join(cmd)}: {out.stdout.strip()} {out.stderr.strip()[:200]}")
+                return None
+            results.append(tuple(float(x) for x in m.groups()[:3]))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+    return tuple(median([r[i] for r in results]) for i in range(3))
+
+
+def fmt_ratio(v, ref):
+    if v is None or ref is None or ref == 0:
+        return ""
+    return f" ({v / ref:.2f}x)"
+
+
+def machine():
+    model, cores = platform.processor(), os.cpu_count()
+    try:
+        info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        m = re.search(r"Model name:\s*(.+)", info)
+        model = m.group(1).strip() if m else model
+    except OSError:
+        pass
+    return model, cores, platform.release()
+
+
+def loadavg():
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def main():
+    started = time.time()
+    load_before = loadavg()
+    model, cores, kernel = machine()
+    md = []
+
+    # ---- callgrind: instructions per dispatched event -------------------
+    cg = {}
+    if shutil.which("valgrind"):
+        log("callgrind: instructions per dispatched event")
+        for a in CG_ACTIVE:
+            for label, prog, extra in DISPATCH_LIBS:
+                cg[(label, a, 0)] = instructions_per_event(prog, extra, a, 0)
+            for label, prog, extra in TIMER_LIBS:
+                cg[(label, a, 1)] = instructions_per_event(prog, extra, a, 1)
+    else:
+        log("skipped: callgrind (valgrind not installed)")
+
+    log(f"callgrind done at {time.time() - started:.0f} s")
+
+    # ---- dispatch --------------------------------------------------------
+    disp = {}
+    for timers, libs in ((0, DISPATCH_LIBS), (1, TIMER_LIBS)):
+        for a in (TIMER_ACTIVE if timers else (1, 100)):
+            for n in DISPATCH_N:
+                for label, prog, extra in libs:
+                    r = run_dispatch(prog, extra, n, a, timers)
+                    disp[(label, n, a, timers)] = r
+                    if r:
+                        log(f"dispatch {label:24} n={n:<5} a={a:<3} timers={timers} "
+                            f"setup {r['setup_us']:>9} us  {r['event_ns']:>8} ns/event")
+    commands.append(f"{BUILD}/dispatch_<lib> n=N a=A w={DISPATCH_W} timers=0|1 runs={RUNS} "
+                    "[backend=epoll|poll] [trigger=edge|level]")
+
+    log(f"dispatch done at {time.time() - started:.0f} s")
+
+    # ---- echo ------------------------------------------------------------
+    echo = {}
+    port = 19000 + os.getpid() % 1000
+    for size in ECHO_SIZES:
+        for label, prog, extra in ECHO_LIBS:
+            port += 1
+            r = run_echo(prog, extra, size, port)
+            echo[(label, size)] = r
+            if r:
+                log(f"echo {label:24} {size:>5} B  {r[0]:>9.0f} req/s  p50 {r[1]:.0f} us  p99 {r[2]:.0f} us")
+    commands.append(f"taskset -c {SERVER_CPU} {BUILD}/echo_<lib> port=P [backend=...] [trigger=...]; "
+                    f"taskset -c {CLIENT_CPU} {BUILD}/bench_echo_client -c {ECHO_CONNS} "
+                    f"-d {ECHO_SECONDS} -s 64|16384 127.0.0.1:P  ({ECHO_RUNS} runs)")
+
+    load_after = loadavg()
+
+    # ---- RESULTS.md ------------------------------------------------------
+    ref = DISPATCH_LIBS[0][0]
+    md.append("# libmio benchmark results\n")
+    md.append(f"Generated by `bench/run.py{' --quick' if QUICK else ''}` (`make bench"
+              f"{' QUICK=1' if QUICK else ''}`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"{time.time() - started:.0f} s.\n")
+    md.append(f"- Machine: {model}, {cores} cores, Linux {kernel}")
+    md.append(f"- Load average (1/5/15 min) before: {load_before}; after: {load_after}. "
+              "The machine was shared with other work: wall-clock figures are medians "
+              "and still noisy; the callgrind counts are exact and repeatable.")
+    md.append(f"- Medians of {RUNS} runs (dispatch) and {ECHO_RUNS} runs (echo); "
+              "ratios are to hand-written edge-triggered epoll (lower is better for times, "
+              "higher for requests/s).")
+    md.append("- Peers: the Debian packages libev-dev, libevent-dev, libuv1-dev, each on "
+              "epoll; programs in `bench/<workload>_<lib>.c` on the driver `bench/driver.c`.")
+    if skipped:
+        md.append(f"- Skipped (library not found): {', '.join(sorted(skipped))}")
+    md.append("")
+
+    md.append("## Dispatch\n")
+    md.append("libevent's `test/bench.c` / libev's benchmark: n socket pairs, a active "
+              "chains; each byte read is written on (one byte, one write) to the next "
+              f"pair, until w more writes were made (w = {DISPATCH_W}; fewer for poll(2) "
+              "at large n, which scans every descriptor per wait, so compare ns per "
+              "event).  Level-triggered programs read one byte per callback, as "
+              "libevent's bench does; edge-triggered ones (hand-written epoll edge, "
+              "libmio edge) must empty the socket, so they read up to 16 bytes and pass "
+              "each on by itself: the same read and write per event while no two chains "
+              "meet in one pair (at n = a = 100 they do, and edge then saves reads).  "
+              "Every program calls the same inline function.  Setup registers all n read "
+              "ends (after the first run: removes, then adds them).  timers=1 gives each "
+              "fd a 10-11 s idle timeout re-armed on every event (libev's `-t`; libmio "
+              "through its event loop).  n = 10000 pairs needs 20000 descriptors, more "
+              "than RLIMIT_NOFILE (20000 hard, some already open) allows: 9000 is the "
+              "largest n here.  Edge-triggered libmio is compared with edge-triggered "
+              "epoll, level with level.\n")
+    if cg:
+        md.append(f"### Instructions per dispatched event (callgrind, n = {CG_N})\n")
+        md.append("User-space instructions: (Ir(w=%d) - Ir(w=%d)) / %d events; the "
+                  "read and write system calls themselves are not counted (and cost "
+                  "the same in every program)." % (CG_W2, CG_W1, CG_W2 - CG_W1) + "\n")
+        md.append("| library | a=1 | a=100 | a=1, timers | a=100, timers |")
+        md.append("|---|---|---|---|---|")
+        labels = []
+        for label, _, _ in DISPATCH_LIBS + TIMER_LIBS:
+            if label not in labels:
+                labels.append(label)
+        for label in labels:
+            row = [label]
+            for timers in (0, 1):
+                for a in (1, 100):
+                    v = cg.get((label, a, timers))
+                    r = cg.get((ref, a, 0))
+                    row.append("" if v is None else f"{v:.0f}{fmt_ratio(v, r)}")
+            md.append("| " + " | ".join(row) + " |")
+        md.append("")
+
+    for timers, libs in ((0, DISPATCH_LIBS), (1, TIMER_LIBS)):
+        for a in (TIMER_ACTIVE if timers else (1, 100)):
+            title = f"a = {a}" + (", with a re-armed timeout per fd" if timers else "")
+            md.append(f"### Dispatch time per event, ns ({title})\n")
+            if timers:
+                md.append("Ratios are to hand-written epoll without timers.\n")
+            md.append("| library | " + " | ".join(f"n={n}" for n in DISPATCH_N) + " |")
+            md.append("|---|" + "---|" * len(DISPATCH_N))
+            for label, _, _ in libs:
+                row = [label]
+                for n in DISPATCH_N:
+                    r = disp.get((label, n, a, timers))
+                    base = disp.get((ref, n, a, 0))
+                    v = float(r["event_ns"]) if r else None
+                    b = float(base["event_ns"]) if base else None
+                    row.append("" if v is None else f"{v:.0f}{fmt_ratio(v, b)}")
+                md.append("| " + " | ".join(row) + " |")
+            md.append("")
+            md.append(f"Setup time, us ({title}):\n")
+            md.append("| library | " + " | ".join(f"n={n}" for n in DISPATCH_N) + " |")
+            md.append("|---|" + "---|" * len(DISPATCH_N))
+            for label, _, _ in libs:
+                row = [label]
+                for n in DISPATCH_N:
+                    r = disp.get((label, n, a, timers))
+                    row.append(f"{float(r['setup_us']):.0f}" if r else "")
+                md.append("| " + " | ".join(row) + " |")
+            md.append("")
+    md.append("libev's setup only queues its changes: it calls epoll_ctl in the next "
+              "loop iteration, inside the dispatch time (and a stop and start of the "
+              "same fd in one iteration costs it no system call at all).\n")
+
+    md.append("## Echo\n")
+    md.append(f"TCP ping-pong over loopback: {ECHO_CONNS} connections, each sending a "
+              "message and waiting for its whole echo before the next; server on CPU "
+              f"{SERVER_CPU}, client (`examples/echo_client.c` on libmio) on CPU "
+              f"{CLIENT_CPU}.  {ECHO_SECONDS} s per run.  Every server but libuv's reads "
+              "64 KiB at a time and writes each read straight back with the same "
+              "function; libuv's uses its streams (uv_read_start into a 64 KiB buffer, "
+              "uv_try_write).\n")
+    md.append("| library | 64 B req/s | p50 us | p99 us | 16 KiB req/s | p50 us | p99 us |")
+    md.append("|---|---|---|---|---|---|---|")
+    for label, _, _ in ECHO_LIBS:
+        row = [label]
+        for size in ECHO_SIZES:
+            r, b = echo.get((label, size)), echo.get((ref, size))
+            if r:
+                row += [f"{r[0]:.0f}{fmt_ratio(r[0], b[0] if b else None)}", f"{r[1]:.0f}", f"{r[2]:.0f}"]
+            else:
+                row += ["", "", ""]
+        md.append("| " + " | ".join(row) + " |")
+    md.append("")
+
+    # ---- plot ------------------------------------------------------------
+    if shutil.which("gnuplot"):
+        data = os.path.join(BUILD, "dispatch.dat")
+        with open(data, "w") as f:
+            for a in (1, 100):
+                for label, _, _ in DISPATCH_LIBS:
+                    f.write(f'"{label}"\n')
+                    for n in DISPATCH_N:
+                        r = disp.get((label, n, a, 0))
+                        if r:
+                            f.write(f"{n} {r['event_ns']}\n")
+                    f.write("\n\n")
+        k = len(DISPATCH_LIBS)
+        script = (f"set terminal pngcairo size 1200,500 noenhanced\n"
+                  f"set output '{PLOT}'\nset multiplot layout 1,2\n"
+                  "set logscale x\nset xlabel 'socket pairs (n)'\n"
+                  "set ylabel 'dispatch time per event (ns)'\nset key top left\nset grid\n"
+                  f"set title 'dispatch, a = 1'\nplot for [i=0:{k - 1}] '{data}' index i "
+                  "using 1:2 with linespoints title columnheader(1)\n"
+                  f"set title 'dispatch, a = 100'\nplot for [i={k}:{2 * k - 1}] '{data}' index i "
+                  "using 1:2 with linespoints title columnheader(1)\nunset multiplot\n")
+        res = subprocess.run(["gnuplot"], input=script.encode(), capture_output=True)
+        if res.returncode == 0 and os.path.exists(PLOT):
+            md.append("## Plot\n")
+            md.append(f"![dispatch time per event against n]({os.path.basename(PLOT)})\n")
+        else:
+            log(f"plot failed: {res.stderr.decode(errors='replace').strip()}")
+    else:
+        log("skipped: plot (gnuplot not installed)")
+
+    md.append("## Commands\n")
+    md.append("```")
+    md.append(f"make bench{' QUICK=1' if QUICK else ''}    # = cmake -DMIO_BUILD_BENCH=ON; bench/run.py")
+    for c in commands:
+        md.append(c)
+    md.append(f"valgrind --tool=callgrind {BUILD}/dispatch_<lib> n={CG_N} a=A runs=1 w={CG_W1}|{CG_W2}")
+    md.append("```")
+    with open(OUT, "w") as f:
+        f.write("\n".join(md) + "\n")
+    log(f"wrote {OUT} in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
