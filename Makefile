@@ -46,5 +46,12 @@ docs:
 check-install:
 	tools/check_install.sh
 
+# Benchmarks against hand-written epoll, libev, libevent and libuv (each
+# skipped when not installed); writes bench/RESULTS.md.  QUICK=1: < 2 min.
+bench:
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF
+	cmake --build build-bench -j$(JOBS)
+	python3 bench/run.py build-bench $(if $(QUICK),--quick)
+
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-valgrind
