@@ -10,6 +10,9 @@
 
 #ifdef _WIN32
 #include <windows.h>
+/* Leftovers of 16-bit pointers that would eat identifiers. */
+#undef near
+#undef far
 #else
 #include <pthread.h>
 #endif

@@ -65,6 +65,68 @@ extern const char *test_backend;
         exit(77);                                                             \
     } while (0)
 
+/* Skips a test that needs what Windows lacks (fork, signals, pipes, Unix
+ * sockets, rlimits, fcntl); `why` names it. */
+#ifdef _WIN32
+#define TEST_POSIX_ONLY(why) SKIP("needs %s, not on Windows", why)
+#else
+#define TEST_POSIX_ONLY(why) ((void)0)
+#endif
+
+#ifdef _WIN32
+/* Just enough POSIX for the tests to compile on Windows.  Nothing here
+ * works: the tests that call it start with TEST_POSIX_ONLY. */
+#include <signal.h>
+#include <io.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <time.h>
+#define SIGUSR1 30
+#define SIGALRM 14
+#define SIGPIPE 13
+#define SA_RESTART 0
+#define ITIMER_REAL 0
+#define RLIMIT_NOFILE 7
+#define F_GETFL 3
+#define F_SETFL 4
+#define F_GETFD 1
+#define F_SETFD 2
+#define FD_CLOEXEC 1
+#ifndef O_CLOEXEC
+#define O_CLOEXEC 0x80000
+#endif
+#ifndef O_NONBLOCK
+#define O_NONBLOCK 0x800
+#endif
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+typedef unsigned long test_sigset;
+struct sigaction {
+    void (*sa_handler)(int);
+    test_sigset sa_mask;
+    int sa_flags;
+};
+struct itimerval {
+    struct timeval it_interval, it_value;
+};
+struct rlimit {
+    unsigned long long rlim_cur, rlim_max;
+};
+typedef unsigned long long rlim_t;
+static inline int test_posix_stub(void) { return -1; }
+#define sigaction(sig, sa, old) ((void)(sig), (void)(sa), (void)(old), test_posix_stub())
+#define sigemptyset(set) ((void)(set), test_posix_stub())
+#define setitimer(w, it, old) ((void)(w), (void)(it), (void)(old), test_posix_stub())
+#define alarm(s) ((void)(s), (unsigned)test_posix_stub())
+#define getrlimit(r, l) ((void)(r), (void)(l), test_posix_stub())
+#define setrlimit(r, l) ((void)(r), (void)(l), test_posix_stub())
+#define fcntl(fd, ...) ((void)(fd), test_posix_stub())
+#define fork() test_posix_stub()
+#define dirfd(d) ((void)(d), test_posix_stub())
+#endif
+
 /* A poll on this run's backend (skips if the host lacks it). */
 mio_poll *test_poll(void);
 

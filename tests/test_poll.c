@@ -11,7 +11,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <dirent.h>
+#ifndef _WIN32
 #include <sys/resource.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -1538,7 +1540,7 @@ TEST(created_fds_are_cloexec_and_nonblocking)
     na = list_fds(after, 4096);
     for (i = 0; i < na; i++) {
         int fd = after[i];
-        if (listed(before, nb, fd) || fd == s.r || fd == s.w)
+        if (listed(before, nb, fd) || (mio_fd)fd == s.r || (mio_fd)fd == s.w)
             continue;
         created++;
         CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);

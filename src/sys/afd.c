@@ -1,0 +1,165 @@
+/* The AFD driver calls behind the IOCP backend.
+ *
+ * Winsock has no readiness API that completes on a port, but the driver under
+ * it (\Device\Afd) does: IOCTL_AFD_POLL on any handle opened to the device
+ * polls sockets given by their base handle and completes like any other
+ * overlapped I/O.  The entry points come from ntdll at run time (they are not
+ * in the import libraries every toolchain ships). */
+#include "win.h"
+
+#include <string.h>
+
+#define IOCTL_AFD_POLL 0x00012024UL
+
+#define NT_FILE_OPEN 1UL
+
+/* Defined here, not taken from an SDK: Winsock headers differ on whether
+ * they have them. */
+#define SIO_BASE_HANDLE_     0x48000022UL
+#define SIO_BSP_HANDLE_      0x4800001BUL
+#define SIO_BSP_HANDLE_POLL_ 0x4800001DUL
+
+typedef LONG(NTAPI *nt_create_file_fn)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES,
+                                       PIO_STATUS_BLOCK, PLARGE_INTEGER, ULONG, ULONG,
+                                       ULONG, ULONG, PVOID, ULONG);
+typedef LONG(NTAPI *nt_device_io_control_file_fn)(HANDLE, HANDLE, PVOID, PVOID,
+                                                  PIO_STATUS_BLOCK, ULONG, PVOID,
+                                                  ULONG, PVOID, ULONG);
+typedef LONG(NTAPI *nt_cancel_io_file_ex_fn)(HANDLE, PIO_STATUS_BLOCK, PIO_STATUS_BLOCK);
+typedef ULONG(NTAPI *rtl_nt_status_to_dos_error_fn)(LONG);
+
+static INIT_ONCE resolved = INIT_ONCE_STATIC_INIT;
+static nt_create_file_fn nt_create_file;
+static nt_device_io_control_file_fn nt_device_io_control_file;
+static nt_cancel_io_file_ex_fn nt_cancel_io_file_ex;
+static rtl_nt_status_to_dos_error_fn rtl_nt_status_to_dos_error;
+
+/* GetProcAddress returns a generic function pointer; going through void *
+ * keeps compilers from warning about the cast between function types. */
+static void *ntdll_entry(HMODULE ntdll, const char *name)
+{
+    FARPROC fn = GetProcAddress(ntdll, name);
+    void *p;
+    memcpy(&p, &fn, sizeof p);
+    return p;
+}
+
+static BOOL CALLBACK resolve(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    void *p;
+
+    (void)once;
+    (void)param;
+    (void)ctx;
+    if (ntdll == NULL)
+        return TRUE;
+    p = ntdll_entry(ntdll, "NtCreateFile");
+    memcpy(&nt_create_file, &p, sizeof p);
+    p = ntdll_entry(ntdll, "NtDeviceIoControlFile");
+    memcpy(&nt_device_io_control_file, &p, sizeof p);
+    p = ntdll_entry(ntdll, "NtCancelIoFileEx");
+    memcpy(&nt_cancel_io_file_ex, &p, sizeof p);
+    p = ntdll_entry(ntdll, "RtlNtStatusToDosError");
+    memcpy(&rtl_nt_status_to_dos_error, &p, sizeof p);
+    return TRUE;
+}
+
+int mio__afd_init(void)
+{
+    InitOnceExecuteOnce(&resolved, resolve, NULL, NULL);
+    if (nt_create_file == NULL || nt_device_io_control_file == NULL ||
+        nt_cancel_io_file_ex == NULL || rtl_nt_status_to_dos_error == NULL)
+        return MIO_ENOSYS;
+    return 0;
+}
+
+int mio__nt_error(LONG status)
+{
+    if (rtl_nt_status_to_dos_error == NULL)
+        return MIO_EINVAL;
+    return mio__win_error(rtl_nt_status_to_dos_error(status));
+}
+
+int mio__afd_open(HANDLE port, ULONG_PTR key, HANDLE *out)
+{
+    /* Any name under \Device\Afd opens the driver; the suffix names us in
+     * handle listings. */
+    static WCHAR path[] = L"\\Device\\Afd\\Mio";
+    UNICODE_STRING name;
+    OBJECT_ATTRIBUTES attr;
+    IO_STATUS_BLOCK iosb;
+    HANDLE afd = NULL;
+    LONG status;
+
+    name.Length = (USHORT)(sizeof path - sizeof path[0]);
+    name.MaximumLength = (USHORT)sizeof path;
+    name.Buffer = path;
+    memset(&attr, 0, sizeof attr);
+    attr.Length = sizeof attr;
+    attr.ObjectName = &name;
+    status = nt_create_file(&afd, SYNCHRONIZE, &attr, &iosb, NULL, 0,
+                            FILE_SHARE_READ | FILE_SHARE_WRITE, NT_FILE_OPEN, 0, NULL, 0);
+    if (status != MIO_NT_STATUS_SUCCESS)
+        return mio__nt_error(status);
+    if (CreateIoCompletionPort(afd, port, key, 0) == NULL) {
+        int err = mio__win_error(GetLastError());
+        CloseHandle(afd);
+        return err;
+    }
+    /* Nobody waits on the handle itself: spare the kernel signalling it. */
+    (void)SetFileCompletionNotificationModes(afd, FILE_SKIP_SET_EVENT_ON_HANDLE);
+    *out = afd;
+    return 0;
+}
+
+int mio__afd_poll(HANDLE afd, struct mio_afd_poll_info *info, IO_STATUS_BLOCK *iosb)
+{
+    LONG status;
+
+    iosb->Status = MIO_NT_STATUS_PENDING;
+    /* The IO_STATUS_BLOCK doubles as the APC context: it is what the port
+     * hands back as the completion's OVERLAPPED pointer. */
+    status = nt_device_io_control_file(afd, NULL, NULL, iosb, iosb, IOCTL_AFD_POLL,
+                                       info, sizeof *info, info, sizeof *info);
+    if (status == MIO_NT_STATUS_SUCCESS || status == MIO_NT_STATUS_PENDING)
+        return 0;
+    return mio__nt_error(status);
+}
+
+int mio__afd_cancel(HANDLE afd, IO_STATUS_BLOCK *iosb)
+{
+    IO_STATUS_BLOCK cancel;
+    LONG status;
+
+    if (iosb->Status != MIO_NT_STATUS_PENDING)
+        return 0;   /* completed already; the completion is on its way */
+    status = nt_cancel_io_file_ex(afd, iosb, &cancel);
+    if (status == MIO_NT_STATUS_SUCCESS || status == MIO_NT_STATUS_NOT_FOUND)
+        return 0;
+    return mio__nt_error(status);
+}
+
+static int ioctl_handle(SOCKET s, DWORD code, SOCKET *out)
+{
+    DWORD bytes;
+    *out = INVALID_SOCKET;
+    if (WSAIoctl(s, code, NULL, 0, out, sizeof *out, &bytes, NULL, NULL) == SOCKET_ERROR ||
+        *out == INVALID_SOCKET)
+        return mio__wsa_err();
+    return 0;
+}
+
+int mio__afd_base_socket(SOCKET s, SOCKET *base)
+{
+    int err = ioctl_handle(s, SIO_BASE_HANDLE_, base);
+    if (err == 0)
+        return 0;
+    /* Some layered providers refuse SIO_BASE_HANDLE but answer the requests
+     * that select() and WSAPoll() make to find the base socket. */
+    if (ioctl_handle(s, SIO_BSP_HANDLE_POLL_, base) == 0 && *base != s)
+        return 0;
+    if (ioctl_handle(s, SIO_BSP_HANDLE_, base) == 0 && *base != s)
+        return 0;
+    return err;
+}

@@ -1,0 +1,677 @@
+/* The Windows backend: one I/O completion port, sockets polled through AFD.
+ *
+ * Each registered socket has a `struct sock` holding its base handle and at
+ * most one IOCTL_AFD_POLL in flight, issued on a helper handle to
+ * \Device\Afd that a group of sockets shares (afd.c).  The poll completes on
+ * the port when any of the asked-for AFD events holds; wait dequeues
+ * completions with GetQueuedCompletionStatusEx, turns each into at most one
+ * event and issues the socket's next poll.  Wakers and notify post their own
+ * completions.
+ *
+ * AFD polls are level-triggered and one-shot by nature.  A completed socket's
+ * next poll is issued when the next wait starts, so that it asks about the
+ * socket as it is then (a level registration drained in between is not
+ * reported again).  Oneshot registrations stop until mod; edge is
+ * emulated by dropping a reported direction from the next polls until a
+ * libmio I/O call on the socket sees would-block (rearm).  Hang-up and error
+ * stay true once they happen, so an edge or oneshot registration stops asking
+ * for them after reporting them, until mod.
+ *
+ * Changes from other threads: add, mod, del and rearm take the poll's lock
+ * and issue or cancel polls themselves; a completion they cause wakes the
+ * waiter, which processes completions under the same lock.  Interest that
+ * widens cancels the poll in flight (its completion, cancelled or not, then
+ * issues the new one); interest that narrows keeps it, and events no longer
+ * asked for are dropped when it completes.  A socket deregistered with a poll
+ * in flight is only marked: its memory goes when that poll completes. */
+#include "win.h"
+
+#include <limits.h>
+#include <string.h>
+
+#define COMPLETION_AFD    1
+#define COMPLETION_NOTIFY 2
+#define COMPLETION_WAKER  3
+
+/* Sockets sharing one AFD helper handle. */
+#define GROUP_SIZE 32
+/* Completions dequeued per wait at most (bounded by the caller's capacity). */
+#define ENTRIES 256
+
+/* AFD events that stay true once they happen. */
+#define AFD_STICKY (MIO_AFD_POLL_DISCONNECT | MIO_AFD_POLL_ABORT | MIO_AFD_POLL_CONNECT_FAIL)
+
+struct afd_group {
+    HANDLE afd;
+    unsigned users;             /* sock states on this helper, freed ones not */
+    struct afd_group *next;
+};
+
+struct sock {
+    IO_STATUS_BLOCK iosb;       /* first: its address is the completion's OVERLAPPED */
+    struct mio_afd_poll_info info;
+    SOCKET fd, base;
+    mio_token token;
+    uint32_t interest;          /* directions and trigger, as registered */
+    uint32_t armed;             /* directions the next poll asks for */
+    ULONG spent;                /* sticky AFD events already reported (edge, oneshot) */
+    ULONG asked;                /* AFD events of the poll in flight */
+    bool pending;               /* a poll is in flight */
+    bool cancelling;            /* ... and it was cancelled */
+    bool deleted;               /* off the table; freed when the poll completes */
+    bool queued;                /* on the poll's list of polls to issue */
+    struct afd_group *group;
+    struct sock *next;          /* hash chain */
+    struct sock *queue_next;
+};
+
+struct iocp_waker {
+    _Atomic(HANDLE) port;       /* NULL once detached from the poll */
+    atomic_int posted;          /* a wake is queued and not yet seen */
+};
+
+struct iocp_poll {
+    mio_poll base;
+    HANDLE port;
+    mio_mutex lock;             /* guards everything below but `notified` */
+    struct sock **buckets;
+    size_t nbuckets, count;
+    size_t in_flight;           /* polls issued and not yet dequeued */
+    struct sock *queue;         /* completed sockets whose next poll waits */
+    struct afd_group *groups;
+    atomic_int notified;
+    OVERLAPPED_ENTRY entries[ENTRIES];  /* the (single) waiter's */
+};
+
+static struct iocp_poll *to_iocp(mio_poll *p)
+{
+    return (struct iocp_poll *)(void *)p;
+}
+
+/* ---- the socket table ---- */
+
+static size_t hash(SOCKET fd, size_t nbuckets)
+{
+    /* SOCKETs are handles: multiples of 4. */
+    uint64_t h = ((uint64_t)fd >> 2) * UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(h >> 32) & (nbuckets - 1);
+}
+
+static size_t bucket_of(const struct iocp_poll *p, SOCKET fd)
+{
+    return hash(fd, p->nbuckets);
+}
+
+static struct sock *find(const struct iocp_poll *p, SOCKET fd)
+{
+    struct sock *s;
+    if (p->nbuckets == 0)
+        return NULL;
+    for (s = p->buckets[bucket_of(p, fd)]; s != NULL; s = s->next)
+        if (s->fd == fd)
+            return s;
+    return NULL;
+}
+
+/* Room for one more socket: the table grows at register time only. */
+static int reserve(struct iocp_poll *p)
+{
+    struct sock **old = p->buckets, **nb;
+    size_t n = p->nbuckets, i;
+
+    if (p->count < n)
+        return 0;
+    n = n != 0 ? 2 * n : 64;
+    nb = mio__calloc(n, sizeof *nb);
+    if (nb == NULL)
+        return MIO_ENOMEM;
+    p->buckets = nb;
+    for (i = 0; i < p->nbuckets; i++) {
+        struct sock *s = old[i], *next;
+        for (; s != NULL; s = next) {
+            size_t b = hash(s->fd, n);
+            next = s->next;
+            s->next = nb[b];
+            nb[b] = s;
+        }
+    }
+    p->nbuckets = n;
+    mio__free(old);
+    return 0;
+}
+
+static void unlink_sock(struct iocp_poll *p, struct sock *s)
+{
+    struct sock **pp = &p->buckets[bucket_of(p, s->fd)];
+    for (; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            p->count--;
+            return;
+        }
+    }
+}
+
+static int join_group(struct iocp_poll *p, struct sock *s)
+{
+    struct afd_group *g;
+    int err;
+
+    for (g = p->groups; g != NULL; g = g->next)
+        if (g->users < GROUP_SIZE)
+            break;
+    if (g == NULL) {
+        g = mio__calloc(1, sizeof *g);
+        if (g == NULL)
+            return MIO_ENOMEM;
+        err = mio__afd_open(p->port, COMPLETION_AFD, &g->afd);
+        if (err < 0) {
+            mio__free(g);
+            return err;
+        }
+        g->next = p->groups;
+        p->groups = g;
+    }
+    g->users++;
+    s->group = g;
+    return 0;
+}
+
+/* Helpers stay open until the poll is freed: a socket coming and going does
+ * not reopen the device each time. */
+static void free_sock(struct sock *s)
+{
+    s->group->users--;
+    mio__free(s);
+}
+
+/* ---- polls in flight ---- */
+
+static ULONG afd_events(const struct sock *s)
+{
+    ULONG ev = AFD_STICKY & ~s->spent;
+    if (s->armed & MIO_READABLE)
+        ev |= MIO_AFD_POLL_RECEIVE | MIO_AFD_POLL_ACCEPT;
+    if (s->armed & MIO_PRIORITY)
+        ev |= MIO_AFD_POLL_RECEIVE_EXPEDITED;
+    if (s->armed & MIO_WRITABLE)
+        ev |= MIO_AFD_POLL_SEND;
+    return ev;
+}
+
+/* Issues the socket's next poll if it has something to ask. */
+static int submit(struct iocp_poll *p, struct sock *s)
+{
+    ULONG ev = afd_events(s);
+    int err;
+
+    if (s->pending || s->deleted || ev == 0)
+        return 0;
+    s->info.timeout.QuadPart = INT64_MAX;
+    s->info.count = 1;
+    s->info.exclusive = FALSE;
+    s->info.handles[0].handle = (HANDLE)s->base;
+    s->info.handles[0].events = ev | MIO_AFD_POLL_LOCAL_CLOSE;
+    s->info.handles[0].status = 0;
+    err = mio__afd_poll(s->group->afd, &s->info, &s->iosb);
+    if (err < 0)
+        return err;
+    s->pending = true;
+    s->cancelling = false;
+    s->asked = ev;
+    p->in_flight++;
+    return 0;
+}
+
+/* After the socket's wishes changed: a poll in flight that misses some of
+ * them is cancelled (its completion issues the new one). */
+static int update(struct iocp_poll *p, struct sock *s)
+{
+    if (!s->pending)
+        return submit(p, s);
+    if ((afd_events(s) & ~s->asked) != 0 && !s->cancelling) {
+        s->cancelling = true;
+        return mio__afd_cancel(s->group->afd, &s->iosb);
+    }
+    return 0;
+}
+
+/* The same readiness epoll.c reports for the same situation. */
+static uint32_t readiness(ULONG ev)
+{
+    uint32_t r = 0;
+    if (ev & (MIO_AFD_POLL_RECEIVE | MIO_AFD_POLL_ACCEPT))
+        r |= MIO_READABLE;
+    if (ev & MIO_AFD_POLL_RECEIVE_EXPEDITED)
+        r |= MIO_PRIORITY;
+    if (ev & MIO_AFD_POLL_SEND)
+        r |= MIO_WRITABLE;
+    if (ev & MIO_AFD_POLL_DISCONNECT)
+        r |= MIO_READABLE | MIO_READ_CLOSED;
+    if (ev & MIO_AFD_POLL_ABORT)
+        r |= MIO_READABLE | MIO_WRITABLE | MIO_READ_CLOSED | MIO_WRITE_CLOSED;
+    if (ev & MIO_AFD_POLL_CONNECT_FAIL)
+        r |= MIO_WRITABLE | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED;
+    return r;
+}
+
+/* One completed poll: fills *out and returns true if it has an event. */
+static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
+{
+    ULONG ev = 0;
+    uint32_t r;
+
+    s->pending = false;
+    p->in_flight--;
+    if (s->deleted) {
+        free_sock(s);
+        return false;
+    }
+    if (s->iosb.Status == MIO_NT_STATUS_CANCELLED) {
+        /* Cancelled to widen the interest: ask again. */
+    } else if (s->iosb.Status < 0) {
+        /* The socket is gone from under AFD: report it once. */
+        ev = MIO_AFD_POLL_CONNECT_FAIL;
+        s->armed = 0;
+        s->spent = AFD_STICKY;
+    } else if (s->info.count >= 1) {
+        ev = s->info.handles[0].events;
+    }
+    if (ev & MIO_AFD_POLL_LOCAL_CLOSE) {
+        /* Closed without deregistering: forget it, as epoll would. */
+        unlink_sock(p, s);
+        if (s->queued)
+            s->deleted = true;
+        else
+            free_sock(s);
+        return false;
+    }
+    r = readiness(ev);
+    r &= (s->interest & MIO_INTERESTS) | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED;
+    if (r != 0) {
+        if (s->interest & MIO_ONESHOT) {
+            s->armed = 0;
+            s->spent = AFD_STICKY;
+        } else if (!(s->interest & MIO_LEVEL)) {
+            s->armed &= ~r;
+            s->spent |= ev & AFD_STICKY;
+        }
+        out->token = s->token;
+        out->flags = r;
+    }
+    if (!s->queued && afd_events(s) != 0) {
+        s->queued = true;
+        s->queue_next = p->queue;
+        p->queue = s;
+    }
+    return r != 0;
+}
+
+/* Issues the polls of the sockets completed by earlier waits.  A socket
+ * whose poll cannot be issued is reported with MIO_ERROR, once. */
+static size_t issue_queued(struct iocp_poll *p, mio_event *events, size_t cap)
+{
+    struct sock *s, *next;
+    size_t n = 0;
+
+    for (s = p->queue, p->queue = NULL; s != NULL; s = next) {
+        next = s->queue_next;
+        s->queued = false;
+        if (s->deleted) {
+            if (!s->pending)
+                free_sock(s);
+            continue;
+        }
+        if (submit(p, s) < 0) {
+            s->armed = 0;
+            s->spent = AFD_STICKY;
+            if (n < cap) {
+                events[n].token = s->token;
+                events[n].flags = MIO_ERROR;
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+/* ---- the backend ---- */
+
+static int iocp_init(mio_poll *base)
+{
+    struct iocp_poll *p = to_iocp(base);
+    int err;
+
+    if ((err = mio__afd_init()) < 0 || (err = mio__wsa_init()) < 0)
+        return err;
+    p->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 0);
+    if (p->port == NULL)
+        return mio__win_error(GetLastError());
+    mio_mutex_init(&p->lock);
+    atomic_init(&p->notified, 0);
+    return 0;
+}
+
+static void iocp_fini(mio_poll *base)
+{
+    struct iocp_poll *p = to_iocp(base);
+    struct afd_group *g, *next;
+    size_t i;
+    int rounds;
+
+    mio_mutex_lock(&p->lock);
+    {
+        struct sock *s, *snext;
+        for (s = p->queue, p->queue = NULL; s != NULL; s = snext) {
+            snext = s->queue_next;
+            s->queued = false;
+            if (s->deleted && !s->pending)
+                free_sock(s);
+        }
+    }
+    for (i = 0; i < p->nbuckets; i++) {
+        struct sock *s, *snext;
+        for (s = p->buckets[i]; s != NULL; s = snext) {
+            snext = s->next;
+            if (s->pending) {
+                s->deleted = true;
+                (void)mio__afd_cancel(s->group->afd, &s->iosb);
+            } else {
+                free_sock(s);
+            }
+        }
+        p->buckets[i] = NULL;
+    }
+    p->count = 0;
+    mio_mutex_unlock(&p->lock);
+
+    /* The kernel writes into every poll in flight until it completes: wait
+     * them out (cancelled polls complete promptly) before freeing them. */
+    for (rounds = 0; p->in_flight > 0 && rounds < 100; rounds++) {
+        ULONG got = 0, k;
+        if (!GetQueuedCompletionStatusEx(p->port, p->entries, ENTRIES, &got, 100, FALSE))
+            continue;
+        for (k = 0; k < got; k++) {
+            if (p->entries[k].lpCompletionKey == COMPLETION_AFD) {
+                struct sock *s = (struct sock *)(void *)p->entries[k].lpOverlapped;
+                p->in_flight--;
+                free_sock(s);
+            }
+        }
+    }
+    for (g = p->groups; g != NULL; g = next) {
+        next = g->next;
+        CloseHandle(g->afd);
+        mio__free(g);
+    }
+    CloseHandle(p->port);
+    mio__free(p->buckets);
+    mio_mutex_destroy(&p->lock);
+}
+
+/* A handle that is not a socket: a closed one (EBADF), or a file AFD cannot
+ * poll (EPERM). */
+static int not_a_socket(SOCKET fd)
+{
+    if (GetFileType((HANDLE)fd) == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR)
+        return MIO_EBADF;
+    return MIO_EPERM;
+}
+
+static int iocp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+{
+    struct iocp_poll *p = to_iocp(base);
+    struct sock *s;
+    SOCKET sbase;
+    size_t b;
+    int err = mio__afd_base_socket(fd, &sbase);
+
+    if (err < 0)
+        return err == MIO_ENOTSOCK || err == MIO_EINVAL || err == MIO_EBADF ? not_a_socket(fd) : err;
+    s = mio__calloc(1, sizeof *s);
+    if (s == NULL)
+        return MIO_ENOMEM;
+    s->fd = fd;
+    s->base = sbase;
+    s->token = token;
+    s->interest = interest;
+    s->armed = interest & MIO_INTERESTS;
+
+    mio_mutex_lock(&p->lock);
+    if (find(p, fd) != NULL) {
+        err = MIO_EEXIST;
+    } else if ((err = reserve(p)) == 0 && (err = join_group(p, s)) == 0) {
+        err = submit(p, s);
+        if (err == 0) {
+            b = bucket_of(p, fd);
+            s->next = p->buckets[b];
+            p->buckets[b] = s;
+            p->count++;
+        } else {
+            s->group->users--;
+        }
+    }
+    mio_mutex_unlock(&p->lock);
+    if (err < 0)
+        mio__free(s);
+    return err;
+}
+
+static int iocp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+{
+    struct iocp_poll *p = to_iocp(base);
+    struct sock *s;
+    int err = MIO_ENOENT;
+
+    mio_mutex_lock(&p->lock);
+    s = find(p, fd);
+    if (s != NULL) {
+        s->token = token;
+        s->interest = interest;
+        s->armed = interest & MIO_INTERESTS;
+        s->spent = 0;
+        err = update(p, s);
+    }
+    mio_mutex_unlock(&p->lock);
+    return err;
+}
+
+static void drop(struct iocp_poll *p, struct sock *s)
+{
+    unlink_sock(p, s);
+    if (s->pending) {
+        s->deleted = true;
+        if (!s->cancelling) {
+            s->cancelling = true;
+            (void)mio__afd_cancel(s->group->afd, &s->iosb);
+        }
+    } else if (s->queued) {
+        s->deleted = true;      /* issue_queued frees it */
+    } else {
+        free_sock(s);
+    }
+}
+
+static int iocp_del(mio_poll *base, mio_fd fd)
+{
+    struct iocp_poll *p = to_iocp(base);
+    struct sock *s;
+    int err = MIO_ENOENT;
+
+    mio_mutex_lock(&p->lock);
+    s = find(p, fd);
+    if (s != NULL) {
+        drop(p, s);
+        err = 0;
+    }
+    mio_mutex_unlock(&p->lock);
+    return err;
+}
+
+static void iocp_forget(mio_poll *base, mio_fd fd)
+{
+    (void)iocp_del(base, fd);
+}
+
+static void iocp_rearm(mio_poll *base, mio_fd fd, uint32_t dir)
+{
+    struct iocp_poll *p = to_iocp(base);
+    struct sock *s;
+
+    mio_mutex_lock(&p->lock);
+    s = find(p, fd);
+    if (s != NULL && !(s->interest & (MIO_LEVEL | MIO_ONESHOT)) &&
+        (s->interest & dir & ~s->armed) != 0) {
+        s->armed |= s->interest & dir;
+        (void)update(p, s);
+    }
+    mio_mutex_unlock(&p->lock);
+}
+
+/* Whether w is still one of the poll's wakers (a wake posted before
+ * mio_waker_free may be dequeued after it). */
+static bool live_waker(mio_poll *base, const struct mio_waker *w)
+{
+    const struct mio_waker *it;
+    for (it = base->wakers; it != NULL; it = it->next)
+        if (it == w)
+            return true;
+    return false;
+}
+
+static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
+{
+    struct iocp_poll *p = to_iocp(base);
+    ULONG want, got = 0, k;
+    DWORD ms;
+    int n = 0;
+    bool wakers = false;
+
+    if (p->queue != NULL) {
+        mio_mutex_lock(&p->lock);
+        n = (int)issue_queued(p, events, cap);
+        mio_mutex_unlock(&p->lock);
+        if (n > 0)
+            timeout_ns = 0;
+    }
+    cap -= (size_t)n;
+    want = cap < ENTRIES ? (ULONG)cap : ENTRIES;
+    if (want == 0)
+        return n;
+    if (timeout_ns < 0)
+        ms = INFINITE;
+    else if (timeout_ns / MIO_MSEC >= INFINITE - 1)
+        ms = INFINITE - 1;
+    else
+        ms = (DWORD)((timeout_ns + MIO_MSEC - 1) / MIO_MSEC);  /* never early */
+    if (!GetQueuedCompletionStatusEx(p->port, p->entries, want, &got, ms, FALSE)) {
+        DWORD err = GetLastError();
+        if (err == WAIT_TIMEOUT || n > 0)
+            return n;
+        return mio__win_error(err);
+    }
+
+    mio_mutex_lock(&p->lock);
+    for (k = 0; k < got; k++) {
+        OVERLAPPED_ENTRY *e = &p->entries[k];
+        if (e->lpCompletionKey == COMPLETION_AFD) {
+            struct sock *s = (struct sock *)(void *)e->lpOverlapped;
+            if (complete(p, s, &events[n]))
+                n++;
+        } else if (e->lpCompletionKey == COMPLETION_NOTIFY) {
+            atomic_store_explicit(&p->notified, 0, memory_order_release);
+        } else if (e->lpCompletionKey == COMPLETION_WAKER) {
+            wakers = true;
+        }
+    }
+    mio_mutex_unlock(&p->lock);
+
+    /* Wakers are listed under the poll's own lock, which waker_add and
+     * waker_del run under. */
+    if (wakers) {
+        mio_mutex_lock(&base->lock);
+        for (k = 0; k < got; k++) {
+            OVERLAPPED_ENTRY *e = &p->entries[k];
+            struct mio_waker *w = (struct mio_waker *)(void *)e->lpOverlapped;
+            if (e->lpCompletionKey != COMPLETION_WAKER || !live_waker(base, w))
+                continue;
+            atomic_store(&((struct iocp_waker *)w->id)->posted, 0);
+            events[n].token = w->token;
+            events[n].flags = MIO_READABLE;
+            n++;
+        }
+        mio_mutex_unlock(&base->lock);
+    }
+    return n;
+}
+
+static int iocp_notify(mio_poll *base)
+{
+    struct iocp_poll *p = to_iocp(base);
+    if (atomic_exchange(&p->notified, 1) != 0)
+        return 0;
+    if (!PostQueuedCompletionStatus(p->port, 0, COMPLETION_NOTIFY, NULL)) {
+        atomic_store(&p->notified, 0);
+        return mio__win_error(GetLastError());
+    }
+    return 0;
+}
+
+/* ---- wakers: completions posted to the port ---- */
+
+static int iocp_waker_add(mio_poll *base, struct mio_waker *w)
+{
+    struct iocp_waker *iw = mio__calloc(1, sizeof *iw);
+    if (iw == NULL)
+        return MIO_ENOMEM;
+    atomic_init(&iw->port, to_iocp(base)->port);
+    atomic_init(&iw->posted, 0);
+    w->id = (uintptr_t)iw;
+    return 0;
+}
+
+static int iocp_waker_wake(struct mio_waker *w)
+{
+    struct iocp_waker *iw = (struct iocp_waker *)w->id;
+    HANDLE port = atomic_load(&iw->port);
+
+    if (port == NULL)
+        return 0;   /* the poll is gone: a no-op */
+    if (atomic_exchange(&iw->posted, 1) != 0)
+        return 0;   /* coalesced with the wake still queued */
+    if (!PostQueuedCompletionStatus(port, 0, COMPLETION_WAKER, (OVERLAPPED *)(void *)w)) {
+        atomic_store(&iw->posted, 0);
+        return mio__win_error(GetLastError());
+    }
+    return 0;
+}
+
+static void iocp_waker_del(mio_poll *base, struct mio_waker *w)
+{
+    (void)base;
+    atomic_store(&((struct iocp_waker *)w->id)->port, (HANDLE)NULL);
+}
+
+static void iocp_waker_close(struct mio_waker *w)
+{
+    mio__free((void *)w->id);
+    w->id = 0;
+}
+
+const struct mio_backend mio__backend_iocp = {
+    .name = "iocp",
+    .size = sizeof(struct iocp_poll),
+    .init = iocp_init,
+    .fini = iocp_fini,
+    .add = iocp_add,
+    .mod = iocp_mod,
+    .del = iocp_del,
+    .wait = iocp_wait,
+    .notify = iocp_notify,
+    .waker_add = iocp_waker_add,
+    .waker_wake = iocp_waker_wake,
+    .waker_del = iocp_waker_del,
+    .waker_close = iocp_waker_close,
+    .rearm = iocp_rearm,
+    .forget = iocp_forget,
+};
