@@ -39,6 +39,8 @@ static uint32_t to_epoll(uint32_t interest)
 static inline uint32_t from_epoll(uint32_t e)
 {
     uint32_t r = e & (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLERR);
+    if (MIO_LIKELY((e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) == 0))
+        return r;               /* no hang-up, no error: the common case */
     if (e & (EPOLLHUP | EPOLLRDHUP))
         r |= MIO_READ_CLOSED;
     /* A pipe whose reader is gone says EPOLLERR (with EPOLLOUT if asked). */
