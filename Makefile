@@ -7,7 +7,9 @@ PREFIX   ?= /usr/local
 CTEST    := ctest --output-on-failure -j$(JOBS)
 VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kinds=definite;--track-fds=no;--quiet
 
-.PHONY: all demo test test-plain test-asan test-tsan test-valgrind bench stress clean install docs check-install
+FUZZ_SECONDS ?= 60
+
+.PHONY: all demo test test-plain test-asan test-tsan test-valgrind bench stress fuzz clean install docs check-install
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -53,5 +55,14 @@ bench:
 	cmake --build build-bench -j$(JOBS)
 	python3 bench/run.py build-bench $(if $(QUICK),--quick)
 
+# Long reliability runs: descriptor exhaustion, signals, every connection the
+# descriptor limit allows (stress/run.sh).
+stress: all
+	stress/run.sh $(BUILD)
+
+# Each libFuzzer target for FUZZ_SECONDS (needs clang).
+fuzz:
+	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) OUT=$(CURDIR)/build-fuzz
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-valgrind
+	rm -rf $(BUILD) build-asan build-tsan build-valgrind build-fuzz

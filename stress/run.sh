@@ -1,0 +1,21 @@
+#!/bin/sh
+# The long reliability runs: builds stress/*.c against the library in BUILD
+# (default: build) and runs each on every Linux backend.
+#   stress/run.sh [BUILD]
+set -eu
+cd "$(dirname "$0")/.."
+build=${1:-build}
+out=$build/stress
+mkdir -p "$out"
+for prog in conns signals emfile; do
+    ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Wpedantic -Iinclude \
+        "stress/$prog.c" "$build/libmio.a" -lpthread -o "$out/$prog"
+done
+status=0
+for backend in epoll poll; do
+    "$out/emfile" -b "$backend" -d 5 || status=1
+    "$out/emfile" -b "$backend" -d 2 -n || true     # for comparison: no answer
+    "$out/signals" -b "$backend" -d 10 -i 100 || status=1
+    "$out/conns" -b "$backend" || status=1
+done
+exit $status
