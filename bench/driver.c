@@ -258,3 +258,50 @@ int echo_io(struct echo_conn *c)
             return 0;
     }
 }
+
+/* ---- timers ---- */
+
+int64_t bench_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* timers_mio's generator, so every library gets the same delays. */
+static uint64_t plan_rng = 0x2545f4914f6cdd1du;
+
+static uint64_t random_below(uint64_t n)
+{
+    plan_rng ^= plan_rng << 13;
+    plan_rng ^= plan_rng >> 7;
+    plan_rng ^= plan_rng << 17;
+    return plan_rng % n;
+}
+
+void timers_plan_make(struct timers_plan *plan, size_t n)
+{
+    const uint64_t ms = 1000000, s = 1000000000;
+    size_t i;
+
+    plan->n = n;
+    plan->delay_ns = malloc(n * sizeof *plan->delay_ns);
+    plan->order = malloc(n * sizeof *plan->order);
+    if (plan->delay_ns == NULL || plan->order == NULL)
+        bench_die("out of memory", 0);
+    for (i = 0; i < n; i++) {
+        plan->delay_ns[i] = ms + random_below(10 * s - ms);
+        plan->order[i] = i;
+    }
+    for (i = n; i > 1; i--) {
+        size_t j = (size_t)random_below(i), tmp = plan->order[i - 1];
+        plan->order[i - 1] = plan->order[j];
+        plan->order[j] = tmp;
+    }
+}
+
+void timers_args(int argc, char **argv, size_t *set_cancel, size_t *million)
+{
+    *set_cancel = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
+    *million = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000000;
+}

@@ -117,4 +117,20 @@ int echo_accept(int listener);
  * (part of an echo is still to go), -1 when the peer is gone (close it). */
 int echo_io(struct echo_conn *c);
 
+/* ---- timers: the shapes of bench/timers_mio.c for the peers ----
+ * set_cancel: SET_CANCEL timeouts of random delays (1 ms .. 10 s) armed, then
+ * half of them cancelled in random order.  million_timers: libuv's shape,
+ * MILLION timeouts, the delay 1 ms more every 1000, run until all fired.
+ * Handles are initialised before the clock starts: a set is the arming. */
+struct timers_plan {
+    size_t n;
+    uint64_t *delay_ns;     /* n random delays */
+    size_t *order;          /* a random permutation: the cancel order */
+};
+/* The same delays and order as timers_mio's (same generator, same seed). */
+void timers_plan_make(struct timers_plan *plan, size_t n);
+/* Arguments [SET_CANCEL [MILLION]], default 1000000 each. */
+void timers_args(int argc, char **argv, size_t *set_cancel, size_t *million);
+int64_t bench_cpu_ns(void);
+
 #endif

@@ -56,6 +56,9 @@ TIMER_LIBS = [
     ("libevent", "dispatch_libevent", []),
     ("libuv", "dispatch_libuv", []),
 ]
+TIMERS_N = 200_000 if QUICK else 1_000_000
+TIMERS_LIBS = [("libmio timer wheel", "timers_mio"), ("libev", "timers_libev"),
+               ("libevent", "timers_libevent"), ("libuv", "timers_libuv")]
 ECHO_LIBS = [
     ("epoll (by hand, edge)", "echo_epoll", []),
     ("libmio epoll (edge)", "echo_mio", ["backend=epoll"]),
@@ -155,6 +158,27 @@ def run_echo(prog, extra, size, port):
     return tuple(median([r[i] for r in results]) for i in range(3))
 
 
+def run_timers(prog):
+    """Medians over RUNS runs of each figure of the two result lines."""
+    path = exe(prog)
+    if path is None:
+        return None
+    values = {}
+    for _ in range(RUNS if not QUICK else 5):
+        out = subprocess.run([path, str(TIMERS_N), str(TIMERS_N)], capture_output=True, text=True)
+        if out.returncode != 0:
+            log(f"failed: {prog}: {out.stderr.strip()}")
+            return None
+        for line in out.stdout.splitlines():
+            shape = line.split()[1]
+            for k, v in fields(line).items():
+                try:
+                    values.setdefault(f"{shape}.{k}", []).append(float(v))
+                except ValueError:
+                    pass
+    return {k: median(v) for k, v in values.items()}
+
+
 def fmt_ratio(v, ref):
     if v is None or ref is None or ref == 0:
         return ""
@@ -225,6 +249,18 @@ def main():
     commands.append(f"taskset -c {SERVER_CPU} {BUILD}/echo_<lib> port=P [backend=...] [trigger=...]; "
                     f"taskset -c {CLIENT_CPU} {BUILD}/bench_echo_client -c {ECHO_CONNS} "
                     f"-d {ECHO_SECONDS} -s 64|16384 127.0.0.1:P  ({ECHO_RUNS} runs)")
+
+    # ---- timers ----------------------------------------------------------
+    timers = {}
+    for label, prog in TIMERS_LIBS:
+        timers[label] = run_timers(prog)
+        if timers[label]:
+            t = timers[label]
+            log(f"timers {label:24} set {t.get('set_cancel.set_ns', 0):.0f} ns  cancel "
+                f"{t.get('set_cancel.cancel_ns', 0):.0f} ns  million fire "
+                f"{t.get('million_timers.fire_ns', 0):.0f} ns")
+    commands.append(f"{BUILD}/timers_<lib> {TIMERS_N} {TIMERS_N}   ({RUNS} runs)")
+    log(f"timers done at {time.time() - started:.0f} s")
 
     load_after = loadavg()
 
@@ -337,6 +373,31 @@ def main():
                 row += ["", "", ""]
         md.append("| " + " | ".join(row) + " |")
     md.append("")
+
+    md.append("## Timers\n")
+    md.append(f"set_cancel: {TIMERS_N} timeouts of random delays (1 ms .. 10 s, the same "
+              "for every library) armed, then half of them cancelled in random order.  "
+              f"million_timers: libuv's benchmark shape with {TIMERS_N} timeouts, the delay "
+              "1 ms more every 1000, run until all fired (CPU time per fired timeout; the "
+              "wall time is mostly waiting for the last deadline).  Handles are initialised "
+              "before the clock starts.  libmio is its timer wheel (`bench/timers_mio.c`, "
+              "1024 slots of 1 ms), which reads the clock on every set; libev, libevent and "
+              "libuv keep heaps and use the loop's cached time.\n")
+    md.append("| library | set ns | cancel ns | million: set ns | million: CPU ns per fired |")
+    md.append("|---|---|---|---|---|")
+    tref = timers.get(TIMERS_LIBS[0][0]) or {}
+    for label, _ in TIMERS_LIBS:
+        t = timers.get(label)
+        if not t:
+            md.append(f"| {label} | | | | |")
+            continue
+        row = [label]
+        for key in ("set_cancel.set_ns", "set_cancel.cancel_ns", "million_timers.set_ns",
+                    "million_timers.fire_ns"):
+            v = t.get(key)
+            row.append("" if v is None else f"{v:.0f}{fmt_ratio(v, tref.get(key))}")
+        md.append("| " + " | ".join(row) + " |")
+    md.append("\nRatios here are to libmio.\n")
 
     # ---- plot ------------------------------------------------------------
     if shutil.which("gnuplot"):
