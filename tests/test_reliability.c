@@ -237,6 +237,13 @@ TEST(emfile_shed_drops_queued_connection)
     struct pollfd pfd;
     char byte;
 
+    {
+        /* valgrind keeps its own descriptor limit and checks it after the
+         * call, so an accept at that limit is not the kernel's EMFILE. */
+        const char *preload = getenv("LD_PRELOAD");
+        if (preload != NULL && strstr(preload, "vgpreload") != NULL)
+            SKIP("valgrind emulates the descriptor limit");
+    }
     OK(mio_tcp_connect(&la, &c));
     CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
     for (fd = 0; fd < 4096; fd++)
