@@ -2,6 +2,8 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,4 +306,90 @@ void timers_args(int argc, char **argv, size_t *set_cancel, size_t *million)
 {
     *set_cancel = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
     *million = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000000;
+}
+
+/* ---- wake ---- */
+
+struct wake_run {
+    const struct wake_impl *impl;
+    void *a, *b;
+    long n;
+    atomic_int done;
+};
+
+static void *pong(void *arg)
+{
+    struct wake_run *r = arg;
+    long i;
+    for (i = 0; i < r->n; i++) {
+        r->impl->wait(r->b);
+        r->impl->wake(r->a);
+    }
+    return NULL;
+}
+
+static void *drain(void *arg)
+{
+    struct wake_run *r = arg;
+    while (!atomic_load(&r->done))
+        r->impl->wait(r->b);
+    return NULL;
+}
+
+int wake_main(int argc, char **argv, const struct wake_impl *impl)
+{
+    struct bench_opts o;
+    struct wake_run r;
+    double *rtt, *p50, *p99, *pp, *fl;
+    int run;
+
+    bench_parse(argc, argv, &o);
+    if (o.n == 100)     /* the dispatch default: take this workload's */
+        o.n = 100000;
+    r.impl = impl;
+    r.n = o.n;
+    r.a = impl->side_new();
+    r.b = impl->side_new();
+    rtt = malloc(sizeof *rtt * (size_t)o.n);
+    p50 = malloc(sizeof *p50 * (size_t)o.runs);
+    p99 = malloc(sizeof *p99 * (size_t)o.runs);
+    pp = malloc(sizeof *pp * (size_t)o.runs);
+    fl = malloc(sizeof *fl * (size_t)o.runs);
+    if (rtt == NULL || p50 == NULL || p99 == NULL || pp == NULL || fl == NULL)
+        bench_die("out of memory", 0);
+    for (run = 0; run < o.runs; run++) {
+        pthread_t t;
+        int64_t start, t0;
+        long i;
+
+        if (pthread_create(&t, NULL, pong, &r) != 0)
+            bench_die("pthread_create", 0);
+        start = bench_now_ns();
+        for (i = 0; i < o.n; i++) {
+            t0 = bench_now_ns();
+            impl->wake(r.b);
+            impl->wait(r.a);
+            rtt[i] = (double)(bench_now_ns() - t0);
+        }
+        pp[run] = (double)o.n * 1e9 / (double)(bench_now_ns() - start);
+        pthread_join(t, NULL);
+        bench_median(rtt, (int)o.n);    /* sorts */
+        p50[run] = rtt[o.n / 2];
+        p99[run] = rtt[o.n * 99 / 100];
+
+        atomic_store(&r.done, 0);
+        if (pthread_create(&t, NULL, drain, &r) != 0)
+            bench_die("pthread_create", 0);
+        start = bench_now_ns();
+        for (i = 0; i < o.n; i++)
+            impl->wake(r.b);
+        fl[run] = (double)o.n * 1e9 / (double)(bench_now_ns() - start);
+        atomic_store(&r.done, 1);
+        impl->wake(r.b);
+        pthread_join(t, NULL);
+    }
+    printf("wake lib=%s n=%ld runs=%d rtt_p50_ns=%.0f rtt_p99_ns=%.0f pingpong_per_s=%.0f "
+           "flood_per_s=%.0f\n", impl->lib, o.n, o.runs, bench_median(p50, o.runs),
+           bench_median(p99, o.runs), bench_median(pp, o.runs), bench_median(fl, o.runs));
+    return 0;
 }

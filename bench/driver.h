@@ -133,4 +133,22 @@ void timers_plan_make(struct timers_plan *plan, size_t n);
 void timers_args(int argc, char **argv, size_t *set_cancel, size_t *million);
 int64_t bench_cpu_ns(void);
 
+/* ---- wake: cross-thread wake-ups ----
+ * ping-pong: two threads, each with its own loop, wake each other in turn, n
+ * round trips (rate and latency).  flood: one thread wakes the other's loop
+ * n times as fast as it can (wakes coalesce; the wake call's rate). */
+struct wake_impl {
+    const char *lib;
+    /* A loop with a wake-up source, owned by the thread that waits on it. */
+    void *(*side_new)(void);
+    /* From any thread. */
+    void (*wake)(void *side);
+    /* Blocks until the side was woken at least once since the last wait. */
+    void (*wait)(void *side);
+};
+
+/* Options n= (round trips, default 100000) and runs=; prints
+ *   wake lib=L n= runs= rtt_p50_ns= rtt_p99_ns= pingpong_per_s= flood_per_s= */
+int wake_main(int argc, char **argv, const struct wake_impl *impl);
+
 #endif

@@ -59,6 +59,10 @@ TIMER_LIBS = [
 TIMERS_N = 200_000 if QUICK else 1_000_000
 TIMERS_LIBS = [("libmio timer wheel", "timers_mio"), ("libev", "timers_libev"),
                ("libevent", "timers_libevent"), ("libuv", "timers_libuv")]
+WAKE_N = 20_000 if QUICK else 100_000
+WAKE_LIBS = [("epoll (by hand, eventfd)", "wake_epoll"), ("libmio mio_waker", "wake_mio"),
+             ("libev ev_async", "wake_libev"), ("libevent event_active", "wake_libevent"),
+             ("libuv uv_async", "wake_libuv")]
 ECHO_LIBS = [
     ("epoll (by hand, edge)", "echo_epoll", []),
     ("libmio epoll (edge)", "echo_mio", ["backend=epoll"]),
@@ -262,6 +266,22 @@ def main():
     commands.append(f"{BUILD}/timers_<lib> {TIMERS_N} {TIMERS_N}   ({RUNS} runs)")
     log(f"timers done at {time.time() - started:.0f} s")
 
+    # ---- wake ------------------------------------------------------------
+    wake = {}
+    for label, prog in WAKE_LIBS:
+        path = exe(prog)
+        if path is None:
+            continue
+        out = subprocess.run([path, f"n={WAKE_N}", f"runs={5 if QUICK else RUNS}"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            log(f"failed: {prog}: {out.stderr.strip()}")
+            continue
+        wake[label] = fields(out.stdout)
+        log(f"wake {label:24} {out.stdout.strip()}")
+    commands.append(f"{BUILD}/wake_<lib> n={WAKE_N} runs={5 if QUICK else RUNS}")
+    log(f"wake done at {time.time() - started:.0f} s")
+
     load_after = loadavg()
 
     # ---- RESULTS.md ------------------------------------------------------
@@ -398,6 +418,27 @@ def main():
             row.append("" if v is None else f"{v:.0f}{fmt_ratio(v, tref.get(key))}")
         md.append("| " + " | ".join(row) + " |")
     md.append("\nRatios here are to libmio.\n")
+
+    md.append("## Wake\n")
+    md.append(f"Cross-thread wake-ups.  Ping-pong: two threads, each waiting on its own "
+              f"loop, wake each other in turn, {WAKE_N} round trips: round trips per second "
+              "and the round trip's p50/p99.  Flood: one thread wakes the other's loop "
+              f"{WAKE_N} times as fast as it can; wakes coalesce, so this is the rate of "
+              "the wake call itself.\n")
+    md.append("| library | round trips/s | RTT p50 ns | RTT p99 ns | flood wakes/s |")
+    md.append("|---|---|---|---|---|")
+    wref = wake.get(WAKE_LIBS[0][0])
+    for label, _ in WAKE_LIBS:
+        w = wake.get(label)
+        if not w:
+            md.append(f"| {label} | | | | |")
+            continue
+        def ratio(key):
+            return fmt_ratio(float(w[key]), float(wref[key])) if wref else ""
+        md.append(f"| {label} | {float(w['pingpong_per_s']):.0f}{ratio('pingpong_per_s')} | "
+                  f"{float(w['rtt_p50_ns']):.0f} | {float(w['rtt_p99_ns']):.0f} | "
+                  f"{float(w['flood_per_s']):.0f}{ratio('flood_per_s')} |")
+    md.append("")
 
     # ---- plot ------------------------------------------------------------
     if shutil.which("gnuplot"):

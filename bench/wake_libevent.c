@@ -1,0 +1,45 @@
+/* wake on libevent 2: event_active from the other thread on an fd-less event
+ * of a base with pthreads locking (its notify descriptor wakes the loop). */
+#include "driver.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <stdlib.h>
+
+struct side {
+    struct event_base *base;
+    struct event *ev;
+};
+
+static void cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what; (void)arg;
+}
+
+static void *side_new(void)
+{
+    struct side *s = malloc(sizeof *s);
+    static int threads;
+    if (!threads++ && evthread_use_pthreads() < 0)
+        bench_die("evthread_use_pthreads", 0);
+    if (s == NULL || (s->base = event_base_new()) == NULL ||
+        (s->ev = event_new(s->base, -1, 0, cb, NULL)) == NULL)
+        bench_die("event_base_new", 0);
+    return s;
+}
+
+static void wake(void *arg)
+{
+    event_active(((struct side *)arg)->ev, EV_READ, 1);
+}
+
+static void wait_side(void *arg)
+{
+    event_base_loop(((struct side *)arg)->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct wake_impl impl = { "libevent", side_new, wake, wait_side };
+    return wake_main(argc, argv, &impl);
+}
