@@ -271,6 +271,41 @@ TEST(emfile_shed_drops_queued_connection)
     OK(mio_close(l));
 }
 
+static void *shed_loop(void *arg)
+{
+    mio_fd l = *(mio_fd *)arg;
+    long i;
+    for (i = 0; i < test_scaled(2000); i++)
+        if (mio_tcp_shed(l) < 0)
+            return (void *)1;
+    return NULL;
+}
+
+/* Threads shedding at once take turns on the reserve: none fails, no
+ * descriptor leaks, and the reserve is still there afterwards (the process
+ * holds the same number of descriptors). */
+TEST(shed_from_threads_keeps_the_reserve)
+{
+    mio_addr la[3];
+    mio_fd l[3];
+    pthread_t t[3];
+    int i, fds;
+    void *res;
+
+    for (i = 0; i < 3; i++)
+        l[i] = listen_any(&la[i]);
+    fds = test_open_fds();
+    for (i = 0; i < 3; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, shed_loop, &l[i]), 0);
+    for (i = 0; i < 3; i++) {
+        CHECK_EQ(pthread_join(t[i], &res), 0);
+        CHECK(res == NULL);
+    }
+    CHECK_EQ(test_open_fds(), fds);
+    for (i = 0; i < 3; i++)
+        OK(mio_close(l[i]));
+}
+
 /* ---- peers behaving badly ---- */
 
 /* The peer resets while we write: writes end with a reset or broken pipe
