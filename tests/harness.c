@@ -74,6 +74,13 @@ int test_open_fds(void)
 }
 #endif
 
+void test_settle(void)
+{
+#ifdef _WIN32
+    Sleep(100);
+#endif
+}
+
 long test_scaled(long n)
 {
     const char *s = getenv("MIO_TEST_SCALE");

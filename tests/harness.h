@@ -145,6 +145,11 @@ int test_open_fds(void);
  * stress tests size their loops with it. */
 long test_scaled(long n);
 
+/* Lets readiness the OS reports asynchronously arrive before a test relies
+ * on one wait seeing all of it (AFD completions on Windows); a no-op where
+ * readiness is known at once. */
+void test_settle(void);
+
 /* Whether this run's backend emulates edge triggers. */
 int test_edge_emulated(void);
 

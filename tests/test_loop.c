@@ -722,6 +722,7 @@ static void install_sigusr1(void)
 
 TEST(interrupted_when_a_signal_cuts_the_wait)
 {
+    TEST_POSIX_ONLY("signals");
     mio_loop *l = new_loop(NULL);
     struct rec r = { .stop_on = 0 };
     struct signaller s;
@@ -839,7 +840,7 @@ static void shutdown_from(char kind)
 TEST(shutdown_from_ready) { shutdown_from('R'); }
 TEST(shutdown_from_notify) { shutdown_from('N'); }
 TEST(shutdown_from_timeout) { shutdown_from('T'); }
-TEST(shutdown_from_interrupted) { shutdown_from('I'); }
+TEST(shutdown_from_interrupted) { TEST_POSIX_ONLY("signals"); shutdown_from('I'); }
 TEST(shutdown_from_tick) { shutdown_from('K'); }
 
 TEST(run_again_after_shutdown)

@@ -278,6 +278,7 @@ TEST(edge_socket_reports_once_per_rise)
 
 TEST(edge_pipe_reports_once_per_rise)
 {
+    TEST_POSIX_ONLY("pipes");
     edge_once_per_rise(new_pipe());
 }
 
@@ -350,11 +351,13 @@ TEST(level_socket_reports_every_wait)
 
 TEST(level_pipe_reports_every_wait)
 {
+    TEST_POSIX_ONLY("pipes");
     level_every_wait(new_pipe());
 }
 
 TEST(level_writable_reports_every_wait)
 {
+    TEST_POSIX_ONLY("pipes");
     mio_poll *p = test_poll();
     struct source s = new_pipe();
     int i;
@@ -408,6 +411,7 @@ TEST(oneshot_socket_reports_once_until_reregister)
 
 TEST(oneshot_pipe_reports_once_until_reregister)
 {
+    TEST_POSIX_ONLY("pipes");
     oneshot_until_reregister(new_pipe(), MIO_EDGE);
 }
 
@@ -469,6 +473,7 @@ TEST(register_ready_socket_reports_at_once)
 
 TEST(register_ready_pipe_reports_at_once)
 {
+    TEST_POSIX_ONLY("pipes");
     ready_at_register(new_pipe(), MIO_EDGE);
 }
 
@@ -479,6 +484,7 @@ TEST(register_ready_level_reports_at_once)
 
 TEST(register_ready_oneshot_reports_at_once)
 {
+    TEST_POSIX_ONLY("pipes");
     ready_at_register(new_pipe(), MIO_ONESHOT);
 }
 
@@ -557,7 +563,12 @@ TEST(reregister_readable_to_writable_reports_at_once)
     OK(mio_register(p, s.r, 1, MIO_READABLE));
     CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
     OK(mio_reregister(p, s.r, 2, MIO_WRITABLE));
+#ifdef _WIN32
+    /* The new interest is polled asynchronously: the next wait that lasts. */
+    f = wait_token(p, 2, MIO_SEC);
+#else
     f = wait_token(p, 2, 0);
+#endif
     CHECK(f & MIO_WRITABLE);
     CHECK_EQ(f & MIO_READABLE, 0);
     close_source(s);
@@ -716,6 +727,7 @@ TEST(one_source_on_two_polls)
 /* Closed and error flags come without being asked for. */
 TEST(closed_flags_reported_without_interest)
 {
+    TEST_POSIX_ONLY("a Unix socketpair (a closed TCP peer shuts the read side only)");
     mio_poll *p = test_poll();
     struct source s = new_socket();
     uint32_t f;
@@ -1021,6 +1033,7 @@ static void make_ready_many(mio_poll *p, struct source *s, uint32_t trigger)
         put(s[i].w, "x");
         OK(mio_register(p, s[i].r, (mio_token)i, MIO_READABLE | trigger));
     }
+    test_settle();
 }
 
 TEST(capacity_smaller_than_ready_set_edge)
@@ -1038,7 +1051,13 @@ TEST(capacity_smaller_than_ready_set_edge)
             int want = MANY - total < CAP ? MANY - total : CAP;
             int n = wait_events(p, ev, CAP, MIO_SEC);
             /* Exactly capacity while more are ready, the rest after. */
+#ifdef _WIN32
+            /* Re-armed sockets are polled again asynchronously there: a
+             * batch holds what has arrived, never more than the room. */
+            CHECK(n >= 1 && n <= want);
+#else
             CHECK_EQ(n, want);
+#endif
             for (i = 0; i < n; i++) {
                 CHECK(ev[i].token < MANY);
                 CHECK(ev[i].flags & MIO_READABLE);
@@ -1055,6 +1074,7 @@ TEST(capacity_smaller_than_ready_set_edge)
             CHECK_EQ(drain(s[i].r), 1);
             put(s[i].w, "y");
         }
+        test_settle();
     }
     for (i = 0; i < MANY; i++)
         close_source(s[i]);
@@ -1226,11 +1246,13 @@ static void signal_interrupts(int64_t timeout_ns)
 
 TEST(signal_interrupts_blocking_wait)
 {
+    TEST_POSIX_ONLY("signals");
     signal_interrupts(-1);
 }
 
 TEST(signal_interrupts_timed_wait)
 {
+    TEST_POSIX_ONLY("signals");
     signal_interrupts(10 * MIO_SEC);
 }
 
@@ -1300,7 +1322,11 @@ TEST(no_allocation_while_waiting)
     use_counting_allocator();          /* before any other call */
     p = test_poll();
     a = new_socket();
+#ifdef _WIN32
+    b = new_socket();   /* no pipes there */
+#else
     b = new_pipe();
+#endif
     OK(mio_register(p, a.r, 1, MIO_READABLE));
     OK(mio_register(p, b.r, 2, MIO_READABLE | MIO_LEVEL));
     OK(mio_register(p, a.w, 3, MIO_WRITABLE | MIO_LEVEL));
@@ -1448,6 +1474,7 @@ static int fill_holes(int base, int *ballast, int max)
  * failure is MIO_EMFILE and leaves nothing open behind. */
 TEST(descriptor_exhaustion_is_emfile_and_leaks_nothing)
 {
+    TEST_POSIX_ONLY("rlimits");
     static int ballast[4096];
     struct rlimit old, lim;
     mio_poll *p = test_poll();
@@ -1524,6 +1551,7 @@ static int listed(const int *fds, int n, int fd)
 
 TEST(created_fds_are_cloexec_and_nonblocking)
 {
+    TEST_POSIX_ONLY("fcntl and /proc");
     static int before[4096], after[4096];
     mio_poll *p;
     mio_waker *w;

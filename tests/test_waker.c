@@ -408,6 +408,7 @@ static void *kick_after_delay(void *arg)
 
 TEST(wake_from_signal_handler)
 {
+    TEST_POSIX_ONLY("signals");
     struct sigaction sa, old;
     struct kicker k;
     mio_poll *p = test_poll();
@@ -440,6 +441,7 @@ TEST(wake_from_signal_handler)
 /* A process-directed signal from a timer, whichever thread takes it. */
 TEST(wake_from_alarm_handler)
 {
+    TEST_POSIX_ONLY("signals");
     struct sigaction sa, old;
     struct itimerval it;
     mio_poll *p = test_poll();

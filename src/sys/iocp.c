@@ -268,7 +268,10 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
         return false;
     }
     if (s->iosb.Status == MIO_NT_STATUS_CANCELLED) {
-        /* Cancelled to widen the interest: ask again. */
+        /* Cancelled to widen the interest: ask again at once, nothing was
+         * reported. */
+        if (submit(p, s) == 0)
+            return false;
     } else if (s->iosb.Status < 0) {
         /* The socket is gone from under AFD: report it once. */
         ev = MIO_AFD_POLL_CONNECT_FAIL;
@@ -457,6 +460,17 @@ static int iocp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
     return err;
 }
 
+/* For a socket not in the table: MIO_EBADF if it is no socket at all (as
+ * epoll says for a closed descriptor), else MIO_ENOENT. */
+static int not_registered(SOCKET fd)
+{
+    int type, len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == SOCKET_ERROR &&
+        WSAGetLastError() == WSAENOTSOCK)
+        return MIO_EBADF;
+    return MIO_ENOENT;
+}
+
 static int iocp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
 {
     struct iocp_poll *p = to_iocp(base);
@@ -473,7 +487,7 @@ static int iocp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
         err = update(p, s);
     }
     mio_mutex_unlock(&p->lock);
-    return err;
+    return err == MIO_ENOENT ? not_registered(fd) : err;
 }
 
 static void drop(struct iocp_poll *p, struct sock *s)
@@ -505,7 +519,7 @@ static int iocp_del(mio_poll *base, mio_fd fd)
         err = 0;
     }
     mio_mutex_unlock(&p->lock);
-    return err;
+    return err == MIO_ENOENT ? not_registered(fd) : err;
 }
 
 static void iocp_forget(mio_poll *base, mio_fd fd)
@@ -537,6 +551,29 @@ static bool live_waker(mio_poll *base, const struct mio_waker *w)
         if (it == w)
             return true;
     return false;
+}
+
+/* The wakes among the first `got` entries, as events.  Wakers are listed
+ * under the poll's own lock, which waker_add and waker_del run under. */
+static int take_wakes(mio_poll *base, ULONG got, mio_event *events)
+{
+    struct iocp_poll *p = to_iocp(base);
+    ULONG k;
+    int n = 0;
+
+    mio_mutex_lock(&base->lock);
+    for (k = 0; k < got; k++) {
+        OVERLAPPED_ENTRY *e = &p->entries[k];
+        struct mio_waker *w = (struct mio_waker *)(void *)e->lpOverlapped;
+        if (e->lpCompletionKey != COMPLETION_WAKER || !live_waker(base, w))
+            continue;
+        atomic_store(&((struct iocp_waker *)w->id)->posted, 0);
+        events[n].token = w->token;
+        events[n].flags = MIO_READABLE;
+        n++;
+    }
+    mio_mutex_unlock(&base->lock);
+    return n;
 }
 
 static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
@@ -585,23 +622,8 @@ static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t time
         }
     }
     mio_mutex_unlock(&p->lock);
-
-    /* Wakers are listed under the poll's own lock, which waker_add and
-     * waker_del run under. */
-    if (wakers) {
-        mio_mutex_lock(&base->lock);
-        for (k = 0; k < got; k++) {
-            OVERLAPPED_ENTRY *e = &p->entries[k];
-            struct mio_waker *w = (struct mio_waker *)(void *)e->lpOverlapped;
-            if (e->lpCompletionKey != COMPLETION_WAKER || !live_waker(base, w))
-                continue;
-            atomic_store(&((struct iocp_waker *)w->id)->posted, 0);
-            events[n].token = w->token;
-            events[n].flags = MIO_READABLE;
-            n++;
-        }
-        mio_mutex_unlock(&base->lock);
-    }
+    if (wakers)
+        n += take_wakes(base, got, events + n);
     return n;
 }
 
