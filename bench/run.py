@@ -56,10 +56,10 @@ TIMER_LIBS = [
     ("libevent", "dispatch_libevent", []),
     ("libuv", "dispatch_libuv", []),
 ]
-TIMERS_N = 200_000 if QUICK else 1_000_000
+TIMERS_N = 100_000 if QUICK else 1_000_000
 TIMERS_LIBS = [("libmio timer wheel", "timers_mio"), ("libev", "timers_libev"),
                ("libevent", "timers_libevent"), ("libuv", "timers_libuv")]
-WAKE_N = 20_000 if QUICK else 100_000
+WAKE_N = 10_000 if QUICK else 50_000
 WAKE_LIBS = [("epoll (by hand, eventfd)", "wake_epoll"), ("libmio mio_waker", "wake_mio"),
              ("libev ev_async", "wake_libev"), ("libevent event_active", "wake_libevent"),
              ("libuv uv_async", "wake_libuv")]
@@ -136,30 +136,80 @@ def instructions_per_event(prog, extra, a, timers):
     return (ir2 - ir1) / (CG_W2 - CG_W1)
 
 
-def run_echo(prog, extra, size, port):
-    path, client = exe(prog), exe("bench_echo_client")
-    if path is None or client is None:
+def pin(cpu, cmd):
+    return (["taskset", "-c", cpu] + cmd) if shutil.which("taskset") else cmd
+
+
+ECHO_RE = re.compile(r"requests/s (\d+)\s+p50 ([\d.]+) us\s+p99 ([\d.]+) us\s+errors (\d+)"
+                     r"\s+bytes verified (\d+)")
+
+
+def echo_client(port, size, seconds):
+    """One load run: (req/s, p50 us, p99 us, requests) or None."""
+    client = exe("bench_echo_client")
+    cmd = pin(CLIENT_CPU, [client, "-c", str(ECHO_CONNS), "-d", str(seconds), "-s", str(size),
+                           f"127.0.0.1:{port}"])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    m = ECHO_RE.search(out.stdout)
+    if out.returncode != 0 or not m or int(m.group(4)) != 0:
+        log(f"failed: {' '.join(cmd)}: {out.stdout.strip()} {out.stderr.strip()[:200]}")
         return None
-    taskset = ["taskset", "-c"] if shutil.which("taskset") else None
-    pin = (lambda cpu, cmd: taskset + [cpu] + cmd) if taskset else (lambda cpu, cmd: cmd)
-    server = subprocess.Popen(pin(SERVER_CPU, [path, f"port={port}"] + extra))
-    results = []
+    return float(m.group(1)), float(m.group(2)), float(m.group(3)), int(m.group(5)) // size
+
+
+def run_echo_all(size, base_port):
+    """Every server runs at once on its own port and the runs go round-robin,
+    so a change in the machine's load falls on all of them alike."""
+    servers, samples = {}, {}
     try:
-        time.sleep(0.3)
+        for i, (label, prog, extra) in enumerate(ECHO_LIBS):
+            path = exe(prog)
+            if path is not None and exe("bench_echo_client") is not None:
+                servers[label] = (base_port + i, subprocess.Popen(
+                    pin(SERVER_CPU, [path, f"port={base_port + i}"] + extra)))
+        time.sleep(0.5)
         for _ in range(ECHO_RUNS):
-            cmd = pin(CLIENT_CPU, [client, "-c", str(ECHO_CONNS), "-d", str(ECHO_SECONDS),
-                                   "-s", str(size), f"127.0.0.1:{port}"])
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            m = re.search(r"requests/s (\d+)\s+p50 ([\d.]+) us\s+p99 ([\d.]+) us\s+errors (\d+)",
-                          out.stdout)
-            if out.returncode != 0 or not m or int(m.group(4)) != 0:
-                log(f"failed: {' '.join(cmd)}: {out.stdout.strip()} {out.stderr.strip()[:200]}")
-                return None
-            results.append(tuple(float(x) for x in m.groups()[:3]))
+            for label, (port, _) in servers.items():
+                r = echo_client(port, size, ECHO_SECONDS)
+                if r is not None:
+                    samples.setdefault(label, []).append(r)
     finally:
+        for _, proc in servers.values():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+    return {label: tuple(median([r[i] for r in rs]) for i in range(3))
+            for label, rs in samples.items() if len(rs) == ECHO_RUNS}
+
+
+def echo_instructions(prog, extra, size, port):
+    """Server instructions per request under callgrind: two server lifetimes
+    loaded for 1 s and 3 s; the difference over the difference in requests
+    leaves start-up and accepts out."""
+    path = exe(prog)
+    if path is None or exe("bench_echo_client") is None:
+        return None
+    points = []
+    for seconds in (1, 3):
+        outfile = os.path.join(BUILD, f"callgrind.echo.{os.getpid()}")
+        server = subprocess.Popen(pin(SERVER_CPU, ["valgrind", "--tool=callgrind",
+                                                   f"--callgrind-out-file={outfile}", path,
+                                                   f"port={port}"] + extra),
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(1.5)
+        r = echo_client(port, size, seconds)
         server.send_signal(signal.SIGTERM)
         server.wait()
-    return tuple(median([r[i] for r in results]) for i in range(3))
+        ir = None
+        if os.path.exists(outfile):
+            m = re.search(r"^(?:summary|totals): (\d+)", open(outfile).read(), re.M)
+            ir = int(m.group(1)) if m else None
+            os.unlink(outfile)
+        if r is None or ir is None:
+            return None
+        points.append((r[3], ir))
+        port += 1
+    (r1, i1), (r2, i2) = points
+    return (i2 - i1) / (r2 - r1) if r2 > r1 else None
 
 
 def run_timers(prog):
@@ -241,25 +291,28 @@ def main():
     log(f"dispatch done at {time.time() - started:.0f} s")
 
     # ---- echo ------------------------------------------------------------
-    echo = {}
-    port = 19000 + os.getpid() % 1000
+    echo, echo_ir = {}, {}
+    port = 19000 + os.getpid() % 500 * 20
     for size in ECHO_SIZES:
-        for label, prog, extra in ECHO_LIBS:
-            port += 1
-            r = run_echo(prog, extra, size, port)
+        for label, r in run_echo_all(size, port).items():
             echo[(label, size)] = r
-            if r:
-                log(f"echo {label:24} {size:>5} B  {r[0]:>9.0f} req/s  p50 {r[1]:.0f} us  p99 {r[2]:.0f} us")
+            log(f"echo {label:24} {size:>5} B  {r[0]:>9.0f} req/s  p50 {r[1]:.0f} us  p99 {r[2]:.0f} us")
+        port += len(ECHO_LIBS)
+    if shutil.which("valgrind") and not QUICK:
+        for label, prog, extra in ECHO_LIBS:
+            port += 2
+            echo_ir[label] = echo_instructions(prog, extra, 64, port)
+            log(f"echo callgrind {label:24} {echo_ir[label]} instructions per request")
     commands.append(f"taskset -c {SERVER_CPU} {BUILD}/echo_<lib> port=P [backend=...] [trigger=...]; "
                     f"taskset -c {CLIENT_CPU} {BUILD}/bench_echo_client -c {ECHO_CONNS} "
                     f"-d {ECHO_SECONDS} -s 64|16384 127.0.0.1:P  ({ECHO_RUNS} runs)")
 
     # ---- timers ----------------------------------------------------------
-    timers = {}
+    timer_res = {}
     for label, prog in TIMERS_LIBS:
-        timers[label] = run_timers(prog)
-        if timers[label]:
-            t = timers[label]
+        timer_res[label] = run_timers(prog)
+        if timer_res[label]:
+            t = timer_res[label]
             log(f"timers {label:24} set {t.get('set_cancel.set_ns', 0):.0f} ns  cancel "
                 f"{t.get('set_cancel.cancel_ns', 0):.0f} ns  million fire "
                 f"{t.get('million_timers.fire_ns', 0):.0f} ns")
@@ -381,6 +434,17 @@ def main():
               "64 KiB at a time and writes each read straight back with the same "
               "function; libuv's uses its streams (uv_read_start into a 64 KiB buffer, "
               "uv_try_write).\n")
+    if echo_ir:
+        md.append("Server instructions per 64 B request (callgrind, user space; two server "
+                  "lifetimes loaded 1 s and 3 s, the difference in instructions over the "
+                  "difference in requests):\n")
+        md.append("| library | instructions per request |")
+        md.append("|---|---|")
+        iref = echo_ir.get(ECHO_LIBS[0][0])
+        for label, _, _ in ECHO_LIBS:
+            v = echo_ir.get(label)
+            md.append(f"| {label} | {'' if v is None else f'{v:.0f}{fmt_ratio(v, iref)}'} |")
+        md.append("\nWall clock (medians; the runs go round-robin over the servers):\n")
     md.append("| library | 64 B req/s | p50 us | p99 us | 16 KiB req/s | p50 us | p99 us |")
     md.append("|---|---|---|---|---|---|---|")
     for label, _, _ in ECHO_LIBS:
@@ -405,9 +469,9 @@ def main():
               "libuv keep heaps and use the loop's cached time.\n")
     md.append("| library | set ns | cancel ns | million: set ns | million: CPU ns per fired |")
     md.append("|---|---|---|---|---|")
-    tref = timers.get(TIMERS_LIBS[0][0]) or {}
+    tref = timer_res.get(TIMERS_LIBS[0][0]) or {}
     for label, _ in TIMERS_LIBS:
-        t = timers.get(label)
+        t = timer_res.get(label)
         if not t:
             md.append(f"| {label} | | | | |")
             continue
