@@ -36,7 +36,7 @@ int mio__win_error(unsigned long code)
     case ERROR_OPERATION_ABORTED: return MIO_EINTR;
     case WSAEBADF:
     case ERROR_INVALID_HANDLE: return MIO_EBADF;
-    case WSAENOTSOCK: return MIO_ENOTSOCK;
+    case WSAENOTSOCK: return MIO_EBADF;     /* closed, or never a socket */
     case WSAEMFILE:
     case ERROR_TOO_MANY_OPEN_FILES: return MIO_EMFILE;
     case WSAENOBUFS:
@@ -601,6 +601,8 @@ static ssize_t io_result(int n, mio_fd fd, uint32_t dir)
     int err;
     if (n != SOCKET_ERROR)
         return n;
+    if (dir == MIO_READABLE && WSAGetLastError() == WSAESHUTDOWN)
+        return 0;   /* our own read side is shut: end of stream, as on POSIX */
     err = mio__wsa_err();
     if (err == MIO_EAGAIN)
         mio__io_eagain(fd, dir);

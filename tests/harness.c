@@ -59,7 +59,26 @@ int test_open_fds(void)
     CHECK(GetProcessHandleCount(GetCurrentProcess(), &n));
     return (int)n;
 }
+#include <direct.h>
+
+char *test_mkdtemp(char *templ)
+{
+    if (_mktemp_s(templ, strlen(templ) + 1) != 0 || _mkdir(templ) != 0)
+        return NULL;
+    return templ;
+}
+
+int test_on_wine(void)
+{
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
 #else
+int test_on_wine(void)
+{
+    return 0;
+}
+
 int test_open_fds(void)
 {
     int n = 0;

@@ -65,6 +65,15 @@ extern const char *test_backend;
         exit(77);                                                             \
     } while (0)
 
+/* Whether this Windows program runs under wine (never elsewhere). */
+int test_on_wine(void);
+/* Skips a test for a known difference of wine from Windows. */
+#define TEST_NOT_ON_WINE(why)                                                 \
+    do {                                                                      \
+        if (test_on_wine())                                                   \
+            SKIP("wine differs from Windows: %s", why);                       \
+    } while (0)
+
 /* Skips a test that needs what Windows lacks (fork, signals, pipes, Unix
  * sockets, rlimits, fcntl); `why` names it. */
 #ifdef _WIN32
@@ -124,6 +133,20 @@ static inline int test_posix_stub(void) { return -1; }
 #define setrlimit(r, l) ((void)(r), (void)(l), test_posix_stub())
 #define fcntl(fd, ...) ((void)(fd), test_posix_stub())
 #define fork() test_posix_stub()
+#define sigaddset(set, sig) ((void)(set), (void)(sig), test_posix_stub())
+#define sigismember(set, sig) ((void)(set), (void)(sig), test_posix_stub())
+#define sigpending(set) ((void)(set), test_posix_stub())
+#define sigtimedwait(set, info, t) ((void)(set), (void)(info), (void)(t), test_posix_stub())
+#define waitpid(pid, st, fl) ((void)(pid), (void)(st), (void)(fl), test_posix_stub())
+#define WIFEXITED(st) ((void)(st), 0)
+#define WEXITSTATUS(st) ((void)(st), 0)
+#define pipe2(fds, fl) ((void)(fds), (void)(fl), test_posix_stub())
+#define readlink(path, buf, n) ((void)(path), (void)(buf), (void)(n), test_posix_stub())
+char *test_mkdtemp(char *templ);
+#define mkdtemp(t) test_mkdtemp(t)
+#define O_DIRECTORY 0
+typedef test_sigset sigset_t;
+#include <afunix.h>
 #define dirfd(d) ((void)(d), test_posix_stub())
 #endif
 

@@ -280,6 +280,9 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
     } else if (s->info.count >= 1) {
         ev = s->info.handles[0].events;
     }
+    MIO_TRACE(MIO_LOG_TRACE, "iocp: socket %llu: AFD events %#lx (asked %#lx), status %#lx",
+              (unsigned long long)s->fd, (unsigned long)ev, (unsigned long)s->asked,
+              (unsigned long)s->iosb.Status);
     if (ev & MIO_AFD_POLL_LOCAL_CLOSE) {
         /* Closed without deregistering: forget it, as epoll would. */
         unlink_sock(p, s);
