@@ -75,9 +75,9 @@ static void check_nonblock_cloexec(mio_fd fd)
     int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
     CHECK(fl >= 0 && fdfl >= 0);
     if (!(fl & O_NONBLOCK))
-        FAIL("fd %d is blocking", fd);
+        FAIL("fd %d is blocking", (int)fd);
     if (!(fdfl & FD_CLOEXEC))
-        FAIL("fd %d is not close-on-exec", fd);
+        FAIL("fd %d is not close-on-exec", (int)fd);
 }
 
 /* A listener on `text` (port 0) and the address it got. */
@@ -86,7 +86,7 @@ static mio_fd listen_on(const char *text, mio_addr *bound)
     mio_addr a = addr(text);
     mio_fd l = MIO_INVALID_FD;
     OK(mio_tcp_listen(&a, 0, &l));
-    CHECK(l >= 0);
+    CHECK(l != MIO_INVALID_FD);
     OK(mio_local_addr(l, bound));
     return l;
 }
@@ -106,7 +106,7 @@ static mio_fd accept_one(mio_fd listener, mio_addr *peer)
         test_wait(p, ev, 4, 100 * MIO_MSEC);
     }
     OK(err);
-    CHECK(fd >= 0);
+    CHECK(fd != MIO_INVALID_FD);
     OK(mio_deregister(p, listener));
     mio_poll_free(p);
     return fd;
@@ -474,7 +474,7 @@ static void connect_and_accept(const char *text)
     CHECK(ntohs(bound.u.sa.sa_family == AF_INET ? bound.u.v4.sin_port
                                                  : bound.u.v6.sin6_port) != 0);
     OK(mio_tcp_connect(&bound, &c));
-    CHECK(c >= 0);
+    CHECK(c != MIO_INVALID_FD);
     OK(mio_register(p, c, 1, MIO_WRITABLE));
     CHECK(wait_flags(p, 1, MIO_WRITABLE, 0) & MIO_WRITABLE);
     CHECK_EQ(mio_socket_error(c), 0);
@@ -605,7 +605,7 @@ TEST(tcp_peer_abort_is_reset)
 
     tcp_pair("127.0.0.1:0", &c, &s);
     OK(mio_register(p, s, 1, MIO_READABLE));
-    OK(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    OK(setsockopt(c, SOL_SOCKET, SO_LINGER, (void *)&lg, sizeof lg));
     OK(mio_close(c));
     flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READ_CLOSED);
     CHECK(flags & (MIO_ERROR | MIO_READ_CLOSED));
@@ -678,7 +678,7 @@ TEST(tcp_listen_sets_reuseaddr)
     mio_fd l = listen_on("127.0.0.1:0", &bound);
     int v = 0;
     socklen_t len = sizeof v;
-    OK(getsockopt(l, SOL_SOCKET, SO_REUSEADDR, &v, &len));
+    OK(getsockopt(l, SOL_SOCKET, SO_REUSEADDR, (void *)&v, &len));
     CHECK(v != 0);
     OK(mio_close(l));
 }
@@ -710,14 +710,14 @@ TEST(tcp_nodelay_toggles)
 
     tcp_pair("127.0.0.1:0", &c, &s);
     OK(mio_tcp_set_nodelay(c, true));
-    OK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &v, &len));
+    OK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, (void *)&v, &len));
     CHECK(v != 0);
     OK(mio_tcp_set_nodelay(c, false));
     len = sizeof v;
 #ifdef _WIN32
     v = 0;  /* Winsock writes a one-byte BOOLEAN */
 #endif
-    OK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &v, &len));
+    OK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, (void *)&v, &len));
     CHECK_EQ(v, 0);
     OK(mio_close(c));
     OK(mio_close(s));
@@ -865,7 +865,7 @@ static mio_fd udp_on(const char *text, mio_addr *bound)
     mio_addr a = addr(text);
     mio_fd fd = MIO_INVALID_FD;
     OK(mio_udp_bind(&a, &fd));
-    CHECK(fd >= 0);
+    CHECK(fd != MIO_INVALID_FD);
     OK(mio_local_addr(fd, bound));
     CHECK(ntohs(bound->u.v4.sin_port) != 0);
     return fd;
@@ -1465,16 +1465,16 @@ TEST(exec_child_inherits_no_fd)
     }
     for (i = 0; i < n; i++) {
         ssize_t ml, tl;
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fds[i]);
+        snprintf(link, sizeof link, "/proc/self/fd/%d", (int)fds[i]);
         ml = readlink(link, mine, sizeof mine - 1);
         CHECK(ml > 0);
         mine[ml] = '\0';
-        snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)pid, fds[i]);
+        snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)pid, (int)fds[i]);
         tl = readlink(link, theirs, sizeof theirs - 1);
         if (tl > 0) {
             theirs[tl] = '\0';
             if (strcmp(mine, theirs) == 0)
-                FAIL("the child inherited fd %d (%s)", fds[i], mine);
+                FAIL("the child inherited fd %d (%s)", (int)fds[i], mine);
         }
     }
     close(input[1]);             /* cat sees end of file and exits */
