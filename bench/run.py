@@ -20,6 +20,7 @@ import time
 QUICK = "--quick" in sys.argv
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 BUILD = os.path.abspath(ARGS[0] if ARGS else "build-bench")
+SHOWN = ARGS[0] if ARGS else "build-bench"     # the build directory as the commands show it
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "RESULTS.md")
 if "--out" in sys.argv:
@@ -285,7 +286,7 @@ def main():
                     if r:
                         log(f"dispatch {label:24} n={n:<5} a={a:<3} timers={timers} "
                             f"setup {r['setup_us']:>9} us  {r['event_ns']:>8} ns/event")
-    commands.append(f"{BUILD}/dispatch_<lib> n=N a=A w={DISPATCH_W} timers=0|1 runs={RUNS} "
+    commands.append(f"{SHOWN}/dispatch_<lib> n=N a=A w={DISPATCH_W} timers=0|1 runs={RUNS} "
                     "[backend=epoll|poll] [trigger=edge|level]")
 
     log(f"dispatch done at {time.time() - started:.0f} s")
@@ -303,8 +304,8 @@ def main():
             port += 2
             echo_ir[label] = echo_instructions(prog, extra, 64, port)
             log(f"echo callgrind {label:24} {echo_ir[label]} instructions per request")
-    commands.append(f"taskset -c {SERVER_CPU} {BUILD}/echo_<lib> port=P [backend=...] [trigger=...]; "
-                    f"taskset -c {CLIENT_CPU} {BUILD}/bench_echo_client -c {ECHO_CONNS} "
+    commands.append(f"taskset -c {SERVER_CPU} {SHOWN}/echo_<lib> port=P [backend=...] [trigger=...]; "
+                    f"taskset -c {CLIENT_CPU} {SHOWN}/bench_echo_client -c {ECHO_CONNS} "
                     f"-d {ECHO_SECONDS} -s 64|16384 127.0.0.1:P  ({ECHO_RUNS} runs)")
 
     # ---- timers ----------------------------------------------------------
@@ -316,7 +317,7 @@ def main():
             log(f"timers {label:24} set {t.get('set_cancel.set_ns', 0):.0f} ns  cancel "
                 f"{t.get('set_cancel.cancel_ns', 0):.0f} ns  million fire "
                 f"{t.get('million_timers.fire_ns', 0):.0f} ns")
-    commands.append(f"{BUILD}/timers_<lib> {TIMERS_N} {TIMERS_N}   ({RUNS} runs)")
+    commands.append(f"{SHOWN}/timers_<lib> {TIMERS_N} {TIMERS_N}   ({RUNS} runs)")
     log(f"timers done at {time.time() - started:.0f} s")
 
     # ---- wake ------------------------------------------------------------
@@ -332,7 +333,7 @@ def main():
             continue
         wake[label] = fields(out.stdout)
         log(f"wake {label:24} {out.stdout.strip()}")
-    commands.append(f"{BUILD}/wake_<lib> n={WAKE_N} runs={5 if QUICK else RUNS}")
+    commands.append(f"{SHOWN}/wake_<lib> n={WAKE_N} runs={5 if QUICK else RUNS}")
     log(f"wake done at {time.time() - started:.0f} s")
 
     load_after = loadavg()
@@ -519,8 +520,8 @@ def main():
         k = len(DISPATCH_LIBS)
         script = (f"set terminal pngcairo size 1200,500 noenhanced\n"
                   f"set output '{PLOT}'\nset multiplot layout 1,2\n"
-                  "set logscale x\nset xlabel 'socket pairs (n)'\n"
-                  "set ylabel 'dispatch time per event (ns)'\nset key top left\nset grid\n"
+                  "set logscale xy\nset xlabel 'socket pairs (n)'\n"
+                  "set ylabel 'dispatch time per event (ns, log)'\nset key top left\nset grid\n"
                   f"set title 'dispatch, a = 1'\nplot for [i=0:{k - 1}] '{data}' index i "
                   "using 1:2 with linespoints title columnheader(1)\n"
                   f"set title 'dispatch, a = 100'\nplot for [i={k}:{2 * k - 1}] '{data}' index i "
@@ -539,7 +540,7 @@ def main():
     md.append(f"make bench{' QUICK=1' if QUICK else ''}    # = cmake -DMIO_BUILD_BENCH=ON; bench/run.py")
     for c in commands:
         md.append(c)
-    md.append(f"valgrind --tool=callgrind {BUILD}/dispatch_<lib> n={CG_N} a=A runs=1 w={CG_W1}|{CG_W2}")
+    md.append(f"valgrind --tool=callgrind {SHOWN}/dispatch_<lib> n={CG_N} a=A runs=1 w={CG_W1}|{CG_W2}")
     md.append("```")
     with open(OUT, "w") as f:
         f.write("\n".join(md) + "\n")
