@@ -1,7 +1,7 @@
 # Cross-compiling for 64-bit Windows with mingw-w64:
 #   cmake -S . -B build-windows -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake
-# The executables link libgcc and winpthreads statically, so they run (under
-# wine too) without the toolchain's DLLs on the path.
+# The executables and libmio.dll link libgcc and winpthreads statically, so
+# they run (under wine too) without the toolchain's DLLs on the path.
 set(CMAKE_SYSTEM_NAME Windows)
 set(CMAKE_SYSTEM_PROCESSOR x86_64)
 
@@ -15,7 +15,7 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
-set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static-libgcc -Wl,-Bstatic,--whole-archive -lwinpthread -Wl,--no-whole-archive,-Bdynamic")
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static")
 
 # Tests run under wine unless told otherwise (the tests' command line is
 # $<TARGET_FILE:...>, which CMAKE_CROSSCOMPILING_EMULATOR does not reach, so

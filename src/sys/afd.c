@@ -156,10 +156,10 @@ int mio__afd_base_socket(SOCKET s, SOCKET *base)
     if (err == 0)
         return 0;
     /* Some layered providers refuse SIO_BASE_HANDLE but answer the requests
-     * that select() and WSAPoll() make to find the base socket. */
-    if (ioctl_handle(s, SIO_BSP_HANDLE_POLL_, base) == 0 && *base != s)
-        return 0;
-    if (ioctl_handle(s, SIO_BSP_HANDLE_, base) == 0 && *base != s)
+     * that WSAPoll() and the providers themselves use to find the socket of
+     * the provider below. */
+    if (ioctl_handle(s, SIO_BSP_HANDLE_POLL_, base) == 0 ||
+        ioctl_handle(s, SIO_BSP_HANDLE_, base) == 0)
         return 0;
     return err;
 }

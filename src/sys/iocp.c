@@ -23,7 +23,9 @@
  * widens cancels the poll in flight (its completion, cancelled or not, then
  * issues the new one); interest that narrows keeps it, and events no longer
  * asked for are dropped when it completes.  A socket deregistered with a poll
- * in flight is only marked: its memory goes when that poll completes. */
+ * in flight is only marked: its memory goes when that poll completes.  One
+ * closed without deregistering goes when AFD reports the close
+ * (AFD_POLL_LOCAL_CLOSE), or at once when mio_close closes it. */
 #include "win.h"
 
 #include <limits.h>
