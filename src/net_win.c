@@ -684,6 +684,12 @@ int mio_socket_error(mio_fd fd)
     int err = 0, len = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, (char *)&err, &len) == SOCKET_ERROR)
         return mio__wsa_err();
+    if (err != 0) {
+        /* Winsock keeps the error after a read, but lets it be set: clear it,
+         * as POSIX does on reading. */
+        int zero = 0;
+        (void)setsockopt(fd, SOL_SOCKET, SO_ERROR, (const char *)&zero, sizeof zero);
+    }
     return mio__win_error((unsigned long)err);
 }
 

@@ -538,7 +538,7 @@ TEST(tcp_bytes_flow_both_ways)
 
 TEST(tcp_connect_refused)
 {
-    TEST_NOT_ON_WINE("reading SO_ERROR does not clear it");
+    TEST_NOT_ON_WINE("a connect's SO_ERROR cannot be cleared");
     mio_poll *p = test_poll();
     mio_addr target;
     int holder = refusing_port(&target);
