@@ -51,6 +51,7 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
     o->backend = NULL;
     o->level = 0;
     o->port = 9000;
+    o->http = 0;
     for (i = 1; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
         size_t klen = eq ? (size_t)(eq - argv[i]) : 0;
@@ -66,6 +67,8 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
             o->timers = number(argv[i], v) != 0;
         else if (KEY("runs"))
             o->runs = (int)number(argv[i], v);
+        else if (KEY("http"))
+            o->http = number(argv[i], v) != 0;
         else if (KEY("port"))
             o->port = (int)number(argv[i], v);
         else if (KEY("backend"))
@@ -74,7 +77,7 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
             o->level = strcmp(v, "level") == 0;
         else {
             fprintf(stderr, "bench: unknown option %s\n"
-                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level port=\n", argv[i]);
+                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level port= http=0|1\n", argv[i]);
             exit(2);
         }
 #undef KEY
@@ -189,10 +192,13 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
 
 /* ---- echo ---- */
 
+int echo_http;
+
 int echo_start(int argc, char **argv)
 {
     static struct bench_opts o;
     bench_parse(argc, argv, &o);
+    echo_http = o.http;
     signal(SIGPIPE, SIG_IGN);
     bench_need_fds(4096);
     return o.port;
@@ -244,6 +250,30 @@ int echo_io(struct echo_conn *c)
             return -1;
         if (r < 0)
             return errno == EAGAIN ? 0 : -1;
+        if (echo_http) {
+            size_t k = http_requests(&c->matched, c->buf, (size_t)r), len = 0;
+            const char *out = http_responses(k, &len);
+            if (k == 0)
+                continue;
+            if (out == NULL)
+                return -1;
+            /* The responses replace the request in buf if they are held up. */
+            w = write(c->fd, out, len);
+            if (w < 0) {
+                if (errno != EAGAIN)
+                    return -1;
+                w = 0;
+            }
+            if ((size_t)w < len) {
+                memcpy(c->buf, out, len);
+                c->off = (size_t)w;
+                c->len = len;
+                return 1;
+            }
+            if (r < (ssize_t)sizeof c->buf)
+                return 0;
+            continue;
+        }
         w = write(c->fd, c->buf, (size_t)r);
         if (w < 0) {
             if (errno != EAGAIN)
@@ -392,4 +422,40 @@ int wake_main(int argc, char **argv, const struct wake_impl *impl)
            "flood_per_s=%.0f\n", impl->lib, o.n, o.runs, bench_median(p50, o.runs),
            bench_median(p99, o.runs), bench_median(pp, o.runs), bench_median(fl, o.runs));
     return 0;
+}
+
+/* ---- http ---- */
+
+static const char response[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
+#define RESPONSES 256
+static char responses[RESPONSES * (sizeof response - 1)];
+static size_t responses_ready;
+
+size_t http_requests(unsigned *matched, const char *p, size_t n)
+{
+    static const char end[] = "\r\n\r\n";
+    size_t i, k = 0;
+
+    for (i = 0; i < n; i++) {
+        if (p[i] == end[*matched])
+            ++*matched;
+        else
+            *matched = p[i] == '\r' ? 1 : 0;
+        if (*matched == 4) {
+            k++;
+            *matched = 0;
+        }
+    }
+    return k;
+}
+
+const char *http_responses(size_t k, size_t *len)
+{
+    if (k > RESPONSES)
+        return NULL;
+    for (; responses_ready < k; responses_ready++)
+        memcpy(responses + responses_ready * (sizeof response - 1), response, sizeof response - 1);
+    *len = k * (sizeof response - 1);
+    return responses;
 }

@@ -24,6 +24,7 @@ struct bench_opts {
     const char *backend;/* libmio backend (NULL: the best) */
     int level;          /* libmio and hand-written epoll: level trigger */
     int port;           /* echo: the server's port on 127.0.0.1 */
+    int http;           /* echo servers: answer HTTP/1.1 keep-alive instead */
 };
 
 int64_t bench_now_ns(void);
@@ -104,10 +105,21 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl);
 struct echo_conn {
     int fd;
     size_t off, len;            /* bytes of buf still to write back */
+    unsigned matched;           /* http: bytes of "\r\n\r\n" seen so far */
     char buf[ECHO_BUF];
 };
 
-/* Parses the options (port=) and ignores SIGPIPE; returns the port. */
+/* http=1: every server answers each request (a GET without body, as wrk
+ * sends) with the same short keep-alive response instead of echoing. */
+extern int echo_http;
+/* http: counts the requests completed by the n bytes at p; *matched carries
+ * the part of a request's end seen so far from one call to the next. */
+size_t http_requests(unsigned *matched, const char *p, size_t n);
+/* http: k responses back to back, in a buffer of the driver's (NULL if k is
+ * more than it holds); *len is their length. */
+const char *http_responses(size_t k, size_t *len);
+
+/* Parses the options (port=, http=) and ignores SIGPIPE; returns the port. */
 int echo_start(int argc, char **argv);
 /* A non-blocking listener on 127.0.0.1:port; exits on failure. */
 int echo_listen(int port);

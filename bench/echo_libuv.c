@@ -1,6 +1,7 @@
 /* echo on libuv's TCP streams, its idiom: reads into an ECHO_BUF buffer from
  * alloc_cb, each written back with uv_try_write and, only for what that
- * leaves, a queued uv_write (reading pauses until it completes). */
+ * leaves, a queued uv_write (reading pauses until it completes).  http=1
+ * answers requests the same way. */
 #include "driver.h"
 
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 struct conn {
     uv_tcp_t tcp;
     uv_write_t req;
+    unsigned matched;           /* http=1: see http_requests */
     char buf[ECHO_BUF];
 };
 
@@ -51,6 +53,18 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     out = uv_buf_init(buf->base, (unsigned)nread);
+    if (echo_http) {
+        size_t nreq = http_requests(&k->matched, buf->base, (size_t)nread), len = 0;
+        const char *resp = http_responses(nreq, &len);
+        if (nreq == 0)
+            return;
+        if (resp == NULL) {
+            uv_close((uv_handle_t *)s, close_cb);
+            return;
+        }
+        out = uv_buf_init((char *)resp, (unsigned)len);    /* the driver's, never freed */
+        nread = (ssize_t)len;
+    }
     w = uv_try_write(s, &out, 1);
     if (w == UV_EAGAIN)
         w = 0;
@@ -58,7 +72,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         uv_close((uv_handle_t *)s, close_cb);
     } else if (w < nread) {
         /* The rest waits in the buffer, which the next read would reuse. */
-        uv_buf_t rest = uv_buf_init(buf->base + w, (unsigned)(nread - w));
+        uv_buf_t rest = uv_buf_init(out.base + w, (unsigned)(nread - w));
         uv_read_stop(s);
         k->req.data = k;
         uv_write(&k->req, s, &rest, 1, write_cb);

@@ -60,6 +60,7 @@ TIMER_LIBS = [
 TIMERS_N = 100_000 if QUICK else 1_000_000
 TIMERS_LIBS = [("libmio timer wheel", "timers_mio"), ("libev", "timers_libev"),
                ("libevent", "timers_libevent"), ("libuv", "timers_libuv")]
+HTTP_SECONDS, HTTP_RUNS = 2, 5
 WAKE_N = 10_000 if QUICK else 50_000
 WAKE_LIBS = [("epoll (by hand, eventfd)", "wake_epoll"), ("libmio mio_waker", "wake_mio"),
              ("libev ev_async", "wake_libev"), ("libevent event_active", "wake_libevent"),
@@ -196,7 +197,7 @@ def echo_instructions(prog, extra, size, port):
                                                    f"--callgrind-out-file={outfile}", path,
                                                    f"port={port}"] + extra),
                                   stderr=subprocess.DEVNULL)
-        time.sleep(1.5)
+        time.sleep(2.5)     # valgrind's start-up
         r = echo_client(port, size, seconds)
         server.send_signal(signal.SIGTERM)
         server.wait()
@@ -211,6 +212,46 @@ def echo_instructions(prog, extra, size, port):
         port += 1
     (r1, i1), (r2, i2) = points
     return (i2 - i1) / (r2 - r1) if r2 > r1 else None
+
+
+WRK_RE = re.compile(r"Requests/sec:\s*([\d.]+)")
+WRK_PCT = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def wrk_run(port):
+    cmd = pin(CLIENT_CPU, ["wrk", "-t1", f"-c{ECHO_CONNS}", f"-d{HTTP_SECONDS}", "--latency",
+                           f"http://127.0.0.1:{port}/"])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    m = WRK_RE.search(out.stdout)
+    if out.returncode != 0 or not m or "Non-2xx" in out.stdout or "Socket errors" in out.stdout:
+        log(f"failed: {' '.join(cmd)}: {out.stdout.strip()[-300:]}")
+        return None
+    unit = {"us": 1, "ms": 1e3, "s": 1e6}
+    pct = {p: float(v) * unit[u] for p, v, u in WRK_PCT.findall(out.stdout)}
+    return float(m.group(1)), pct.get("50", 0.0), pct.get("99", 0.0)
+
+
+def run_http_all(base_port):
+    """The echo servers with http=1, loaded by wrk round-robin."""
+    servers, samples = {}, {}
+    try:
+        for i, (label, prog, extra) in enumerate(ECHO_LIBS):
+            path = exe(prog)
+            if path is not None:
+                servers[label] = (base_port + i, subprocess.Popen(
+                    pin(SERVER_CPU, [path, f"port={base_port + i}", "http=1"] + extra)))
+        time.sleep(0.5)
+        for _ in range(HTTP_RUNS):
+            for label, (port, _) in servers.items():
+                r = wrk_run(port)
+                if r is not None:
+                    samples.setdefault(label, []).append(r)
+    finally:
+        for _, proc in servers.values():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+    return {label: tuple(median([r[i] for r in rs]) for i in range(3))
+            for label, rs in samples.items() if len(rs) == HTTP_RUNS}
 
 
 def run_timers(prog):
@@ -303,10 +344,27 @@ def main():
         for label, prog, extra in ECHO_LIBS:
             port += 2
             echo_ir[label] = echo_instructions(prog, extra, 64, port)
+            if echo_ir[label] is None:     # once more, on fresh ports
+                port += 2
+                echo_ir[label] = echo_instructions(prog, extra, 64, port)
             log(f"echo callgrind {label:24} {echo_ir[label]} instructions per request")
     commands.append(f"taskset -c {SERVER_CPU} {SHOWN}/echo_<lib> port=P [backend=...] [trigger=...]; "
                     f"taskset -c {CLIENT_CPU} {SHOWN}/bench_echo_client -c {ECHO_CONNS} "
                     f"-d {ECHO_SECONDS} -s 64|16384 127.0.0.1:P  ({ECHO_RUNS} runs)")
+
+    # ---- http ------------------------------------------------------------
+    http = {}
+    if QUICK:
+        log("skipped: http (not in QUICK runs)")
+    elif not shutil.which("wrk"):
+        log("skipped: http (wrk not installed)")
+    else:
+        http = run_http_all(port + 100)
+        for label, r in http.items():
+            log(f"http {label:24} {r[0]:>9.0f} req/s  p50 {r[1]:.0f} us  p99 {r[2]:.0f} us")
+        commands.append(f"taskset -c {SERVER_CPU} {SHOWN}/echo_<lib> port=P http=1; taskset -c "
+                        f"{CLIENT_CPU} wrk -t1 -c{ECHO_CONNS} -d{HTTP_SECONDS} --latency "
+                        f"http://127.0.0.1:P/  ({HTTP_RUNS} runs)")
 
     # ---- timers ----------------------------------------------------------
     timer_res = {}
@@ -458,6 +516,21 @@ def main():
                 row += ["", "", ""]
         md.append("| " + " | ".join(row) + " |")
     md.append("")
+
+    if http:
+        md.append("## HTTP\n")
+        md.append("Keep-alive HTTP/1.1 \"hello\" servers (the echo servers with http=1: "
+                  "each complete request gets the same 77-byte response) driven by `wrk` "
+                  f"with one thread and {ECHO_CONNS} connections, {HTTP_SECONDS} s per run, "
+                  "round-robin over the servers; medians of the runs.\n")
+        md.append("| library | req/s | p50 us | p99 us |")
+        md.append("|---|---|---|---|")
+        href = http.get(ECHO_LIBS[0][0])
+        for label, _, _ in ECHO_LIBS:
+            r = http.get(label)
+            md.append(f"| {label} | " + (f"{r[0]:.0f}{fmt_ratio(r[0], href[0] if href else None)} | "
+                                         f"{r[1]:.0f} | {r[2]:.0f} |" if r else " | | |"))
+        md.append("")
 
     md.append("## Timers\n")
     md.append(f"set_cancel: {TIMERS_N} timeouts of random delays (1 ms .. 10 s, the same "
