@@ -9,7 +9,7 @@ VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kind
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all demo test test-plain test-asan test-tsan test-valgrind test-windows bench stress fuzz clean install docs check-install
+.PHONY: all demo test test-windows-if-available test-plain test-asan test-tsan test-valgrind test-windows bench stress fuzz clean install docs check-install
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -18,7 +18,16 @@ all:
 demo: all
 	tools/demo.sh $(BUILD)
 
-test: test-plain test-asan test-tsan test-valgrind
+test: test-plain test-asan test-tsan test-valgrind test-windows-if-available
+
+# The Windows backend runs under wine when mingw-w64 and wine are installed
+# (CI installs them); elsewhere it is skipped with a line saying so.
+test-windows-if-available:
+	@if command -v x86_64-w64-mingw32-gcc >/dev/null && command -v wine >/dev/null; then \
+	    $(MAKE) test-windows; \
+	else \
+	    echo "test-windows: skipped (needs gcc-mingw-w64-x86-64 and wine)"; \
+	fi
 
 test-plain: all
 	cd $(BUILD) && $(CTEST)
