@@ -31,7 +31,7 @@
  * that swaps the 1 for 0 makes the one system call; the others only push.
  *
  * Token and interest.  Only the control calls (register, reregister,
- * deregister, free) change them and REGISTERED, under poll->lock; the poller
+ * deregister, free) change them and ST_REGISTERED, under poll->lock; the poller
  * pops and reports under the same lock, so an event pairs a token with the
  * interest in force when it was taken.  The interest is in the state word, so
  * a concurrent set sees the old or the new one, never a mix, and a control
@@ -45,7 +45,7 @@
  * A pusher uses the queue from the CAS that set QUEUED until it stores its
  * link, and if it notifies, the poll too: it counts itself in `waking` before
  * the link and out after the notify.  mio_poll_free therefore clears
- * REGISTERED on every node bound to the poll (no new push can start), pops
+ * ST_REGISTERED on every node bound to the poll (no new push can start), pops
  * until no bound node is QUEUED (each pop proves a link stored, and so the
  * count taken before it), then waits for `waking` to be 0.  A freed
  * registration still QUEUED stays on the list until popped, so the list holds
@@ -66,7 +66,7 @@
 #define READY_MASK     0x3Fu        /* readiness, bits 0-5 */
 #define INTEREST_SHIFT 8            /* interest and trigger, bits 8-15 */
 #define INTEREST_MASK  (0xFFu << INTEREST_SHIFT)
-#define REGISTERED     (1u << 16)   /* the bound poll wants events */
+#define ST_REGISTERED     (1u << 16)   /* the bound poll wants events */
 #define QUEUED         (1u << 17)   /* in the queue, or about to be pushed */
 #define DISARMED       (1u << 18)   /* a oneshot fired; reregister re-arms */
 #define REG_OWNED      (1u << 19)   /* the mio_registration is not freed */
@@ -131,7 +131,7 @@ static bool should_queue(uint32_t s, uint32_t before)
 {
     uint32_t v = visible(s);
 
-    if ((s & (REGISTERED | QUEUED | DISARMED)) != REGISTERED || v == 0)
+    if ((s & (ST_REGISTERED | QUEUED | DISARMED)) != ST_REGISTERED || v == 0)
         return false;
     return (interest_of(s) & MIO_LEVEL) != 0 || (v & ~before) != 0;
 }
@@ -217,7 +217,7 @@ static uint32_t take(struct mio_readyq *q, struct mio_registration *r, uint32_t 
 
     do {
         *s = old & ~QUEUED;
-        ev = (old & (REGISTERED | DISARMED)) == REGISTERED ? visible(old) : 0;
+        ev = (old & (ST_REGISTERED | DISARMED)) == ST_REGISTERED ? visible(old) : 0;
         if (ev != 0 && (interest_of(old) & MIO_ONESHOT))
             *s |= DISARMED;
         else if (ev != 0 && (interest_of(old) & MIO_LEVEL))
@@ -307,7 +307,7 @@ void mio__readyq_detach(mio_poll *p)
     requeue(q);
     mio_mutex_lock(&p->lock);
     for (r = q->bound; r != NULL; r = r->next)
-        atomic_fetch_and_explicit(&r->state, ~REGISTERED, memory_order_acq_rel);
+        atomic_fetch_and_explicit(&r->state, ~ST_REGISTERED, memory_order_acq_rel);
     do {    /* wait for the pushes already committed: see the top */
         uint32_t s;
         while ((r = queue_pop(q)) != NULL)
@@ -349,7 +349,7 @@ static void arm(mio_poll *p, mio_registration *r, mio_token token, uint32_t inte
 
     r->token = token;
     do {
-        s = (old & ~(INTEREST_MASK | DISARMED)) | (interest << INTEREST_SHIFT) | REGISTERED;
+        s = (old & ~(INTEREST_MASK | DISARMED)) | (interest << INTEREST_SHIFT) | ST_REGISTERED;
         queue = should_queue(s, 0);
         if (queue)
             s |= QUEUED;
@@ -362,7 +362,7 @@ static void arm(mio_poll *p, mio_registration *r, mio_token token, uint32_t inte
 static bool registered_on(mio_poll *p, mio_registration *r)
 {
     return atomic_load_explicit(&r->poll, memory_order_relaxed) == p &&
-           (atomic_load_explicit(&r->state, memory_order_relaxed) & REGISTERED) != 0;
+           (atomic_load_explicit(&r->state, memory_order_relaxed) & ST_REGISTERED) != 0;
 }
 
 int mio_registration_new(mio_registration **reg, mio_set_readiness **set)
@@ -460,7 +460,7 @@ int mio_registration_deregister(mio_poll *p, mio_registration *r)
         return MIO_EINVAL;
     mio_mutex_lock(&p->lock);
     if (registered_on(p, r))    /* stays bound; a queued node is dropped when popped */
-        atomic_fetch_and_explicit(&r->state, ~REGISTERED, memory_order_acq_rel);
+        atomic_fetch_and_explicit(&r->state, ~ST_REGISTERED, memory_order_acq_rel);
     else
         err = MIO_ENOENT;
     mio_mutex_unlock(&p->lock);
@@ -481,7 +481,7 @@ void mio_registration_free(mio_registration *r)
     }
     mio_mutex_lock(&p->lock);
     /* A QUEUED node stays on the list for mio_poll_free until it is popped. */
-    if (!(atomic_fetch_and_explicit(&r->state, ~REGISTERED, memory_order_acq_rel) & QUEUED))
+    if (!(atomic_fetch_and_explicit(&r->state, ~ST_REGISTERED, memory_order_acq_rel) & QUEUED))
         unbind(p->readyq, r);
     release(r, REG_OWNED);
     mio_mutex_unlock(&p->lock);
@@ -509,7 +509,7 @@ int mio_set_readiness_set(mio_set_readiness *h, uint32_t readiness)
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s, memory_order_acq_rel,
                                                     memory_order_relaxed));
     if (queue) {
-        /* REGISTERED was set after poll and readyq were: the CAS sees both. */
+        /* ST_REGISTERED was set after poll and readyq were: the CAS sees both. */
         mio_poll *p = atomic_load_explicit(&r->poll, memory_order_relaxed);
         queue_push(p->readyq, &r->link, p);
     }

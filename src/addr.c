@@ -1,0 +1,151 @@
+/* Address text, the same on every OS: strict parsing (dotted-quad IPv4 or
+ * bracketed IPv6 with a port, a numeric scope at most; no DNS, no
+ * interface names) and formatting that round-trips what parsing accepts. */
+#ifdef _WIN32
+#include "sys/win.h"
+#else
+#include "sys.h"
+#include <arpa/inet.h>
+#include <sys/un.h>
+#endif
+
+#include <stdio.h>
+#include <string.h>
+
+#ifdef _WIN32
+#define UNIX_PATH_MAX 0
+/* inet_pton and inet_ntop need Winsock started. */
+static int sockets_ready(void) { return mio__wsa_init(); }
+#else
+#define UNIX_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+static int sockets_ready(void) { return 0; }
+#endif
+
+static int parse_port(const char *s, uint16_t *out)
+{
+    unsigned long v = 0;
+    int digits = 0;
+    for (; *s != '\0'; s++, digits++) {
+        if (*s < '0' || *s > '9' || digits == 5)
+            return MIO_EINVAL;
+        v = v * 10 + (unsigned long)(*s - '0');
+    }
+    if (digits == 0 || v > 65535)
+        return MIO_EINVAL;
+    *out = htons((uint16_t)v);
+    return 0;
+}
+
+int mio_addr_parse(const char *text, mio_addr *out)
+{
+    char host[INET6_ADDRSTRLEN + 16];
+    const char *colon, *end;
+    size_t hlen;
+    mio_addr a;
+
+    if (text == NULL || out == NULL || sockets_ready() < 0)
+        return MIO_EINVAL;
+    memset(&a, 0, sizeof a);
+    if (text[0] == '[') {
+        char *pct;
+        end = strchr(text, ']');
+        if (end == NULL || end[1] != ':')
+            return MIO_EINVAL;
+        hlen = (size_t)(end - text - 1);
+        if (hlen == 0 || hlen >= sizeof host)
+            return MIO_EINVAL;
+        memcpy(host, text + 1, hlen);
+        host[hlen] = '\0';
+        pct = strchr(host, '%');
+        if (pct != NULL) {
+            /* Only a numeric scope: a name would need the interface list. */
+            unsigned long scope = 0;
+            const char *s = pct + 1;
+            if (*s == '\0' || strlen(s) > 10)
+                return MIO_EINVAL;
+            for (; *s != '\0'; s++) {
+                if (*s < '0' || *s > '9')
+                    return MIO_EINVAL;
+                scope = scope * 10 + (unsigned long)(*s - '0');
+            }
+            if (scope > UINT32_MAX)
+                return MIO_EINVAL;
+            a.u.v6.sin6_scope_id = (uint32_t)scope;
+            *pct = '\0';
+        }
+        if (inet_pton(AF_INET6, host, &a.u.v6.sin6_addr) != 1 ||
+            parse_port(end + 2, &a.u.v6.sin6_port) < 0)
+            return MIO_EINVAL;
+        a.u.v6.sin6_family = AF_INET6;
+        a.len = sizeof a.u.v6;
+    } else {
+        colon = strchr(text, ':');
+        if (colon == NULL)
+            return MIO_EINVAL;
+        hlen = (size_t)(colon - text);
+        if (hlen == 0 || hlen >= INET_ADDRSTRLEN)
+            return MIO_EINVAL;
+        memcpy(host, text, hlen);
+        host[hlen] = '\0';
+        /* inet_pton takes exactly four dotted decimals: no "1", no "0x7f.1". */
+        if (inet_pton(AF_INET, host, &a.u.v4.sin_addr) != 1 ||
+            parse_port(colon + 1, &a.u.v4.sin_port) < 0)
+            return MIO_EINVAL;
+        a.u.v4.sin_family = AF_INET;
+        a.len = sizeof a.u.v4;
+    }
+    *out = a;
+    return 0;
+}
+
+int mio_addr_format(const mio_addr *a, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+    char text[MIO_ADDR_STRLEN + UNIX_PATH_MAX];
+    int n;
+
+    if (a == NULL || (buf == NULL && size > 0) || sockets_ready() < 0)
+        return MIO_EINVAL;
+    switch (a->u.sa.sa_family) {
+    case AF_INET:
+        if (a->len != sizeof a->u.v4 ||
+            inet_ntop(AF_INET, (void *)(uintptr_t)&a->u.v4.sin_addr, host, sizeof host) == NULL)
+            return MIO_EINVAL;
+        n = snprintf(text, sizeof text, "%s:%u", host, (unsigned)ntohs(a->u.v4.sin_port));
+        break;
+    case AF_INET6:
+        if (a->len != sizeof a->u.v6 ||
+            inet_ntop(AF_INET6, (void *)(uintptr_t)&a->u.v6.sin6_addr, host, sizeof host) == NULL)
+            return MIO_EINVAL;
+        if (a->u.v6.sin6_scope_id != 0)
+            n = snprintf(text, sizeof text, "[%s%%%u]:%u", host,
+                         (unsigned)a->u.v6.sin6_scope_id, (unsigned)ntohs(a->u.v6.sin6_port));
+        else
+            n = snprintf(text, sizeof text, "[%s]:%u", host, (unsigned)ntohs(a->u.v6.sin6_port));
+        break;
+#ifndef _WIN32
+    case AF_UNIX: {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&a->u.ss;
+        size_t off = offsetof(struct sockaddr_un, sun_path), plen;
+        if (a->len < off || a->len > sizeof(struct sockaddr_un))
+            return MIO_EINVAL;
+        plen = a->len - off;
+        if (plen > 0 && un->sun_path[0] == '\0') {
+            /* Linux abstract name: shown with a leading '@'. */
+            n = snprintf(text, sizeof text, "@%.*s", (int)(plen - 1), un->sun_path + 1);
+        } else {
+            n = snprintf(text, sizeof text, "%.*s", (int)strnlen(un->sun_path, plen), un->sun_path);
+        }
+        break;
+    }
+#endif
+    default:
+        return MIO_EAFNOSUPPORT;
+    }
+    if (n < 0)
+        return MIO_EINVAL;
+    if ((size_t)n >= size)
+        return MIO_ENOSPC;
+    memcpy(buf, text, (size_t)n + 1);
+    return n;
+}
