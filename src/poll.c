@@ -181,40 +181,39 @@ int mio__poll_wake(mio_poll *p)
     return p->ops->notify(p);
 }
 
-int mio_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
+static bool bad_fd(mio_fd fd)
+{
+#ifdef _WIN32
+    return fd == MIO_INVALID_FD;
+#else
+    return fd < 0;
+#endif
+}
+
+/* register and reregister: the same checks, then the backend's add or mod. */
+static int set_interest(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest, bool add)
 {
     int err;
 
     if (p == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
         return MIO_EINVAL;
-    if (fd == MIO_INVALID_FD)
+    if (bad_fd(fd))
         return MIO_EBADF;
-#ifndef _WIN32
-    if (fd < 0)
-        return MIO_EBADF;
-#endif
-    err = p->ops->add(p, fd, token, interest);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: register fd %lld token %llu interest %#x: %d",
-              (void *)p, (long long)fd, (unsigned long long)token, interest, err);
+    err = add ? p->ops->add(p, fd, token, interest) : p->ops->mod(p, fd, token, interest);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: %s fd %lld token %llu interest %#x: %d", (void *)p,
+              add ? "register" : "reregister", (long long)fd, (unsigned long long)token,
+              interest, err);
     return err;
+}
+
+int mio_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
+{
+    return set_interest(p, fd, token, interest, true);
 }
 
 int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
 {
-    int err;
-
-    if (p == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
-        return MIO_EINVAL;
-    if (fd == MIO_INVALID_FD)
-        return MIO_EBADF;
-#ifndef _WIN32
-    if (fd < 0)
-        return MIO_EBADF;
-#endif
-    err = p->ops->mod(p, fd, token, interest);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: reregister fd %lld token %llu interest %#x: %d",
-              (void *)p, (long long)fd, (unsigned long long)token, interest, err);
-    return err;
+    return set_interest(p, fd, token, interest, false);
 }
 
 int mio_deregister(mio_poll *p, mio_fd fd)
@@ -223,12 +222,8 @@ int mio_deregister(mio_poll *p, mio_fd fd)
 
     if (p == NULL)
         return MIO_EINVAL;
-    if (fd == MIO_INVALID_FD)
+    if (bad_fd(fd))
         return MIO_EBADF;
-#ifndef _WIN32
-    if (fd < 0)
-        return MIO_EBADF;
-#endif
     err = p->ops->del(p, fd);
     MIO_TRACE(MIO_LOG_DEBUG, "poll %p: deregister fd %lld: %d", (void *)p, (long long)fd, err);
     return err;
