@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include <time.h>
+
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -98,6 +100,20 @@ void test_settle(void)
 #ifdef _WIN32
     Sleep(100);
 #endif
+}
+
+int64_t test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
+}
+
+void test_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0)
+        ;
 }
 
 long test_scaled(long n)

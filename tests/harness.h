@@ -164,6 +164,10 @@ uint32_t test_wait_token(mio_poll *p, mio_token token, int64_t timeout_ns);
 /* The number of descriptors open in this process. */
 int test_open_fds(void);
 
+/* The monotonic clock in nanoseconds, and a sleep that finishes its time. */
+int64_t test_now_ns(void);
+void test_sleep_ms(int ms);
+
 /* n divided by $MIO_TEST_SCALE (set under valgrind and TSan), at least 1:
  * stress tests size their loops with it. */
 long test_scaled(long n);

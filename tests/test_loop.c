@@ -12,19 +12,6 @@
 
 /* ---- helpers ---- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 /* A loop on this run's backend; c may be NULL.  A hang in a test that waits
  * for something that never comes fails here rather than at ctest's limit. */
 static mio_loop *new_loop(mio_loop_config *c)
@@ -107,7 +94,7 @@ static void on_timeout(mio_loop *l, void *ctx, void *arg)
     struct rec *r = ctx;
     if (r->timeouts < 16) {
         r->args[r->timeouts] = arg;
-        r->fired_at[r->timeouts] = now_ns();
+        r->fired_at[r->timeouts] = test_now_ns();
     }
     r->timeouts++;
     record(r, l, 'T');
@@ -272,7 +259,7 @@ static void *send_later(void *arg)
     mio_sender *s = arg;
     int i;
     for (i = 0; i < 20; i++) {
-        sleep_ms(2);
+        test_sleep_ms(2);
         send_ok(s, (void *)(uintptr_t)i);
     }
     return NULL;
@@ -346,12 +333,12 @@ TEST(messages_per_tick_respected)
     OK(mio_loop_channel(l, &s));
     for (i = 0; i < 10; i++)
         send_ok(s, (void *)(uintptr_t)i);
-    start = now_ns();
+    start = test_now_ns();
     for (i = 0; i < 4; i++) {
         OK(mio_loop_run_once(l, &recorder, &r, 20 * MIO_SEC));
         CHECK_EQ(r.notify, expect[i]);
     }
-    CHECK(now_ns() - start < 10 * MIO_SEC);
+    CHECK(test_now_ns() - start < 10 * MIO_SEC);
     OK(mio_loop_run_once(l, &recorder, &r, 0));
     CHECK_EQ(r.notify, expect[4]);
     for (i = 0; i < 10; i++)
@@ -586,7 +573,7 @@ TEST(timeouts_fire_in_deadline_order_never_early)
     struct rec r = { .stop_on = 0 };
     /* 100 ms apart: a slow set (valgrind) cannot swap their order. */
     const int64_t delay[3] = { 300 * MIO_MSEC, 100 * MIO_MSEC, 200 * MIO_MSEC };
-    int64_t start = now_ns();
+    int64_t start = test_now_ns();
     mio_timeout t[3];
     int i;
 
@@ -663,14 +650,14 @@ TEST(blocking_tick_ends_at_timer_deadline)
 {
     mio_loop *l = new_loop(NULL);
     struct rec r = { .stop_on = 0 };
-    int64_t start = now_ns();
+    int64_t start = test_now_ns();
     int ticks = 0;
 
     OK(mio_loop_timeout(l, NULL, 30 * MIO_MSEC, NULL));
     while (r.timeouts == 0 && ticks++ < 1000)
         OK(mio_loop_run_once(l, &recorder, &r, -1));
     CHECK_EQ(r.timeouts, 1);
-    CHECK(now_ns() - start >= 30 * MIO_MSEC);
+    CHECK(test_now_ns() - start >= 30 * MIO_MSEC);
     mio_loop_free(l);
 }
 
@@ -705,7 +692,7 @@ static void *signal_loop(void *arg)
 {
     struct signaller *s = arg;
     while (!atomic_load(&s->done)) {
-        sleep_ms(20);
+        test_sleep_ms(20);
         pthread_kill(s->target, SIGUSR1);
     }
     return NULL;
@@ -778,7 +765,7 @@ TEST(callbacks_run_in_tick_order)
     OK(mio_loop_timeout(l, NULL, 1 * MIO_MSEC, NULL));
     CHECK_EQ(mio_write(sv[1], "x", 1), 1);
     send_ok(s, NULL);
-    sleep_ms(30);
+    test_sleep_ms(30);
     for (i = 0; i < 100 && r.timeouts == 0; i++)    /* a coarse timer may need more ticks */
         OK(mio_loop_run_once(l, &recorder, &r, 10 * MIO_MSEC));
     CHECK(r.nlog >= 4);

@@ -24,24 +24,17 @@
 
 /* ---- helpers ---- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
-
 /* Waits until the flags reported for token (merged over events and waits)
  * contain every bit of `all` (when nonzero) and some bit of `any` (when
  * nonzero); returns every flag seen, or fails after LONG_WAIT. */
 static uint32_t wait_flags(mio_poll *p, mio_token token, uint32_t all, uint32_t any)
 {
-    int64_t deadline = now_ns() + LONG_WAIT;
+    int64_t deadline = test_now_ns() + LONG_WAIT;
     uint32_t seen = 0;
     mio_event ev[16];
 
     while ((seen & all) != all || (any != 0 && (seen & any) == 0)) {
-        int64_t left = deadline - now_ns();
+        int64_t left = deadline - test_now_ns();
         if (left <= 0)
             FAIL("token %llu: waited for %#x (any of %#x), saw only %#x",
                  (unsigned long long)token, all, any, seen);
@@ -94,7 +87,7 @@ static mio_fd listen_on(const char *text, mio_addr *bound)
 /* Accepts one connection, waiting for it on a poll of this run's backend. */
 static mio_fd accept_one(mio_fd listener, mio_addr *peer)
 {
-    int64_t deadline = now_ns() + LONG_WAIT;
+    int64_t deadline = test_now_ns() + LONG_WAIT;
     mio_poll *p = test_poll();
     mio_fd fd = MIO_INVALID_FD;
     mio_event ev[4];
@@ -102,7 +95,7 @@ static mio_fd accept_one(mio_fd listener, mio_addr *peer)
 
     OK(mio_register(p, listener, 1, MIO_READABLE));
     while ((err = mio_tcp_accept(listener, &fd, peer)) == MIO_EAGAIN) {
-        CHECK(now_ns() < deadline);
+        CHECK(test_now_ns() < deadline);
         test_wait(p, ev, 4, 100 * MIO_MSEC);
     }
     OK(err);
@@ -199,7 +192,7 @@ static bool take_sigpipe(void)
  * the peer's reset time to arrive between tries; returns that error. */
 static ssize_t write_until_error(mio_fd fd, bool vectored)
 {
-    int64_t deadline = now_ns() + LONG_WAIT;
+    int64_t deadline = test_now_ns() + LONG_WAIT;
     char byte = 'x';
     mio_iovec iov[2] = { { &byte, 1 }, { &byte, 1 } };
     ssize_t n;
@@ -207,7 +200,7 @@ static ssize_t write_until_error(mio_fd fd, bool vectored)
         n = vectored ? mio_writev(fd, iov, 2) : mio_write(fd, &byte, 1);
         if (n < 0 && n != MIO_EAGAIN)
             return n;
-        CHECK(now_ns() < deadline);
+        CHECK(test_now_ns() < deadline);
         usleep(1000);
     }
 }

@@ -20,20 +20,6 @@
 #define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
                    MIO_READ_CLOSED | MIO_WRITE_CLOSED)
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* A wait whose every event is well formed: no internal token, no bit
  * outside the readiness flags, never more than asked for. */
 static int wait_events(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout_ns)
@@ -124,9 +110,9 @@ TEST(timeout_zero_returns_at_once)
     int64_t start;
 
     OK(mio_register(p, s.r, 1, MIO_READABLE));
-    start = now_ns();
+    start = test_now_ns();
     CHECK_EQ(wait_events(p, ev, 8, 0), 0);
-    CHECK(now_ns() - start < 500 * MIO_MSEC);
+    CHECK(test_now_ns() - start < 500 * MIO_MSEC);
     close_source(s);
     mio_poll_free(p);
 }
@@ -138,9 +124,9 @@ TEST(timeout_sub_millisecond_never_early)
     int i;
 
     for (i = 0; i < 5; i++) {
-        int64_t start = now_ns();
+        int64_t start = test_now_ns();
         CHECK_EQ(wait_events(p, ev, 8, 300 * MIO_USEC), 0);
-        CHECK(now_ns() - start >= 300 * MIO_USEC);
+        CHECK(test_now_ns() - start >= 300 * MIO_USEC);
     }
     mio_poll_free(p);
 }
@@ -157,9 +143,9 @@ TEST(timeout_milliseconds_never_early)
     OK(mio_register(p, s.r, 1, MIO_READABLE));
     for (i = 0; i < sizeof ms / sizeof ms[0]; i++) {
         for (k = 0; k < 3; k++) {
-            int64_t start = now_ns();
+            int64_t start = test_now_ns();
             CHECK_EQ(wait_events(p, ev, 8, ms[i] * MIO_MSEC), 0);
-            CHECK(now_ns() - start >= ms[i] * MIO_MSEC);
+            CHECK(test_now_ns() - start >= ms[i] * MIO_MSEC);
         }
     }
     close_source(s);
@@ -174,7 +160,7 @@ struct writer {
 static void *write_later(void *arg)
 {
     struct writer *w = arg;
-    sleep_ms(w->delay_ms);
+    test_sleep_ms(w->delay_ms);
     put(w->fd, "x");
     return NULL;
 }
@@ -218,11 +204,11 @@ static void *churn_registrations(void *arg)
 {
     struct churn *c = arg;
     mio_waker *w;
-    sleep_ms(10);
+    test_sleep_ms(10);
     OK(mio_register(c->p, c->fd, 3, MIO_READABLE));
-    sleep_ms(10);
+    test_sleep_ms(10);
     OK(mio_waker_new(c->p, 4, &w));
-    sleep_ms(10);
+    test_sleep_ms(10);
     mio_waker_free(w);
     OK(mio_deregister(c->p, c->fd));
     return NULL;
@@ -240,9 +226,9 @@ TEST(timeout_not_shortened_by_registration_changes)
     int64_t start;
 
     CHECK_EQ(pthread_create(&t, NULL, churn_registrations, &c), 0);
-    start = now_ns();
+    start = test_now_ns();
     CHECK_EQ(wait_events(p, ev, 8, 100 * MIO_MSEC), 0);
-    CHECK(now_ns() - start >= 100 * MIO_MSEC);
+    CHECK(test_now_ns() - start >= 100 * MIO_MSEC);
     CHECK_EQ(pthread_join(t, NULL), 0);
     close_source(s);
     mio_poll_free(p);
@@ -1166,9 +1152,9 @@ TEST(concurrent_wait_is_ebusy)
     OK(mio_waker_new(w.p, 77, &wk));
     CHECK_EQ(pthread_create(&t, NULL, wait_blocking, &w), 0);
     while (!atomic_load(&w.entering))
-        sleep_ms(1);
+        test_sleep_ms(1);
     for (i = 0; i < 2000; i++) {
-        sleep_ms(1);
+        test_sleep_ms(1);
         r = mio_poll_wait(w.p, ev, 8, 0);
         if (r == MIO_EBUSY)
             break;
@@ -1206,7 +1192,7 @@ static void *signal_until_done(void *arg)
     struct signaller *s = arg;
     int i;
     for (i = 0; i < 200 && !atomic_load(&s->done); i++) {
-        sleep_ms(10);
+        test_sleep_ms(10);
         if (!atomic_load(&s->done))
             pthread_kill(s->target, SIGUSR1);
     }

@@ -13,19 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 /* Reads until MIO_EAGAIN: the step that re-arms an emulated edge. */
 static void drain(mio_fd fd)
 {
@@ -62,7 +49,7 @@ struct helper {
 static void *register_later(void *arg)
 {
     struct helper *h = arg;
-    sleep_ms(50);
+    test_sleep_ms(50);
     CHECK_EQ(mio_write(h->peer, "x", 1), 1);
     OK(mio_register(h->p, h->fd, 42, MIO_READABLE));
     return NULL;
@@ -82,9 +69,9 @@ TEST(register_from_thread_wakes_wait)
     h.fd = sv[0];
     h.peer = sv[1];
     OK(pthread_create(&t, NULL, register_later, &h));
-    start = now_ns();
+    start = test_now_ns();
     n = test_wait(h.p, ev, 8, 10 * MIO_SEC);
-    CHECK(now_ns() - start < 5 * MIO_SEC);
+    CHECK(test_now_ns() - start < 5 * MIO_SEC);
     CHECK(test_flags(ev, n, 42) & MIO_READABLE);
     OK(pthread_join(t, NULL));
     OK(mio_close(sv[0]));
@@ -95,10 +82,10 @@ TEST(register_from_thread_wakes_wait)
 static void *deregister_later(void *arg)
 {
     struct helper *h = arg;
-    sleep_ms(50);
+    test_sleep_ms(50);
     OK(mio_deregister(h->p, h->fd));
     CHECK_EQ(mio_write(h->peer, "x", 1), 1);
-    sleep_ms(20);
+    test_sleep_ms(20);
     OK(mio_waker_wake(h->waker));
     return NULL;
 }
@@ -140,7 +127,7 @@ static void *churn(void *arg)
     mio_fd sv[CHURN_ROUNDS][2];
     int i;
 
-    sleep_ms(20);   /* let the other thread block first */
+    test_sleep_ms(20);   /* let the other thread block first */
     for (i = 0; i < CHURN_ROUNDS; i++) {
         OK(mio_socketpair(sv[i]));
         OK(mio_register(h->p, sv[i][0], CHURN_BASE + (mio_token)i, MIO_WRITABLE | MIO_LEVEL));
@@ -237,7 +224,7 @@ TEST(edge_write_rearms_after_eagain)
 static void *drain_then_write(void *arg)
 {
     struct helper *h = arg;
-    sleep_ms(50);
+    test_sleep_ms(50);
     drain(h->fd);
     CHECK_EQ(mio_write(h->peer, "z", 1), 1);
     return NULL;
@@ -319,11 +306,11 @@ TEST(edge_events_beyond_capacity_not_lost)
 static void check_quiet(mio_poll *p, mio_token token)
 {
     mio_event ev[8];
-    int64_t start = now_ns();
+    int64_t start = test_now_ns();
     int n = test_wait(p, ev, 8, 50 * MIO_MSEC);
     CHECK_EQ(test_flags(ev, n, token), 0);
     CHECK_EQ(n, 0);
-    CHECK(now_ns() - start >= 50 * MIO_MSEC);
+    CHECK(test_now_ns() - start >= 50 * MIO_MSEC);
 }
 
 TEST(hangup_on_used_up_edge_does_not_spin)
@@ -559,7 +546,7 @@ static void on_signal(int sig)
 
 static void *interrupt_later(void *arg)
 {
-    sleep_ms(50);
+    test_sleep_ms(50);
     pthread_kill(*(pthread_t *)arg, SIGUSR1);
     return NULL;
 }
@@ -589,9 +576,9 @@ TEST(timeout_never_early)
     size_t i;
 
     for (i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
-        int64_t start = now_ns();
+        int64_t start = test_now_ns();
         CHECK_EQ(test_wait(p, ev, 8, timeouts[i]), 0);
-        CHECK(now_ns() - start >= timeouts[i]);
+        CHECK(test_now_ns() - start >= timeouts[i]);
     }
     mio_poll_free(p);
 }

@@ -16,19 +16,6 @@
 #define P MIO_PRIORITY
 #define ALL_READINESS (R | W | P | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED)
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
-
 /* A blocked wait that is never woken fails the test instead of hanging it. */
 static void watchdog(unsigned seconds)
 {
@@ -482,7 +469,7 @@ struct later {
 static void *set_later(void *arg)
 {
     struct later *l = arg;
-    sleep_ms(50);
+    test_sleep_ms(50);
     if (l->register_it)
         OK(mio_registration_register(l->p, l->r, 12, W));
     else
@@ -608,7 +595,7 @@ TEST(producers_final_state_is_reported)
         h[i] = (struct hammer){ s[i], shared_clone[i], stress_scaled(1000000), final_value(i), &running };
         CHECK_EQ(pthread_create(&t[i], NULL, hammer_run, &h[i]), 0);
     }
-    deadline = now_ns() + 60 * MIO_SEC;
+    deadline = test_now_ns() + 60 * MIO_SEC;
     while (!done) {
         mio_event ev[64];
         int n = test_wait(p, ev, 64, 10 * MIO_MSEC), j;
@@ -627,7 +614,7 @@ TEST(producers_final_state_is_reported)
             for (i = 0; i < PRODUCERS; i++)
                 done = done && last[i] == (final_value(i) & mask_of(interest[i]));
         }
-        CHECK(now_ns() < deadline);
+        CHECK(test_now_ns() < deadline);
     }
     for (i = 0; i < PRODUCERS; i++)
         pthread_join(t[i], NULL);
@@ -685,8 +672,8 @@ static void start_racers(struct racer *rc, pthread_t *t, int n, mio_set_readines
 static void let_run(atomic_long *sets, long at_least)
 {
     long start = atomic_load(sets);
-    int64_t deadline = now_ns() + 10 * MIO_SEC;
-    while (atomic_load(sets) - start < at_least && now_ns() < deadline)
+    int64_t deadline = test_now_ns() + 10 * MIO_SEC;
+    while (atomic_load(sets) - start < at_least && test_now_ns() < deadline)
         sched_yield();
 }
 
@@ -694,9 +681,9 @@ TEST(free_registration_racing_set)
 {
     enum { RACERS = 4 };
     long rounds = stress_scaled(100), k;
-    int64_t end = now_ns() + 5 * MIO_SEC;   /* a loaded machine does fewer */
+    int64_t end = test_now_ns() + 5 * MIO_SEC;   /* a loaded machine does fewer */
 
-    for (k = 0; k < rounds && (k < 3 || now_ns() < end); k++) {
+    for (k = 0; k < rounds && (k < 3 || test_now_ns() < end); k++) {
         mio_poll *p = test_poll();
         mio_registration *r;
         mio_set_readiness *s;
@@ -731,9 +718,9 @@ TEST(free_poll_racing_set)
 {
     enum { RACERS = 4 };
     long rounds = stress_scaled(100), k;
-    int64_t end = now_ns() + 5 * MIO_SEC;   /* a loaded machine does fewer */
+    int64_t end = test_now_ns() + 5 * MIO_SEC;   /* a loaded machine does fewer */
 
-    for (k = 0; k < rounds && (k < 3 || now_ns() < end); k++) {
+    for (k = 0; k < rounds && (k < 3 || test_now_ns() < end); k++) {
         mio_poll *p = test_poll(), *q;
         mio_registration *r;
         mio_set_readiness *s;
@@ -937,7 +924,7 @@ static void *set_from_thread(void *arg)
     for (i = 0; i < 200; i++) {
         OK(mio_set_readiness_set(s, i % 2 ? R : W));
         if (i % 20 == 0)
-            sleep_ms(1);
+            test_sleep_ms(1);
     }
     OK(mio_set_readiness_set(s, 0));
     OK(mio_set_readiness_set(s, R | W));

@@ -20,13 +20,6 @@
 /* "Eventually" means within this; nothing here should take close to it. */
 #define LONG_WAIT (5 * MIO_SEC)
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
-
 static int64_t cpu_ns(void)
 {
     struct rusage ru;
@@ -45,12 +38,12 @@ static void sleep_ns(int64_t ns)
 /* Merged flags for token over waits, until they hold all of `all`. */
 static uint32_t wait_flags(mio_poll *p, mio_token token, uint32_t all)
 {
-    int64_t deadline = now_ns() + LONG_WAIT;
+    int64_t deadline = test_now_ns() + LONG_WAIT;
     uint32_t seen = 0;
     mio_event ev[16];
 
     while ((seen & all) != all) {
-        int64_t left = deadline - now_ns();
+        int64_t left = deadline - test_now_ns();
         if (left <= 0)
             FAIL("token %llu: waited for %#x, saw only %#x", (unsigned long long)token, all, seen);
         seen |= test_flags(ev, test_wait(p, ev, 16, left), token);
@@ -74,12 +67,12 @@ static void tcp_pair(mio_fd *client, mio_fd *server)
 {
     mio_addr la;
     mio_fd l = listen_any(&la);
-    int64_t deadline = now_ns() + LONG_WAIT;
+    int64_t deadline = test_now_ns() + LONG_WAIT;
     int err;
 
     OK(mio_tcp_connect(&la, client));
     while ((err = mio_tcp_accept(l, server, NULL)) == MIO_EAGAIN) {
-        CHECK(now_ns() < deadline);
+        CHECK(test_now_ns() < deadline);
         sleep_ns(MIO_MSEC);
     }
     OK(err);
@@ -93,12 +86,12 @@ static void tcp_pair(mio_fd *client, mio_fd *server)
  * or a reset).  Writes {answered, unanswered} to report and exits. */
 static void knock(const struct sockaddr_in *addr, int ms, int report, const int *ballast, int nb)
 {
-    int64_t end = now_ns() + ms * MIO_MSEC;
+    int64_t end = test_now_ns() + ms * MIO_MSEC;
     int counts[2] = { 0, 0 }, i;
 
     for (i = 0; i < nb; i++)
         close(ballast[i]);
-    while (now_ns() < end) {
+    while (test_now_ns() < end) {
         int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct pollfd pfd;
         char c;
@@ -162,7 +155,7 @@ static void emfile_scenario(uint32_t trigger)
     if (pid == 0)
         knock(&la.u.v4, 1000, report[1], ballast, nb);
 
-    wall0 = now_ns();
+    wall0 = test_now_ns();
     cpu0 = cpu_ns();
     while (!done) {
         mio_event ev[8];
@@ -187,7 +180,7 @@ static void emfile_scenario(uint32_t trigger)
             }
         }
     }
-    wall = now_ns() - wall0;
+    wall = test_now_ns() - wall0;
     cpu = cpu_ns() - cpu0;
     fprintf(stderr, "%s %s: %d knocks answered, %d not, %d EMFILE, cpu %.3f s in %.3f s\n",
             test_backend, trigger == MIO_LEVEL ? "level" : "edge", counts[0], counts[1],
@@ -327,10 +320,10 @@ TEST(peer_reset_mid_write)
     CHECK_EQ(n, MIO_EAGAIN);
     CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
     OK(mio_close(c));               /* unread data + linger 0: a reset */
-    deadline = now_ns() + LONG_WAIT;
+    deadline = test_now_ns() + LONG_WAIT;
     for (;;) {
         mio_event ev[4];
-        CHECK(now_ns() < deadline);
+        CHECK(test_now_ns() < deadline);
         seen |= test_flags(ev, test_wait(p, ev, 4, 100 * MIO_MSEC), 1);
         n = mio_write(s, chunk, sizeof chunk);
         if (n == MIO_ECONNRESET || n == MIO_EPIPE)
@@ -352,7 +345,7 @@ TEST(peer_half_close_still_gets_answer)
     static char answer[200000], got[200000];
     char req[16];
     size_t sent = 0, recvd = 0, i;
-    int64_t deadline = now_ns() + LONG_WAIT;
+    int64_t deadline = test_now_ns() + LONG_WAIT;
 
     for (i = 0; i < sizeof answer; i++)
         answer[i] = (char)(i * 7);
@@ -367,7 +360,7 @@ TEST(peer_half_close_still_gets_answer)
     while (recvd < sizeof answer) {
         mio_event ev[4];
         ssize_t n;
-        CHECK(now_ns() < deadline);
+        CHECK(test_now_ns() < deadline);
         while (sent < sizeof answer && (n = mio_write(s, answer + sent, sizeof answer - sent)) > 0)
             sent += (size_t)n;
         if (sent == sizeof answer)
@@ -456,7 +449,7 @@ TEST(slowloris_byte_at_a_time)
     pthread_t t;
     size_t len = (size_t)test_scaled(2000), got = 0;
     long wakes = 0;
-    int64_t deadline = now_ns() + 30 * MIO_SEC;
+    int64_t deadline = test_now_ns() + 30 * MIO_SEC;
 
     tcp_pair(&c, &s);
     OK(mio_tcp_set_nodelay(c, true));
@@ -468,7 +461,7 @@ TEST(slowloris_byte_at_a_time)
         mio_event ev[4];
         char buf[64];
         ssize_t n;
-        CHECK(now_ns() < deadline);
+        CHECK(test_now_ns() < deadline);
         if (test_wait(p, ev, 4, LONG_WAIT) == 0)
             FAIL("stalled after %zu of %zu bytes", got, len);
         wakes++;
@@ -744,7 +737,7 @@ TEST(signal_storm_loses_nothing)
     void *res;
     size_t got = 0;
     long eintr = 0;
-    int64_t deadline = now_ns() + 60 * MIO_SEC, until = now_ns() + MIO_SEC;
+    int64_t deadline = test_now_ns() + 60 * MIO_SEC, until = test_now_ns() + MIO_SEC;
 
     tcp_pair(&c, &s);
     pu.fd = c;
@@ -755,12 +748,12 @@ TEST(signal_storm_loses_nothing)
     OK(mio_register(p, s, 1, MIO_READABLE));
     CHECK_EQ(pthread_create(&t, NULL, pump_out, &pu), 0);
     CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
-    while (got < pu.len || now_ns() < until) {
+    while (got < pu.len || test_now_ns() < until) {
         mio_event ev[4];
         static char buf[65536];
         ssize_t n;
         int k;
-        CHECK(now_ns() < deadline);
+        CHECK(test_now_ns() < deadline);
         k = mio_poll_wait(p, ev, 4, 100 * MIO_MSEC);
         if (k == MIO_EINTR) {
             eintr++;

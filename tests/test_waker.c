@@ -12,13 +12,6 @@
 #define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
                    MIO_READ_CLOSED | MIO_WRITE_CLOSED)
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* A wait whose events are well formed (no internal token, only readiness
  * bits); returns how many. */
 static int wait_events(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout_ns)
@@ -59,7 +52,7 @@ struct wake_later {
 static void *wake_after_delay(void *arg)
 {
     struct wake_later *wl = arg;
-    sleep_ms(wl->delay_ms);
+    test_sleep_ms(wl->delay_ms);
     OK(mio_waker_wake(wl->w));
     return NULL;
 }
@@ -244,7 +237,7 @@ struct new_waker_later {
 static void *create_and_wake(void *arg)
 {
     struct new_waker_later *nw = arg;
-    sleep_ms(30);
+    test_sleep_ms(30);
     OK(mio_waker_new(nw->p, 31, &nw->w));
     OK(mio_waker_wake(nw->w));
     return NULL;
@@ -274,10 +267,10 @@ struct free_later {
 static void *free_then_wake(void *arg)
 {
     struct free_later *fl = arg;
-    sleep_ms(30);
+    test_sleep_ms(30);
     OK(mio_waker_wake(fl->gone));
     mio_waker_free(fl->gone);
-    sleep_ms(10);
+    test_sleep_ms(10);
     OK(mio_waker_wake(fl->last));
     return NULL;
 }
@@ -401,7 +394,7 @@ struct kicker {
 static void *kick_after_delay(void *arg)
 {
     struct kicker *k = arg;
-    sleep_ms(30);
+    test_sleep_ms(30);
     pthread_kill(k->target, k->signo);
     return NULL;
 }
