@@ -269,7 +269,8 @@ typedef struct mio_waker mio_waker;
 /* A waker for p that reports `token` (not MIO_TOKEN_RESERVED: MIO_EINVAL). */
 MIO_API int  mio_waker_new(mio_poll *p, mio_token token, mio_waker **out);
 /* Any thread.  Async-signal-safe where the OS allows (everywhere but
- * Windows).  A no-op once the poll is freed. */
+ * Windows).  A no-op once the poll is freed.  A wake while an earlier one is
+ * still unanswered (the poll has not returned since) costs no system call. */
 MIO_API int  mio_waker_wake(mio_waker *w);
 /* Removes the waker from its poll (a wake still pending may or may not be
  * reported) and frees it; must not race mio_waker_wake on it. */

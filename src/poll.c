@@ -124,6 +124,21 @@ void mio_poll_free(mio_poll *p)
     mio__free(p);
 }
 
+/* A wake while one is pending makes no system call: the poll has not
+ * returned since, so the event it owes covers this wake too.  Clearing after
+ * the backend's wait (which took any event the wakes caused) and before the
+ * caller sees the batch loses no wake: one that set `pending` before the
+ * clear either reached this batch or will write and be seen by the next. */
+static void rearm_wakers(mio_poll *p)
+{
+    struct mio_waker *w;
+
+    mio_mutex_lock(&p->lock);
+    for (w = p->wakers; w != NULL; w = w->next)
+        atomic_store(&w->pending, 0);
+    mio_mutex_unlock(&p->lock);
+}
+
 int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns)
 {
     int64_t deadline = 0;
@@ -167,6 +182,8 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
             timeout_ns = deadline - now;
         }
     }
+    if (atomic_load_explicit(&p->nwakers, memory_order_relaxed) != 0)
+        rearm_wakers(p);
     /* Returning answers every mio__poll_wake() made so far. */
     if (atomic_load_explicit(&p->woken, memory_order_relaxed))
         atomic_store_explicit(&p->woken, 0, memory_order_relaxed);
@@ -254,6 +271,7 @@ int mio_waker_new(mio_poll *p, mio_token token, mio_waker **out)
         if (w->next != NULL)
             w->next->prev = w;
         p->wakers = w;
+        atomic_fetch_add(&p->nwakers, 1);
     }
     mio_mutex_unlock(&p->lock);
     if (err < 0) {
@@ -266,9 +284,16 @@ int mio_waker_new(mio_poll *p, mio_token token, mio_waker **out)
 
 int mio_waker_wake(mio_waker *w)
 {
+    int err;
+
     if (w == NULL)
         return MIO_EINVAL;
-    return w->ops->waker_wake(w);
+    if (atomic_exchange(&w->pending, 1) != 0)
+        return 0;
+    err = w->ops->waker_wake(w);
+    if (err < 0)
+        atomic_store(&w->pending, 0);   /* nothing was sent: let the next try */
+    return err;
 }
 
 void mio_waker_free(mio_waker *w)
@@ -287,6 +312,7 @@ void mio_waker_free(mio_waker *w)
             p->wakers = w->next;
         if (w->next != NULL)
             w->next->prev = w->prev;
+        atomic_fetch_sub(&p->nwakers, 1);
         mio_mutex_unlock(&p->lock);
     }
     w->ops->waker_close(w);

@@ -38,6 +38,7 @@ struct mio_waker {
     mio_token token;
     mio_fd fd;                      /* backend's descriptor, if any */
     uintptr_t id;                   /* backend's identifier, if any */
+    atomic_int pending;             /* woken since the poll last returned */
     struct mio_waker *prev, *next;  /* the poll's list, under poll->lock */
 };
 
@@ -49,6 +50,7 @@ struct mio_poll {
     atomic_int woken;               /* mio__poll_wake() was called */
     mio_mutex lock;                 /* guards wakers and registrations lists */
     struct mio_waker *wakers;
+    atomic_int nwakers;             /* length of that list */
     _Atomic(struct mio_readyq *) readyq;  /* NULL until a registration is registered */
     struct mio_poll *edge_next;     /* list of polls with emulated edges */
 };
