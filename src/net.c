@@ -183,11 +183,10 @@ int mio_tcp_shed(mio_fd listener)
     return dropped;
 }
 
-/* ---- TCP ---- */
-
-int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
+/* The checks every TCP/UDP constructor makes, then its socket. */
+static int inet_socket(const mio_addr *addr, int type, mio_fd *out)
 {
-    int fd, one = 1, err = check_addr(addr);
+    int err = check_addr(addr);
 
     if (out == NULL)
         return MIO_EINVAL;
@@ -196,7 +195,16 @@ int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
         return err;
     if (addr->u.sa.sa_family == AF_UNIX)
         return MIO_EAFNOSUPPORT;
-    fd = new_socket(addr->u.sa.sa_family, SOCK_STREAM);
+    return new_socket(addr->u.sa.sa_family, type);
+}
+
+/* ---- TCP ---- */
+
+int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
+{
+    int fd, one = 1, err;
+
+    fd = inet_socket(addr, SOCK_STREAM, out);
     if (fd < 0)
         return fd;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
@@ -239,16 +247,9 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
 
 int mio_tcp_connect(const mio_addr *addr, mio_fd *out)
 {
-    int fd, err = check_addr(addr);
+    int fd, err;
 
-    if (out == NULL)
-        return MIO_EINVAL;
-    *out = MIO_INVALID_FD;
-    if (err < 0)
-        return err;
-    if (addr->u.sa.sa_family == AF_UNIX)
-        return MIO_EAFNOSUPPORT;
-    fd = new_socket(addr->u.sa.sa_family, SOCK_STREAM);
+    fd = inet_socket(addr, SOCK_STREAM, out);
     if (fd < 0)
         return fd;
     /* EINTR: the connect goes on in the background, like EINPROGRESS. */
@@ -271,16 +272,9 @@ int mio_tcp_set_nodelay(mio_fd fd, bool on)
 
 int mio_udp_bind(const mio_addr *addr, mio_fd *out)
 {
-    int fd, err = check_addr(addr);
+    int fd, err;
 
-    if (out == NULL)
-        return MIO_EINVAL;
-    *out = MIO_INVALID_FD;
-    if (err < 0)
-        return err;
-    if (addr->u.sa.sa_family == AF_UNIX)
-        return MIO_EAFNOSUPPORT;
-    fd = new_socket(addr->u.sa.sa_family, SOCK_DGRAM);
+    fd = inet_socket(addr, SOCK_DGRAM, out);
     if (fd < 0)
         return fd;
     if (bind(fd, &addr->u.sa, addr->len) < 0) {
