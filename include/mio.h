@@ -73,9 +73,15 @@ typedef SSIZE_T ssize_t;
 #endif
 
 /* MIO_API marks the functions the library exports; everything else in the
- * shared library is hidden. */
-#if defined(_WIN32) && defined(MIO_SHARED_BUILD)
+ * shared library is hidden.  On Windows, programs linking libmio.dll define
+ * MIO_DLL (find_package(mio)'s mio::mio does) so calls go straight through
+ * the import table; programs linking the static library define nothing. */
+#if defined(_WIN32) && defined(MIO_BUILDING_DLL)
 #define MIO_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(MIO_DLL)
+#define MIO_API __declspec(dllimport)
+#elif defined(_WIN32)
+#define MIO_API
 #elif defined(__GNUC__) || defined(__clang__)
 #define MIO_API __attribute__((visibility("default")))
 #else
