@@ -9,7 +9,7 @@ VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kind
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all demo test test-windows-if-available test-plain test-asan test-tsan test-valgrind test-windows bench stress fuzz clean install docs check-install
+.PHONY: all demo test test-windows-if-available test-plain test-asan test-tsan test-valgrind test-windows bench stress fuzz clean install docs check-install check-msvc
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -56,6 +56,9 @@ docs:
 
 check-install:
 	tools/check_install.sh
+
+check-msvc:
+	tools/check_msvc.sh
 
 # Benchmarks against hand-written epoll, libev, libevent and libuv (each
 # skipped when not installed); writes bench/RESULTS.md.  QUICK=1: < 2 min.

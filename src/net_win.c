@@ -573,7 +573,7 @@ int mio_socket_error(mio_fd fd)
     return mio__win_error((unsigned long)err);
 }
 
-static int get_name(mio_fd fd, mio_addr *out, int (WSAAPI *fn)(SOCKET, struct sockaddr *, int *))
+static int get_name(mio_fd fd, mio_addr *out, int (WINAPI *fn)(SOCKET, struct sockaddr *, int *))
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
