@@ -415,14 +415,16 @@ MIO_API ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *fr
  * copied, never more than len. */
 MIO_API ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *truncated);
 /* A listening Unix stream socket at path (accept with mio_tcp_accept); a path
- * too long for sockaddr_un is MIO_ENAMETOOLONG.  MIO_ENOSYS on Windows. */
+ * too long for sockaddr_un is MIO_ENAMETOOLONG.  Windows has them from
+ * Windows 10 1803 on; before, the call is MIO_EAFNOSUPPORT. */
 MIO_API int mio_unix_listen(const char *path, int backlog, mio_fd *out);
 /* Starts a connect to the Unix socket at path, completed as mio_tcp_connect;
  * MIO_EAGAIN when the listener's backlog is full (try again later). */
 MIO_API int mio_unix_connect(const char *path, mio_fd *out);
 /* A connected stream pair. */
 MIO_API int mio_socketpair(mio_fd out[2]);
-/* out[0] is the read end, out[1] the write end. */
+/* out[0] is the read end, out[1] the write end.  MIO_ENOSYS on Windows,
+ * whose pipes cannot be polled for readiness (use mio_socketpair). */
 MIO_API int mio_pipe(mio_fd out[2]);
 /* Returns bytes read, 0 at end of stream, MIO_EAGAIN when nothing is there. */
 MIO_API ssize_t mio_read(mio_fd fd, void *buf, size_t len);

@@ -6,18 +6,17 @@
 #else
 #include "sys.h"
 #include <arpa/inet.h>
-#include <sys/un.h>
 #endif
 
 #include <stdio.h>
 #include <string.h>
 
+#define UNIX_PATH_MAX sizeof(((mio__sockaddr_un *)0)->sun_path)
+
 #ifdef _WIN32
-#define UNIX_PATH_MAX 0
 /* inet_pton and inet_ntop need Winsock started. */
 static int sockets_ready(void) { return mio__wsa_init(); }
 #else
-#define UNIX_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 static int sockets_ready(void) { return 0; }
 #endif
 
@@ -123,11 +122,10 @@ int mio_addr_format(const mio_addr *a, char *buf, size_t size)
         else
             n = snprintf(text, sizeof text, "[%s]:%u", host, (unsigned)ntohs(a->u.v6.sin6_port));
         break;
-#ifndef _WIN32
     case AF_UNIX: {
-        const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)&a->u.ss;
-        size_t off = offsetof(struct sockaddr_un, sun_path), plen;
-        if (a->len < off || a->len > sizeof(struct sockaddr_un))
+        const mio__sockaddr_un *un = (const mio__sockaddr_un *)(const void *)&a->u.ss;
+        size_t off = offsetof(mio__sockaddr_un, sun_path), plen;
+        if ((size_t)a->len < off || (size_t)a->len > sizeof(mio__sockaddr_un))
             return MIO_EINVAL;
         plen = a->len - off;
         if (plen > 0 && un->sun_path[0] == '\0') {
@@ -138,7 +136,6 @@ int mio_addr_format(const mio_addr *a, char *buf, size_t size)
         }
         break;
     }
-#endif
     default:
         return MIO_EAFNOSUPPORT;
     }
@@ -148,4 +145,21 @@ int mio_addr_format(const mio_addr *a, char *buf, size_t size)
         return MIO_ENOSPC;
     memcpy(buf, text, (size_t)n + 1);
     return n;
+}
+
+int mio__unix_addr(const char *path, mio__sockaddr_un *un, socklen_t *len)
+{
+    size_t n;
+    if (path == NULL)
+        return MIO_EINVAL;
+    n = strlen(path);
+    if (n == 0)
+        return MIO_EINVAL;
+    if (n >= sizeof un->sun_path)
+        return MIO_ENAMETOOLONG;
+    memset(un, 0, sizeof *un);
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, n);
+    *len = (socklen_t)(offsetof(mio__sockaddr_un, sun_path) + n + 1);
+    return 0;
 }

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
@@ -360,33 +359,16 @@ ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *from)
 
 /* ---- Unix sockets, pairs and pipes ---- */
 
-static int unix_addr(const char *path, struct sockaddr_un *un, socklen_t *len)
-{
-    size_t n;
-    if (path == NULL)
-        return MIO_EINVAL;
-    n = strlen(path);
-    if (n == 0)
-        return MIO_EINVAL;
-    if (n >= sizeof un->sun_path)
-        return MIO_ENAMETOOLONG;
-    memset(un, 0, sizeof *un);
-    un->sun_family = AF_UNIX;
-    memcpy(un->sun_path, path, n);
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-    return 0;
-}
-
 int mio_unix_listen(const char *path, int backlog, mio_fd *out)
 {
-    struct sockaddr_un un;
+    mio__sockaddr_un un;
     socklen_t len;
     int fd, err;
 
     if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
-    err = unix_addr(path, &un, &len);
+    err = mio__unix_addr(path, &un, &len);
     if (err < 0)
         return err;
     fd = new_socket(AF_UNIX, SOCK_STREAM);
@@ -405,14 +387,14 @@ int mio_unix_listen(const char *path, int backlog, mio_fd *out)
 
 int mio_unix_connect(const char *path, mio_fd *out)
 {
-    struct sockaddr_un un;
+    mio__sockaddr_un un;
     socklen_t len;
     int fd, err;
 
     if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
-    err = unix_addr(path, &un, &len);
+    err = mio__unix_addr(path, &un, &len);
     if (err < 0)
         return err;
     fd = new_socket(AF_UNIX, SOCK_STREAM);

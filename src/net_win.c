@@ -159,6 +159,9 @@ static int check_addr(const mio_addr *a)
         return a->len == sizeof(struct sockaddr_in) ? 0 : MIO_EINVAL;
     case AF_INET6:
         return a->len == sizeof(struct sockaddr_in6) ? 0 : MIO_EINVAL;
+    case AF_UNIX:
+        return a->len > (socklen_t)offsetof(mio__sockaddr_un, sun_path) &&
+               a->len <= (socklen_t)sizeof(mio__sockaddr_un) ? 0 : MIO_EINVAL;
     default:
         return MIO_EAFNOSUPPORT;
     }
@@ -175,22 +178,17 @@ static void fill_addr(mio_addr *out, const struct sockaddr_storage *ss, int len)
     out->len = len;
 }
 
-int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
+/* A listening stream socket (TCP, or AF_UNIX where Windows has it). */
+static int listen_on(const struct sockaddr *sa, int len, int backlog, mio_fd *out)
 {
     SOCKET s;
-    int err = check_addr(addr);
+    int err = new_socket(sa->sa_family, SOCK_STREAM, 0, &s);
 
-    if (out == NULL)
-        return MIO_EINVAL;
-    *out = MIO_INVALID_FD;
-    if (err < 0)
-        return err;
-    err = new_socket(addr->u.sa.sa_family, SOCK_STREAM, IPPROTO_TCP, &s);
     if (err < 0)
         return err;
     /* SO_REUSEADDR means "steal the port" on Windows; what POSIX means by it
      * (rebinding over TIME_WAIT) is Windows' default: not set. */
-    if (bind(s, &addr->u.sa, addr->len) == SOCKET_ERROR ||
+    if (bind(s, sa, len) == SOCKET_ERROR ||
         listen(s, backlog > 0 ? backlog : SOMAXCONN) == SOCKET_ERROR) {
         err = mio__wsa_err();
         closesocket(s);
@@ -198,6 +196,33 @@ int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
     }
     *out = s;
     return 0;
+}
+
+/* Starts a non-blocking connect; completion shows as WRITABLE or ERROR. */
+static int connect_to(const struct sockaddr *sa, int len, mio_fd *out)
+{
+    SOCKET s;
+    int err = new_socket(sa->sa_family, SOCK_STREAM, 0, &s);
+
+    if (err < 0)
+        return err;
+    if (connect(s, sa, len) == SOCKET_ERROR && WSAGetLastError() != WSAEWOULDBLOCK) {
+        err = mio__wsa_err();
+        closesocket(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
+{
+    int err = check_addr(addr);
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    *out = MIO_INVALID_FD;
+    return err < 0 ? err : listen_on(&addr->u.sa, addr->len, backlog, out);
 }
 
 int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
@@ -254,25 +279,12 @@ int mio_tcp_shed(mio_fd listener)
 
 int mio_tcp_connect(const mio_addr *addr, mio_fd *out)
 {
-    SOCKET s;
     int err = check_addr(addr);
 
     if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
-    if (err < 0)
-        return err;
-    err = new_socket(addr->u.sa.sa_family, SOCK_STREAM, IPPROTO_TCP, &s);
-    if (err < 0)
-        return err;
-    if (connect(s, &addr->u.sa, addr->len) == SOCKET_ERROR &&
-        WSAGetLastError() != WSAEWOULDBLOCK) {
-        err = mio__wsa_err();
-        closesocket(s);
-        return err;
-    }
-    *out = s;
-    return 0;
+    return err < 0 ? err : connect_to(&addr->u.sa, addr->len, out);
 }
 
 int mio_tcp_set_nodelay(mio_fd fd, bool on)
@@ -373,21 +385,32 @@ ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *from)
 
 /* ---- Unix sockets, pairs and pipes ---- */
 
+/* AF_UNIX stream sockets exist from Windows 10 1803 on; where they do not
+ * (older Windows, wine) the socket call fails with MIO_EAFNOSUPPORT. */
 int mio_unix_listen(const char *path, int backlog, mio_fd *out)
 {
-    (void)backlog;
-    if (out == NULL || path == NULL)
+    mio__sockaddr_un un;
+    socklen_t len;
+    int err;
+
+    if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
-    return MIO_ENOSYS;
+    err = mio__unix_addr(path, &un, &len);
+    return err < 0 ? err : listen_on((const struct sockaddr *)&un, len, backlog, out);
 }
 
 int mio_unix_connect(const char *path, mio_fd *out)
 {
-    if (out == NULL || path == NULL)
+    mio__sockaddr_un un;
+    socklen_t len;
+    int err;
+
+    if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
-    return MIO_ENOSYS;
+    err = mio__unix_addr(path, &un, &len);
+    return err < 0 ? err : connect_to((const struct sockaddr *)&un, len, out);
 }
 
 int mio_pipe(mio_fd out[2])

@@ -88,6 +88,20 @@ int mio__poll_wake(mio_poll *p);
 void mio__io_eagain(mio_fd fd, uint32_t dir);
 void mio__io_close(mio_fd fd);
 
+/* A Unix socket address for path (addr.c): MIO_EINVAL for NULL or empty,
+ * MIO_ENAMETOOLONG when it does not fit with its terminating NUL. */
+#ifdef _WIN32
+/* afunix.h's layout (Windows 10 1803 and later); not every SDK has it. */
+typedef struct {
+    ADDRESS_FAMILY sun_family;
+    char sun_path[108];
+} mio__sockaddr_un;
+#else
+#include <sys/un.h>
+typedef struct sockaddr_un mio__sockaddr_un;
+#endif
+int mio__unix_addr(const char *path, mio__sockaddr_un *un, socklen_t *len);
+
 /* Errors from errno (POSIX) in one place. */
 #ifndef _WIN32
 #include <errno.h>
