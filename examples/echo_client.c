@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "clock.h"
 
 #define EVENTS 256
 #define GRACE_NS (10 * MIO_SEC)     /* for the last round trips after SECONDS */
@@ -50,13 +50,6 @@ struct client {
 };
 
 static unsigned char scratch[65536];
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
 
 static size_t bucket_of(uint64_t ns)
 {
@@ -153,7 +146,7 @@ static void conn_ready(struct client *cl, struct conn *c)
         c->received += (size_t)n;
         cl->verified += (uint64_t)n;
         if (c->received == cl->size) {
-            int64_t now = now_ns();
+            int64_t now = clock_now_ns();
             cl->histogram[bucket_of((uint64_t)(now - c->started))]++;
             cl->requests++;
             if (now >= cl->stop_at) {
@@ -177,7 +170,7 @@ static void conn_connected(struct client *cl, struct conn *c, uint32_t flags)
     }
     mio_tcp_set_nodelay(c->fd, true);
     c->state = RUNNING;
-    request_start(cl, c, now_ns());
+    request_start(cl, c, clock_now_ns());
     conn_ready(cl, c);
 }
 
@@ -197,21 +190,23 @@ int main(int argc, char **argv)
     int64_t start, give_up;
     mio_addr addr;
     size_t i, j;
-    int opt, err;
+    int arg, err;
 
-    while ((opt = getopt(argc, argv, "b:c:d:s:")) != -1) {
-        if (opt == 'b')
-            backend = optarg;
-        else if (opt == 'c' && (conns = atol(optarg)) > 0)
+    /* Options, each with its value ("-c 50"), then ADDR. */
+    for (arg = 1; arg + 1 < argc && argv[arg][0] == '-'; arg += 2) {
+        const char *value = argv[arg + 1];
+        if (strcmp(argv[arg], "-b") == 0)
+            backend = value;
+        else if (strcmp(argv[arg], "-c") == 0 && (conns = atol(value)) > 0)
             continue;
-        else if (opt == 'd' && (seconds = atof(optarg)) > 0)
+        else if (strcmp(argv[arg], "-d") == 0 && (seconds = atof(value)) > 0)
             continue;
-        else if (opt == 's' && (size = atol(optarg)) > 0)
+        else if (strcmp(argv[arg], "-s") == 0 && (size = atol(value)) > 0)
             continue;
         else
             return usage();
     }
-    if (optind + 1 != argc || mio_addr_parse(argv[optind], &addr) < 0)
+    if (arg + 1 != argc || mio_addr_parse(argv[arg], &addr) < 0)
         return usage();
 
     err = mio_poll_new_backend(backend, &cl.poll);
@@ -225,7 +220,7 @@ int main(int argc, char **argv)
         return 1;
     }
     cl.size = (size_t)size;
-    start = now_ns();
+    start = clock_now_ns();
     cl.stop_at = start + (int64_t)(seconds * 1e9);
     give_up = cl.stop_at + GRACE_NS;
 
@@ -249,7 +244,7 @@ int main(int argc, char **argv)
 
     while (cl.open > 0) {
         int n;
-        int64_t left = give_up - now_ns();
+        int64_t left = give_up - clock_now_ns();
         if (left <= 0) {
             for (i = 0; i < cl.nconns; i++)
                 if (cl.conns[i].state != DONE)
@@ -270,7 +265,7 @@ int main(int argc, char **argv)
                 conn_ready(&cl, c);
         }
     }
-    elapsed = (double)(now_ns() - start) / 1e9;
+    elapsed = (double)(clock_now_ns() - start) / 1e9;
 
     printf("requests/s %.0f  p50 %.1f us  p99 %.1f us  errors %llu  bytes verified %llu\n",
            (double)cl.requests / elapsed, percentile_us(&cl, 0.50), percentile_us(&cl, 0.99),

@@ -3,8 +3,9 @@
  *   echo_server [-b BACKEND] [-n SECONDS] [ADDR]      (ADDR: 127.0.0.1:0)
  *
  * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
- * until SIGINT/SIGTERM or for SECONDS, then frees everything and exits 0.  A
- * backend this build lacks exits 77.
+ * until Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console;
+ * see stop.h) or for SECONDS, then frees everything and exits 0.  A backend
+ * this build lacks exits 77.
  *
  * What it shows: edge-triggered sources drained until MIO_EAGAIN, a partial
  * write kept in a per-connection buffer until the socket is WRITABLE again,
@@ -14,11 +15,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
+#include <string.h>
+
+#include "clock.h"
+#include "stop.h"
 
 #define LISTENER  0     /* tokens: the listener, the waker, then connections */
 #define WAKER     1
@@ -40,21 +42,6 @@ struct server {
     struct conn *conns;     /* slot i has token FIRST_CONN + i */
     size_t capacity, free_head, live;
 };
-
-static mio_waker *stop_waker;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    mio_waker_wake(stop_waker);     /* async-signal-safe: wakes the wait below */
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A free slot, growing the table when none is left; SIZE_MAX if out of memory. */
 static size_t slot_take(struct server *s)
@@ -183,26 +170,28 @@ int main(int argc, char **argv)
 {
     struct server s = { NULL, MIO_INVALID_FD, true, NULL, 0, 0, 0 };
     const char *backend = NULL, *text = "127.0.0.1:0";
-    double seconds = 0, deadline = 0;
+    int64_t deadline = 0;
     char name[MIO_ADDR_STRLEN];
     mio_event events[EVENTS];
+    mio_waker *waker = NULL;
     mio_addr addr;
-    struct sigaction sa;
     bool stop = false;
     size_t slot;
-    int opt, err;
+    int arg, err;
 
-    while ((opt = getopt(argc, argv, "b:n:")) != -1) {
-        if (opt == 'b')
-            backend = optarg;
-        else if (opt == 'n' && (seconds = atof(optarg)) > 0)
-            deadline = now_s() + seconds;
+    /* Options, each with its value ("-b epoll"), then ADDR. */
+    for (arg = 1; arg + 1 < argc && argv[arg][0] == '-'; arg += 2) {
+        const char *value = argv[arg + 1];
+        if (strcmp(argv[arg], "-b") == 0)
+            backend = value;
+        else if (strcmp(argv[arg], "-n") == 0 && atof(value) > 0)
+            deadline = clock_now_ns() + (int64_t)(atof(value) * 1e9);
         else
             return usage();
     }
-    if (optind < argc)
-        text = argv[optind++];
-    if (optind != argc || mio_addr_parse(text, &addr) < 0)
+    if (arg < argc)
+        text = argv[arg++];
+    if (arg != argc || mio_addr_parse(text, &addr) < 0)
         return usage();
 
     err = mio_poll_new_backend(backend, &s.poll);
@@ -210,7 +199,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo_server: backend %s not available\n", backend);
         return 77;
     }
-    if (err == 0 && (err = mio_waker_new(s.poll, WAKER, &stop_waker)) == 0 &&
+    if (err == 0 && (err = mio_waker_new(s.poll, WAKER, &waker)) == 0 &&
         (err = mio_tcp_listen(&addr, 1024, &s.listener)) == 0 &&
         (err = mio_register(s.poll, s.listener, LISTENER, MIO_READABLE)) == 0)
         err = mio_local_addr(s.listener, &addr);
@@ -221,23 +210,14 @@ int main(int argc, char **argv)
         mio_addr_format(&addr, name, sizeof name);
         printf("listening on %s backend %s\n", name, mio_poll_backend(s.poll));
         fflush(stdout);
+        stop_on_signal(waker);
     }
 
-    sa.sa_handler = on_signal;
-    sa.sa_flags = 0;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
     while (!stop) {
-        int64_t timeout = -1;
+        int64_t timeout = deadline > 0 ? deadline - clock_now_ns() : -1;
         int i, n;
-        if (deadline > 0) {
-            double left = deadline - now_s();
-            if (left <= 0)
-                break;
-            timeout = (int64_t)(left * 1e9) + 1;
-        }
+        if (deadline > 0 && timeout <= 0)
+            break;
         n = mio_poll_wait(s.poll, events, EVENTS, timeout);
         if (n == MIO_EINTR)
             continue;                   /* the waker reports the signal too */
@@ -259,16 +239,14 @@ int main(int argc, char **argv)
         }
     }
 
-    sa.sa_handler = SIG_DFL;            /* no wake after the waker is gone */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    stop_on_signal(NULL);               /* no wake after the waker is gone */
     for (slot = 0; slot < s.capacity; slot++)
         if (s.conns[slot].fd != MIO_INVALID_FD)
             conn_close(&s, slot);
     free(s.conns);
     if (s.listener != MIO_INVALID_FD)
         mio_close(s.listener);
-    mio_waker_free(stop_waker);
+    mio_waker_free(waker);
     mio_poll_free(s.poll);
     return err < 0 ? 1 : 0;
 }

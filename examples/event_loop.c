@@ -12,37 +12,91 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "clock.h"
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <pthread.h>
 #include <time.h>
+#endif
 
 enum message { NOTIFY = 1, END };   /* sent as the message pointer's value */
 #define TIMEOUT_ID 123
 
 static double scale = 1.0;
-static struct timespec start;
+static int64_t start;
 
 static void say(const char *what)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    printf("%.3f %s\n", (double)(now.tv_sec - start.tv_sec) +
-                            (double)(now.tv_nsec - start.tv_nsec) / 1e9, what);
+    printf("%.3f %s\n", (double)(clock_now_ns() - start) / 1e9, what);
     fflush(stdout);
 }
 
-static void *producer(void *arg)
-{
-    mio_sender *tx = arg;
-    double delay = 5 * scale;
-    struct timespec ts = { (time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9) };
+/* The producer thread: NOTIFY at once, END 5 s later. */
+static void produce(mio_sender *tx);
 
+/* Threads and sleep: the one place where Windows and POSIX differ here. */
+#ifdef _WIN32
+static HANDLE thread;
+
+static DWORD WINAPI thread_main(void *tx)
+{
+    produce(tx);
+    return 0;
+}
+
+static bool thread_start(mio_sender *tx)
+{
+    return (thread = CreateThread(NULL, 0, thread_main, tx, 0, NULL)) != NULL;
+}
+
+static void thread_join(void)
+{
+    WaitForSingleObject(thread, INFINITE);
+    CloseHandle(thread);
+}
+
+static void sleep_s(double s)
+{
+    Sleep((DWORD)(s * 1e3 + 0.999));    /* whole milliseconds, none short */
+}
+#else
+static pthread_t thread;
+
+static void *thread_main(void *tx)
+{
+    produce(tx);
+    return NULL;
+}
+
+static bool thread_start(mio_sender *tx)
+{
+    return pthread_create(&thread, NULL, thread_main, tx) == 0;
+}
+
+static void thread_join(void)
+{
+    pthread_join(thread, NULL);
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0)
+        ;                               /* cut short by a signal: the rest */
+}
+#endif
+
+static void produce(mio_sender *tx)
+{
     mio_sender_send(tx, (void *)NOTIFY);
-    nanosleep(&ts, NULL);
+    sleep_s(5 * scale);
     mio_sender_send(tx, (void *)END);
     mio_sender_free(tx);
-    return NULL;
 }
 
 static void on_notify(mio_loop *loop, void *ctx, void *msg)
@@ -72,14 +126,13 @@ int main(int argc, char **argv)
     const mio_handler handler = { .notify = on_notify, .timeout = on_timeout };
     mio_loop *loop;
     mio_sender *tx;
-    pthread_t thread;
     int err;
 
     if (argc > 1 && (scale = atof(argv[1])) <= 0) {
         fprintf(stderr, "usage: %s [SCALE > 0]\n", argv[0]);
         return 2;
     }
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    start = clock_now_ns();
     if ((err = mio_loop_new(NULL, &loop)) < 0 ||
         (err = mio_loop_channel(loop, &tx)) < 0 ||
         (err = mio_loop_timeout(loop, (void *)TIMEOUT_ID,
@@ -87,12 +140,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "event_loop: %s\n", mio_strerror(err));
         return 1;
     }
-    if (pthread_create(&thread, NULL, producer, tx) != 0) {
+    if (!thread_start(tx)) {
         fprintf(stderr, "event_loop: cannot start the producer thread\n");
         return 1;
     }
     err = mio_loop_run(loop, &handler, NULL);
-    pthread_join(thread, NULL);
+    thread_join();
     mio_loop_free(loop);
     if (err < 0) {
         fprintf(stderr, "event_loop: %s\n", mio_strerror(err));

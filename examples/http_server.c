@@ -5,7 +5,8 @@
  *
  * ADDR defaults to 127.0.0.1:0.  The first line of stdout is "listening on
  * ADDR:PORT backend NAME".  A connection idle for IDLE_SECONDS (default 5) is
- * closed.  It serves until SIGINT/SIGTERM or for SECONDS, then frees
+ * closed.  It serves until Ctrl-C or SIGTERM (on Windows: Ctrl-C or
+ * Ctrl-Break in its console; see stop.h) or for SECONDS, then frees
  * everything and exits 0; a backend this build lacks exits 77.  Try
  * `curl -v http://ADDR/ http://ADDR/` (one connection, two requests).
  *
@@ -17,12 +18,11 @@
 #include "mio.h"
 
 #include <ctype.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
+
+#include "stop.h"
 
 #define LISTENER   0            /* tokens: the listener, the signal waker, */
 #define STOP       1            /* then connection i is token FIRST_CONN + i */
@@ -51,13 +51,6 @@ struct server {
 };
 
 static uint64_t max_idle = 5 * MIO_SEC;
-static mio_waker *stop_waker;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    mio_waker_wake(stop_waker);     /* async-signal-safe */
-}
 
 static void conn_close(mio_loop *loop, struct server *s, struct conn *c)
 {
@@ -68,6 +61,18 @@ static void conn_close(mio_loop *loop, struct server *s, struct conn *c)
     free(c);
 }
 
+/* Whether the first n characters of a and b match, ignoring case as HTTP
+ * does for header names and tokens.  b has n characters: a shorter a differs
+ * at its NUL and is not read past it. */
+static bool equal_ignoring_case(const char *a, const char *b, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
 /* The value of header `name` in the head (NULL if absent), its length in *len. */
 static const char *header(const char *head, const char *name, size_t *len)
 {
@@ -75,7 +80,7 @@ static const char *header(const char *head, const char *name, size_t *len)
     const char *p = strstr(head, "\r\n");
     while (p != NULL && p[2] != '\r') {
         const char *line = p + 2, *end = strstr(line, "\r\n");
-        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+        if (equal_ignoring_case(line, name, n) && line[n] == ':') {
             line += n + 1;
             while (*line == ' ' || *line == '\t')
                 line++;
@@ -91,7 +96,7 @@ static bool has_token(const char *value, size_t len, const char *token)
 {
     size_t n = strlen(token), i;
     for (i = 0; i + n <= len; i++)
-        if (strncasecmp(value + i, token, n) == 0)
+        if (equal_ignoring_case(value + i, token, n))
             return true;
     return false;
 }
@@ -271,25 +276,27 @@ int main(int argc, char **argv)
     mio_loop_config config = { 0 };
     char name[MIO_ADDR_STRLEN];
     double seconds = 0;
-    struct sigaction sa;
+    mio_waker *waker = NULL;
     mio_loop *loop;
     mio_addr addr;
-    int opt, err;
+    int arg, err;
     size_t i;
 
-    while ((opt = getopt(argc, argv, "b:n:k:")) != -1) {
-        if (opt == 'b')
-            config.backend = optarg;
-        else if (opt == 'n' && (seconds = atof(optarg)) > 0)
+    /* Options, each with its value ("-k 0.5"), then ADDR. */
+    for (arg = 1; arg + 1 < argc && argv[arg][0] == '-'; arg += 2) {
+        const char *value = argv[arg + 1];
+        if (strcmp(argv[arg], "-b") == 0)
+            config.backend = value;
+        else if (strcmp(argv[arg], "-n") == 0 && (seconds = atof(value)) > 0)
             ;
-        else if (opt == 'k' && atof(optarg) > 0)
-            max_idle = (uint64_t)(atof(optarg) * 1e9);
+        else if (strcmp(argv[arg], "-k") == 0 && atof(value) > 0)
+            max_idle = (uint64_t)(atof(value) * 1e9);
         else
             goto usage;
     }
-    if (optind < argc)
-        text = argv[optind++];
-    if (optind != argc || mio_addr_parse(text, &addr) < 0)
+    if (arg < argc)
+        text = argv[arg++];
+    if (arg != argc || mio_addr_parse(text, &addr) < 0)
         goto usage;
 
     s.listener = MIO_INVALID_FD;
@@ -299,7 +306,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "http_server: %s\n", mio_strerror(err));
         return 1;
     }
-    if ((err = mio_waker_new(mio_loop_poll(loop), STOP, &stop_waker)) == 0 &&
+    if ((err = mio_waker_new(mio_loop_poll(loop), STOP, &waker)) == 0 &&
         (err = mio_tcp_listen(&addr, 1024, &s.listener)) == 0 &&
         (err = mio_register(mio_loop_poll(loop), s.listener, LISTENER, MIO_READABLE)) == 0 &&
         (err = mio_local_addr(s.listener, &addr)) == 0 &&
@@ -308,15 +315,9 @@ int main(int argc, char **argv)
         mio_addr_format(&addr, name, sizeof name);
         printf("listening on %s backend %s\n", name, mio_poll_backend(mio_loop_poll(loop)));
         fflush(stdout);
-        sa.sa_handler = on_signal;
-        sa.sa_flags = 0;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        stop_on_signal(waker);
         err = mio_loop_run(loop, &handler, &s);
-        sa.sa_handler = SIG_DFL;        /* no wake after the waker is gone */
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        stop_on_signal(NULL);           /* no wake after the waker is gone */
     }
     if (err < 0)
         fprintf(stderr, "http_server: %s: %s\n", text, mio_strerror(err));
@@ -326,7 +327,7 @@ int main(int argc, char **argv)
             conn_close(loop, &s, s.conns[i]);
     if (s.listener != MIO_INVALID_FD)
         mio_close(s.listener);
-    mio_waker_free(stop_waker);
+    mio_waker_free(waker);
     mio_loop_free(loop);
     return err < 0 ? 1 : 0;
 

@@ -5,8 +5,9 @@
  *
  * Same command line and first line of stdout as echo_server ("listening on
  * ADDR:PORT backend NAME"), so echo_client can load either.  It serves until
- * SIGINT/SIGTERM or for SECONDS, then frees everything and exits 0; a backend
- * this build lacks exits 77.
+ * Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console; see
+ * stop.h) or for SECONDS, then frees everything and exits 0; a backend this
+ * build lacks exits 77.
  *
  * What it shows: the handler's callbacks instead of a hand-written wait loop;
  * tokens as indices into a connection table; edge-triggered sockets pumped
@@ -15,10 +16,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
+#include <string.h>
+
+#include "stop.h"
 
 #define LISTENER   0            /* tokens: the listener, the signal waker, */
 #define STOP       1            /* then connection i is token FIRST_CONN + i */
@@ -35,14 +37,6 @@ struct server {
     mio_fd listener;
     struct conn *conns[MAX_CONNS];
 };
-
-static mio_waker *stop_waker;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    mio_waker_wake(stop_waker);     /* async-signal-safe */
-}
 
 static void conn_close(mio_loop *loop, struct server *s, size_t i)
 {
@@ -151,20 +145,22 @@ int main(int argc, char **argv)
     double seconds = 0;
     mio_loop *loop;
     mio_addr addr;
+    mio_waker *waker = NULL;
     size_t i;
-    int opt, err;
+    int arg, err;
 
     mio_loop_config_default(&config);
-    while ((opt = getopt(argc, argv, "b:n:")) != -1) {
-        if (opt == 'b')
-            config.backend = optarg;
-        else if (opt == 'n' && (seconds = atof(optarg)) > 0)
+    /* Options, each with its value ("-b epoll"), then ADDR. */
+    for (arg = 1; arg + 1 < argc && argv[arg][0] == '-'; arg += 2) {
+        const char *value = argv[arg + 1];
+        if (strcmp(argv[arg], "-b") == 0)
+            config.backend = value;
+        else if (strcmp(argv[arg], "-n") == 0 && (seconds = atof(value)) > 0)
             continue;
         else
             return usage();
     }
-    if (optind + 1 < argc ||
-        mio_addr_parse(optind < argc ? argv[optind] : "127.0.0.1:0", &addr) < 0)
+    if (arg + 1 < argc || mio_addr_parse(arg < argc ? argv[arg] : "127.0.0.1:0", &addr) < 0)
         return usage();
 
     err = mio_loop_new(&config, &loop);
@@ -175,29 +171,27 @@ int main(int argc, char **argv)
     if (err < 0 ||
         (err = mio_tcp_listen(&addr, 1024, &s.listener)) < 0 ||
         (err = mio_register(mio_loop_poll(loop), s.listener, LISTENER, MIO_READABLE)) < 0 ||
-        (err = mio_waker_new(mio_loop_poll(loop), STOP, &stop_waker)) < 0 ||
+        (err = mio_waker_new(mio_loop_poll(loop), STOP, &waker)) < 0 ||
         (seconds > 0 &&
          (err = mio_loop_timeout(loop, NULL, (uint64_t)(seconds * (double)MIO_SEC), NULL)) < 0) ||
         (err = mio_local_addr(s.listener, &addr)) < 0) {
         fprintf(stderr, "loop_echo_server: %s\n", mio_strerror(err));
         return 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    stop_on_signal(waker);
     mio_addr_format(&addr, text, sizeof text);
     printf("listening on %s backend %s\n", text, mio_poll_backend(mio_loop_poll(loop)));
     fflush(stdout);
 
     err = mio_loop_run(loop, &handler, &s);
 
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    stop_on_signal(NULL);               /* no wake after the waker is gone */
     for (i = 0; i < MAX_CONNS; i++)
         if (s.conns[i] != NULL)
             conn_close(loop, &s, i);
     mio_deregister(mio_loop_poll(loop), s.listener);
     mio_close(s.listener);
-    mio_waker_free(stop_waker);
+    mio_waker_free(waker);
     mio_loop_free(loop);
     if (err < 0) {
         fprintf(stderr, "loop_echo_server: %s\n", mio_strerror(err));

@@ -23,8 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "clock.h"
 
 enum state { CONNECTING, SENDING, RECEIVING, DONE };
 
@@ -43,13 +43,6 @@ static const char *message = "hello";
 static char request[258];
 static size_t request_len;
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
-
 static void finish(mio_poll *poll, struct conn *c, int err)
 {
     if (c->fd != MIO_INVALID_FD) {
@@ -58,7 +51,7 @@ static void finish(mio_poll *poll, struct conn *c, int err)
         c->fd = MIO_INVALID_FD;
     }
     c->err = err;
-    c->end = now_ns();
+    c->end = clock_now_ns();
     c->state = DONE;
 }
 
@@ -116,22 +109,25 @@ int main(int argc, char **argv)
     mio_poll *poll;
     int64_t deadline;
     size_t count, i, pending = 0, failed = 0;
-    int opt, err;
+    int arg, err;
 
-    while ((opt = getopt(argc, argv, "b:t:m:")) != -1) {
-        if (opt == 'b')
-            backend = optarg;
-        else if (opt == 't' && (seconds = atof(optarg)) > 0)
+    /* Options, each with its value ("-m hi"), then the addresses. */
+    for (arg = 1; arg + 1 < argc && argv[arg][0] == '-'; arg += 2) {
+        const char *value = argv[arg + 1];
+        if (strcmp(argv[arg], "-b") == 0)
+            backend = value;
+        else if (strcmp(argv[arg], "-t") == 0 && (seconds = atof(value)) > 0)
             ;
-        else if (opt == 'm' && strlen(optarg) < sizeof request - 2 && !strchr(optarg, '\n'))
-            message = optarg;
+        else if (strcmp(argv[arg], "-m") == 0 && strlen(value) < sizeof request - 2 &&
+                 !strchr(value, '\n'))
+            message = value;
         else
             goto usage;
     }
-    if (optind == argc)
+    if (arg == argc)
         goto usage;
     request_len = (size_t)snprintf(request, sizeof request, "%s\n", message);
-    count = (size_t)(argc - optind);
+    count = (size_t)(argc - arg);
     if ((conns = calloc(count, sizeof *conns)) == NULL)
         return 1;
     if ((err = mio_poll_new_backend(backend, &poll)) < 0) {
@@ -144,9 +140,9 @@ int main(int argc, char **argv)
     for (i = 0; i < count; i++) {
         struct conn *c = &conns[i];
         mio_addr addr;
-        c->name = argv[optind + (int)i];
+        c->name = argv[arg + (int)i];
         c->fd = MIO_INVALID_FD;
-        c->start = now_ns();
+        c->start = clock_now_ns();
         if ((err = mio_addr_parse(c->name, &addr)) < 0 ||
             (err = mio_tcp_connect(&addr, &c->fd)) < 0 ||
             (err = mio_register(poll, c->fd, i, MIO_READABLE | MIO_WRITABLE)) < 0)
@@ -155,9 +151,9 @@ int main(int argc, char **argv)
             pending++;
     }
 
-    deadline = now_ns() + (int64_t)(seconds * 1e9);
+    deadline = clock_now_ns() + (int64_t)(seconds * 1e9);
     while (pending > 0) {
-        int64_t left = deadline - now_ns();
+        int64_t left = deadline - clock_now_ns();
         int n, k;
         if (left <= 0)
             break;

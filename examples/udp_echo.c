@@ -3,8 +3,9 @@
  *   udp_echo [-b BACKEND] [-n SECONDS] [ADDR]        (ADDR: 127.0.0.1:0)
  *
  * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
- * until SIGINT/SIGTERM or for SECONDS, then exits 0 having freed everything;
- * a backend this build lacks exits 77.  Try `nc -u 127.0.0.1 PORT`.
+ * until Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console;
+ * see stop.h) or for SECONDS, then exits 0 having freed everything; a backend
+ * this build lacks exits 77.  Try `nc -u 127.0.0.1 PORT`.
  *
  * What it shows: a datagram socket drained until MIO_EAGAIN on each edge,
  * and the usual UDP answer to back-pressure: a reply the socket cannot take
@@ -12,29 +13,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
+#include <string.h>
+
+#include "clock.h"
+#include "stop.h"
 
 #define SOCKET_TOKEN 0
 #define STOP         1
-
-static mio_waker *stop_waker;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    mio_waker_wake(stop_waker);     /* async-signal-safe */
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
-}
 
 /* Echoes every datagram waiting; counts what was echoed and dropped. */
 static void echo_all(mio_fd sock, unsigned long *echoed, unsigned long *dropped)
@@ -63,45 +50,43 @@ int main(int argc, char **argv)
     char name[MIO_ADDR_STRLEN];
     unsigned long echoed = 0, dropped = 0;
     int64_t deadline = 0;
-    struct sigaction sa;
+    mio_waker *waker = NULL;
     mio_addr addr;
     bool stop = false;
-    int opt, err, i;
+    int arg, err, i;
 
-    while ((opt = getopt(argc, argv, "b:n:")) != -1) {
-        if (opt == 'b')
-            backend = optarg;
-        else if (opt == 'n' && atof(optarg) > 0)
-            deadline = now_ns() + (int64_t)(atof(optarg) * 1e9);
+    /* Options, each with its value ("-b epoll"), then ADDR. */
+    for (arg = 1; arg + 1 < argc && argv[arg][0] == '-'; arg += 2) {
+        const char *value = argv[arg + 1];
+        if (strcmp(argv[arg], "-b") == 0)
+            backend = value;
+        else if (strcmp(argv[arg], "-n") == 0 && atof(value) > 0)
+            deadline = clock_now_ns() + (int64_t)(atof(value) * 1e9);
         else
             goto usage;
     }
-    if (optind < argc)
-        text = argv[optind++];
-    if (optind != argc || mio_addr_parse(text, &addr) < 0)
+    if (arg < argc)
+        text = argv[arg++];
+    if (arg != argc || mio_addr_parse(text, &addr) < 0)
         goto usage;
 
     if ((err = mio_poll_new_backend(backend, &poll)) == MIO_ENOSYS)
         return 77;
-    if (err == 0 && (err = mio_waker_new(poll, STOP, &stop_waker)) == 0 &&
+    if (err == 0 && (err = mio_waker_new(poll, STOP, &waker)) == 0 &&
         (err = mio_udp_bind(&addr, &sock)) == 0 &&
         (err = mio_register(poll, sock, SOCKET_TOKEN, MIO_READABLE)) == 0 &&
         (err = mio_local_addr(sock, &addr)) == 0) {
         mio_addr_format(&addr, name, sizeof name);
         printf("listening on %s backend %s\n", name, mio_poll_backend(poll));
         fflush(stdout);
+        stop_on_signal(waker);
     } else {
         fprintf(stderr, "udp_echo: %s: %s\n", text, mio_strerror(err));
         stop = true;
     }
-    sa.sa_handler = on_signal;
-    sa.sa_flags = 0;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     while (!stop) {
-        int64_t timeout = deadline > 0 ? deadline - now_ns() : -1;
+        int64_t timeout = deadline > 0 ? deadline - clock_now_ns() : -1;
         int n;
         if (deadline > 0 && timeout <= 0)
             break;
@@ -114,14 +99,12 @@ int main(int argc, char **argv)
         }
     }
 
-    sa.sa_handler = SIG_DFL;            /* no wake after the waker is gone */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    stop_on_signal(NULL);               /* no wake after the waker is gone */
     if (sock != MIO_INVALID_FD) {
         mio_deregister(poll, sock);
         mio_close(sock);
     }
-    mio_waker_free(stop_waker);
+    mio_waker_free(waker);
     mio_poll_free(poll);
     fprintf(stderr, "udp_echo: %lu echoed, %lu dropped\n", echoed, dropped);
     return err < 0 ? 1 : 0;
