@@ -2,9 +2,17 @@
 
 #include <time.h>
 
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+#endif
+
+/* Room for a path under the temporary directory. */
+enum { PATH_CAP = 512 };
 
 const char *test_backend;
 static struct test_case *cases;
@@ -52,8 +60,6 @@ uint32_t test_wait_token(mio_poll *p, mio_token token, int64_t timeout_ns)
 }
 
 #ifdef _WIN32
-#include <windows.h>
-
 /* Handles stand in for descriptors: leaks show up the same way. */
 int test_open_fds(void)
 {
@@ -61,6 +67,14 @@ int test_open_fds(void)
     CHECK(GetProcessHandleCount(GetCurrentProcess(), &n));
     return (int)n;
 }
+
+int test_inheritable(mio_fd fd)
+{
+    DWORD flags = 0;
+    CHECK(GetHandleInformation((HANDLE)fd, &flags));
+    return (flags & HANDLE_FLAG_INHERIT) != 0;
+}
+
 #include <direct.h>
 
 char *test_mkdtemp(char *templ)
@@ -74,6 +88,51 @@ int test_on_wine(void)
 {
     HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
     return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
+
+static int make_dir(char *path, size_t cap)
+{
+    char base[MAX_PATH + 1];
+    DWORD n = GetTempPathA(sizeof base, base);
+    unsigned i;
+
+    if (n == 0 || n >= sizeof base)
+        return -1;
+    for (i = 0; i < 100; i++) {
+        snprintf(path, cap, "%smio-test-%lu-%u", base, (unsigned long)GetCurrentProcessId(), i);
+        if (CreateDirectoryA(path, NULL))
+            return 0;
+        if (GetLastError() != ERROR_ALREADY_EXISTS)
+            return -1;
+    }
+    return -1;
+}
+
+/* The entries of dir but "." and ".." (-1 if it cannot be read); with
+ * `remove`, deletes them and then dir. */
+static int scan_dir(const char *dir, int remove)
+{
+    char path[PATH_CAP];
+    WIN32_FIND_DATAA e;
+    HANDLE h;
+    int n = 0;
+
+    snprintf(path, sizeof path, "%s\\*", dir);
+    h = FindFirstFileA(path, &e);
+    if (h == INVALID_HANDLE_VALUE)
+        return -1;
+    do {
+        if (strcmp(e.cFileName, ".") == 0 || strcmp(e.cFileName, "..") == 0)
+            continue;
+        n++;
+        snprintf(path, sizeof path, "%s\\%s", dir, e.cFileName);
+        if (remove)
+            (void)DeleteFileA(path);
+    } while (FindNextFileA(h, &e));
+    FindClose(h);
+    if (remove)
+        (void)RemoveDirectoryA(dir);
+    return n;
 }
 #else
 int test_on_wine(void)
@@ -93,7 +152,77 @@ int test_open_fds(void)
     closedir(d);
     return n - 1;   /* the directory's own descriptor */
 }
+
+int test_inheritable(mio_fd fd)
+{
+    int flags = fcntl(fd, F_GETFD);
+    CHECK(flags >= 0);
+    return !(flags & FD_CLOEXEC);
+}
+
+static int make_dir(char *path, size_t cap)
+{
+    snprintf(path, cap, "%s", "/tmp/mio-test-XXXXXX");
+    return mkdtemp(path) != NULL ? 0 : -1;
+}
+
+/* The entries of dir but "." and ".." (-1 if it cannot be read); with
+ * `remove`, deletes them and then dir. */
+static int scan_dir(const char *dir, int remove)
+{
+    char path[PATH_CAP];
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        n++;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (remove)
+            (void)unlink(path);
+    }
+    closedir(d);
+    if (remove)
+        (void)rmdir(dir);
+    return n;
+}
 #endif
+
+void test_hang_up(mio_fd fd)
+{
+#ifdef _WIN32
+    struct linger reset = { 1, 0 };
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, (const char *)&reset, sizeof reset) == 0);
+#endif
+    OK(mio_close(fd));
+}
+
+static char tmp_dir[PATH_CAP];
+
+static void remove_tmp_dir(void)
+{
+    (void)scan_dir(tmp_dir, 1);
+}
+
+const char *test_tmp_dir(void)
+{
+    if (tmp_dir[0] == '\0') {
+        CHECK(make_dir(tmp_dir, sizeof tmp_dir) == 0);
+        atexit(remove_tmp_dir);
+    }
+    return tmp_dir;
+}
+
+int test_dir_entries(const char *dir)
+{
+    int n = scan_dir(dir, 0);
+    CHECK(n >= 0);
+    return n;
+}
 
 void test_settle(void)
 {
@@ -125,6 +254,38 @@ long test_scaled(long n)
     return n > 0 ? n : 1;
 }
 
+#ifdef _WIN32
+/* The GetTickCount64 reading test_watchdog set (0: none), watched by a thread
+ * that main starts before the test, so that its handles never show up in a
+ * test's count. */
+static volatile LONG64 watchdog_deadline;
+
+static DWORD WINAPI watch(void *arg)
+{
+    LONG64 deadline;
+    (void)arg;
+    do {
+        Sleep(100);
+        deadline = InterlockedCompareExchange64(&watchdog_deadline, 0, 0);
+    } while (deadline == 0 || (LONG64)GetTickCount64() < deadline);
+    fprintf(stderr, "watchdog: the test ran out of time\n");
+    TerminateProcess(GetCurrentProcess(), 1);
+    return 1;
+}
+
+void test_watchdog(unsigned seconds)
+{
+    LONG64 deadline = seconds == 0 ? 0 : (LONG64)GetTickCount64() + (LONG64)seconds * 1000;
+    InterlockedExchange64(&watchdog_deadline, deadline);
+}
+#else
+void test_watchdog(unsigned seconds)
+{
+    signal(SIGALRM, SIG_DFL);
+    alarm(seconds);
+}
+#endif
+
 int test_edge_emulated(void)
 {
     return strcmp(test_backend, "poll") == 0 || strcmp(test_backend, "iocp") == 0;
@@ -144,6 +305,13 @@ int main(int argc, char **argv)
         return 2;
     }
     test_backend = argv[2];
+#ifdef _WIN32
+    {
+        HANDLE watcher = CreateThread(NULL, 0, watch, NULL, 0, NULL);
+        CHECK(watcher != NULL);
+        CloseHandle(watcher);
+    }
+#endif
     for (t = cases; t != NULL; t = t->next) {
         if (strcmp(t->name, argv[1]) == 0) {
             t->fn();

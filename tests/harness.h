@@ -74,6 +74,15 @@ int test_on_wine(void);
             SKIP("wine differs from Windows: %s", why);                       \
     } while (0)
 
+/* A test of what Windows lacks (signals, rlimits, fork and exec, fcntl,
+ * pipes, Unix socketpairs): declared like TEST inside `#ifndef _WIN32`, and
+ * registered with ctest off Windows only, so a Windows run has no such test
+ * rather than a skipped one.  Left undefined on Windows, so that one written
+ * outside such a section does not build there. */
+#ifndef _WIN32
+#define POSIX_TEST(name) TEST(name)
+#endif
+
 /* Skips a test that needs what Windows lacks (fork, signals, pipes, Unix
  * sockets, rlimits, fcntl); `why` names it. */
 #ifdef _WIN32
@@ -161,8 +170,21 @@ uint32_t test_flags(const mio_event *ev, int n, mio_token token);
  * merged over the batch; 0 if none came. */
 uint32_t test_wait_token(mio_poll *p, mio_token token, int64_t timeout_ns);
 
-/* The number of descriptors open in this process. */
+/* The number of descriptors open in this process (of handles on Windows). */
 int test_open_fds(void);
+/* Whether a child process would get fd: it is not close-on-exec, or (on
+ * Windows, where fd may be any handle) it is inheritable. */
+int test_inheritable(mio_fd fd);
+
+/* Closes one end of a mio_socketpair so that the other end sees the
+ * connection gone both ways.  On Windows the pair is TCP, where a close ends
+ * only this end's sending (the peer may still write): there it resets. */
+void test_hang_up(mio_fd fd);
+
+/* A fresh empty directory, made at the first call and removed with what is
+ * in it at exit; and how many entries a directory has. */
+const char *test_tmp_dir(void);
+int test_dir_entries(const char *dir);
 
 /* The monotonic clock in nanoseconds, and a sleep that finishes its time. */
 int64_t test_now_ns(void);
@@ -171,6 +193,10 @@ void test_sleep_ms(int ms);
 /* n divided by $MIO_TEST_SCALE (set under valgrind and TSan), at least 1:
  * stress tests size their loops with it. */
 long test_scaled(long n);
+
+/* Fails the test if it is still running `seconds` from now (0 cancels): a
+ * wait that is never woken fails here rather than at ctest's limit. */
+void test_watchdog(unsigned seconds);
 
 /* Lets readiness the OS reports asynchronously arrive before a test relies
  * on one wait seeing all of it (AFD completions on Windows); a no-op where
