@@ -5,10 +5,11 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
-#include <unistd.h>
+#ifndef _WIN32
+#include <signal.h>
+#endif
 
 /* ---- helpers ---- */
 
@@ -31,7 +32,7 @@ static mio_loop *new_loop(mio_loop_config *c)
     CHECK_EQ(err, 0);
     CHECK(l != NULL);
     CHECK(strcmp(mio_poll_backend(mio_loop_poll(l)), test_backend) == 0);
-    alarm(60);
+    test_watchdog(60);
     return l;
 }
 
@@ -674,61 +675,7 @@ TEST(timer_capacity_is_enospc)
     mio_loop_free(l);
 }
 
-/* ---- interrupted and tick ---- */
-
-static void on_sigusr1(int sig)
-{
-    (void)sig;
-}
-
-struct signaller {
-    pthread_t target;
-    atomic_int done;
-};
-
-/* Keeps signalling until the loop saw one inside its wait: a signal that
- * lands just before the wait starts interrupts nothing. */
-static void *signal_loop(void *arg)
-{
-    struct signaller *s = arg;
-    while (!atomic_load(&s->done)) {
-        test_sleep_ms(20);
-        pthread_kill(s->target, SIGUSR1);
-    }
-    return NULL;
-}
-
-static void install_sigusr1(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigusr1;     /* no SA_RESTART: the wait sees EINTR */
-    sigemptyset(&sa.sa_mask);
-    OK(sigaction(SIGUSR1, &sa, NULL));
-}
-
-TEST(interrupted_when_a_signal_cuts_the_wait)
-{
-    TEST_POSIX_ONLY("signals");
-    mio_loop *l = new_loop(NULL);
-    struct rec r = { .stop_on = 0 };
-    struct signaller s;
-    pthread_t th;
-    int ticks = 0;
-
-    install_sigusr1();
-    s.target = pthread_self();
-    atomic_init(&s.done, 0);
-    CHECK_EQ(pthread_create(&th, NULL, signal_loop, &s), 0);
-    while (r.interrupted == 0 && ticks++ < 500)
-        OK(mio_loop_run_once(l, &recorder, &r, 10 * MIO_SEC));
-    atomic_store(&s.done, 1);
-    CHECK_EQ(pthread_join(th, NULL), 0);
-    CHECK_EQ(r.interrupted, 1);
-    CHECK_EQ(r.ticks, ticks);
-    CHECK(r.log[r.nlog - 2] == 'I' && r.log[r.nlog - 1] == 'K');
-    mio_loop_free(l);
-}
+/* ---- tick ---- */
 
 TEST(tick_called_once_per_run_once)
 {
@@ -778,15 +725,14 @@ TEST(callbacks_run_in_tick_order)
 
 /* ---- shutdown, run, is_running ---- */
 
-/* Runs the loop with something for every callback and shutdown in `kind`:
- * run returns 0 after that tick, whose tick callback still ran. */
+/* Runs the loop with something for every callback and shutdown in `kind`
+ * (for 'I', the caller sends signals): run returns 0 after that tick, whose
+ * tick callback still ran. */
 static void shutdown_from(char kind)
 {
     mio_loop *l = new_loop(NULL);
     struct rec r = { .stop_on = kind };
-    struct signaller sig;
     mio_sender *s;
-    pthread_t th;
     mio_fd sv[2];
     size_t last;
 
@@ -799,17 +745,7 @@ static void shutdown_from(char kind)
         send_ok(s, NULL);
     if (kind == 'T' || kind == 'K')
         OK(mio_loop_timeout(l, NULL, 5 * MIO_MSEC, NULL));
-    if (kind == 'I') {
-        install_sigusr1();
-        sig.target = pthread_self();
-        atomic_init(&sig.done, 0);
-        CHECK_EQ(pthread_create(&th, NULL, signal_loop, &sig), 0);
-    }
     OK(mio_loop_run(l, &recorder, &r));
-    if (kind == 'I') {
-        atomic_store(&sig.done, 1);
-        CHECK_EQ(pthread_join(th, NULL), 0);
-    }
     CHECK(!mio_loop_is_running(l));
     /* The last tick is the one that shut down, and its tick still ran. */
     CHECK(r.nlog >= 2);
@@ -827,7 +763,6 @@ static void shutdown_from(char kind)
 TEST(shutdown_from_ready) { shutdown_from('R'); }
 TEST(shutdown_from_notify) { shutdown_from('N'); }
 TEST(shutdown_from_timeout) { shutdown_from('T'); }
-TEST(shutdown_from_interrupted) { TEST_POSIX_ONLY("signals"); shutdown_from('I'); }
 TEST(shutdown_from_tick) { shutdown_from('K'); }
 
 TEST(run_again_after_shutdown)
@@ -888,6 +823,76 @@ TEST(run_from_a_callback_is_ebusy)
     mio_sender_free(s);
     mio_loop_free(l);
 }
+
+/* ---- signals, which Windows lacks ---- */
+
+#ifndef _WIN32
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+}
+
+struct signaller {
+    pthread_t target, thread;
+    atomic_int done;
+};
+
+/* Keeps signalling until the loop saw one inside its wait: a signal that
+ * lands just before the wait starts interrupts nothing. */
+static void *signal_loop(void *arg)
+{
+    struct signaller *s = arg;
+    while (!atomic_load(&s->done)) {
+        test_sleep_ms(20);
+        pthread_kill(s->target, SIGUSR1);
+    }
+    return NULL;
+}
+
+/* Sends this thread SIGUSR1 every 20 ms until stop_signalling. */
+static void start_signalling(struct signaller *s)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;     /* no SA_RESTART: the wait sees EINTR */
+    sigemptyset(&sa.sa_mask);
+    OK(sigaction(SIGUSR1, &sa, NULL));
+    s->target = pthread_self();
+    atomic_init(&s->done, 0);
+    CHECK_EQ(pthread_create(&s->thread, NULL, signal_loop, s), 0);
+}
+
+static void stop_signalling(struct signaller *s)
+{
+    atomic_store(&s->done, 1);
+    CHECK_EQ(pthread_join(s->thread, NULL), 0);
+}
+
+POSIX_TEST(interrupted_when_a_signal_cuts_the_wait)
+{
+    mio_loop *l = new_loop(NULL);
+    struct rec r = { .stop_on = 0 };
+    struct signaller s;
+    int ticks = 0;
+
+    start_signalling(&s);
+    while (r.interrupted == 0 && ticks++ < 500)
+        OK(mio_loop_run_once(l, &recorder, &r, 10 * MIO_SEC));
+    stop_signalling(&s);
+    CHECK_EQ(r.interrupted, 1);
+    CHECK_EQ(r.ticks, ticks);
+    CHECK(r.log[r.nlog - 2] == 'I' && r.log[r.nlog - 1] == 'K');
+    mio_loop_free(l);
+}
+
+POSIX_TEST(shutdown_from_interrupted)
+{
+    struct signaller s;
+    start_signalling(&s);
+    shutdown_from('I');
+    stop_signalling(&s);
+}
+#endif
 
 /* ---- allocation ---- */
 

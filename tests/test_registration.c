@@ -6,22 +6,13 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
-#include <unistd.h>
 
 #define R MIO_READABLE
 #define W MIO_WRITABLE
 #define P MIO_PRIORITY
 #define ALL_READINESS (R | W | P | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED)
-
-/* A blocked wait that is never woken fails the test instead of hanging it. */
-static void watchdog(unsigned seconds)
-{
-    signal(SIGALRM, SIG_DFL);
-    alarm(seconds);
-}
 
 /* A small xorshift generator: each thread its own, reproducible. */
 static uint32_t next_random(uint32_t *s)
@@ -487,14 +478,14 @@ TEST(set_from_thread_wakes_blocked_wait)
 
     new_pair(&l.r, &l.s);
     OK(mio_registration_register(p, l.r, 11, W));
-    watchdog(20);
+    test_watchdog(20);
     CHECK_EQ(pthread_create(&t, NULL, set_later, &l), 0);
     n = test_wait(p, ev, 4, -1);
     CHECK_EQ(n, 1);
     CHECK_EQ(ev[0].token, 11);
     CHECK_EQ(ev[0].flags, W);
     pthread_join(t, NULL);
-    alarm(0);
+    test_watchdog(0);
     mio_registration_free(l.r);
     mio_set_readiness_free(l.s);
     mio_poll_free(p);
@@ -516,14 +507,14 @@ TEST(register_from_thread_wakes_blocked_wait)
     OK(mio_registration_register(p, other, 1, R));
     new_pair(&l.r, &l.s);
     OK(mio_set_readiness_set(l.s, W));
-    watchdog(20);
+    test_watchdog(20);
     CHECK_EQ(pthread_create(&t, NULL, set_later, &l), 0);
     n = test_wait(p, ev, 4, -1);
     CHECK_EQ(n, 1);
     CHECK_EQ(ev[0].token, 12);
     CHECK_EQ(ev[0].flags, W);
     pthread_join(t, NULL);
-    alarm(0);
+    test_watchdog(0);
     mio_registration_free(l.r);
     mio_set_readiness_free(l.s);
     mio_registration_free(other);

@@ -3,11 +3,12 @@
 #include "harness.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
+#ifndef _WIN32
+#include <signal.h>
+#include <sys/time.h>
+#endif
 
 #define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
                    MIO_READ_CLOSED | MIO_WRITE_CLOSED)
@@ -376,7 +377,9 @@ TEST(waker_null_arguments)
     mio_poll_free(p);
 }
 
-/* ---- signal handlers ---- */
+/* ---- signal handlers, which Windows lacks ---- */
+
+#ifndef _WIN32
 
 static mio_waker *signal_waker;
 
@@ -399,9 +402,8 @@ static void *kick_after_delay(void *arg)
     return NULL;
 }
 
-TEST(wake_from_signal_handler)
+POSIX_TEST(wake_from_signal_handler)
 {
-    TEST_POSIX_ONLY("signals");
     struct sigaction sa, old;
     struct kicker k;
     mio_poll *p = test_poll();
@@ -432,9 +434,8 @@ TEST(wake_from_signal_handler)
 }
 
 /* A process-directed signal from a timer, whichever thread takes it. */
-TEST(wake_from_alarm_handler)
+POSIX_TEST(wake_from_alarm_handler)
 {
-    TEST_POSIX_ONLY("signals");
     struct sigaction sa, old;
     struct itimerval it;
     mio_poll *p = test_poll();
@@ -462,3 +463,4 @@ TEST(wake_from_alarm_handler)
     mio_waker_free(signal_waker);
     mio_poll_free(p);
 }
+#endif
