@@ -75,15 +75,6 @@ int test_inheritable(mio_fd fd)
     return (flags & HANDLE_FLAG_INHERIT) != 0;
 }
 
-#include <direct.h>
-
-char *test_mkdtemp(char *templ)
-{
-    if (_mktemp_s(templ, strlen(templ) + 1) != 0 || _mkdir(templ) != 0)
-        return NULL;
-    return templ;
-}
-
 int test_on_wine(void)
 {
     HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
