@@ -116,9 +116,10 @@ static int scan_dir(const char *dir, int remove)
         if (strcmp(e.cFileName, ".") == 0 || strcmp(e.cFileName, "..") == 0)
             continue;
         n++;
-        snprintf(path, sizeof path, "%s\\%s", dir, e.cFileName);
-        if (remove)
+        if (remove) {
+            snprintf(path, sizeof path, "%s\\%s", dir, e.cFileName);
             (void)DeleteFileA(path);
+        }
     } while (FindNextFileA(h, &e));
     FindClose(h);
     if (remove)
@@ -172,9 +173,10 @@ static int scan_dir(const char *dir, int remove)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         n++;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (remove)
+        if (remove) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             (void)unlink(path);
+        }
     }
     closedir(d);
     if (remove)
