@@ -5,8 +5,9 @@
  *
  * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
  * until Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console;
- * see stop.h) or for SECONDS, then frees everything and exits 0; a backend
- * this build lacks exits 77.  Try it with a few `nc 127.0.0.1 PORT`.
+ * see stop.h) or for SECONDS, then frees everything, prints "stopped" and
+ * exits 0; a backend this build lacks exits 77.  Try it with a few
+ * `nc 127.0.0.1 PORT`.
  *
  * What it shows: one client's input fanned out to many outputs; an outbox
  * per client flushed at once and, when the socket is full, on WRITABLE;
@@ -250,7 +251,10 @@ int main(int argc, char **argv)
         mio_close(listener);
     mio_waker_free(waker);
     mio_poll_free(poll_);
-    return err < 0 ? 1 : 0;
+    if (err < 0)
+        return 1;
+    printf("stopped\n");               /* the last line: all freed */
+    return 0;
 
 usage:
     fprintf(stderr, "usage: chat_server [-b epoll|poll|...] [-n SECONDS] [ADDR]\n");

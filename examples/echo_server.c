@@ -4,8 +4,8 @@
  *
  * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
  * until Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console;
- * see stop.h) or for SECONDS, then frees everything and exits 0.  A backend
- * this build lacks exits 77.
+ * see stop.h) or for SECONDS, then frees everything, prints "stopped" and
+ * exits 0.  A backend this build lacks exits 77.
  *
  * What it shows: edge-triggered sources drained until MIO_EAGAIN, a partial
  * write kept in a per-connection buffer until the socket is WRITABLE again,
@@ -248,5 +248,8 @@ int main(int argc, char **argv)
         mio_close(s.listener);
     mio_waker_free(waker);
     mio_poll_free(s.poll);
-    return err < 0 ? 1 : 0;
+    if (err < 0)
+        return 1;
+    printf("stopped\n");               /* the last line: all freed */
+    return 0;
 }

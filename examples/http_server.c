@@ -7,8 +7,9 @@
  * ADDR:PORT backend NAME".  A connection idle for IDLE_SECONDS (default 5) is
  * closed.  It serves until Ctrl-C or SIGTERM (on Windows: Ctrl-C or
  * Ctrl-Break in its console; see stop.h) or for SECONDS, then frees
- * everything and exits 0; a backend this build lacks exits 77.  Try
- * `curl -v http://ADDR/ http://ADDR/` (one connection, two requests).
+ * everything, prints "stopped" and exits 0; a backend this build lacks
+ * exits 77.  Try `curl -v http://ADDR/ http://ADDR/` (one connection, two
+ * requests).
  *
  * What it shows: the loop's `ready` and `timeout` callbacks; an idle timer
  * per connection, re-armed on each request and cleared on close; requests
@@ -329,7 +330,10 @@ int main(int argc, char **argv)
         mio_close(s.listener);
     mio_waker_free(waker);
     mio_loop_free(loop);
-    return err < 0 ? 1 : 0;
+    if (err < 0)
+        return 1;
+    printf("stopped\n");               /* the last line: all freed */
+    return 0;
 
 usage:
     fprintf(stderr, "usage: http_server [-b epoll|poll|...] [-n SECONDS] [-k IDLE_SECONDS] [ADDR]\n");

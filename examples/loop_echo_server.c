@@ -6,8 +6,8 @@
  * Same command line and first line of stdout as echo_server ("listening on
  * ADDR:PORT backend NAME"), so echo_client can load either.  It serves until
  * Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console; see
- * stop.h) or for SECONDS, then frees everything and exits 0; a backend this
- * build lacks exits 77.
+ * stop.h) or for SECONDS, then frees everything, prints "stopped" and exits
+ * 0; a backend this build lacks exits 77.
  *
  * What it shows: the handler's callbacks instead of a hand-written wait loop;
  * tokens as indices into a connection table; edge-triggered sockets pumped
@@ -197,5 +197,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "loop_echo_server: %s\n", mio_strerror(err));
         return 1;
     }
+    printf("stopped\n");               /* the last line: all freed */
     return 0;
 }

@@ -4,8 +4,8 @@
  *
  * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
  * until Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console;
- * see stop.h) or for SECONDS, then exits 0 having freed everything; a backend
- * this build lacks exits 77.  Try `nc -u 127.0.0.1 PORT`.
+ * see stop.h) or for SECONDS, then frees everything, prints "stopped" and
+ * exits 0; a backend this build lacks exits 77.  Try `nc -u 127.0.0.1 PORT`.
  *
  * What it shows: a datagram socket drained until MIO_EAGAIN on each edge,
  * and the usual UDP answer to back-pressure: a reply the socket cannot take
@@ -107,7 +107,10 @@ int main(int argc, char **argv)
     mio_waker_free(waker);
     mio_poll_free(poll);
     fprintf(stderr, "udp_echo: %lu echoed, %lu dropped\n", echoed, dropped);
-    return err < 0 ? 1 : 0;
+    if (err < 0)
+        return 1;
+    printf("stopped\n");               /* the last line: all freed */
+    return 0;
 
 usage:
     fprintf(stderr, "usage: udp_echo [-b epoll|poll|...] [-n SECONDS] [ADDR]\n");

@@ -3,16 +3,17 @@
  * and a plain socket client talking to each of the other servers. */
 #include "harness.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "child.h"
+
+#ifndef _WIN32
+#include <sys/time.h>
+#endif
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0          /* Windows: no SIGPIPE to keep away */
+#endif
 
 struct server {
-    pid_t pid;
+    struct child child;
     char addr[MIO_ADDR_STRLEN];
 };
 
@@ -23,129 +24,76 @@ struct summary {
 
 static void example_path(char *buf, size_t size, const char *name)
 {
-    const char *dir = getenv("MIO_EXAMPLES_DIR");
+    const char *dir = getenv("MIO_EXAMPLES_DIR"), *suffix = "";
+    FILE *f;
 #ifdef MIO_EXAMPLES_DIR
     if (dir == NULL)
         dir = MIO_EXAMPLES_DIR;
 #endif
+#ifdef MIO_EXAMPLES_SUFFIX
+    suffix = MIO_EXAMPLES_SUFFIX;       /* ".exe" on Windows */
+#endif
     if (dir == NULL)
         SKIP("examples not built (set MIO_EXAMPLES_DIR)");
-    CHECK(snprintf(buf, size, "%s/%s", dir, name) < (int)size);
-    if (access(buf, X_OK) != 0)
+    CHECK(snprintf(buf, size, "%s/%s%s", dir, name, suffix) < (int)size);
+    if ((f = fopen(buf, "rb")) == NULL)
         SKIP("%s not built", buf);
+    fclose(f);
 }
 
-/* Runs argv[0] with its stdout on a pipe whose read end is returned in *out. */
-static pid_t spawn(char *const argv[], int *out)
+/* Runs a server (argv: its command line) and reads its address from its
+ * first line, "listening on ADDR backend NAME". */
+static void server_run(struct server *s, const char *name, char *const argv[])
 {
-    int fds[2];
-    pid_t pid;
-    CHECK(pipe(fds) == 0);
-    CHECK(fcntl(fds[0], F_SETFD, FD_CLOEXEC) == 0);
-    pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[1]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    *out = fds[0];
-    return pid;
-}
-
-/* Reads up to the first newline (or the end) of fd. */
-static void read_line(int fd, char *buf, size_t size)
-{
-    size_t n = 0;
-    while (n + 1 < size && read(fd, buf + n, 1) == 1 && buf[n] != '\n')
-        n++;
-    buf[n] = '\0';
-}
-
-static int exit_status(pid_t pid)
-{
+    char line[256], backend[32];
     int status;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
-/* Servers still running when a check fails: killed on the way out, or ctest
- * would wait for them (they hold the test's stderr). */
-static pid_t running_servers[4];
-
-static void server_kill(void)
-{
-    size_t i;
-    for (i = 0; i < sizeof running_servers / sizeof running_servers[0]; i++)
-        if (running_servers[i] > 0)
-            kill(running_servers[i], SIGKILL);
-}
-
-static void server_running(pid_t pid, bool running)
-{
-    size_t i;
-    for (i = 0; i < sizeof running_servers / sizeof running_servers[0]; i++) {
-        if (running && running_servers[i] == 0) {
-            running_servers[i] = pid;
-            return;
-        }
-        if (!running && running_servers[i] == pid) {
-            running_servers[i] = 0;
-            return;
-        }
-    }
-    CHECK(!running);
-}
-
-/* Starts the example server `name` (echo_server if not said) on this run's
- * backend, with an extra option if not NULL (it exits by itself after a
- * minute should the test die), and reads its address from its first line.  A
- * descriptor limit (max_fds, if not NULL) is set by a shell in between: under
- * valgrind, setrlimit before exec would only change valgrind's idea of it. */
-static struct server example_server_start(const char *name, const char *max_fds,
-                                          const char *option, const char *value)
-{
-    struct server s;
-    char path[4096], line[256], backend[32], limit[64];
-    char *argv[] = { "/bin/sh", "-c", limit, path, "-b", (char *)test_backend,
-                     "-n", "60", (char *)option, (char *)value, "127.0.0.1:0", NULL };
-    int fd, status;
-
-    if (option == NULL)
-        argv[8] = argv[10];             /* no extra option: ADDR goes there */
-    example_path(path, sizeof path, name);
-    if (max_fds != NULL)
-        snprintf(limit, sizeof limit, "ulimit -n %s && exec \"$0\" \"$@\"", max_fds);
-    s.pid = spawn(max_fds != NULL ? argv : argv + 3, &fd);
-    server_running(s.pid, true);
-    atexit(server_kill);
-    read_line(fd, line, sizeof line);
-    close(fd);
+    child_start(&s->child, argv, NULL, CHILD_STDOUT);
+    child_read_line(&s->child, line, sizeof line);
     if (line[0] == '\0') {
-        status = exit_status(s.pid);
-        server_running(s.pid, false);
+        status = child_wait(&s->child);
         if (status == 77)
             SKIP("%s has no backend %s", name, test_backend);
         FAIL("%s printed nothing and exited %d", name, status);
     }
-    CHECK(sscanf(line, "listening on %79s backend %31s", s.addr, backend) == 2);
+    CHECK(sscanf(line, "listening on %79s backend %31s", s->addr, backend) == 2);
     CHECK(strcmp(backend, test_backend) == 0);
-    return s;
 }
 
-static struct server server_start(const char *max_fds)
+/* Starts the example server `name` on this run's backend, with an extra
+ * option if not NULL; it exits by itself after a minute should the test
+ * die. */
+static void example_server_start(struct server *s, const char *name, const char *option,
+                                 const char *value)
 {
-    return example_server_start("echo_server", max_fds, NULL, NULL);
+    char path[4096];
+    char *argv[] = { path, "-b", (char *)test_backend, "-n", "60", (char *)option,
+                     (char *)value, "127.0.0.1:0", NULL };
+
+    if (option == NULL) {               /* no extra option: ADDR goes there */
+        argv[5] = argv[7];
+        argv[6] = NULL;
+    }
+    example_path(path, sizeof path, name);
+    server_run(s, name, argv);
 }
 
-/* SIGTERM is the clean way out: everything freed, exit status 0. */
+static void server_start(struct server *s)
+{
+    example_server_start(s, "echo_server", NULL, NULL);
+}
+
+/* The clean way out (SIGTERM; Ctrl-C in its console on Windows): the server
+ * frees everything, says "stopped" and exits 0.  The line shows that its own
+ * handling ran: wine's default for Ctrl-C exits 0 as well. */
 static void server_stop(struct server *s)
 {
-    CHECK(kill(s->pid, SIGTERM) == 0);
-    server_running(s->pid, false);
-    CHECK_EQ(exit_status(s->pid), 0);
+    char line[64];
+    child_stop(&s->child);
+    child_read_line(&s->child, line, sizeof line);
+    CHECK_EQ(child_wait(&s->child), 0);
+    if (strcmp(line, "stopped") != 0)
+        FAIL("the server's last line is \"%s\", not \"stopped\"", line);
 }
 
 static struct summary client_run(const struct server *s, const char *conns,
@@ -155,14 +103,12 @@ static struct summary client_run(const struct server *s, const char *conns,
     char path[4096], line[256];
     char *argv[] = { path, "-b", (char *)test_backend, "-c", (char *)conns, "-d",
                      (char *)seconds, "-s", (char *)bytes, (char *)s->addr, NULL };
-    int fd;
-    pid_t pid;
+    struct child c;
 
     example_path(path, sizeof path, "echo_client");
-    pid = spawn(argv, &fd);
-    read_line(fd, line, sizeof line);
-    close(fd);
-    CHECK_EQ(exit_status(pid), 0);
+    child_start(&c, argv, NULL, CHILD_STDOUT);
+    child_read_line(&c, line, sizeof line);
+    CHECK_EQ(child_wait(&c), 0);
     CHECK(sscanf(line, "requests/s %lf p50 %*f us p99 %*f us errors %llu bytes verified %llu",
                  &r.requests_per_s, &r.errors, &r.verified) == 3);
     return r;
@@ -170,8 +116,24 @@ static struct summary client_run(const struct server *s, const char *conns,
 
 TEST(echo_client_against_echo_server)
 {
-    struct server s = server_start(NULL);
-    struct summary r = client_run(&s, "10", "1", "64");
+    struct server s;
+    struct summary r;
+    server_start(&s);
+    r = client_run(&s, "10", "1", "64");
+    CHECK(r.requests_per_s > 0);
+    CHECK_EQ(r.errors, 0);
+    CHECK(r.verified > 0);
+    CHECK_EQ(r.verified % 64, 0);
+    server_stop(&s);
+}
+
+/* The same load on the event loop's echo server. */
+TEST(echo_client_against_loop_echo_server)
+{
+    struct server s;
+    struct summary r;
+    example_server_start(&s, "loop_echo_server", NULL, NULL);
+    r = client_run(&s, "10", "0.5", "64");
     CHECK(r.requests_per_s > 0);
     CHECK_EQ(r.errors, 0);
     CHECK(r.verified > 0);
@@ -183,26 +145,21 @@ TEST(echo_client_against_echo_server)
  * short and its output backs up while the client is still sending. */
 TEST(echo_large_messages)
 {
-    struct server s = server_start(NULL);
-    struct summary r = client_run(&s, "3", "0.5", "4000000");
+    struct server s;
+    struct summary r;
+    server_start(&s);
+    r = client_run(&s, "3", "0.5", "4000000");
     CHECK(r.requests_per_s > 0);
     CHECK_EQ(r.errors, 0);
     CHECK_EQ(r.verified % 4000000, 0);
     server_stop(&s);
 }
 
-static int server_fds(pid_t pid)
+static int server_fds(const struct server *s)
 {
-    char path[64];
-    int n = 0;
-    DIR *d;
-    struct dirent *e;
-    snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
-    if ((d = opendir(path)) == NULL)
-        SKIP("no %s", path);
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
+    int n = child_descriptors(&s->child);
+    if (n < 0)
+        SKIP("this system does not tell a process's descriptors");
     return n;
 }
 
@@ -211,11 +168,13 @@ static int server_fds(pid_t pid)
 TEST(echo_server_survives_resets)
 {
     static char junk[65536];
-    struct server s = server_start(NULL);
+    struct server s;
     struct linger hard = { 1, 0 };
-    int baseline = server_fds(s.pid), i, waited;
+    int baseline, i, waited;
     mio_addr addr;
 
+    server_start(&s);
+    baseline = server_fds(&s);
     OK(mio_addr_parse(s.addr, &addr));
     for (i = 0; i < 5; i++) {
         int64_t written = 0;
@@ -232,57 +191,76 @@ TEST(echo_server_survives_resets)
                 CHECK_EQ(n, MIO_EAGAIN);
                 if (written > 0 && waited > 50)
                     break;
-                nanosleep(&(struct timespec){ 0, MIO_MSEC }, NULL);
+                test_sleep_ms(1);
             }
         }
         CHECK(written > 0);
-        CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard) == 0);
+        CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, (const char *)&hard, sizeof hard) == 0);
         OK(mio_close(fd));          /* with linger 0: a reset */
     }
-    for (waited = 0; server_fds(s.pid) != baseline && waited < 10000; waited += 10)
-        nanosleep(&(struct timespec){ 0, 10 * MIO_MSEC }, NULL);
-    CHECK_EQ(server_fds(s.pid), baseline);
+    for (waited = 0; server_fds(&s) != baseline && waited < 10000; waited += 10)
+        test_sleep_ms(10);
+    CHECK_EQ(server_fds(&s), baseline);
     CHECK(client_run(&s, "4", "0.2", "100").requests_per_s > 0);
     server_stop(&s);
 }
 
+#ifndef _WIN32
 /* With too few descriptors for every client, the server stops accepting
  * when it runs out and starts again as connections close: every client is
- * served in the end. */
-TEST(echo_server_resumes_after_emfile)
+ * served in the end.  The limit is set by a shell in between: under
+ * valgrind, the test's own setrlimit would only change valgrind's idea of
+ * it. */
+POSIX_TEST(echo_server_resumes_after_emfile)
 {
-    struct server s = server_start("16");
-    struct summary r = client_run(&s, "40", "0.3", "64");
+    char path[4096];
+    char *argv[] = { "/bin/sh", "-c", "ulimit -n 16 && exec \"$0\" \"$@\"", path, "-b",
+                     (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
+    struct server s;
+    struct summary r;
+
+    example_path(path, sizeof path, "echo_server");
+    server_run(&s, "echo_server", argv);
+    r = client_run(&s, "40", "0.3", "64");
     CHECK(r.requests_per_s > 0);
     CHECK_EQ(r.errors, 0);
     CHECK(r.verified >= 40 * 64);
     server_stop(&s);
 }
+#endif
 
 /* ---- chat_server, http_server, udp_echo, multi_connect, event_loop ---- */
 
 /* A blocking socket of `type` connected to addr, whose reads give up after
  * 10 s (a server that never answers fails the check, not the timeout). */
-static int socket_to(const char *text, int type)
+static mio_fd socket_to(const char *text, int type)
 {
+#ifdef _WIN32
+    DWORD limit = 10000;                /* milliseconds */
+    WSADATA wsa;
+#else
     struct timeval limit = { 10, 0 };
+#endif
     mio_addr addr;
-    int fd;
+    mio_fd fd;
+#ifdef _WIN32
+    CHECK(WSAStartup(MAKEWORD(2, 2), &wsa) == 0);   /* counted: once per socket is fine */
+#endif
     OK(mio_addr_parse(text, &addr));
     fd = socket(addr.u.sa.sa_family, type, 0);
-    CHECK(fd >= 0);
-    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == 0);
+    CHECK(fd != MIO_INVALID_FD);
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, (const char *)&limit, sizeof limit) == 0);
     CHECK(connect(fd, &addr.u.sa, addr.len) == 0);
     return fd;
 }
 
-static void send_text(int fd, const char *text)
+static void send_text(mio_fd fd, const char *text)
 {
-    CHECK_EQ(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+    CHECK_EQ(send(fd, text, (int)strlen(text), MSG_NOSIGNAL), (long long)strlen(text));
 }
 
 /* The next line from fd is `want` (without its newline). */
-static void expect_line(int fd, const char *want)
+static void expect_line(mio_fd fd, const char *want)
 {
     char line[256];
     size_t n = 0;
@@ -302,9 +280,11 @@ static void expect_line(int fd, const char *want)
  * arrivals and departures reach everyone. */
 TEST(chat_server_broadcasts)
 {
-    struct server s = example_server_start("chat_server", NULL, NULL, NULL);
-    int a = socket_to(s.addr, SOCK_STREAM), b, c;
+    struct server s;
+    mio_fd a, b, c;
 
+    example_server_start(&s, "chat_server", NULL, NULL);
+    a = socket_to(s.addr, SOCK_STREAM);
     expect_line(a, "* 1 joined");
     b = socket_to(s.addr, SOCK_STREAM);
     expect_line(a, "* 2 joined");
@@ -322,19 +302,19 @@ TEST(chat_server_broadcasts)
     expect_line(a, "3: in two pieces");     /* not its own line first */
     expect_line(b, "3: in two pieces");
 
-    close(b);
+    mio_close(b);
     expect_line(a, "* 2 left");
     expect_line(c, "* 2 left");
-    close(a);
+    mio_close(a);
     expect_line(c, "* 1 left");
-    close(c);
+    mio_close(c);
     server_stop(&s);
 }
 
 /* Reads one 200 response (body NULL: to a HEAD, no body follows its
  * Content-Length); returns the body in `body` and whether it said
  * "Connection: close". */
-static bool http_response(int fd, char *body, size_t size)
+static bool http_response(mio_fd fd, char *body, size_t size)
 {
     char head[1024];
     size_t n = 0, len = 0;
@@ -353,7 +333,7 @@ static bool http_response(int fd, char *body, size_t size)
         return strstr(head, "\r\nConnection: close\r\n") != NULL;
     CHECK(len < size);
     if (len > 0)
-        CHECK_EQ(recv(fd, body, len, MSG_WAITALL), (ssize_t)len);
+        CHECK_EQ(recv(fd, body, (int)len, MSG_WAITALL), (long long)len);
     body[len] = '\0';
     return strstr(head, "\r\nConnection: close\r\n") != NULL;
 }
@@ -362,10 +342,13 @@ static bool http_response(int fd, char *body, size_t size)
  * connection stays open until a request asks for close. */
 TEST(http_server_keep_alive_and_pipelining)
 {
-    struct server s = example_server_start("http_server", NULL, NULL, NULL);
-    int fd = socket_to(s.addr, SOCK_STREAM), i;
+    struct server s;
     char body[64];
+    mio_fd fd;
+    int i;
 
+    example_server_start(&s, "http_server", NULL, NULL);
+    fd = socket_to(s.addr, SOCK_STREAM);
     send_text(fd, "GET / HTTP/1.1\r\nHost: test\r\n\r\n");
     CHECK(!http_response(fd, body, sizeof body));
     CHECK(strcmp(body, "Hello, world!\n") == 0);
@@ -380,42 +363,46 @@ TEST(http_server_keep_alive_and_pipelining)
     CHECK(http_response(fd, body, sizeof body));
     CHECK(strcmp(body, "Hello, world!\n") == 0);
     CHECK_EQ(recv(fd, body, sizeof body, 0), 0);    /* then the server closes */
-    close(fd);
+    mio_close(fd);
     server_stop(&s);
 }
 
 /* An idle connection is closed after -k seconds, never before. */
 TEST(http_server_closes_idle_connections)
 {
-    struct server s = example_server_start("http_server", NULL, "-k", "0.2");
-    struct timespec t0, t1;
+    struct server s;
+    int64_t start;
     char byte;
-    int fd = socket_to(s.addr, SOCK_STREAM);
+    mio_fd fd;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    example_server_start(&s, "http_server", "-k", "0.2");
+    fd = socket_to(s.addr, SOCK_STREAM);
+    start = test_now_ns();
     CHECK_EQ(recv(fd, &byte, 1, 0), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    CHECK((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 >= 0.19);
-    close(fd);
+    CHECK(test_now_ns() - start >= 190 * MIO_MSEC);
+    mio_close(fd);
     server_stop(&s);
 }
 
 /* Every datagram comes back, whole, to the socket that sent it. */
 TEST(udp_echo_returns_datagrams)
 {
-    struct server s = example_server_start("udp_echo", NULL, NULL, NULL);
-    int fd = socket_to(s.addr, SOCK_DGRAM), i;
+    struct server s;
     char msg[64], got[128];
+    mio_fd fd;
+    int i;
 
+    example_server_start(&s, "udp_echo", NULL, NULL);
+    fd = socket_to(s.addr, SOCK_DGRAM);
     for (i = 0; i < 20; i++) {
         snprintf(msg, sizeof msg, "datagram %d", i);
         send_text(fd, msg);
-        CHECK_EQ(recv(fd, got, sizeof got, 0), (ssize_t)strlen(msg));
+        CHECK_EQ(recv(fd, got, sizeof got, 0), (long long)strlen(msg));
         CHECK(memcmp(got, msg, strlen(msg)) == 0);
     }
     send_text(fd, "");                      /* an empty datagram is one too */
     CHECK_EQ(recv(fd, got, sizeof got, 0), 0);
-    close(fd);
+    mio_close(fd);
     server_stop(&s);
 }
 
@@ -435,28 +422,28 @@ static void refused_addr(char *buf, size_t size)
  * order given, and exit status 1 for the failure. */
 TEST(multi_connect_reports_each_server)
 {
-    struct server a = server_start(NULL), b = server_start(NULL);
+    struct server a, b;
     char path[4096], refused[MIO_ADDR_STRLEN], line[256], name[MIO_ADDR_STRLEN], reply[64];
     char *argv[] = { path, "-b", (char *)test_backend, "-m", "hi there", a.addr, refused,
                      b.addr, NULL };
+    struct child c;
     double ms;
-    int fd;
-    pid_t pid;
 
+    server_start(&a);
+    server_start(&b);
     example_path(path, sizeof path, "multi_connect");
     refused_addr(refused, sizeof refused);
-    pid = spawn(argv, &fd);
-    read_line(fd, line, sizeof line);
+    child_start(&c, argv, NULL, CHILD_STDOUT);
+    child_read_line(&c, line, sizeof line);
     CHECK(sscanf(line, "%79s ok %lf ms %63[^\n]", name, &ms, reply) == 3);
     CHECK(strcmp(name, a.addr) == 0 && strcmp(reply, "hi there") == 0);
-    read_line(fd, line, sizeof line);
+    child_read_line(&c, line, sizeof line);
     CHECK(sscanf(line, "%79s error %63[^\n]", name, reply) == 2);
     CHECK(strcmp(name, refused) == 0 && strcmp(reply, mio_strerror(MIO_ECONNREFUSED)) == 0);
-    read_line(fd, line, sizeof line);
+    child_read_line(&c, line, sizeof line);
     CHECK(sscanf(line, "%79s ok %lf ms %63[^\n]", name, &ms, reply) == 3);
     CHECK(strcmp(name, b.addr) == 0 && strcmp(reply, "hi there") == 0);
-    close(fd);
-    CHECK_EQ(exit_status(pid), 1);
+    CHECK_EQ(child_wait(&c), 1);
     server_stop(&a);
     server_stop(&b);
 }
@@ -470,10 +457,10 @@ TEST(event_loop_example_runs_in_order)
     static const double not_before[] = { 0, 0.3, 0.5 };
     char path[4096], line[256], what[64];
     char *argv[] = { path, "0.1", NULL };
+    struct child c;
     mio_poll *p;
     double at;
-    int fd, i;
-    pid_t pid;
+    int i;
 
     OK(mio_poll_new(&p));
     if (strcmp(mio_poll_backend(p), test_backend) != 0) {
@@ -482,16 +469,15 @@ TEST(event_loop_example_runs_in_order)
     }
     mio_poll_free(p);
     example_path(path, sizeof path, "event_loop");
-    pid = spawn(argv, &fd);
+    child_start(&c, argv, NULL, CHILD_STDOUT);
     for (i = 0; i < 3; i++) {
-        read_line(fd, line, sizeof line);
+        child_read_line(&c, line, sizeof line);
         CHECK(sscanf(line, "%lf %63[^\n]", &at, what) == 2);
         if (strcmp(what, want[i]) != 0)
             FAIL("line %d is \"%s\", expected \"%s\"", i + 1, line, want[i]);
         CHECK(at >= not_before[i] - 0.001);  /* printed with 3 decimals */
     }
-    read_line(fd, line, sizeof line);
+    child_read_line(&c, line, sizeof line);
     CHECK(line[0] == '\0');                 /* nothing more */
-    close(fd);
-    CHECK_EQ(exit_status(pid), 0);
+    CHECK_EQ(child_wait(&c), 0);
 }

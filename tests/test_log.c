@@ -3,51 +3,55 @@
  * callback, and turning it off silences them. */
 #include "harness.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
+#include "child.h"
 
-/* Runs a register / wait / deregister round in a child whose environment has
- * MIO_LOG=level (its first poll reads it; NULL: no MIO_LOG) and returns the
- * child's stderr. */
-static void traced_child(const char *level, char *out, size_t size)
+/* The child's part of the MIO_LOG tests: one register / wait / deregister
+ * round on this run's backend, traced to stderr as MIO_LOG says.  Registered
+ * without TEST, so it is no ctest of its own: traced_child runs it as
+ * `test_log traced_round BACKEND` in a child. */
+static void traced_round(void)
 {
-    int fds[2], status;
-    size_t n = 0;
-    ssize_t got;
-    pid_t pid;
+    mio_poll *p = test_poll();
+    mio_fd pair[2];
+    mio_event ev[4];
+    OK(mio_socketpair(pair));
+    OK(mio_register(p, pair[0], 5, MIO_READABLE));
+    CHECK_EQ(mio_write(pair[1], "x", 1), 1);
+    CHECK_EQ(mio_poll_wait(p, ev, 4, 5 * MIO_SEC), 1);
+    OK(mio_deregister(p, pair[0]));
+    mio_close(pair[0]);
+    mio_close(pair[1]);
+    mio_poll_free(p);
+}
 
-    CHECK(pipe(fds) == 0);
-    pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        mio_poll *p;
-        mio_fd pair[2];
-        mio_event ev[4];
-        dup2(fds[1], STDERR_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        if (level != NULL)
-            setenv("MIO_LOG", level, 1);
-        else
-            unsetenv("MIO_LOG");
-        if (mio_poll_new_backend(test_backend, &p) < 0 || mio_socketpair(pair) < 0 ||
-            mio_register(p, pair[0], 5, MIO_READABLE) < 0 || mio_write(pair[1], "x", 1) != 1 ||
-            mio_poll_wait(p, ev, 4, 5 * MIO_SEC) != 1 || mio_deregister(p, pair[0]) < 0)
-            _exit(1);
-        mio_close(pair[0]);
-        mio_close(pair[1]);
-        mio_poll_free(p);
-        _exit(0);
-    }
-    close(fds[1]);
-    while (n + 1 < size && (got = read(fds[0], out + n, size - 1 - n)) > 0)
-        n += (size_t)got;
-    out[n] = '\0';
-    close(fds[0]);
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
-    if (WEXITSTATUS(status) != 0)
-        SKIP("no backend %s (child exited %d)", test_backend, WEXITSTATUS(status));
+static struct test_case traced_round_case = { "traced_round", traced_round, NULL };
+
+__attribute__((constructor)) static void register_traced_round(void)
+{
+    test_add(&traced_round_case);
+}
+
+/* Runs traced_round in a child of this program whose environment has
+ * MIO_LOG=level (NULL: no MIO_LOG at all) and returns the child's stderr. */
+static void traced_child(const char *level, char *err, size_t size)
+{
+    const char *self = child_self_path();
+    char *argv[] = { (char *)self, "traced_round", (char *)test_backend, NULL };
+    char env[64];
+    struct child c;
+    int status;
+
+    if (self == NULL)
+        SKIP("this system does not tell a program its own path");
+    if (level != NULL)
+        snprintf(env, sizeof env, "MIO_LOG=%s", level);
+    child_start(&c, argv, level != NULL ? env : "MIO_LOG", CHILD_STDERR);
+    child_read_all(&c, err, size);
+    status = child_wait(&c);
+    if (status == 77)
+        SKIP("no backend %s", test_backend);
+    if (status != 0)
+        FAIL("the traced child exited %d; its stderr:\n%s", status, err);
 }
 
 TEST(env_trace_prints_on_stderr)
@@ -112,8 +116,8 @@ TEST(callback_sees_ticks_and_registrations)
         SKIP("no backend %s", test_backend);
     OK(mio_socketpair(pair));
     OK(mio_register(mio_loop_poll(l), pair[0], 9, MIO_READABLE));
-    snprintf(expect, sizeof expect, "%d poll %p: register fd %d token 9 interest 0x1: 0\n",
-             MIO_LOG_DEBUG, (void *)mio_loop_poll(l), pair[0]);
+    snprintf(expect, sizeof expect, "%d poll %p: register fd %lld token 9 interest 0x1: 0\n",
+             MIO_LOG_DEBUG, (void *)mio_loop_poll(l), (long long)pair[0]);
     CHECK(strstr(lines, expect) != NULL);
 
     OK(mio_loop_run_once(l, &(mio_handler){ 0 }, NULL, 0));
@@ -123,8 +127,8 @@ TEST(callback_sees_ticks_and_registrations)
     CHECK(strstr(strstr(lines, expect) + 1, expect) != NULL);     /* twice */
 
     OK(mio_deregister(mio_loop_poll(l), pair[0]));
-    snprintf(expect, sizeof expect, "%d poll %p: deregister fd %d: 0\n",
-             MIO_LOG_DEBUG, (void *)mio_loop_poll(l), pair[0]);
+    snprintf(expect, sizeof expect, "%d poll %p: deregister fd %lld: 0\n",
+             MIO_LOG_DEBUG, (void *)mio_loop_poll(l), (long long)pair[0]);
     CHECK(strstr(lines, expect) != NULL);
 
     mio_set_log(NULL, NULL);
