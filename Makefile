@@ -80,12 +80,13 @@ fuzz:
 # prefix of its own.  wine's background server is started first with none of
 # ctest's streams (ctest would otherwise wait for it to exit), stopped after.
 # Socket and handle calls all go through that one server: stress loops are
-# scaled down as under valgrind.
+# scaled down as under valgrind.  The examples are built too: test_examples
+# runs them.
 WINDOWS_BUILD := build-windows
 # wine's server now and then drops a client mid-test ("wine client error ...
 # recvmsg"): a test that fails that way gets one more run.
 test-windows:
-	cmake -S . -B $(WINDOWS_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_EXAMPLES=OFF
+	cmake -S . -B $(WINDOWS_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_EXAMPLES=ON
 	cmake --build $(WINDOWS_BUILD) -j$(JOBS)
 	export WINEPREFIX="$(abspath $(WINDOWS_BUILD))/wineprefix" WINEDEBUG=-all; unset DISPLAY; \
 	wineserver -p </dev/null >/dev/null 2>&1; \
