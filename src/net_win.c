@@ -159,9 +159,6 @@ static int check_addr(const mio_addr *a)
         return a->len == sizeof(struct sockaddr_in) ? 0 : MIO_EINVAL;
     case AF_INET6:
         return a->len == sizeof(struct sockaddr_in6) ? 0 : MIO_EINVAL;
-    case AF_UNIX:
-        return a->len > (socklen_t)offsetof(mio__sockaddr_un, sun_path) &&
-               a->len <= (socklen_t)sizeof(mio__sockaddr_un) ? 0 : MIO_EINVAL;
     default:
         return MIO_EAFNOSUPPORT;
     }
