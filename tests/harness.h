@@ -27,6 +27,10 @@ void test_add(struct test_case *t);
     }                                                                         \
     static void test_##name(void)
 
+/* A case another test runs in a child process of this program (child.h):
+ * runnable by name like a TEST, but no ctest of its own. */
+#define CHILD_CASE(name) TEST(name)
+
 /* The backend this run is for ("epoll", "poll", ...). */
 extern const char *test_backend;
 
