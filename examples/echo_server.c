@@ -3,9 +3,11 @@
  *   echo_server [-b BACKEND] [-n SECONDS] [ADDR]      (ADDR: 127.0.0.1:0)
  *
  * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
- * until Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console;
- * see stop.h) or for SECONDS, then frees everything, prints "stopped" and
- * exits 0.  A backend this build lacks exits 77.
+ * until Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console)
+ * or for SECONDS, then frees everything, prints "stopped" and exits 0.
+ * Another program stops it with `kill -TERM PID`, or on Windows by attaching
+ * to its console and sending a Ctrl-C there (see stop.h).  A backend this
+ * build lacks exits 77.
  *
  * What it shows: edge-triggered sources drained until MIO_EAGAIN, a partial
  * write kept in a per-connection buffer until the socket is WRITABLE again,

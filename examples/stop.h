@@ -5,10 +5,17 @@
  *
  *   stop_on_signal(waker);      ...serve...      stop_on_signal(NULL);
  *
- * NULL restores the default handling; after it returns no wake is under way,
- * so the waker may be freed.  Another program stops an example with
- * `kill -TERM PID` on POSIX; on Windows it attaches to the example's console
- * (AttachConsole) and sends it GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0).
+ * NULL restores the default handling; once it returns, no wake is under way
+ * (on POSIX: in a program whose signals come to this thread, as in the
+ * examples), so the waker may be freed.
+ *
+ * Another program stops an example with `kill -TERM PID` on POSIX.  On
+ * Windows it attaches to the example's console (FreeConsole, then
+ * AttachConsole(PID)) and calls GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0),
+ * which reaches every process attached to that console, the sender included
+ * (it handles Ctrl-C itself for that); starting the example with a console
+ * of its own (CREATE_NO_WINDOW) keeps others out.  A Ctrl-Break sent to its
+ * process group would do too, except under wine 8, which sends only Ctrl-C.
  *
  * POSIX needs _POSIX_C_SOURCE 200809L (for sigaction) defined before the
  * first #include, as the examples do. */
