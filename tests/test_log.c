@@ -6,10 +6,9 @@
 #include "child.h"
 
 /* The child's part of the MIO_LOG tests: one register / wait / deregister
- * round on this run's backend, traced to stderr as MIO_LOG says.  Registered
- * without TEST, so it is no ctest of its own: traced_child runs it as
- * `test_log traced_round BACKEND` in a child. */
-static void traced_round(void)
+ * round on this run's backend, traced to stderr as MIO_LOG says;
+ * traced_child runs it as `test_log traced_round BACKEND`. */
+CHILD_CASE(traced_round)
 {
     mio_poll *p = test_poll();
     mio_fd pair[2];
@@ -22,13 +21,6 @@ static void traced_round(void)
     mio_close(pair[0]);
     mio_close(pair[1]);
     mio_poll_free(p);
-}
-
-static struct test_case traced_round_case = { "traced_round", traced_round, NULL };
-
-__attribute__((constructor)) static void register_traced_round(void)
-{
-    test_add(&traced_round_case);
 }
 
 /* Runs traced_round in a child of this program whose environment has
