@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Compiles the Windows library sources and the public header the way MSVC
-# sees them: clang in MSVC mode (_MSC_VER defined, __GNUC__ not, Microsoft
-# calling conventions and ABI) against wine's copy of the Windows SDK headers
-# (Debian libwine-dev), warnings as errors.  Catches GCC-only constructs
+# Compiles the Windows library sources, the public header and the examples
+# the way MSVC sees them: clang in MSVC mode (_MSC_VER defined, __GNUC__
+# not, Microsoft calling conventions and ABI) against wine's copy of the
+# Windows SDK headers (Debian libwine-dev), warnings as errors.  Catches GCC-only constructs
 # that the mingw-w64 build would accept.  Compile only: nothing links here.
 #
 #   tools/check_msvc.sh            (needs clang and libwine-dev)
@@ -35,3 +35,10 @@ for f in "$src"/src/*.c "$src"/src/sys/iocp.c "$src"/src/sys/afd.c; do
     n=$((n + 1))
 done
 echo "check_msvc: $n Windows library sources compile in MSVC mode"
+
+n=0
+for f in "$src"/examples/*.c; do
+    clang "${flags[@]}" -std=c11 -D_WIN32_WINNT=0x0601 "$f"
+    n=$((n + 1))
+done
+echo "check_msvc: $n examples compile in MSVC mode"
