@@ -2,8 +2,9 @@
 # Compiles the Windows library sources, the public header and the examples
 # the way MSVC sees them: clang in MSVC mode (_MSC_VER defined, __GNUC__
 # not, Microsoft calling conventions and ABI) against wine's copy of the
-# Windows SDK headers (Debian libwine-dev), warnings as errors.  Catches GCC-only constructs
-# that the mingw-w64 build would accept.  Compile only: nothing links here.
+# Windows SDK headers (Debian libwine-dev), warnings as errors.  Catches
+# GCC-only constructs that the mingw-w64 build would accept.  Compile only:
+# nothing links here.
 #
 #   tools/check_msvc.sh            (needs clang and libwine-dev)
 set -euo pipefail
