@@ -116,7 +116,7 @@ mio_poll *mio_loop_poll(mio_loop *l)
  * some behind, at most messages_per_tick are taken each time). */
 static int tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
 {
-    int64_t next = mio_timer_next(l->timer);
+    int64_t next = mio__timer_bound_at(l->timer, mio__now_ns());
     bool interrupted = false;
     int64_t now;
     size_t i;

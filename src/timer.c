@@ -18,6 +18,10 @@
  * nothing is due, never further: a timeout set later is never before cur.
  * The earliest far deadline is kept per slot, so even a wheel whose window
  * is empty answers mio_timer_next() exactly with one pass over the slots.
+ * That pass is put off: cancelling or popping the earliest timeout leaves
+ * `earliest` a lower bound, exact again only when asked for or reached.  A
+ * server that re-arms an idle timeout on every event keeps cancelling the
+ * earliest one and would otherwise pay for the pass once per loop tick.
  *
  * Every timeout lives in one slab of exactly `capacity` nodes allocated up
  * front; lists link slab indices.  The list heads are sentinel nodes placed
@@ -67,8 +71,8 @@ struct mio_timer {
     uint64_t tick_inverse;      /* UINT64_MAX / tick_ns, to divide by multiplying */
     uint64_t max_ns;            /* deadlines are clamped here: ticks * tick_ns fits */
     uint64_t cur;               /* no pending deadline is earlier */
-    uint64_t earliest;          /* cached earliest deadline, if earliest_known */
-    bool earliest_known;
+    uint64_t earliest;          /* no pending deadline is earlier (pending > 0) */
+    bool earliest_exact;        /* and one is due then */
     uint32_t wheel, mask, words;
     uint32_t capacity;
     uint32_t free_head;
@@ -240,14 +244,14 @@ static uint64_t find_earliest(mio_timer *t)
     return best;
 }
 
-/* The cached earliest deadline.  Only the cache changes, never what the timer
- * holds, which is why the const queries may call this. */
+/* The exact earliest deadline (pending > 0).  Only the cache changes, never
+ * what the timer holds, which is why the const queries may call this. */
 static uint64_t earliest(const mio_timer *ct)
 {
     mio_timer *t = (mio_timer *)ct;   /* every mio_timer is heap-allocated, never const */
-    if (!t->earliest_known) {
+    if (!t->earliest_exact) {
         t->earliest = find_earliest(t);
-        t->earliest_known = true;
+        t->earliest_exact = true;
     }
     return t->earliest;
 }
@@ -415,9 +419,9 @@ int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
             f->stale = false;
         }
     }
-    if (t->pending == 0 || (t->earliest_known && deadline < t->earliest)) {
+    if (t->pending == 0 || deadline <= t->earliest) {
         t->earliest = deadline;
-        t->earliest_known = true;
+        t->earliest_exact = true;
     }
     t->pending++;
     *out = ((uint64_t)n->gen << 32) | (i + 1);
@@ -454,9 +458,9 @@ bool mio_timer_cancel(mio_timer *t, mio_timeout timeout)
         if (deadline == t->far[slot].min)
             t->far[slot].stale = true;
         if (deadline == t->earliest)
-            t->earliest_known = false;
+            t->earliest_exact = false;
     } else if (deadline == t->earliest && list_empty(t, near_head(t, slot))) {
-        t->earliest_known = false;
+        t->earliest_exact = false;
     }
     release(t, i);
     return true;
@@ -470,6 +474,19 @@ int64_t mio__timer_next_at(const mio_timer *t, int64_t now_ns)
         return -1;
     now = clamp_now(t, now_ns);
     due = earliest(t) * t->tick_ns;
+    return due > now ? (int64_t)(due - now) : 0;
+}
+
+int64_t mio__timer_bound_at(const mio_timer *t, int64_t now_ns)
+{
+    uint64_t due, now;
+
+    if (t == NULL || t->pending == 0)
+        return -1;
+    now = clamp_now(t, now_ns);
+    due = t->earliest * t->tick_ns;
+    if (due <= now && !t->earliest_exact)   /* a stale bound reached: look */
+        due = earliest(t) * t->tick_ns;
     return due > now ? (int64_t)(due - now) : 0;
 }
 
@@ -487,8 +504,10 @@ bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
 
     if (t == NULL || t->pending == 0)
         return false;
-    due = earliest(t);
+    due = t->earliest;
     now_tick = ticks_of(t, clamp_now(t, now_ns));
+    if (due <= now_tick && !t->earliest_exact)
+        due = earliest(t);
     if (due > now_tick) {
         /* Keep the window on the clock, so that timeouts set from now on
          * land in near lists: the far ones are promoted a few slots at a
@@ -506,7 +525,7 @@ bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
     list_unlink(t, i);
     if (list_empty(t, head)) {
         near_unmark(t, slot);
-        t->earliest_known = false;
+        t->earliest_exact = false;
     }
     if (arg != NULL)
         *arg = t->nodes[i].arg;

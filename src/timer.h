@@ -10,6 +10,12 @@
  * earliest deadline, 0 once one is due, -1 if none is pending. */
 int64_t mio__timer_next_at(const mio_timer *t, int64_t now_ns);
 
+/* Like mio__timer_next_at, but to a lower bound of the earliest deadline
+ * while the exact one is not known (after its timeout was cancelled or
+ * fired): the bound for the loop's wait, which costs no pass over the
+ * wheel.  Waking at the bound at worst finds nothing due. */
+int64_t mio__timer_bound_at(const mio_timer *t, int64_t now_ns);
+
 /* mio_timer_poll() as of now_ns.  A reading older than the latest one the
  * timer has seen only makes fewer timeouts due; never any early. */
 bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg);

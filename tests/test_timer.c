@@ -438,6 +438,32 @@ TEST(next_is_zero_when_due)
     mio_timer_free(t);
 }
 
+/* The loop's wait bound after the earliest timeout is cancelled: a lower
+ * bound of the next deadline (no pass over the wheel yet), exact once that
+ * bound is reached, and nothing fires there. */
+TEST(wait_bound_after_cancel_is_a_lower_bound)
+{
+    mio_timer *t = new_timer(MIO_MSEC, 8, 8);
+    int64_t now = test_now_ns(), bound, next;
+    mio_timeout h = set(t, 20 * MIO_MSEC, 1);
+    set(t, 30 * MIO_MSEC, 2);
+    CHECK_EQ(mio__timer_bound_at(t, now), mio__timer_next_at(t, now));
+    CHECK(mio_timer_cancel(t, h));
+    bound = mio__timer_bound_at(t, now);
+    next = mio__timer_next_at(t, now);
+    CHECK(bound > 0 && bound <= next);
+    CHECK(next >= 29 * MIO_MSEC && next <= 31 * MIO_MSEC);
+    h = set(t, 25 * MIO_MSEC, 3);        /* set and cancelled above the bound */
+    CHECK(mio_timer_cancel(t, h));
+    bound = mio__timer_bound_at(t, now);
+    CHECK(!mio__timer_poll_at(t, now + bound, NULL));
+    CHECK_EQ(mio__timer_bound_at(t, now + bound), mio__timer_next_at(t, now + bound));
+    CHECK(mio__timer_bound_at(t, now + bound) > 0);
+    CHECK_EQ(pop_at(t, now + 40 * MIO_MSEC), 2);
+    CHECK_EQ(mio__timer_bound_at(t, now), -1);
+    mio_timer_free(t);
+}
+
 /* next as of `after`, for a timeout of `delay` set between before and after. */
 static void check_next(mio_timer *t, int64_t before, int64_t after, int64_t delay)
 {
