@@ -1,6 +1,7 @@
-/* Address text, the same on every OS: strict parsing (dotted-quad IPv4 or
- * bracketed IPv6 with a port, a numeric scope at most; no DNS, no
- * interface names) and formatting that round-trips what parsing accepts. */
+/* Addresses, the same on every OS: strict parsing of text (dotted-quad IPv4
+ * or bracketed IPv6 with a port, a numeric scope at most; no DNS, no
+ * interface names), formatting that round-trips what parsing accepts, and a
+ * socket's own and peer's address. */
 #ifdef _WIN32
 #include "sys/win.h"
 #else
@@ -162,4 +163,39 @@ int mio__unix_addr(const char *path, mio__sockaddr_un *un, socklen_t *len)
     memcpy(un->sun_path, path, n);
     *len = (socklen_t)(offsetof(mio__sockaddr_un, sun_path) + n + 1);
     return 0;
+}
+
+void mio__fill_addr(mio_addr *out, const struct sockaddr_storage *ss, socklen_t len)
+{
+    memset(out, 0, sizeof *out);
+    if ((size_t)len > sizeof out->u.ss)
+        len = (socklen_t)sizeof out->u.ss;
+    memcpy(&out->u.ss, ss, (size_t)len);
+    out->len = len;
+}
+
+static int socket_name(mio_fd fd, mio_addr *out, bool peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int r;
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+             : getsockname(fd, (struct sockaddr *)&ss, &len);
+    if (r < 0)
+        return mio__sock_err();
+    mio__fill_addr(out, &ss, len);
+    return 0;
+}
+
+int mio_local_addr(mio_fd fd, mio_addr *out)
+{
+    return socket_name(fd, out, false);
+}
+
+int mio_peer_addr(mio_fd fd, mio_addr *out)
+{
+    return socket_name(fd, out, true);
 }

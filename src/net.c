@@ -94,15 +94,6 @@ static int check_addr(const mio_addr *a)
     }
 }
 
-static void fill_addr(mio_addr *out, const struct sockaddr_storage *ss, socklen_t len)
-{
-    memset(out, 0, sizeof *out);
-    if (len > sizeof out->u.ss)
-        len = sizeof out->u.ss;
-    memcpy(&out->u.ss, ss, len);
-    out->len = len;
-}
-
 /* ---- the reserve descriptor for accept under EMFILE ---- */
 
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -197,18 +188,17 @@ static int inet_socket(const mio_addr *addr, int type, mio_fd *out)
     return new_socket(addr->u.sa.sa_family, type);
 }
 
-/* ---- TCP ---- */
+/* ---- stream sockets: TCP and Unix ---- */
 
-int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
+/* Binds the new stream socket fd (>= 0) to sa and listens; closes it on failure.
+ * TCP listeners rebind over TIME_WAIT (SO_REUSEADDR). */
+static int listen_on(int fd, const struct sockaddr *sa, socklen_t len, int backlog, mio_fd *out)
 {
-    int fd, one = 1, err;
+    int one = 1, err;
 
-    fd = inet_socket(addr, SOCK_STREAM, out);
-    if (fd < 0)
-        return fd;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, &addr->u.sa, addr->len) < 0 ||
-        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+    if ((sa->sa_family != AF_UNIX &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+        bind(fd, sa, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
         err = mio__err();
         close(fd);
         return err;
@@ -216,6 +206,30 @@ int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
     reserve_ensure();
     *out = fd;
     return 0;
+}
+
+/* Starts a connect of the new stream socket fd (>= 0) to sa; closes it on failure.
+ * EINTR: the connect goes on in the background, like EINPROGRESS. */
+static int connect_to(int fd, const struct sockaddr *sa, socklen_t len, mio_fd *out)
+{
+    int err;
+
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS && errno != EINTR) {
+        err = mio__err();
+        close(fd);
+        /* A full backlog on a Unix listener: try again later. */
+        return err == -EWOULDBLOCK ? MIO_EAGAIN : err;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* ---- TCP ---- */
+
+int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
+{
+    int fd = inet_socket(addr, SOCK_STREAM, out);
+    return fd < 0 ? fd : listen_on(fd, &addr->u.sa, addr->len, backlog, out);
 }
 
 int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
@@ -239,26 +253,15 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
     if (atomic_load_explicit(&reserve_lost, memory_order_relaxed))
         reserve_ensure();
     if (peer != NULL)
-        fill_addr(peer, &ss, len);
+        mio__fill_addr(peer, &ss, len);
     *out = fd;
     return 0;
 }
 
 int mio_tcp_connect(const mio_addr *addr, mio_fd *out)
 {
-    int fd, err;
-
-    fd = inet_socket(addr, SOCK_STREAM, out);
-    if (fd < 0)
-        return fd;
-    /* EINTR: the connect goes on in the background, like EINPROGRESS. */
-    if (connect(fd, &addr->u.sa, addr->len) < 0 && errno != EINPROGRESS && errno != EINTR) {
-        err = mio__err();
-        close(fd);
-        return err;
-    }
-    *out = fd;
-    return 0;
+    int fd = inet_socket(addr, SOCK_STREAM, out);
+    return fd < 0 ? fd : connect_to(fd, &addr->u.sa, addr->len, out);
 }
 
 int mio_tcp_set_nodelay(mio_fd fd, bool on)
@@ -348,7 +351,7 @@ ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *tru
     if (truncated != NULL)
         *truncated = (msg.msg_flags & MSG_TRUNC) != 0;
     if (from != NULL)
-        fill_addr(from, &ss, msg.msg_namelen);
+        mio__fill_addr(from, &ss, msg.msg_namelen);
     return n;
 }
 
@@ -363,52 +366,28 @@ int mio_unix_listen(const char *path, int backlog, mio_fd *out)
 {
     mio__sockaddr_un un;
     socklen_t len;
-    int fd, err;
+    int err, fd;
 
     if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
     err = mio__unix_addr(path, &un, &len);
-    if (err < 0)
-        return err;
-    fd = new_socket(AF_UNIX, SOCK_STREAM);
-    if (fd < 0)
-        return fd;
-    if (bind(fd, (struct sockaddr *)&un, len) < 0 ||
-        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
-        err = mio__err();
-        close(fd);
-        return err;
-    }
-    reserve_ensure();
-    *out = fd;
-    return 0;
+    fd = err < 0 ? err : new_socket(AF_UNIX, SOCK_STREAM);
+    return fd < 0 ? fd : listen_on(fd, (struct sockaddr *)&un, len, backlog, out);
 }
 
 int mio_unix_connect(const char *path, mio_fd *out)
 {
     mio__sockaddr_un un;
     socklen_t len;
-    int fd, err;
+    int err, fd;
 
     if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
     err = mio__unix_addr(path, &un, &len);
-    if (err < 0)
-        return err;
-    fd = new_socket(AF_UNIX, SOCK_STREAM);
-    if (fd < 0)
-        return fd;
-    if (connect(fd, (struct sockaddr *)&un, len) < 0 && errno != EINPROGRESS &&
-        errno != EINTR) {
-        err = mio__err();
-        close(fd);
-        /* A full backlog on a Unix listener: try again later. */
-        return err == -EWOULDBLOCK ? MIO_EAGAIN : err;
-    }
-    *out = fd;
-    return 0;
+    fd = err < 0 ? err : new_socket(AF_UNIX, SOCK_STREAM);
+    return fd < 0 ? fd : connect_to(fd, (struct sockaddr *)&un, len, out);
 }
 
 int mio_socketpair(mio_fd out[2])
@@ -583,29 +562,6 @@ int mio_socket_error(mio_fd fd)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         return mio__err();
     return -err;
-}
-
-static int get_name(mio_fd fd, mio_addr *out,
-                    int (*fn)(int, struct sockaddr *, socklen_t *))
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (out == NULL)
-        return MIO_EINVAL;
-    if (fn(fd, (struct sockaddr *)&ss, &len) < 0)
-        return mio__err();
-    fill_addr(out, &ss, len);
-    return 0;
-}
-
-int mio_local_addr(mio_fd fd, mio_addr *out)
-{
-    return get_name(fd, out, getsockname);
-}
-
-int mio_peer_addr(mio_fd fd, mio_addr *out)
-{
-    return get_name(fd, out, getpeername);
 }
 
 int mio_close(mio_fd fd)

@@ -164,17 +164,6 @@ static int check_addr(const mio_addr *a)
     }
 }
 
-static void fill_addr(mio_addr *out, const struct sockaddr_storage *ss, int len)
-{
-    memset(out, 0, sizeof *out);
-    if (len < 0)
-        len = 0;
-    if ((size_t)len > sizeof out->u.ss)
-        len = (int)sizeof out->u.ss;
-    memcpy(&out->u.ss, ss, (size_t)len);
-    out->len = len;
-}
-
 /* A listening stream socket (TCP, or AF_UNIX where Windows has it). */
 static int listen_on(const struct sockaddr *sa, int len, int backlog, mio_fd *out)
 {
@@ -247,7 +236,7 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
         return err;
     }
     if (peer != NULL)
-        fill_addr(peer, &ss, len);
+        mio__fill_addr(peer, &ss, len);
     *out = s;
     return 0;
 }
@@ -371,7 +360,7 @@ ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *tru
             *truncated = true;
     }
     if (from != NULL)
-        fill_addr(from, &ss, slen);
+        mio__fill_addr(from, &ss, slen);
     return n;
 }
 
@@ -591,28 +580,6 @@ int mio_socket_error(mio_fd fd)
         (void)setsockopt(fd, SOL_SOCKET, SO_ERROR, (const char *)&zero, sizeof zero);
     }
     return mio__win_error((unsigned long)err);
-}
-
-static int get_name(mio_fd fd, mio_addr *out, int (WINAPI *fn)(SOCKET, struct sockaddr *, int *))
-{
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (out == NULL)
-        return MIO_EINVAL;
-    if (fn(fd, (struct sockaddr *)&ss, &len) == SOCKET_ERROR)
-        return mio__wsa_err();
-    fill_addr(out, &ss, len);
-    return 0;
-}
-
-int mio_local_addr(mio_fd fd, mio_addr *out)
-{
-    return get_name(fd, out, getsockname);
-}
-
-int mio_peer_addr(mio_fd fd, mio_addr *out)
-{
-    return get_name(fd, out, getpeername);
 }
 
 int mio_close(mio_fd fd)

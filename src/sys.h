@@ -101,11 +101,18 @@ typedef struct {
 typedef struct sockaddr_un mio__sockaddr_un;
 #endif
 int mio__unix_addr(const char *path, mio__sockaddr_un *un, socklen_t *len);
+/* A socket address of len bytes from the OS into *out (addr.c). */
+void mio__fill_addr(mio_addr *out, const struct sockaddr_storage *ss, socklen_t len);
 
-/* Errors from errno (POSIX) in one place. */
-#ifndef _WIN32
+/* Errors from errno (POSIX) in one place; a socket call's error on either
+ * system. */
+#ifdef _WIN32
+int mio__wsa_err(void);
+static inline int mio__sock_err(void) { return mio__wsa_err(); }
+#else
 #include <errno.h>
 static inline int mio__err(void) { return -errno; }
+static inline int mio__sock_err(void) { return -errno; }
 #endif
 
 #ifndef _WIN32
