@@ -496,7 +496,10 @@ MIO_API bool mio_timer_poll(mio_timer *t, void **arg);
  * mio 0.6's EventLoop: a poll, a timer wheel and a channel driven by one
  * thread (the caller's; there is no background thread).  Each tick:
  *   1. waits on the poll, no longer than the next timer deadline or the
- *      caller's timeout, and not at all while channel messages are queued;
+ *      caller's timeout, and not at all while channel messages are queued
+ *      (after the earliest timer was cleared, the wait may end at its old
+ *      deadline, a tick with nothing due: the loop finds the next deadline
+ *      only when it needs it);
  *   2. calls `ready` for every event, in the order the poll returned them;
  *   3. calls `notify` for up to messages_per_tick messages, oldest first (the
  *      rest wait for later ticks, which then do not block);
