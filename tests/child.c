@@ -376,6 +376,35 @@ int child_descriptors(const struct child *c)
     return n;
 }
 
+/* The target of /proc link `path` into buf; false if there is none. */
+static bool proc_link(const char *path, char *buf, size_t size)
+{
+    ssize_t n = readlink(path, buf, size - 1);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    return true;
+}
+
+bool child_holds(const struct child *c, int fd)
+{
+    char link[64], self_exe[4096], exe[4096], mine[4096], theirs[4096];
+    int64_t deadline = test_now_ns() + 5 * MIO_SEC;
+
+    /* Until exec, the child is a copy of this program. */
+    CHECK(proc_link("/proc/self/exe", self_exe, sizeof self_exe));
+    snprintf(link, sizeof link, "/proc/%ld/exe", (long)c->pid);
+    while (!proc_link(link, exe, sizeof exe) || strcmp(exe, self_exe) == 0) {
+        CHECK(test_now_ns() < deadline);
+        test_sleep_ms(1);
+    }
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    if (!proc_link(link, mine, sizeof mine))
+        return false;
+    snprintf(link, sizeof link, "/proc/%ld/fd/%d", (long)c->pid, fd);
+    return proc_link(link, theirs, sizeof theirs) && strcmp(mine, theirs) == 0;
+}
+
 const char *child_self_path(void)
 {
     static char path[4096];

@@ -18,6 +18,7 @@
 #ifndef MIO_TEST_CHILD_H
 #define MIO_TEST_CHILD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifndef _WIN32
@@ -66,5 +67,13 @@ int child_descriptors(const struct child *c);
 /* The path of this program, to start it again as a child; NULL where the
  * system does not tell. */
 const char *child_self_path(void);
+
+#ifndef _WIN32
+/* Whether the child holds this process's descriptor fd: the same open file
+ * behind /proc/<child>/fd/<fd> as behind /proc/self/fd/<fd> (false when fd
+ * is not open here).  Linux's /proc; waits for the child's exec first, so
+ * what it was spawned with has shed its close-on-exec descriptors. */
+bool child_holds(const struct child *c, int fd);
+#endif
 
 #endif
