@@ -37,8 +37,16 @@ mio_poll *test_poll(void)
 
 int test_wait(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout_ns)
 {
-    int n = mio_poll_wait(p, ev, cap, timeout_ns);
-    CHECK(n >= 0);
+    const uint32_t readiness = MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR |
+                               MIO_READ_CLOSED | MIO_WRITE_CLOSED;
+    int n = mio_poll_wait(p, ev, cap, timeout_ns), i;
+    CHECK_EQ(n < 0 ? n : 0, 0);
+    CHECK((size_t)n <= cap);
+    for (i = 0; i < n; i++) {
+        CHECK(ev[i].token != MIO_TOKEN_RESERVED);
+        CHECK(ev[i].flags != 0);
+        CHECK_EQ(ev[i].flags & ~readiness, 0);
+    }
     return n;
 }
 

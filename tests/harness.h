@@ -90,7 +90,9 @@ int test_on_wine(void);
 /* A poll on this run's backend (skips if the host lacks it). */
 mio_poll *test_poll(void);
 
-/* Waits up to timeout_ns for events and returns how many. */
+/* Waits up to timeout_ns for events and returns how many, each checked
+ * well formed: no internal token, some readiness and nothing else, never
+ * more than cap. */
 int test_wait(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout_ns);
 /* Finds the merged readiness of `token` in ev[0..n) (0 if absent). */
 uint32_t test_flags(const mio_event *ev, int n, mio_token token);

@@ -23,33 +23,6 @@
 #define MSG_NOSIGNAL 0
 #endif
 
-#define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
-                   MIO_READ_CLOSED | MIO_WRITE_CLOSED)
-
-/* A wait whose every event is well formed: no internal token, no bit
- * outside the readiness flags, never more than asked for. */
-static int wait_events(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout_ns)
-{
-    int n = mio_poll_wait(p, ev, cap, timeout_ns);
-    int i;
-    CHECK_EQ(n < 0 ? n : 0, 0);
-    CHECK((size_t)n <= cap);
-    for (i = 0; i < n; i++) {
-        CHECK(ev[i].token != MIO_TOKEN_RESERVED);
-        CHECK(ev[i].flags != 0);
-        CHECK_EQ(ev[i].flags & ~READINESS, 0);
-    }
-    return n;
-}
-
-/* The readiness of `token` merged over one wait's batch (0 if absent). */
-static uint32_t wait_token(mio_poll *p, mio_token token, int64_t timeout_ns)
-{
-    mio_event ev[64];
-    int n = wait_events(p, ev, 64, timeout_ns);
-    return test_flags(ev, n, token);
-}
-
 /* Reads until MIO_EAGAIN, as a user does after an event; returns the bytes. */
 static size_t drain(mio_fd fd)
 {
@@ -107,7 +80,7 @@ TEST(timeout_zero_returns_at_once)
 
     OK(mio_register(p, s.r, 1, MIO_READABLE));
     start = test_now_ns();
-    CHECK_EQ(wait_events(p, ev, 8, 0), 0);
+    CHECK_EQ(test_wait(p, ev, 8, 0), 0);
     CHECK(test_now_ns() - start < 500 * MIO_MSEC);
     close_source(s);
     mio_poll_free(p);
@@ -121,7 +94,7 @@ TEST(timeout_sub_millisecond_never_early)
 
     for (i = 0; i < 5; i++) {
         int64_t start = test_now_ns();
-        CHECK_EQ(wait_events(p, ev, 8, 300 * MIO_USEC), 0);
+        CHECK_EQ(test_wait(p, ev, 8, 300 * MIO_USEC), 0);
         CHECK(test_now_ns() - start >= 300 * MIO_USEC);
     }
     mio_poll_free(p);
@@ -140,7 +113,7 @@ TEST(timeout_milliseconds_never_early)
     for (i = 0; i < sizeof ms / sizeof ms[0]; i++) {
         for (k = 0; k < 3; k++) {
             int64_t start = test_now_ns();
-            CHECK_EQ(wait_events(p, ev, 8, ms[i] * MIO_MSEC), 0);
+            CHECK_EQ(test_wait(p, ev, 8, ms[i] * MIO_MSEC), 0);
             CHECK(test_now_ns() - start >= ms[i] * MIO_MSEC);
         }
     }
@@ -173,7 +146,7 @@ static void wait_for_late_write(int64_t timeout_ns)
 
     OK(mio_register(p, s.r, 9, MIO_READABLE));
     CHECK_EQ(pthread_create(&t, NULL, write_later, &w), 0);
-    n = wait_events(p, ev, 8, timeout_ns);
+    n = test_wait(p, ev, 8, timeout_ns);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(test_flags(ev, n, 9) & MIO_READABLE);
     CHECK_EQ(drain(s.r), 1);
@@ -223,7 +196,7 @@ TEST(timeout_not_shortened_by_registration_changes)
 
     CHECK_EQ(pthread_create(&t, NULL, churn_registrations, &c), 0);
     start = test_now_ns();
-    CHECK_EQ(wait_events(p, ev, 8, 100 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait(p, ev, 8, 100 * MIO_MSEC), 0);
     CHECK(test_now_ns() - start >= 100 * MIO_MSEC);
     CHECK_EQ(pthread_join(t, NULL), 0);
     close_source(s);
@@ -237,17 +210,17 @@ static void edge_once_per_rise(struct source s)
     mio_poll *p = test_poll();
 
     OK(mio_register(p, s.r, 1, MIO_READABLE));
-    CHECK_EQ(wait_token(p, 1, 0), 0);
+    CHECK_EQ(test_wait_token(p, 1, 0), 0);
     put(s.w, "a");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     /* Still ready, not drained: no new rise, no event. */
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     CHECK_EQ(drain(s.r), 1);
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     /* Drained to MIO_EAGAIN, new data: a new rise. */
     put(s.w, "bc");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     CHECK_EQ(drain(s.r), 2);
     close_source(s);
     mio_poll_free(p);
@@ -266,13 +239,13 @@ TEST(edge_writable_reports_once_per_rise)
     struct source s = new_socket();
 
     OK(mio_register(p, s.w, 2, MIO_WRITABLE));
-    CHECK(wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
-    CHECK_EQ(wait_token(p, 2, 20 * MIO_MSEC), 0);
+    CHECK(test_wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+    CHECK_EQ(test_wait_token(p, 2, 20 * MIO_MSEC), 0);
     fill(s.w);
-    CHECK_EQ(wait_token(p, 2, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 2, 20 * MIO_MSEC), 0);
     CHECK(drain(s.r) > 0);
-    CHECK(wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
-    CHECK_EQ(wait_token(p, 2, 20 * MIO_MSEC), 0);
+    CHECK(test_wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+    CHECK_EQ(test_wait_token(p, 2, 20 * MIO_MSEC), 0);
     close_source(s);
     mio_poll_free(p);
 }
@@ -286,12 +259,12 @@ TEST(edge_read_and_write_on_one_registration)
     uint32_t f;
 
     OK(mio_register(p, s.r, 5, MIO_READABLE | MIO_WRITABLE));
-    CHECK(wait_token(p, 5, MIO_SEC) & MIO_WRITABLE);
+    CHECK(test_wait_token(p, 5, MIO_SEC) & MIO_WRITABLE);
     put(s.w, "x");
-    f = wait_token(p, 5, MIO_SEC);
+    f = test_wait_token(p, 5, MIO_SEC);
     CHECK(f & MIO_READABLE);
     CHECK_EQ(drain(s.r), 1);
-    CHECK_EQ(wait_token(p, 5, 20 * MIO_MSEC) & MIO_READABLE, 0);
+    CHECK_EQ(test_wait_token(p, 5, 20 * MIO_MSEC) & MIO_READABLE, 0);
     close_source(s);
     mio_poll_free(p);
 }
@@ -304,18 +277,18 @@ static void level_every_wait(struct source s)
     int i;
 
     OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
-    CHECK_EQ(wait_token(p, 1, 0), 0);
+    CHECK_EQ(test_wait_token(p, 1, 0), 0);
     put(s.w, "abc");
     for (i = 0; i < 5; i++)
-        CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+        CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     /* A partial read leaves it ready: still reported. */
     {
         char c;
         CHECK_EQ(mio_read(s.r, &c, 1), 1);
     }
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     CHECK_EQ(drain(s.r), 2);
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     close_source(s);
     mio_poll_free(p);
 }
@@ -332,9 +305,9 @@ static void level_writable_every_wait(struct source s)
 
     OK(mio_register(p, s.w, 2, MIO_WRITABLE | MIO_LEVEL));
     for (i = 0; i < 5; i++)
-        CHECK(wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+        CHECK(test_wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
     fill(s.w);
-    CHECK_EQ(wait_token(p, 2, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 2, 20 * MIO_MSEC), 0);
     close_source(s);
     mio_poll_free(p);
 }
@@ -353,26 +326,26 @@ static void oneshot_until_reregister(struct source s, uint32_t trigger)
 
     OK(mio_register(p, s.r, 1, interest));
     put(s.w, "a");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     /* Disarmed: nothing while ready, nothing for new data, nothing after a
      * drain to MIO_EAGAIN and more data. */
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     put(s.w, "b");
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     CHECK_EQ(drain(s.r), 2);
     put(s.w, "c");
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     /* Re-armed: readiness still present is reported at once, once. */
     OK(mio_reregister(p, s.r, 1, interest));
-    CHECK(wait_token(p, 1, 0) & MIO_READABLE);
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK(test_wait_token(p, 1, 0) & MIO_READABLE);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     CHECK_EQ(drain(s.r), 1);
     /* Re-armed with nothing ready: the next data is reported. */
     OK(mio_reregister(p, s.r, 1, interest));
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     put(s.w, "d");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     close_source(s);
     mio_poll_free(p);
 }
@@ -394,11 +367,11 @@ TEST(oneshot_disarms_every_direction)
     struct source s = new_socket();
 
     OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_WRITABLE | MIO_ONESHOT));
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
     put(s.w, "x");
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     OK(mio_reregister(p, s.r, 1, MIO_READABLE | MIO_ONESHOT));
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
 }
@@ -411,11 +384,11 @@ TEST(oneshot_disarmed_is_still_registered)
 
     OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_ONESHOT));
     put(s.w, "x");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     CHECK_EQ(mio_register(p, s.r, 2, MIO_READABLE), MIO_EEXIST);
     OK(mio_deregister(p, s.r));
     CHECK_EQ(mio_reregister(p, s.r, 1, MIO_READABLE | MIO_ONESHOT), MIO_ENOENT);
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     close_source(s);
     mio_poll_free(p);
 }
@@ -428,7 +401,7 @@ static void ready_at_register(struct source s, uint32_t trigger)
 
     put(s.w, "x");
     OK(mio_register(p, s.r, 1, MIO_READABLE | trigger));
-    CHECK(wait_token(p, 1, 0) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, 0) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
 }
@@ -498,10 +471,10 @@ TEST(reregister_replaces_token)
 
     OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
     put(s.w, "x");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     OK(mio_reregister(p, s.r, 2, MIO_READABLE | MIO_LEVEL));
     for (i = 0; i < 3; i++) {
-        n = wait_events(p, ev, 8, MIO_SEC);
+        n = test_wait(p, ev, 8, MIO_SEC);
         CHECK_EQ(test_flags(ev, n, 1), 0);
         CHECK(test_flags(ev, n, 2) & MIO_READABLE);
     }
@@ -521,10 +494,10 @@ TEST(reregister_pending_readiness_carries_new_token)
     OK(mio_register(p, s.r, 1, MIO_READABLE));
     put(s.w, "x");
     OK(mio_reregister(p, s.r, 2, MIO_READABLE));
-    n = wait_events(p, ev, 8, MIO_SEC);
+    n = test_wait(p, ev, 8, MIO_SEC);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     CHECK(test_flags(ev, n, 2) & MIO_READABLE);
-    n = wait_events(p, ev, 8, 20 * MIO_MSEC);
+    n = test_wait(p, ev, 8, 20 * MIO_MSEC);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     close_source(s);
     mio_poll_free(p);
@@ -538,14 +511,14 @@ TEST(reregister_writable_to_readable)
     int n;
 
     OK(mio_register(p, s.r, 1, MIO_WRITABLE));
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
     OK(mio_reregister(p, s.r, 2, MIO_READABLE | MIO_LEVEL));
     /* Writable all along, but no longer asked for. */
-    n = wait_events(p, ev, 8, 20 * MIO_MSEC);
+    n = test_wait(p, ev, 8, 20 * MIO_MSEC);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     CHECK_EQ(test_flags(ev, n, 2) & MIO_WRITABLE, 0);
     put(s.w, "x");
-    n = wait_events(p, ev, 8, MIO_SEC);
+    n = test_wait(p, ev, 8, MIO_SEC);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     CHECK(test_flags(ev, n, 2) & MIO_READABLE);
     CHECK_EQ(test_flags(ev, n, 2) & MIO_WRITABLE, 0);
@@ -560,13 +533,13 @@ TEST(reregister_readable_to_writable_reports_at_once)
     uint32_t f;
 
     OK(mio_register(p, s.r, 1, MIO_READABLE));
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     OK(mio_reregister(p, s.r, 2, MIO_WRITABLE));
 #ifdef _WIN32
     /* The new interest is polled asynchronously: the next wait that lasts. */
-    f = wait_token(p, 2, MIO_SEC);
+    f = test_wait_token(p, 2, MIO_SEC);
 #else
-    f = wait_token(p, 2, 0);
+    f = test_wait_token(p, 2, 0);
 #endif
     CHECK(f & MIO_WRITABLE);
     CHECK_EQ(f & MIO_READABLE, 0);
@@ -582,11 +555,11 @@ TEST(reregister_edge_to_level)
 
     OK(mio_register(p, s.r, 1, MIO_READABLE));
     put(s.w, "x");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     OK(mio_reregister(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
     for (i = 0; i < 3; i++)
-        CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+        CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
 }
@@ -605,11 +578,11 @@ TEST(deregister_stops_events)
     put(a.w, "x");
     put(b.w, "x");
     OK(mio_deregister(p, a.r));
-    n = wait_events(p, ev, 8, 50 * MIO_MSEC);
+    n = test_wait(p, ev, 8, 50 * MIO_MSEC);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     CHECK(test_flags(ev, n, 2) & MIO_READABLE);
     put(a.w, "y");
-    n = wait_events(p, ev, 8, 50 * MIO_MSEC);
+    n = test_wait(p, ev, 8, 50 * MIO_MSEC);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     close_source(a);
     close_source(b);
@@ -623,9 +596,9 @@ TEST(deregister_after_event_reported)
 
     OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
     put(s.w, "x");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     OK(mio_deregister(p, s.r));
-    CHECK_EQ(wait_token(p, 1, 50 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 50 * MIO_MSEC), 0);
     CHECK_EQ(mio_deregister(p, s.r), MIO_ENOENT);
     close_source(s);
     mio_poll_free(p);
@@ -642,7 +615,7 @@ TEST(register_again_after_deregister)
     OK(mio_deregister(p, s.r));
     OK(mio_register(p, s.r, 2, MIO_READABLE));
     put(s.w, "x");
-    n = wait_events(p, ev, 8, MIO_SEC);
+    n = test_wait(p, ev, 8, MIO_SEC);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     CHECK(test_flags(ev, n, 2) & MIO_READABLE);
     close_source(s);
@@ -666,7 +639,7 @@ TEST(poll_free_leaves_sources_open)
     p = test_poll();
     OK(mio_register(p, s.r, 3, MIO_READABLE));
     put(s.w, "y");
-    CHECK(wait_token(p, 3, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 3, MIO_SEC) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
 }
@@ -689,7 +662,7 @@ TEST(tokens_round_trip)
         put(s[i].w, "x");
         OK(mio_register(p, s[i].r, tokens[i], MIO_READABLE | MIO_LEVEL));
     }
-    n = wait_events(p, ev, 16, MIO_SEC);
+    n = test_wait(p, ev, 16, MIO_SEC);
     for (i = 0; i < n; i++) {
         int k, known = 0;
         for (k = 0; k < N; k++)
@@ -711,11 +684,11 @@ TEST(one_source_on_two_polls)
     OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
     OK(mio_register(q, s.r, 2, MIO_READABLE | MIO_LEVEL));
     put(s.w, "x");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
-    CHECK(wait_token(q, 2, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(q, 2, MIO_SEC) & MIO_READABLE);
     OK(mio_deregister(p, s.r));
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
-    CHECK(wait_token(q, 2, MIO_SEC) & MIO_READABLE);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK(test_wait_token(q, 2, MIO_SEC) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
     mio_poll_free(q);
@@ -731,9 +704,9 @@ TEST(closed_flags_reported_without_interest)
     uint32_t f;
 
     OK(mio_register(p, s.r, 1, MIO_WRITABLE));
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
     test_hang_up(s.w);
-    f = wait_token(p, 1, MIO_SEC);
+    f = test_wait_token(p, 1, MIO_SEC);
     CHECK(f & (MIO_WRITE_CLOSED | MIO_ERROR));
     OK(mio_close(s.r));
     mio_poll_free(p);
@@ -752,18 +725,18 @@ TEST(priority_reports_urgent_data)
     OK(mio_local_addr(lfd, &addr));
     OK(mio_register(p, lfd, 1, MIO_READABLE));
     OK(mio_tcp_connect(&addr, &cfd));
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     OK(mio_tcp_accept(lfd, &sfd, NULL));
     OK(mio_register(p, cfd, 3, MIO_WRITABLE));
-    CHECK(wait_token(p, 3, MIO_SEC) & MIO_WRITABLE);
+    CHECK(test_wait_token(p, 3, MIO_SEC) & MIO_WRITABLE);
     OK(mio_socket_error(cfd));
     err = mio_register(p, sfd, 2, MIO_PRIORITY);
     if (err == MIO_ENOSYS && strcmp(test_backend, "kqueue") == 0)
         SKIP("this kqueue has no out-of-band filter");
     OK(err);
-    CHECK_EQ(wait_token(p, 2, 0) & MIO_PRIORITY, 0);
+    CHECK_EQ(test_wait_token(p, 2, 0) & MIO_PRIORITY, 0);
     CHECK_EQ(send(cfd, "!", 1, MSG_OOB | MSG_NOSIGNAL), 1);
-    f = wait_token(p, 2, MIO_SEC);
+    f = test_wait_token(p, 2, MIO_SEC);
     CHECK(f & MIO_PRIORITY);
     OK(mio_close(cfd));
     OK(mio_close(sfd));
@@ -787,7 +760,7 @@ TEST(wait_rejects_bad_arguments)
     CHECK_EQ(mio_poll_wait(p, NULL, 0, 0), MIO_EINVAL);
     CHECK_EQ(mio_poll_wait(p, ev, 0, -1), MIO_EINVAL);
     /* The refused calls took nothing and left no busy flag behind. */
-    CHECK(wait_token(p, 1, 0) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, 0) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
 }
@@ -800,12 +773,12 @@ TEST(reserved_token_refused)
 
     put(s.w, "x");
     CHECK_EQ(mio_register(p, s.r, MIO_TOKEN_RESERVED, MIO_READABLE), MIO_EINVAL);
-    CHECK_EQ(wait_token(p, MIO_TOKEN_RESERVED, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, MIO_TOKEN_RESERVED, 20 * MIO_MSEC), 0);
     OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
     CHECK_EQ(mio_reregister(p, s.r, MIO_TOKEN_RESERVED, MIO_READABLE), MIO_EINVAL);
     CHECK_EQ(mio_waker_new(p, MIO_TOKEN_RESERVED, &w), MIO_EINVAL);
     CHECK(w == NULL);
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
 }
@@ -827,14 +800,14 @@ TEST(bad_interest_refused)
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_EQ(mio_register(p, s.r, 1, bad[i]), MIO_EINVAL);
     /* Nothing was registered: nothing reported, and a good call succeeds. */
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     OK(mio_register(p, s.r, 2, MIO_READABLE | MIO_LEVEL));
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_EQ(mio_reregister(p, s.r, 3, bad[i]), MIO_EINVAL);
     /* The registration kept its token and interest. */
     {
         mio_event ev[8];
-        int n = wait_events(p, ev, 8, MIO_SEC);
+        int n = test_wait(p, ev, 8, MIO_SEC);
         CHECK_EQ(test_flags(ev, n, 3), 0);
         CHECK(test_flags(ev, n, 2) & MIO_READABLE);
     }
@@ -886,11 +859,11 @@ TEST(register_twice_is_eexist)
     CHECK_EQ(mio_register(p, s.r, 2, MIO_WRITABLE | MIO_LEVEL), MIO_EEXIST);
     CHECK_EQ(mio_register(p, s.r, 1, MIO_READABLE), MIO_EEXIST);
     /* The first registration, token and interest, is the one in force. */
-    n = wait_events(p, ev, 8, 20 * MIO_MSEC);
+    n = test_wait(p, ev, 8, 20 * MIO_MSEC);
     CHECK_EQ(test_flags(ev, n, 2), 0);
     CHECK_EQ(test_flags(ev, n, 1) & MIO_WRITABLE, 0);
     put(s.w, "x");
-    n = wait_events(p, ev, 8, MIO_SEC);
+    n = test_wait(p, ev, 8, MIO_SEC);
     CHECK_EQ(test_flags(ev, n, 2), 0);
     CHECK(test_flags(ev, n, 1) & MIO_READABLE);
     close_source(s);
@@ -906,9 +879,9 @@ TEST(unregistered_fd_is_enoent)
     CHECK_EQ(mio_reregister(p, s.r, 1, MIO_READABLE), MIO_ENOENT);
     CHECK_EQ(mio_deregister(p, s.r), MIO_ENOENT);
     /* The refused reregister did not register it. */
-    CHECK_EQ(wait_token(p, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
     OK(mio_register(p, s.r, 1, MIO_READABLE));
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
 }
@@ -935,7 +908,7 @@ TEST(invalid_fd_is_ebadf)
     s = new_socket();
     OK(mio_register(p, s.r, 1, MIO_READABLE));
     put(s.w, "x");
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
     close_source(s);
     mio_poll_free(p);
 }
@@ -1047,7 +1020,7 @@ TEST(capacity_smaller_than_ready_set_edge)
         for (total = 0; total < MANY;) {
             mio_event ev[CAP];
             int want = MANY - total < CAP ? MANY - total : CAP;
-            int n = wait_events(p, ev, CAP, MIO_SEC);
+            int n = test_wait(p, ev, CAP, MIO_SEC);
             /* Exactly capacity while more are ready, the rest after. */
 #ifdef _WIN32
             /* Re-armed sockets are polled again asynchronously there: a
@@ -1066,7 +1039,7 @@ TEST(capacity_smaller_than_ready_set_edge)
         /* Each rise was reported once: nothing more until re-armed. */
         {
             mio_event ev[CAP];
-            CHECK_EQ(wait_events(p, ev, CAP, 20 * MIO_MSEC), 0);
+            CHECK_EQ(test_wait(p, ev, CAP, 20 * MIO_MSEC), 0);
         }
         for (i = 0; i < MANY; i++) {
             CHECK_EQ(drain(s[i].r), 1);
@@ -1090,7 +1063,7 @@ TEST(capacity_smaller_than_ready_set_level)
     /* Nobody drains, everyone stays ready: every token still comes round. */
     for (waits = 0; waits < (MANY + CAP - 1) / CAP + 1 && missing > 0; waits++) {
         mio_event ev[CAP];
-        int n = wait_events(p, ev, CAP, MIO_SEC);
+        int n = test_wait(p, ev, CAP, MIO_SEC);
         CHECK_EQ(n, CAP);
         for (i = 0; i < n; i++) {
             CHECK(ev[i].token < MANY);
@@ -1118,11 +1091,11 @@ TEST(capacity_one)
         OK(mio_register(p, s[i].r, (mio_token)i, MIO_READABLE));
     }
     for (i = 0; i < 3; i++) {
-        CHECK_EQ(wait_events(p, ev, 1, MIO_SEC), 1);
+        CHECK_EQ(test_wait(p, ev, 1, MIO_SEC), 1);
         CHECK(ev[0].token < 3);
         CHECK_EQ(++seen[ev[0].token], 1);
     }
-    CHECK_EQ(wait_events(p, ev, 1, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait(p, ev, 1, 20 * MIO_MSEC), 0);
     for (i = 0; i < 3; i++)
         close_source(s[i]);
     mio_poll_free(p);
@@ -1339,7 +1312,7 @@ TEST(no_allocation_while_waiting)
         put(b.w, "y");
         if (round % 3 == 0)
             OK(mio_waker_wake(w));
-        n = wait_events(p, ev, 8, MIO_SEC);
+        n = test_wait(p, ev, 8, MIO_SEC);
         CHECK(test_flags(ev, n, 1) & MIO_READABLE);
         CHECK(test_flags(ev, n, 2) & MIO_READABLE);
         CHECK(test_flags(ev, n, 3) & MIO_WRITABLE);
@@ -1641,7 +1614,7 @@ TEST(log_callback_sees_register_and_deregister)
     calls = trace_calls;
     OK(mio_register(p, s.r, 1, MIO_READABLE));
     OK(mio_reregister(p, s.r, 1, MIO_WRITABLE));
-    CHECK(wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
     OK(mio_deregister(p, s.r));
     mio_poll_free(p);
     CHECK_EQ(trace_calls, calls);

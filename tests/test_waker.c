@@ -10,23 +10,6 @@
 #include <sys/time.h>
 #endif
 
-#define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
-                   MIO_READ_CLOSED | MIO_WRITE_CLOSED)
-
-/* A wait whose events are well formed (no internal token, only readiness
- * bits); returns how many. */
-static int wait_events(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout_ns)
-{
-    int n = mio_poll_wait(p, ev, cap, timeout_ns);
-    int i;
-    CHECK_EQ(n < 0 ? n : 0, 0);
-    for (i = 0; i < n; i++) {
-        CHECK(ev[i].token != MIO_TOKEN_RESERVED);
-        CHECK_EQ(ev[i].flags & ~READINESS, 0);
-    }
-    return n;
-}
-
 /* How many events of one wait carry `token`. */
 static int count_token(const mio_event *ev, int n, mio_token token)
 {
@@ -34,13 +17,6 @@ static int count_token(const mio_event *ev, int n, mio_token token)
     for (i = 0; i < n; i++)
         c += ev[i].token == token;
     return c;
-}
-
-static uint32_t wait_token(mio_poll *p, mio_token token, int64_t timeout_ns)
-{
-    mio_event ev[16];
-    int n = wait_events(p, ev, 16, timeout_ns);
-    return test_flags(ev, n, token);
 }
 
 /* ---- waking ---- */
@@ -67,9 +43,9 @@ TEST(wake_from_thread_ends_blocking_wait)
     int n;
 
     OK(mio_waker_new(p, 21, &wl.w));
-    CHECK_EQ(wait_events(p, ev, 8, 0), 0);
+    CHECK_EQ(test_wait(p, ev, 8, 0), 0);
     CHECK_EQ(pthread_create(&t, NULL, wake_after_delay, &wl), 0);
-    n = wait_events(p, ev, 8, -1);
+    n = test_wait(p, ev, 8, -1);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(test_flags(ev, n, 21) & MIO_READABLE);
     mio_waker_free(wl.w);
@@ -83,7 +59,7 @@ TEST(wake_before_wait_is_reported)
 
     OK(mio_waker_new(p, 0, &w));
     OK(mio_waker_wake(w));
-    CHECK(wait_token(p, 0, MIO_SEC) & MIO_READABLE);
+    CHECK(test_wait_token(p, 0, MIO_SEC) & MIO_READABLE);
     mio_waker_free(w);
     mio_poll_free(p);
 }
@@ -98,10 +74,10 @@ TEST(wakes_coalesce)
     OK(mio_waker_new(p, 5, &w));
     for (i = 0; i < 10; i++)
         OK(mio_waker_wake(w));
-    n = wait_events(p, ev, 16, MIO_SEC);
+    n = test_wait(p, ev, 16, MIO_SEC);
     CHECK_EQ(count_token(ev, n, 5), 1);
     CHECK(test_flags(ev, n, 5) & MIO_READABLE);
-    n = wait_events(p, ev, 16, 20 * MIO_MSEC);
+    n = test_wait(p, ev, 16, 20 * MIO_MSEC);
     CHECK_EQ(count_token(ev, n, 5), 0);
     mio_waker_free(w);
     mio_poll_free(p);
@@ -117,9 +93,9 @@ TEST(wake_again_after_report)
     OK(mio_waker_new(p, 6, &w));
     for (i = 0; i < 100; i++) {
         OK(mio_waker_wake(w));
-        CHECK(wait_token(p, 6, MIO_SEC) & MIO_READABLE);
+        CHECK(test_wait_token(p, 6, MIO_SEC) & MIO_READABLE);
     }
-    CHECK_EQ(wait_token(p, 6, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 6, 20 * MIO_MSEC), 0);
     mio_waker_free(w);
     mio_poll_free(p);
 }
@@ -134,7 +110,7 @@ TEST(several_wakers_report_own_tokens)
     for (i = 0; i < 3; i++)
         OK(mio_waker_new(p, (mio_token)(100 + i), &w[i]));
     OK(mio_waker_wake(w[1]));
-    n = wait_events(p, ev, 16, MIO_SEC);
+    n = test_wait(p, ev, 16, MIO_SEC);
     CHECK_EQ(count_token(ev, n, 100), 0);
     CHECK_EQ(count_token(ev, n, 101), 1);
     CHECK_EQ(count_token(ev, n, 102), 0);
@@ -144,7 +120,7 @@ TEST(several_wakers_report_own_tokens)
         int seen[3] = { 0 }, rounds;
         /* All three, over as many waits as the backend needs. */
         for (rounds = 0; rounds < 10 && !(seen[0] && seen[1] && seen[2]); rounds++) {
-            n = wait_events(p, ev, 16, MIO_SEC);
+            n = test_wait(p, ev, 16, MIO_SEC);
             for (i = 0; i < n; i++) {
                 CHECK(ev[i].token >= 100 && ev[i].token < 103);
                 CHECK(ev[i].flags & MIO_READABLE);
@@ -171,11 +147,11 @@ TEST(waker_beside_a_socket)
     OK(mio_register(p, sv[0], 1, MIO_READABLE));
     OK(mio_waker_new(p, 2, &w));
     OK(mio_waker_wake(w));
-    n = wait_events(p, ev, 16, MIO_SEC);
+    n = test_wait(p, ev, 16, MIO_SEC);
     CHECK(test_flags(ev, n, 2) & MIO_READABLE);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     CHECK_EQ(mio_write(sv[1], "x", 1), 1);
-    n = wait_events(p, ev, 16, MIO_SEC);
+    n = test_wait(p, ev, 16, MIO_SEC);
     CHECK(test_flags(ev, n, 1) & MIO_READABLE);
     CHECK_EQ(test_flags(ev, n, 2), 0);
     mio_waker_free(w);
@@ -214,18 +190,18 @@ TEST(concurrent_wakes_from_threads)
     for (i = 0; i < 4; i++)
         CHECK_EQ(pthread_create(&t[i], NULL, wake_many, &h), 0);
     while (atomic_load(&h.running) > 0) {
-        n = wait_events(p, ev, 16, 100 * MIO_MSEC);
+        n = test_wait(p, ev, 16, 100 * MIO_MSEC);
         CHECK(count_token(ev, n, 8) <= 1);
         events += count_token(ev, n, 8);
     }
     for (i = 0; i < 4; i++)
         CHECK_EQ(pthread_join(t[i], NULL), 0);
     /* The last wakes may not have been collected yet: one more wait. */
-    n = wait_events(p, ev, 16, 20 * MIO_MSEC);
+    n = test_wait(p, ev, 16, 20 * MIO_MSEC);
     events += count_token(ev, n, 8);
     CHECK(events >= 1);
     /* Everything was answered: quiet now. */
-    CHECK_EQ(wait_token(p, 8, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 8, 20 * MIO_MSEC), 0);
     mio_waker_free(h.w);
     mio_poll_free(p);
 }
@@ -254,7 +230,7 @@ TEST(waker_created_during_wait)
 
     nw.p = test_poll();
     CHECK_EQ(pthread_create(&t, NULL, create_and_wake, &nw), 0);
-    n = wait_events(nw.p, ev, 8, -1);
+    n = test_wait(nw.p, ev, 8, -1);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(test_flags(ev, n, 31) & MIO_READABLE);
     mio_waker_free(nw.w);
@@ -291,10 +267,10 @@ TEST(waker_freed_during_wait)
     /* The first wake may end this wait before the free: then it reports 41,
      * which is fine; what matters is after the free. */
     do {
-        n = wait_events(p, ev, 8, -1);
+        n = test_wait(p, ev, 8, -1);
     } while (test_flags(ev, n, 42) == 0);
     CHECK_EQ(pthread_join(t, NULL), 0);
-    CHECK_EQ(wait_token(p, 41, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 41, 20 * MIO_MSEC), 0);
     mio_waker_free(fl.last);
     mio_poll_free(p);
 }
@@ -313,10 +289,10 @@ TEST(freed_waker_reports_nothing)
     OK(mio_waker_wake(a));
     mio_waker_free(a);
     OK(mio_waker_wake(b));
-    n = wait_events(p, ev, 8, MIO_SEC);
+    n = test_wait(p, ev, 8, MIO_SEC);
     CHECK_EQ(test_flags(ev, n, 1), 0);
     CHECK(test_flags(ev, n, 2) & MIO_READABLE);
-    CHECK_EQ(wait_events(p, ev, 8, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait(p, ev, 8, 20 * MIO_MSEC), 0);
     mio_waker_free(b);
     mio_poll_free(p);
 }
@@ -352,10 +328,10 @@ TEST(waker_token_reused_after_free)
     for (i = 0; i < 3; i++) {
         OK(mio_waker_new(p, 9, &w));
         OK(mio_waker_wake(w));
-        CHECK(wait_token(p, 9, MIO_SEC) & MIO_READABLE);
+        CHECK(test_wait_token(p, 9, MIO_SEC) & MIO_READABLE);
         mio_waker_free(w);
     }
-    CHECK_EQ(wait_token(p, 9, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait_token(p, 9, 20 * MIO_MSEC), 0);
     mio_poll_free(p);
 }
 
@@ -373,7 +349,7 @@ TEST(waker_null_arguments)
     CHECK_EQ(mio_waker_wake(NULL), MIO_EINVAL);
     mio_waker_free(NULL);
     /* None of it left a waker behind. */
-    CHECK_EQ(wait_events(p, ev, 4, 20 * MIO_MSEC), 0);
+    CHECK_EQ(test_wait(p, ev, 4, 20 * MIO_MSEC), 0);
     mio_poll_free(p);
 }
 
