@@ -89,8 +89,7 @@ test-windows:
 	cmake -S . -B $(WINDOWS_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_EXAMPLES=ON
 	cmake --build $(WINDOWS_BUILD) -j$(JOBS)
 	export WINEPREFIX="$(abspath $(WINDOWS_BUILD))/wineprefix" WINEDEBUG=-all; unset DISPLAY; \
-	wineserver -p </dev/null >/dev/null 2>&1; \
-	wine cmd /c exit </dev/null >/dev/null 2>&1; \
+	tools/wine_start.sh && \
 	cd $(WINDOWS_BUILD) && MIO_TEST_SCALE=10 $(CTEST) --repeat until-pass:2; rc=$$?; wineserver -k; exit $$rc
 
 clean:

@@ -92,10 +92,8 @@ step "libmio.dll exports $(wc -l <"$tmp/exports") public functions, nothing else
 
 export WINEPREFIX=$tmp/wineprefix WINEDEBUG=-all
 unset DISPLAY
-# wine's background services must not inherit this script's streams.
-wineserver -p </dev/null >/dev/null 2>&1 || true
-wine cmd /c exit </dev/null >/dev/null 2>&1 || true
 trap 'wineserver -k >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+"$src/tools/wine_start.sh" || fail "no usable wine prefix"
 for kind in shared static; do
     step "Windows: find_package(mio), $kind"
     static=OFF
