@@ -173,8 +173,8 @@ int mio_tcp_shed(mio_fd listener)
     return dropped;
 }
 
-/* The checks every TCP/UDP constructor makes, then its socket. */
-static int inet_socket(const mio_addr *addr, int type, mio_fd *out)
+/* The checks every TCP/UDP constructor makes. */
+static int inet_check(const mio_addr *addr, mio_fd *out)
 {
     int err = check_addr(addr);
 
@@ -183,19 +183,19 @@ static int inet_socket(const mio_addr *addr, int type, mio_fd *out)
     *out = MIO_INVALID_FD;
     if (err < 0)
         return err;
-    if (addr->u.sa.sa_family == AF_UNIX)
-        return MIO_EAFNOSUPPORT;
-    return new_socket(addr->u.sa.sa_family, type);
+    return addr->u.sa.sa_family == AF_UNIX ? MIO_EAFNOSUPPORT : 0;
 }
 
 /* ---- stream sockets: TCP and Unix ---- */
 
-/* Binds the new stream socket fd (>= 0) to sa and listens; closes it on failure.
- * TCP listeners rebind over TIME_WAIT (SO_REUSEADDR). */
-static int listen_on(int fd, const struct sockaddr *sa, socklen_t len, int backlog, mio_fd *out)
+/* A stream socket listening on sa.  TCP listeners rebind over TIME_WAIT
+ * (SO_REUSEADDR). */
+static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, mio_fd *out)
 {
-    int one = 1, err;
+    int one = 1, err, fd = new_socket(sa->sa_family, SOCK_STREAM);
 
+    if (fd < 0)
+        return fd;
     if ((sa->sa_family != AF_UNIX &&
          setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
         bind(fd, sa, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
@@ -208,12 +208,14 @@ static int listen_on(int fd, const struct sockaddr *sa, socklen_t len, int backl
     return 0;
 }
 
-/* Starts a connect of the new stream socket fd (>= 0) to sa; closes it on failure.
- * EINTR: the connect goes on in the background, like EINPROGRESS. */
-static int connect_to(int fd, const struct sockaddr *sa, socklen_t len, mio_fd *out)
+/* A stream socket with a connect to sa started.  EINTR: the connect goes
+ * on in the background, like EINPROGRESS. */
+static int connect_to(const struct sockaddr *sa, socklen_t len, mio_fd *out)
 {
-    int err;
+    int err, fd = new_socket(sa->sa_family, SOCK_STREAM);
 
+    if (fd < 0)
+        return fd;
     if (connect(fd, sa, len) < 0 && errno != EINPROGRESS && errno != EINTR) {
         err = mio__err();
         close(fd);
@@ -228,8 +230,8 @@ static int connect_to(int fd, const struct sockaddr *sa, socklen_t len, mio_fd *
 
 int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
 {
-    int fd = inet_socket(addr, SOCK_STREAM, out);
-    return fd < 0 ? fd : listen_on(fd, &addr->u.sa, addr->len, backlog, out);
+    int err = inet_check(addr, out);
+    return err < 0 ? err : listen_on(&addr->u.sa, addr->len, backlog, out);
 }
 
 int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
@@ -260,8 +262,8 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
 
 int mio_tcp_connect(const mio_addr *addr, mio_fd *out)
 {
-    int fd = inet_socket(addr, SOCK_STREAM, out);
-    return fd < 0 ? fd : connect_to(fd, &addr->u.sa, addr->len, out);
+    int err = inet_check(addr, out);
+    return err < 0 ? err : connect_to(&addr->u.sa, addr->len, out);
 }
 
 int mio_tcp_set_nodelay(mio_fd fd, bool on)
@@ -274,9 +276,11 @@ int mio_tcp_set_nodelay(mio_fd fd, bool on)
 
 int mio_udp_bind(const mio_addr *addr, mio_fd *out)
 {
-    int fd, err;
+    int fd, err = inet_check(addr, out);
 
-    fd = inet_socket(addr, SOCK_DGRAM, out);
+    if (err < 0)
+        return err;
+    fd = new_socket(addr->u.sa.sa_family, SOCK_DGRAM);
     if (fd < 0)
         return fd;
     if (bind(fd, &addr->u.sa, addr->len) < 0) {
@@ -366,28 +370,26 @@ int mio_unix_listen(const char *path, int backlog, mio_fd *out)
 {
     mio__sockaddr_un un;
     socklen_t len;
-    int err, fd;
+    int err;
 
     if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
     err = mio__unix_addr(path, &un, &len);
-    fd = err < 0 ? err : new_socket(AF_UNIX, SOCK_STREAM);
-    return fd < 0 ? fd : listen_on(fd, (struct sockaddr *)&un, len, backlog, out);
+    return err < 0 ? err : listen_on((struct sockaddr *)&un, len, backlog, out);
 }
 
 int mio_unix_connect(const char *path, mio_fd *out)
 {
     mio__sockaddr_un un;
     socklen_t len;
-    int err, fd;
+    int err;
 
     if (out == NULL)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
     err = mio__unix_addr(path, &un, &len);
-    fd = err < 0 ? err : new_socket(AF_UNIX, SOCK_STREAM);
-    return fd < 0 ? fd : connect_to(fd, (struct sockaddr *)&un, len, out);
+    return err < 0 ? err : connect_to((struct sockaddr *)&un, len, out);
 }
 
 int mio_socketpair(mio_fd out[2])
