@@ -215,6 +215,17 @@ static uint32_t take(struct mio_readyq *q, struct mio_registration *r, uint32_t 
 {
     uint32_t old = atomic_load_explicit(&r->state, memory_order_acquire), ev;
 
+    /* A freed registration (REG_OWNED only ever goes, and only under
+     * p->lock, which the caller holds) is never pushed again: take it off the
+     * bound list while QUEUED still keeps it alive, then let go.  Unbinding
+     * after clearing QUEUED would race the last mio_set_readiness_free, which
+     * frees the node as soon as it sees no owner left. */
+    if (!(old & REG_OWNED)) {
+        unbind(q, r);
+        *s = 0;
+        release(r, QUEUED);
+        return 0;
+    }
     do {
         *s = old & ~QUEUED;
         ev = (old & (ST_REGISTERED | DISARMED)) == ST_REGISTERED ? visible(old) : 0;
@@ -225,11 +236,6 @@ static uint32_t take(struct mio_readyq *q, struct mio_registration *r, uint32_t 
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, *s,
                                                     memory_order_acq_rel,
                                                     memory_order_acquire));
-    if (!(*s & REG_OWNED) && !(*s & QUEUED)) {
-        unbind(q, r);   /* its registration is freed: nothing can push it now */
-        if (!(*s & SET_OWNED))
-            mio__free(r);
-    }
     return ev;
 }
 
@@ -408,7 +414,10 @@ int mio_registration_register(mio_poll *p, mio_registration *r, mio_token token,
         if (q != NULL) {
             atomic_init(&q->stub.next, NULL);
             atomic_init(&q->head, &q->stub);
-            atomic_init(&q->sleeping, 0);
+            /* A thread may be blocked in this poll's wait already, having
+             * found no queue to announce its sleep on: the first push must
+             * wake it.  Later waits keep the flag themselves. */
+            atomic_init(&q->sleeping, 1);
             atomic_init(&q->waking, 0);
             q->tail = &q->stub;
             q->again_end = &q->again;

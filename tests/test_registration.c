@@ -463,7 +463,7 @@ static void *set_later(void *arg)
     test_sleep_ms(50);
     if (l->register_it)
         OK(mio_registration_register(l->p, l->r, 12, W));
-    else
+    if (l->register_it != 1)
         OK(mio_set_readiness_set(l->s, W));
     return NULL;
 }
@@ -520,6 +520,45 @@ TEST(register_from_thread_wakes_blocked_wait)
     mio_registration_free(other);
     mio_set_readiness_free(other_s);
     mio_poll_free(p);
+}
+
+/* The first registration a poll ever gets, made ready by another thread
+ * while a wait with no timeout blocks there: the queue does not exist when
+ * the wait starts, and the wait must still wake. */
+static void first_registration_wakes(int register_ready)
+{
+    mio_poll *p = test_poll();
+    struct later l = { p, NULL, NULL, 1 };
+    pthread_t t;
+    mio_event ev[4];
+    int n;
+
+    new_pair(&l.r, &l.s);
+    if (register_ready)
+        OK(mio_set_readiness_set(l.s, W));
+    else
+        l.register_it = 2;  /* register, then set */
+    test_watchdog(20);
+    CHECK_EQ(pthread_create(&t, NULL, set_later, &l), 0);
+    n = test_wait(p, ev, 4, -1);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(ev[0].token, 12);
+    CHECK_EQ(ev[0].flags, W);
+    pthread_join(t, NULL);
+    test_watchdog(0);
+    mio_registration_free(l.r);
+    mio_set_readiness_free(l.s);
+    mio_poll_free(p);
+}
+
+TEST(first_registration_ready_wakes_blocked_wait)
+{
+    first_registration_wakes(1);
+}
+
+TEST(first_registration_then_set_wakes_blocked_wait)
+{
+    first_registration_wakes(0);
 }
 
 /* 8 producers, each hammering its own registration and one shared one, while
@@ -744,6 +783,104 @@ TEST(free_poll_racing_set)
         mio_set_readiness_free(s);
         mio_poll_free(q);
     }
+}
+
+/* Registrations freed while their nodes are queued: the poller's pops (and
+ * the poll's detach) race the producer letting go of its last handle to be
+ * each node's last owner.  Whoever wins, nothing touches a node after it is
+ * freed (ASan). */
+struct churner {
+    mio_poll *p;
+    long rounds;
+    atomic_int stop, done;
+};
+
+static void *churn_orphans(void *arg)
+{
+    struct churner *c = arg;
+    long i;
+
+    for (i = 0; i < c->rounds && !atomic_load(&c->stop); i++) {
+        mio_registration *r;
+        mio_set_readiness *s;
+        new_pair(&r, &s);
+        OK(mio_registration_register(c->p, r, 1, R | (i % 2 ? MIO_LEVEL : 0)));
+        OK(mio_set_readiness_set(s, R));
+        mio_registration_free(r);
+        mio_set_readiness_free(s);
+    }
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+enum { ORPHANS = 64 };
+
+struct orphans {
+    mio_set_readiness *s[ORPHANS];
+    atomic_int go;
+};
+
+static void *free_orphans(void *arg)
+{
+    struct orphans *o = arg;
+    int i;
+    while (!atomic_load(&o->go))
+        ;
+    for (i = 0; i < ORPHANS; i++)
+        mio_set_readiness_free(o->s[i]);
+    return NULL;
+}
+
+TEST(pop_racing_last_set_free)
+{
+    mio_poll *p = test_poll();
+    mio_registration *other;
+    mio_set_readiness *other_s;
+    struct churner c;
+    int64_t end = test_now_ns() + 3 * MIO_SEC;
+    pthread_t t;
+    long k;
+
+    /* A live node bound to the poll too, whose links unbinding writes. */
+    new_pair(&other, &other_s);
+    OK(mio_registration_register(p, other, 2, R));
+    c.p = p;
+    c.rounds = 1L << 40;    /* until `end` */
+    atomic_init(&c.stop, 0);
+    atomic_init(&c.done, 0);
+    CHECK_EQ(pthread_create(&t, NULL, churn_orphans, &c), 0);
+    while (!atomic_load(&c.done)) {
+        mio_event ev[4];
+        int n = test_wait(p, ev, 4, 0), i;
+        for (i = 0; i < n; i++)
+            CHECK_EQ(ev[i].token, 1);   /* reported before its free: fine */
+        if (test_now_ns() > end)
+            atomic_store(&c.stop, 1);
+    }
+    pthread_join(t, NULL);
+
+    /* The same race through the poll's detach. */
+    for (k = 0; k < stress_scaled(2000); k++) {
+        struct orphans o;
+        mio_poll *q = test_poll();
+        int i;
+
+        for (i = 0; i < ORPHANS; i++) {
+            mio_registration *r;
+            new_pair(&r, &o.s[i]);
+            OK(mio_registration_register(q, r, 1, R));
+            OK(mio_set_readiness_set(o.s[i], R));
+            mio_registration_free(r);
+        }
+        atomic_init(&o.go, 0);
+        CHECK_EQ(pthread_create(&t, NULL, free_orphans, &o), 0);
+        atomic_store(&o.go, 1);
+        mio_poll_free(q);
+        pthread_join(t, NULL);
+    }
+    mio_registration_free(other);
+    mio_set_readiness_free(other_s);
+    mio_poll_free(p);
 }
 
 /* ---- model-based stress ----
