@@ -13,28 +13,43 @@
  *   or accept until the call returns MIO_EAGAIN, and treat MIO_EAGAIN as "wait
  *   for the next event".
  * - Edge (the default) reports one event per rise of readiness: a source that
- *   stays ready and is not drained to MIO_EAGAIN may never be reported again.
- *   Level reports on every wait while the source is ready.  Oneshot disarms the
- *   registration after one event until mio_reregister().
+ *   stays ready and is not drained may never be reported again.  Drained
+ *   means a call returned MIO_EAGAIN or, on a stream socket or a pipe, moved
+ *   fewer bytes than asked (a short mio_read, mio_readv, mio_write or
+ *   mio_writev: the next arrival, or room, is a new event on every backend, so
+ *   the read that would only say MIO_EAGAIN can be skipped).  Datagram
+ *   sockets are drained only by MIO_EAGAIN.  Level reports on every wait while
+ *   the source is ready.  Oneshot disarms the registration after one event
+ *   until mio_reregister().
  * - Where the OS has no edge trigger (the poll(2) and Windows backends), edge is
- *   emulated: a reported direction re-arms when a libmio I/O call on that fd
- *   (mio_read, mio_write, mio_readv, mio_writev, mio_tcp_accept,
- *   mio_udp_recv_from, mio_udp_send_to) returns MIO_EAGAIN.  Do I/O through
+ *   emulated: a reported direction re-arms when a libmio call on that fd
+ *   (mio_read, mio_write, mio_readv, mio_writev, mio_tcp_accept, mio_tcp_shed,
+ *   mio_udp_recv, mio_udp_recv_from, mio_udp_send_to) drains it as above or
+ *   fails with any other error (a connection aborted before accept, a
+ *   transient MIO_ENOMEM): what is still ready is then reported again, and
+ *   the next arrival is reported as a kernel edge would.  Reading a pending
+ *   error with mio_socket_error re-arms both directions.  Do I/O through
  *   libmio to get exact edge semantics on every backend.
  * - One token may appear in more than one event of a batch (kqueue reports read
  *   and write apart).  MIO_ERROR, MIO_READ_CLOSED and MIO_WRITE_CLOSED are
  *   always reported, never asked for.
- * - Guaranteed everywhere: no event for a registration after mio_deregister()
- *   returns; no event lost when more are ready than the caller's capacity (the
- *   rest come with later waits, none starved); a wait never returns early
- *   because of timer rounding.
+ * - Guaranteed everywhere: no wait that starts after mio_deregister() returns
+ *   reports that registration (a batch another thread already holds may still
+ *   carry its token: free what a token names only from the waiting thread, or
+ *   once that thread is past its current batch; docs/threads.md); no event
+ *   lost when more are ready than the caller's capacity (the rest come with
+ *   later waits, none starved); a wait never returns early because of timer
+ *   rounding.
  * - Threads: mio_register, mio_reregister, mio_deregister, wakers and
  *   user-space readiness may be used from any thread while another thread
  *   waits; the waiting thread sees the change without a timeout.  Only one
  *   thread waits on a poll at a time (a second gets MIO_EBUSY).
  * - Errors: functions return >= 0 on success and a negative MIO_E* code on
  *   failure; nothing else reports errors.  Every descriptor the library creates
- *   is non-blocking and close-on-exec, and no call ever raises SIGPIPE.
+ *   is non-blocking and close-on-exec, and no call ever raises SIGPIPE (one
+ *   exception: a write to a pipe whose reader is gone, on a system other than
+ *   Linux, while a SIGPIPE is already pending for the process, leaves its
+ *   own SIGPIPE pending beside it; Linux tells the two apart).
  * - Allocation: after setup, mio_poll_wait, event dispatch and the I/O calls
  *   allocate nothing.
  * - Hints, not guarantees: whether an event is spurious; whether a source
@@ -210,7 +225,11 @@ typedef struct mio_iovec {
 #define MIO_WRITABLE     0x04u  /* interest and readiness */
 #define MIO_ERROR        0x08u  /* readiness only: a pending error (see mio_socket_error) */
 #define MIO_READ_CLOSED  0x10u  /* readiness only: the read side is shut, reads reach EOF */
-#define MIO_WRITE_CLOSED 0x20u  /* readiness only: the write side is shut or the peer is gone */
+#define MIO_WRITE_CLOSED 0x20u  /* readiness only: the write side is shut or the peer is gone
+                                   (not for a socket that only has a pending error, such as a
+                                   UDP socket's ICMP port-unreachable; a pipe whose reader is
+                                   gone is MIO_ERROR, with this where the backend can tell it
+                                   from such an error: not on epoll) */
 #define MIO_EDGE         0x00u  /* trigger: one event per rise of readiness (default) */
 #define MIO_LEVEL        0x40u  /* trigger: an event on every wait while ready */
 #define MIO_ONESHOT      0x80u  /* with edge or level: disarm after one event */
@@ -260,7 +279,7 @@ MIO_API int mio_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t inter
 /* Replaces token and interest, re-arms a oneshot; readiness still present is
  * reported at once.  MIO_ENOENT if fd is not registered. */
 MIO_API int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest);
-/* Removes fd; no event for it is delivered after this returns.  Deregister
+/* Removes fd; no wait that starts after this returns reports it.  Deregister
  * before closing: epoll and kqueue drop a closed fd by themselves, the poll(2)
  * and Windows backends only once they notice (or when it is closed with
  * mio_close). */
@@ -279,7 +298,8 @@ MIO_API int  mio_waker_new(mio_poll *p, mio_token token, mio_waker **out);
  * still unanswered (the poll has not returned since) costs no system call. */
 MIO_API int  mio_waker_wake(mio_waker *w);
 /* Removes the waker from its poll (a wake still pending may or may not be
- * reported) and frees it; must not race mio_waker_wake on it. */
+ * reported) and frees it; must not race mio_waker_wake on it.  May race
+ * mio_poll_free of its poll (either order is safe). */
 MIO_API void mio_waker_free(mio_waker *w);
 
 /* ---- User-space readiness ------------------------------------------------

@@ -3,8 +3,9 @@
  * Every descriptor is created non-blocking and close-on-exec in the same call
  * where the OS allows it (no window for a concurrent fork+exec to inherit it).
  * Every send path uses MSG_NOSIGNAL; pipes, which have no such flag, write with
- * SIGPIPE blocked for the calling thread.  An I/O call that sees EAGAIN tells
- * the polls that emulate edge triggers (mio__io_eagain).
+ * SIGPIPE blocked for the calling thread.  An I/O call that leaves its
+ * direction possibly drained (EAGAIN, a short transfer, an error) tells the
+ * polls that emulate edge triggers (mio__io_eagain), as mio.h promises.
  *
  * Out of descriptors, accept cannot take a connection off the queue, so a
  * listener would stay readable forever (a level registration spins, an edge
@@ -18,6 +19,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <netinet/tcp.h>
@@ -94,6 +96,18 @@ static int check_addr(const mio_addr *a)
     }
 }
 
+/* A failed call's error, EWOULDBLOCK spelt MIO_EAGAIN.  Any failure re-arms
+ * an emulated edge of `dir`: after EAGAIN the next arrival is a new edge, and
+ * after another error (a connection aborted before accept, a transient
+ * ENOBUFS) the next call may well succeed, so whatever is still or again
+ * ready is reported, as a kernel edge would report the next arrival. */
+static int io_error(mio_fd fd, uint32_t dir)
+{
+    int err = mio__err();
+    mio__io_eagain(fd, dir);
+    return err == -EWOULDBLOCK ? MIO_EAGAIN : err;
+}
+
 /* ---- the reserve descriptor for accept under EMFILE ---- */
 
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -167,9 +181,9 @@ int mio_tcp_shed(mio_fd listener)
     reserve_fd = open_reserve();
     atomic_store(&reserve_lost, reserve_fd < 0);
     pthread_mutex_unlock(&reserve_lock);
+    mio__io_eagain(listener, MIO_READABLE);
     if (err != MIO_EAGAIN && err != -EWOULDBLOCK)
         return err;
-    mio__io_eagain(listener, MIO_READABLE);
     return dropped;
 }
 
@@ -244,14 +258,8 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
     fd = accept_raw(listener, &ss, &len);
-    if (fd < 0) {
-        int err = mio__err();
-        if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
-            mio__io_eagain(listener, MIO_READABLE);
-            return MIO_EAGAIN;
-        }
-        return err;
-    }
+    if (fd < 0)
+        return io_error(listener, MIO_READABLE);
     if (atomic_load_explicit(&reserve_lost, memory_order_relaxed))
         reserve_ensure();
     if (peer != NULL)
@@ -312,15 +320,7 @@ ssize_t mio_udp_send_to(mio_fd fd, const void *buf, size_t len, const mio_addr *
         n = sendto(fd, buf, len, MSG_NOSIGNAL, to != NULL ? &to->u.sa : NULL,
                    to != NULL ? to->len : 0);
     while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        int err = mio__err();
-        if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
-            mio__io_eagain(fd, MIO_WRITABLE);
-            return MIO_EAGAIN;
-        }
-        return err;
-    }
-    return n;
+    return n < 0 ? io_error(fd, MIO_WRITABLE) : n;
 }
 
 ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *truncated)
@@ -344,14 +344,8 @@ ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *tru
         msg.msg_namelen = sizeof ss;
         n = recvmsg(fd, &msg, 0);
     } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        int err = mio__err();
-        if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
-            mio__io_eagain(fd, MIO_READABLE);
-            return MIO_EAGAIN;
-        }
-        return err;
-    }
+    if (n < 0)
+        return io_error(fd, MIO_READABLE);
     if (truncated != NULL)
         *truncated = (msg.msg_flags & MSG_TRUNC) != 0;
     if (from != NULL)
@@ -443,17 +437,25 @@ int mio_pipe(mio_fd out[2])
 
 /* ---- reading and writing ---- */
 
-static ssize_t io_result(ssize_t n, mio_fd fd, uint32_t dir)
+/* A transfer's result.  Less than asked means the fd was drained in that
+ * direction (a stream's next arrival is a new edge), but for end of stream,
+ * which stays true: re-arming there would report the same end again. */
+static ssize_t io_result(ssize_t n, size_t want, mio_fd fd, uint32_t dir)
 {
-    int err;
-    if (n >= 0)
-        return n;
-    err = mio__err();
-    if (err == MIO_EAGAIN || err == -EWOULDBLOCK) {
+    if (n < 0)
+        return io_error(fd, dir);
+    if (n > 0 && (size_t)n < want)
         mio__io_eagain(fd, dir);
-        return MIO_EAGAIN;
-    }
-    return err;
+    return n;
+}
+
+static size_t iov_total(const mio_iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    int i;
+    for (i = 0; i < iovcnt; i++)
+        total += iov[i].len;
+    return total;
 }
 
 ssize_t mio_read(mio_fd fd, void *buf, size_t len)
@@ -464,7 +466,7 @@ ssize_t mio_read(mio_fd fd, void *buf, size_t len)
     do
         n = read(fd, buf, len);
     while (n < 0 && errno == EINTR);
-    return io_result(n, fd, MIO_READABLE);
+    return io_result(n, len, fd, MIO_READABLE);
 }
 
 ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt)
@@ -475,13 +477,40 @@ ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt)
     do
         n = readv(fd, (const struct iovec *)(const void *)iov, iovcnt);
     while (n < 0 && errno == EINTR);
-    return io_result(n, fd, MIO_READABLE);
+    return io_result(n, iov_total(iov, iovcnt), fd, MIO_READABLE);
 }
 
+#ifdef __linux__
+/* Whether SIGPIPE is pending for this thread itself, not only for the
+ * process: sigpending() tells the union, /proc tells the thread's own set.
+ * On any doubt, says yes (the caller then leaves SIGPIPE alone). */
+static bool thread_has_sigpipe(void)
+{
+    char buf[4096], *at;
+    ssize_t n;
+    int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return true;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    at = strstr(buf, "\nSigPnd:");
+    if (at == NULL)
+        return true;
+    return (strtoull(at + 9, NULL, 16) >> (SIGPIPE - 1)) & 1;
+}
+#endif
+
 /* A pipe has no MSG_NOSIGNAL: write with SIGPIPE blocked in this thread, and
- * consume the SIGPIPE our own write raised (one already pending before us is
- * left alone; if that one was sent to the whole process, ours stays pending
- * beside it, as nothing portable tells the two apart). */
+ * consume the SIGPIPE our own write raised.  The kernel sends it to the
+ * writing thread, where it merges with one already pending for that thread:
+ * then there is nothing of ours to take.  One pending for the whole process
+ * is apart, and the thread's own comes first to sigtimedwait, so ours is
+ * taken and the process's stays.  Linux tells the two sets apart; elsewhere a
+ * SIGPIPE already pending leaves ours pending too (mio.h says so). */
 static ssize_t write_nosigpipe(int fd, const void *buf, size_t len, const mio_iovec *iov, int iovcnt)
 {
     sigset_t pipe_set, old, pending;
@@ -493,6 +522,10 @@ static ssize_t write_nosigpipe(int fd, const void *buf, size_t len, const mio_io
     sigaddset(&pipe_set, SIGPIPE);
     sigpending(&pending);
     was_pending = sigismember(&pending, SIGPIPE);
+#ifdef __linux__
+    if (was_pending)
+        was_pending = thread_has_sigpipe();
+#endif
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     do
         n = iov != NULL ? writev(fd, (const struct iovec *)(const void *)iov, iovcnt)
@@ -526,7 +559,7 @@ ssize_t mio_write(mio_fd fd, const void *buf, size_t len)
     while (n < 0 && errno == EINTR);
     if (n < 0 && errno == ENOTSOCK)
         n = write_nosigpipe(fd, buf, len, NULL, 0);
-    return io_result(n, fd, MIO_WRITABLE);
+    return io_result(n, len, fd, MIO_WRITABLE);
 }
 
 ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt)
@@ -544,7 +577,7 @@ ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt)
     while (n < 0 && errno == EINTR);
     if (n < 0 && errno == ENOTSOCK)
         n = write_nosigpipe(fd, NULL, 0, iov, iovcnt);
-    return io_result(n, fd, MIO_WRITABLE);
+    return io_result(n, iov_total(iov, iovcnt), fd, MIO_WRITABLE);
 }
 
 /* ---- the rest ---- */
@@ -563,6 +596,13 @@ int mio_socket_error(mio_fd fd)
     socklen_t len = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         return mio__err();
+    if (err != 0) {
+        /* Read, the error is gone: an emulated edge muted by it comes back
+         * for what the socket still has to say (a UDP socket's ICMP error
+         * leaves it as usable as before). */
+        mio__io_eagain(fd, MIO_READABLE);
+        mio__io_eagain(fd, MIO_WRITABLE);
+    }
     return -err;
 }
 

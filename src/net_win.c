@@ -3,8 +3,9 @@
  * Every socket is created overlapped (so AFD can poll it), non-inheritable
  * and non-blocking.  Windows has no pipes or socketpairs that a socket poller
  * can watch: mio_socketpair is two loopback TCP sockets, mio_pipe and Unix
- * sockets are MIO_ENOSYS.  An I/O call that sees WSAEWOULDBLOCK tells the
- * polls that emulate edge triggers (mio__io_eagain), as on POSIX. */
+ * sockets are MIO_ENOSYS.  An I/O call that leaves its direction possibly
+ * drained (would-block, a short transfer, an error) tells the polls that
+ * emulate edge triggers (mio__io_eagain), as on POSIX. */
 #include "sys/win.h"
 
 #include <limits.h>
@@ -109,6 +110,15 @@ int mio__wsa_init(void)
 {
     InitOnceExecuteOnce(&wsa_once, wsa_start, NULL, NULL);
     return wsa_result;
+}
+
+/* A failed call's error; any failure re-arms an emulated edge of `dir` (see
+ * net.c's io_error for why). */
+static int io_error(mio_fd fd, uint32_t dir)
+{
+    int err = mio__wsa_err();
+    mio__io_eagain(fd, dir);
+    return err;
 }
 
 /* ---- socket set-up ---- */
@@ -221,12 +231,8 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
         return MIO_EINVAL;
     *out = MIO_INVALID_FD;
     s = accept(listener, (struct sockaddr *)&ss, &len);
-    if (s == INVALID_SOCKET) {
-        err = mio__wsa_err();
-        if (err == MIO_EAGAIN)
-            mio__io_eagain(listener, MIO_READABLE);
-        return err;
-    }
+    if (s == INVALID_SOCKET)
+        return io_error(listener, MIO_READABLE);
     /* The accepted socket takes the listener's non-blocking mode; the
      * inheritance flag is made sure of. */
     (void)SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
@@ -249,11 +255,9 @@ int mio_tcp_shed(mio_fd listener)
     for (;;) {
         SOCKET s = accept(listener, NULL, NULL);
         if (s == INVALID_SOCKET) {
-            int err = mio__wsa_err();
-            if (err == MIO_EAGAIN) {
-                mio__io_eagain(listener, MIO_READABLE);
+            int err = io_error(listener, MIO_READABLE);
+            if (err == MIO_EAGAIN)
                 return dropped;
-            }
             if (err == MIO_ECONNRESET || err == MIO_ECONNABORTED)
                 continue;
             return err;
@@ -327,13 +331,7 @@ ssize_t mio_udp_send_to(mio_fd fd, const void *buf, size_t len, const mio_addr *
         return MIO_EINVAL;
     n = sendto(fd, buf, clamp_len(len), 0, to != NULL ? &to->u.sa : NULL,
                to != NULL ? to->len : 0);
-    if (n == SOCKET_ERROR) {
-        int err = mio__wsa_err();
-        if (err == MIO_EAGAIN)
-            mio__io_eagain(fd, MIO_WRITABLE);
-        return err;
-    }
-    return n;
+    return n == SOCKET_ERROR ? io_error(fd, MIO_WRITABLE) : n;
 }
 
 ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *truncated)
@@ -347,14 +345,9 @@ ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *tru
         return MIO_EINVAL;
     n = recvfrom(fd, buf, clamp_len(len), 0, (struct sockaddr *)&ss, &slen);
     if (n == SOCKET_ERROR) {
-        int err = mio__wsa_err();
-        if (err == MIO_EAGAIN) {
-            mio__io_eagain(fd, MIO_READABLE);
-            return err;
-        }
         /* Winsock fills the buffer and fails; POSIX truncates quietly. */
-        if (err != MIO_EMSGSIZE)
-            return err;
+        if (WSAGetLastError() != WSAEMSGSIZE)
+            return io_error(fd, MIO_READABLE);
         n = clamp_len(len);
         if (truncated != NULL)
             *truncated = true;
@@ -485,35 +478,37 @@ fail_err:
 
 /* ---- reading and writing ---- */
 
-static ssize_t io_result(int n, mio_fd fd, uint32_t dir)
+/* A transfer's result: as on POSIX, less than asked (but for end of stream)
+ * re-arms an emulated edge. */
+static ssize_t io_result(int n, size_t want, mio_fd fd, uint32_t dir)
 {
-    int err;
-    if (n != SOCKET_ERROR)
-        return n;
-    if (dir == MIO_READABLE && WSAGetLastError() == WSAESHUTDOWN)
-        return 0;   /* our own read side is shut: end of stream, as on POSIX */
-    err = mio__wsa_err();
-    if (err == MIO_EAGAIN)
+    if (n == SOCKET_ERROR) {
+        if (dir == MIO_READABLE && WSAGetLastError() == WSAESHUTDOWN)
+            return 0;   /* our own read side is shut: end of stream, as on POSIX */
+        return io_error(fd, dir);
+    }
+    if (n > 0 && (size_t)n < want)
         mio__io_eagain(fd, dir);
-    return err;
+    return n;
 }
 
 ssize_t mio_read(mio_fd fd, void *buf, size_t len)
 {
     if (buf == NULL && len > 0)
         return MIO_EINVAL;
-    return io_result(recv(fd, buf, clamp_len(len), 0), fd, MIO_READABLE);
+    return io_result(recv(fd, buf, clamp_len(len), 0), (size_t)clamp_len(len), fd, MIO_READABLE);
 }
 
 ssize_t mio_write(mio_fd fd, const void *buf, size_t len)
 {
     if (buf == NULL && len > 0)
         return MIO_EINVAL;
-    return io_result(send(fd, buf, clamp_len(len), 0), fd, MIO_WRITABLE);
+    return io_result(send(fd, buf, clamp_len(len), 0), (size_t)clamp_len(len), fd, MIO_WRITABLE);
 }
 
-/* Fills bufs from iov; returns how many, cutting the total below INT_MAX. */
-static DWORD to_wsabufs(WSABUF *bufs, const mio_iovec *iov, int iovcnt)
+/* Fills bufs from iov; returns how many, cutting the total below INT_MAX,
+ * and that total in *want. */
+static DWORD to_wsabufs(WSABUF *bufs, const mio_iovec *iov, int iovcnt, size_t *want)
 {
     size_t total = 0;
     DWORD n = 0;
@@ -529,6 +524,7 @@ static DWORD to_wsabufs(WSABUF *bufs, const mio_iovec *iov, int iovcnt)
         if (total == (size_t)INT_MAX)
             break;
     }
+    *want = total;
     return n;
 }
 
@@ -536,26 +532,28 @@ ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt)
 {
     WSABUF bufs[MAX_WSABUFS];
     DWORD count, bytes = 0, flags = 0;
+    size_t want;
 
     if (iov == NULL || iovcnt < 0)
         return MIO_EINVAL;
-    count = to_wsabufs(bufs, iov, iovcnt);
+    count = to_wsabufs(bufs, iov, iovcnt, &want);
     if (WSARecv(fd, bufs, count, &bytes, &flags, NULL, NULL) == SOCKET_ERROR)
-        return io_result(SOCKET_ERROR, fd, MIO_READABLE);
-    return (ssize_t)bytes;
+        return io_result(SOCKET_ERROR, want, fd, MIO_READABLE);
+    return io_result((int)bytes, want, fd, MIO_READABLE);
 }
 
 ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt)
 {
     WSABUF bufs[MAX_WSABUFS];
     DWORD count, bytes = 0;
+    size_t want;
 
     if (iov == NULL || iovcnt < 0)
         return MIO_EINVAL;
-    count = to_wsabufs(bufs, iov, iovcnt);
+    count = to_wsabufs(bufs, iov, iovcnt, &want);
     if (WSASend(fd, bufs, count, &bytes, 0, NULL, NULL) == SOCKET_ERROR)
-        return io_result(SOCKET_ERROR, fd, MIO_WRITABLE);
-    return (ssize_t)bytes;
+        return io_result(SOCKET_ERROR, want, fd, MIO_WRITABLE);
+    return io_result((int)bytes, want, fd, MIO_WRITABLE);
 }
 
 /* ---- the rest ---- */
@@ -575,9 +573,11 @@ int mio_socket_error(mio_fd fd)
         return mio__wsa_err();
     if (err != 0) {
         /* Winsock keeps the error after a read, but lets it be set: clear it,
-         * as POSIX does on reading. */
+         * as POSIX does on reading, and re-arm what it muted (as on POSIX). */
         int zero = 0;
         (void)setsockopt(fd, SOL_SOCKET, SO_ERROR, (const char *)&zero, sizeof zero);
+        mio__io_eagain(fd, MIO_READABLE);
+        mio__io_eagain(fd, MIO_WRITABLE);
     }
     return mio__win_error((unsigned long)err);
 }

@@ -27,6 +27,10 @@ static mio_mutex edge_lock = MIO_MUTEX_INIT;
 static mio_poll *edge_polls;
 static atomic_int edge_count;
 
+/* Guards every waker's `poll` link against its poll going away: freeing a
+ * waker may race freeing its poll.  Taken only by those two calls. */
+static mio_mutex wakers_lock = MIO_MUTEX_INIT;
+
 static int check_interest(uint32_t interest)
 {
     if ((interest & MIO_INTERESTS) == 0 ||
@@ -109,6 +113,7 @@ void mio_poll_free(mio_poll *p)
         mio_mutex_unlock(&edge_lock);
     }
     /* Wakers outlive the poll as no-ops: their own descriptor stays theirs. */
+    mio_mutex_lock(&wakers_lock);
     mio_mutex_lock(&p->lock);
     for (w = p->wakers; w != NULL; w = w->next) {
         p->ops->waker_del(p, w);
@@ -116,6 +121,7 @@ void mio_poll_free(mio_poll *p)
     }
     p->wakers = NULL;
     mio_mutex_unlock(&p->lock);
+    mio_mutex_unlock(&wakers_lock);
     if (p->readyq != NULL)
         mio__readyq_detach(p);
     p->ops->fini(p);
@@ -302,6 +308,7 @@ void mio_waker_free(mio_waker *w)
 
     if (w == NULL)
         return;
+    mio_mutex_lock(&wakers_lock);
     p = w->poll;
     if (p != NULL) {
         mio_mutex_lock(&p->lock);
@@ -315,6 +322,7 @@ void mio_waker_free(mio_waker *w)
         atomic_fetch_sub(&p->nwakers, 1);
         mio_mutex_unlock(&p->lock);
     }
+    mio_mutex_unlock(&wakers_lock);
     w->ops->waker_close(w);
     mio__free(w);
 }

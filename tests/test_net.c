@@ -856,6 +856,27 @@ POSIX_TEST(pipe_write_keeps_callers_pending_sigpipe)
     CHECK(!sigpipe_pending());
     OK(mio_close(pfd[1]));
 }
+/* A SIGPIPE pending for the whole process (kill) is not ours: the call
+ * takes the one its own write raised and leaves that one alone. */
+POSIX_TEST(pipe_write_keeps_process_pending_sigpipe_only)
+{
+    mio_fd pfd[2];
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    signal(SIGPIPE, SIG_DFL);
+    OK(pthread_sigmask(SIG_BLOCK, &s, NULL));
+    OK(kill(getpid(), SIGPIPE));
+    CHECK(sigpipe_pending());
+    OK(mio_pipe(pfd));
+    OK(mio_close(pfd[0]));
+    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+#ifdef __linux__
+    CHECK(take_sigpipe());
+    CHECK(!sigpipe_pending());
+#endif
+    OK(mio_close(pfd[1]));
+}
 #endif
 
 /* ---- UDP ---- */
@@ -972,6 +993,55 @@ TEST(udp_long_datagram_truncated)
     OK(mio_close(a));
     OK(mio_close(b));
     mio_poll_free(p);
+}
+
+/* A connected UDP socket's ICMP port-unreachable is a pending error, not a
+ * closed write side; once read, the socket works as before, and datagrams
+ * arriving afterwards are reported (the error must not mute an edge). */
+static void udp_icmp_error(uint32_t interest)
+{
+    mio_poll *p = test_poll();
+    mio_addr aa, ba, from;
+    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba), c = MIO_INVALID_FD;
+    char buf[16];
+    uint32_t flags;
+    int err;
+
+#ifdef _WIN32
+    SKIP("sockets made by the library ignore ICMP port-unreachable (SIO_UDP_CONNRESET)");
+#endif
+    OK(mio_close(b));   /* nobody at ba now */
+    OK(mio_udp_connect(a, &ba));
+    OK(mio_register(p, a, 1, interest));
+    if (interest & MIO_WRITABLE)
+        wait_flags(p, 1, MIO_WRITABLE, 0);
+    CHECK_EQ(mio_udp_send_to(a, "x", 1, NULL), 1);
+    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READABLE);
+    CHECK_EQ(flags & (MIO_WRITE_CLOSED | MIO_READ_CLOSED), 0);
+    err = mio_socket_error(a);
+    /* libkqueue takes the error while reporting it (README). */
+    CHECK(err == MIO_ECONNREFUSED || (err == 0 && strcmp(test_backend, "kqueue") == 0));
+    CHECK_EQ(mio_udp_recv_from(a, buf, sizeof buf, NULL), MIO_EAGAIN);
+    if (mio_udp_bind(&ba, &c) < 0)
+        SKIP("port %u was taken meanwhile", ntohs(ba.u.v4.sin_port));
+    CHECK_EQ(mio_udp_send_to(c, "hello", 5, &aa), 5);
+    wait_flags(p, 1, MIO_READABLE, 0);
+    CHECK_EQ(mio_udp_recv_from(a, buf, sizeof buf, &from), 5);
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    OK(mio_deregister(p, a));
+    OK(mio_close(a));
+    OK(mio_close(c));
+    mio_poll_free(p);
+}
+
+TEST(udp_icmp_error_is_no_close_and_mutes_nothing)
+{
+    udp_icmp_error(MIO_READABLE);
+}
+
+TEST(udp_icmp_error_both_directions)
+{
+    udp_icmp_error(MIO_READABLE | MIO_WRITABLE);
 }
 
 TEST(udp_recv_nothing_is_eagain)

@@ -250,6 +250,52 @@ TEST(edge_writable_reports_once_per_rise)
     mio_poll_free(p);
 }
 
+/* A short write drains the write side as MIO_EAGAIN does: once the peer
+ * makes room, WRITABLE comes again, with no call in between that says
+ * MIO_EAGAIN (mio.h: "keep the rest for the next WRITABLE"). */
+TEST(edge_short_write_reports_writable_again)
+{
+    enum { BIG = 4 << 20 };
+    mio_poll *p = test_poll();
+    struct source s = new_socket();
+    char *big = calloc(1, BIG);
+    ssize_t n;
+
+    CHECK(big != NULL);
+    OK(mio_register(p, s.w, 2, MIO_WRITABLE));
+    CHECK(test_wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+    n = mio_write(s.w, big, BIG);
+    CHECK(n > 0 && n < BIG);
+    CHECK(drain(s.r) >= (size_t)n);
+    CHECK(test_wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+    free(big);
+    close_source(s);
+    mio_poll_free(p);
+}
+
+/* A short read of a stream drains it too: the next arrival is a new event
+ * without a read that says MIO_EAGAIN. */
+static void edge_short_read_is_drained(struct source s)
+{
+    mio_poll *p = test_poll();
+    char buf[64];
+    int round;
+
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    for (round = 0; round < 3; round++) {
+        put(s.w, "abc");
+        CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+        CHECK_EQ(mio_read(s.r, buf, sizeof buf), 3);
+    }
+    close_source(s);
+    mio_poll_free(p);
+}
+
+TEST(edge_short_read_counts_as_drained)
+{
+    edge_short_read_is_drained(new_socket());
+}
+
 /* Both directions on one registration: both reported (perhaps in two events
  * of the batch), each once per rise. */
 TEST(edge_read_and_write_on_one_registration)
@@ -449,6 +495,11 @@ POSIX_TEST(level_writable_pipe_reports_every_wait)
     level_writable_every_wait(new_pipe());
 }
 
+POSIX_TEST(edge_short_pipe_read_counts_as_drained)
+{
+    edge_short_read_is_drained(new_pipe());
+}
+
 POSIX_TEST(oneshot_pipe_reports_once_until_reregister)
 {
     oneshot_until_reregister(new_pipe(), MIO_EDGE);
@@ -587,6 +638,53 @@ TEST(deregister_stops_events)
     close_source(a);
     close_source(b);
     mio_poll_free(p);
+}
+
+/* What deregister promises when another thread waits: no wait that starts
+ * after mio_deregister returns reports the fd.  A level registration of a
+ * readable socket is reported by every wait until then. */
+struct deregisterer {
+    mio_poll *p;
+    mio_fd fd;
+    atomic_int done;        /* mio_deregister returned */
+};
+
+static void *deregister_soon(void *arg)
+{
+    struct deregisterer *d = arg;
+    test_sleep_ms(20);
+    OK(mio_deregister(d->p, d->fd));
+    atomic_store(&d->done, 1);
+    return NULL;
+}
+
+TEST(no_wait_after_deregister_reports_it)
+{
+    int round;
+
+    for (round = 0; round < 20; round++) {
+        mio_poll *p = test_poll();
+        struct source s = new_socket();
+        struct deregisterer d = { p, s.r, 0 };
+        pthread_t t;
+        int waits_after = 0;
+
+        put(s.w, "x");
+        OK(mio_register(p, s.r, 1, MIO_READABLE | MIO_LEVEL));
+        CHECK_EQ(pthread_create(&t, NULL, deregister_soon, &d), 0);
+        while (waits_after < 5) {
+            mio_event ev[4];
+            int after = atomic_load(&d.done), n;
+            n = test_wait(p, ev, 4, round % 2 ? MIO_MSEC : 0);
+            if (after) {
+                CHECK_EQ(test_flags(ev, n, 1), 0);
+                waits_after++;
+            }
+        }
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        close_source(s);
+        mio_poll_free(p);
+    }
 }
 
 TEST(deregister_after_event_reported)

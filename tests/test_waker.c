@@ -319,6 +319,41 @@ TEST(waker_outlives_poll)
     CHECK_EQ(test_open_fds(), fds);
 }
 
+/* Freeing a waker may race freeing its poll, in either order (TSan, ASan). */
+struct waker_freer {
+    mio_waker *w;
+    atomic_int go;
+};
+
+static void *free_waker_now(void *arg)
+{
+    struct waker_freer *f = arg;
+    while (!atomic_load(&f->go))
+        ;
+    mio_waker_free(f->w);
+    return NULL;
+}
+
+TEST(waker_free_racing_poll_free)
+{
+    long rounds = test_scaled(2000), k;
+
+    for (k = 0; k < rounds; k++) {
+        mio_poll *p = test_poll();
+        struct waker_freer f;
+        pthread_t t;
+
+        OK(mio_waker_new(p, 1, &f.w));
+        if (k % 2)
+            OK(mio_waker_wake(f.w));
+        atomic_init(&f.go, 0);
+        CHECK_EQ(pthread_create(&t, NULL, free_waker_now, &f), 0);
+        atomic_store(&f.go, 1);
+        mio_poll_free(p);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+    }
+}
+
 TEST(waker_token_reused_after_free)
 {
     mio_poll *p = test_poll();

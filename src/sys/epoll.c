@@ -43,8 +43,10 @@ static inline uint32_t from_epoll(uint32_t e)
         return r;               /* no hang-up, no error: the common case */
     if (e & (EPOLLHUP | EPOLLRDHUP))
         r |= MIO_READ_CLOSED;
-    /* A pipe whose reader is gone says EPOLLERR (with EPOLLOUT if asked). */
-    if ((e & EPOLLHUP) || ((e & EPOLLERR) && ((e & EPOLLOUT) || e == EPOLLERR)))
+    /* EPOLLERR alone is a pending error: a UDP socket's ICMP report, after
+     * which it works as before.  A pipe whose reader is gone says the same,
+     * and only the token comes back: it stays MIO_ERROR (mio.h says so). */
+    if (e & EPOLLHUP)
         r |= MIO_WRITE_CLOSED;
     return r;
 }

@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,8 +81,17 @@ static short to_poll(uint32_t armed)
     return ev;
 }
 
-/* The same readiness epoll.c reports for the same situation. */
-static uint32_t from_poll(short re, uint32_t interest)
+/* POLLERR without POLLHUP: a pending error on a socket (which works on), or
+ * a pipe whose reader is gone.  A system call, on this path only. */
+static bool is_pipe(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* The readiness epoll.c reports for the same situation, but that a pipe
+ * whose reader is gone is also MIO_WRITE_CLOSED here. */
+static uint32_t from_poll(int fd, short re, uint32_t interest)
 {
     uint32_t r = 0;
     if (re & POLLIN)
@@ -94,8 +104,7 @@ static uint32_t from_poll(short re, uint32_t interest)
         r |= MIO_ERROR;
     if (re & (POLLHUP | RDHUP))
         r |= MIO_READ_CLOSED;
-    /* A pipe whose reader is gone says POLLERR (with POLLOUT if asked). */
-    if ((re & POLLHUP) || ((re & POLLERR) && ((re & POLLOUT) || re == POLLERR)))
+    if ((re & POLLHUP) || ((re & POLLERR) && is_pipe(fd)))
         r |= MIO_WRITE_CLOSED;
     return r;
 }
@@ -409,7 +418,7 @@ static int collect(struct pollfd_poll *p, mio_event *events, size_t cap, int rea
                 events[n].token = e->token;
                 events[n++].flags = MIO_READABLE;
             } else if (e->kind == ENTRY_FD) {
-                uint32_t flags = from_poll(re, e->interest);
+                uint32_t flags = from_poll(e->fd, re, e->interest);
                 if (flags != 0) {
                     events[n].token = e->token;
                     events[n++].flags = flags;
