@@ -270,6 +270,47 @@ POSIX_TEST(emfile_shed_drops_queued_connection)
     OK(mio_close(l));
 }
 
+/* An accept that fails with something other than MIO_EAGAIN leaves an edge
+ * listener armed: a client that comes after it is reported, on every
+ * backend (a kernel edge reports the new arrival; an emulated one re-arms on
+ * the error).  A server that simply tries again later must not wedge. */
+POSIX_TEST(accept_error_leaves_edge_armed)
+{
+    mio_poll *p = test_poll();
+    mio_addr la;
+    mio_fd l = listen_any(&la), c1, c2, s1, s2;
+    int ballast[8192], nb = 0, fd;
+    struct rlimit old, lim;
+
+    OK(mio_register(p, l, 1, MIO_READABLE));
+    OK(mio_tcp_connect(&la, &c1));
+    wait_flags(p, 1, MIO_READABLE);
+    /* No descriptor left: the accept fails, the connection stays queued. */
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 1024 < old.rlim_cur ? 1024 : old.rlim_cur;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        CHECK(nb < 8192);
+        ballast[nb++] = fd;
+    }
+    CHECK_EQ(mio_tcp_accept(l, &s1, NULL), MIO_EMFILE);
+    while (nb > 0)
+        close(ballast[--nb]);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    /* The server gives up on this round; a new client is reported. */
+    OK(mio_tcp_connect(&la, &c2));
+    wait_flags(p, 1, MIO_READABLE);
+    OK(mio_tcp_accept(l, &s1, NULL));
+    OK(mio_tcp_accept(l, &s2, NULL));
+    OK(mio_close(s1));
+    OK(mio_close(s2));
+    OK(mio_close(c1));
+    OK(mio_close(c2));
+    OK(mio_deregister(p, l));
+    OK(mio_close(l));
+    mio_poll_free(p);
+}
 #endif
 
 static void *shed_loop(void *arg)
