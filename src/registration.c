@@ -9,11 +9,7 @@
  * node is in the queue at most once.
  *
  * The queue.  One per poll, made by the first registration registered on it:
- * Vyukov's intrusive MPSC list.  A push exchanges `head`, then links the
- * previous element to the new one; only the poller pops, from `tail`.  Until
- * that link is stored (a few instructions later) the queue ends early: pop
- * says nothing, prepare says "not empty", so the poller spins but neither
- * blocks nor loses the node.
+ * queue.h's MPSC list, with its handshake for a poller about to sleep.
  *
  * No state is lost.  The poller pops a node, then reads the word and clears
  * QUEUED in one CAS, and reports the readiness it read.  A set ordered before
@@ -21,14 +17,6 @@
  * queues the node again if it is a rise (edge) or ready at all (level).  So
  * the last readiness set is always reported, unless it was no rise.  Level
  * nodes that were reported keep QUEUED and are pushed again after the drain.
- *
- * The poller does not sleep on a queued node.  Before a blocking wait it
- * stores sleeping = 1, then looks at head; a pusher exchanges head, then reads
- * sleeping (all sequentially consistent).  Either the poller sees the push
- * and does not block, or the pusher reads the 1 and notifies, or it reads a 0
- * stored later: by a pusher that took the 1 and notifies, or by the poller
- * after its wait, whose next look at head then sees the push.  The pusher
- * that swaps the 1 for 0 makes the one system call; the others only push.
  *
  * Token and interest.  Only the control calls (register, reregister,
  * deregister, free) change them and ST_REGISTERED, under poll->lock; the poller
@@ -52,11 +40,7 @@
  * every node a pusher may push.  A
  * registration stays bound to its first poll until that poll is freed: a node
  * that may still sit in one poll's queue cannot join another's. */
-#include "sys.h"
-
-#ifndef _WIN32
-#include <sched.h>
-#endif
+#include "queue.h"
 
 #define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
                    MIO_READ_CLOSED | MIO_WRITE_CLOSED)
@@ -76,12 +60,8 @@
 _Static_assert((READINESS & ~READY_MASK) == 0, "readiness fits its field");
 _Static_assert(((MIO_INTERESTS | MIO_TRIGGERS) & ~0xFFu) == 0, "interest fits its field");
 
-struct link {
-    _Atomic(struct link *) next;
-};
-
 struct mio_registration {
-    struct link link;               /* first: queue elements are nodes */
+    struct mio_qlink link;          /* first: queue elements are nodes */
     atomic_uint state;
     atomic_uint setters;            /* mio_set_readiness handles alive */
     _Atomic(mio_poll *) poll;       /* the poll it is bound to, or NULL */
@@ -95,24 +75,11 @@ struct mio_set_readiness {
 };
 
 struct mio_readyq {
-    _Atomic(struct link *) head;    /* pushers exchange it */
-    struct link *tail;              /* the poller pops here */
-    struct link stub;               /* keeps the list non-empty */
-    atomic_int sleeping;            /* the poller may block: pushers notify */
-    atomic_int waking;              /* pushers between their link and notify */
+    struct mio_queue q;
     unsigned turn;                  /* who gets the odd slot (see prepare) */
     struct mio_registration *again, **again_end;   /* level nodes reported */
     struct mio_registration *bound; /* nodes bound to this poll, under poll->lock */
 };
-
-static void yield(void)
-{
-#ifdef _WIN32
-    SwitchToThread();
-#else
-    sched_yield();
-#endif
-}
 
 static uint32_t interest_of(uint32_t s)
 {
@@ -142,58 +109,6 @@ static void release(struct mio_registration *r, uint32_t bits)
     uint32_t old = atomic_fetch_and_explicit(&r->state, ~bits, memory_order_acq_rel);
     if ((old & ~bits & OWNERS) == 0)
         mio__free(r);
-}
-
-/* ---- the queue ---- */
-
-/* Appends l.  With p, also wakes p's poller if it may be asleep; linking
- * first lets a poller that wakes at once find the node. */
-static void queue_push(struct mio_readyq *q, struct link *l, mio_poll *p)
-{
-    struct link *prev;
-    bool wake;
-
-    atomic_store_explicit(&l->next, NULL, memory_order_relaxed);
-    prev = atomic_exchange_explicit(&q->head, l, memory_order_seq_cst);
-    wake = p != NULL && atomic_load_explicit(&q->sleeping, memory_order_seq_cst) &&
-           atomic_exchange_explicit(&q->sleeping, 0, memory_order_seq_cst);
-    if (wake)
-        atomic_fetch_add_explicit(&q->waking, 1, memory_order_relaxed);
-    atomic_store_explicit(&prev->next, l, memory_order_release);
-    if (wake) {
-        (void)p->ops->notify(p);
-        atomic_fetch_sub_explicit(&q->waking, 1, memory_order_release);
-    }
-}
-
-static bool queue_empty(struct mio_readyq *q)
-{
-    return q->tail == &q->stub &&
-           atomic_load_explicit(&q->head, memory_order_seq_cst) == &q->stub;
-}
-
-/* The oldest node, or NULL if none is (completely) pushed.  Poller only. */
-static struct mio_registration *queue_pop(struct mio_readyq *q)
-{
-    struct link *tail = q->tail;
-    struct link *next = atomic_load_explicit(&tail->next, memory_order_acquire);
-
-    if (tail == &q->stub) {
-        if (next == NULL)
-            return NULL;
-        q->tail = tail = next;
-        next = atomic_load_explicit(&tail->next, memory_order_acquire);
-    }
-    if (next == NULL) {
-        if (tail != atomic_load_explicit(&q->head, memory_order_seq_cst))
-            return NULL;                /* a push is not linked yet */
-        queue_push(q, &q->stub, NULL);  /* so that tail can move past the last */
-        next = atomic_load_explicit(&tail->next, memory_order_acquire);
-        if (next == NULL)
-            return NULL;
-    }
-    q->tail = next;
-    return (struct mio_registration *)(void *)tail;
 }
 
 /* ---- the poller's side (called by poll.c) ---- */
@@ -246,7 +161,7 @@ static void requeue(struct mio_readyq *q)
 
     while ((r = q->again) != NULL) {
         q->again = r->again;
-        queue_push(q, &r->link, NULL);
+        mio__queue_push(&q->q, &r->link, NULL);
     }
     q->again_end = &q->again;
 }
@@ -258,10 +173,10 @@ static size_t drain(mio_poll *p, struct mio_readyq *q, mio_event *events, size_t
     struct mio_registration *r;
     size_t n = 0;
 
-    atomic_store_explicit(&q->sleeping, 0, memory_order_seq_cst);
-    if (cap > 0 && !queue_empty(q)) {
+    mio__queue_awake(&q->q);
+    if (cap > 0 && !mio__queue_empty(&q->q)) {
         mio_mutex_lock(&p->lock);
-        while (n < cap && (r = queue_pop(q)) != NULL) {
+        while (n < cap && (r = (struct mio_registration *)(void *)mio__queue_pop(&q->q)) != NULL) {
             uint32_t s, ev = take(q, r, &s);
             if (ev != 0) {
                 events[n].token = r->token;
@@ -292,9 +207,7 @@ size_t mio__readyq_prepare(mio_poll *p, mio_event *events, size_t cap, int64_t *
     size_t share;
 
     requeue(q);     /* in case the last wait ended before its last drain */
-    if (*timeout_ns != 0)
-        atomic_store_explicit(&q->sleeping, 1, memory_order_seq_cst);
-    if (queue_empty(q))
+    if (*timeout_ns != 0 ? !mio__queue_sleep(&q->q) : mio__queue_empty(&q->q))
         return 0;
     /* Queued readiness takes half the room before the kernel's events, the
      * odd slot alternating, so that neither can starve the other. */
@@ -316,16 +229,15 @@ void mio__readyq_detach(mio_poll *p)
         atomic_fetch_and_explicit(&r->state, ~ST_REGISTERED, memory_order_acq_rel);
     do {    /* wait for the pushes already committed: see the top */
         uint32_t s;
-        while ((r = queue_pop(q)) != NULL)
+        while ((r = (struct mio_registration *)(void *)mio__queue_pop(&q->q)) != NULL)
             (void)take(q, r, &s);
-        busy = !queue_empty(q);
+        busy = !mio__queue_empty(&q->q);
         for (r = q->bound; r != NULL && !busy; r = r->next)
             busy = (atomic_load_explicit(&r->state, memory_order_acquire) & QUEUED) != 0;
         if (busy)
-            yield();
+            mio__yield();
     } while (busy);
-    while (atomic_load_explicit(&q->waking, memory_order_acquire) != 0)
-        yield();
+    mio__queue_quiesce(&q->q);
     for (r = q->bound; r != NULL; r = next) {
         next = r->next;
         r->prev = r->next = NULL;
@@ -362,7 +274,7 @@ static void arm(mio_poll *p, mio_registration *r, mio_token token, uint32_t inte
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s, memory_order_acq_rel,
                                                     memory_order_relaxed));
     if (queue)
-        queue_push(p->readyq, &r->link, p);
+        mio__queue_push(&p->readyq->q, &r->link, p);
 }
 
 static bool registered_on(mio_poll *p, mio_registration *r)
@@ -412,14 +324,10 @@ int mio_registration_register(mio_poll *p, mio_registration *r, mio_token token,
     if (q == NULL) {
         q = mio__calloc(1, sizeof *q);
         if (q != NULL) {
-            atomic_init(&q->stub.next, NULL);
-            atomic_init(&q->head, &q->stub);
             /* A thread may be blocked in this poll's wait already, having
              * found no queue to announce its sleep on: the first push must
              * wake it.  Later waits keep the flag themselves. */
-            atomic_init(&q->sleeping, 1);
-            atomic_init(&q->waking, 0);
-            q->tail = &q->stub;
+            mio__queue_init(&q->q, 1);
             q->again_end = &q->again;
             p->readyq = q;      /* an atomic store: the waiter may be looking */
         }
@@ -520,7 +428,7 @@ int mio_set_readiness_set(mio_set_readiness *h, uint32_t readiness)
     if (queue) {
         /* ST_REGISTERED was set after poll and readyq were: the CAS sees both. */
         mio_poll *p = atomic_load_explicit(&r->poll, memory_order_relaxed);
-        queue_push(p->readyq, &r->link, p);
+        mio__queue_push(&p->readyq->q, &r->link, p);
     }
     return 0;
 }
