@@ -1,7 +1,7 @@
-/* The backend-neutral Poll: argument checks, backend choice, the busy flag,
- * the deadline loop around the backend's wait, wakers, and the list of polls
- * whose backend emulates edge triggers (the I/O calls re-arm them). */
-#include "sys.h"
+/* The backend-neutral Poll: backend choice, the busy flag, the deadline loop
+ * around the backend's wait, and wakers.  Descriptor registrations are
+ * registry.c's. */
+#include "registry.h"
 
 #include <string.h>
 
@@ -20,24 +20,9 @@ static const struct mio_backend *const backends[] = {
 #endif
 };
 
-/* Polls whose backend has no edge trigger of its own.  The I/O calls walk this
- * list on EAGAIN, so it is guarded by a mutex and announced by a counter that
- * keeps the common case (no such poll) to one load. */
-static mio_mutex edge_lock = MIO_MUTEX_INIT;
-static mio_poll *edge_polls;
-static atomic_int edge_count;
-
 /* Guards every waker's `poll` link against its poll going away: freeing a
  * waker may race freeing its poll.  Taken only by those two calls. */
 static mio_mutex wakers_lock = MIO_MUTEX_INIT;
-
-static int check_interest(uint32_t interest)
-{
-    if ((interest & MIO_INTERESTS) == 0 ||
-        (interest & ~(uint32_t)(MIO_INTERESTS | MIO_TRIGGERS)) != 0)
-        return MIO_EINVAL;
-    return 0;
-}
 
 int mio_poll_new(mio_poll **out)
 {
@@ -71,19 +56,18 @@ int mio_poll_new_backend(const char *name, mio_poll **out)
     atomic_init(&p->waiting, 0);
     atomic_init(&p->woken, 0);
     mio_mutex_init(&p->lock);
+    mio_mutex_init(&p->reg_lock);
+    p->emulated = ops->rearm != NULL;
+    mio__queue_init(&p->rearmq, 0);
     err = ops->init(p);
     if (err < 0) {
+        mio_mutex_destroy(&p->reg_lock);
         mio_mutex_destroy(&p->lock);
         mio__free(p);
         return err;
     }
-    if (ops->rearm != NULL) {
-        mio_mutex_lock(&edge_lock);
-        p->edge_next = edge_polls;
-        edge_polls = p;
-        atomic_fetch_add(&edge_count, 1);
-        mio_mutex_unlock(&edge_lock);
-    }
+    if (p->emulated)
+        atomic_fetch_add(&mio__emulating_polls, 1);
     MIO_TRACE(MIO_LOG_DEBUG, "poll %p: new, backend %s", (void *)p, ops->name);
     *out = p;
     return 0;
@@ -100,18 +84,9 @@ void mio_poll_free(mio_poll *p)
 
     if (p == NULL)
         return;
-    if (p->ops->rearm != NULL) {
-        mio_poll **pp;
-        mio_mutex_lock(&edge_lock);
-        for (pp = &edge_polls; *pp != NULL; pp = &(*pp)->edge_next) {
-            if (*pp == p) {
-                *pp = p->edge_next;
-                break;
-            }
-        }
-        atomic_fetch_sub(&edge_count, 1);
-        mio_mutex_unlock(&edge_lock);
-    }
+    mio__registry_detach(p);
+    if (p->emulated)
+        atomic_fetch_sub(&mio__emulating_polls, 1);
     /* Wakers outlive the poll as no-ops: their own descriptor stays theirs. */
     mio_mutex_lock(&wakers_lock);
     mio_mutex_lock(&p->lock);
@@ -125,6 +100,7 @@ void mio_poll_free(mio_poll *p)
     if (p->readyq != NULL)
         mio__readyq_detach(p);
     p->ops->fini(p);
+    mio_mutex_destroy(&p->reg_lock);
     mio_mutex_destroy(&p->lock);
     MIO_TRACE(MIO_LOG_DEBUG, "poll %p: freed", (void *)p);
     mio__free(p);
@@ -166,11 +142,15 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
         int64_t t = timeout_ns;
         size_t first = 0;
 
+        if (p->emulated)
+            mio__registry_prepare(p, &t);
         /* Queued user-space readiness first takes its share of the room (and
          * then the kernel's wait must not block), the rest of it after. */
         if (p->readyq != NULL)
             first = mio__readyq_prepare(p, events, capacity, &t);
         n = first < capacity ? p->ops->wait(p, events + first, capacity - first, t) : 0;
+        if (p->emulated)
+            mio__registry_awake(p);
         if (n < 0 && first > 0)
             n = 0;  /* what was taken from the queue must be returned */
         if (n >= 0)
@@ -198,58 +178,15 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
     return n;
 }
 
+int mio__poll_notify(mio_poll *p)
+{
+    return p->ops->notify(p);
+}
+
 int mio__poll_wake(mio_poll *p)
 {
     atomic_store_explicit(&p->woken, 1, memory_order_release);
     return p->ops->notify(p);
-}
-
-static bool bad_fd(mio_fd fd)
-{
-#ifdef _WIN32
-    return fd == MIO_INVALID_FD;
-#else
-    return fd < 0;
-#endif
-}
-
-/* register and reregister: the same checks, then the backend's add or mod. */
-static int set_interest(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest, bool add)
-{
-    int err;
-
-    if (p == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
-        return MIO_EINVAL;
-    if (bad_fd(fd))
-        return MIO_EBADF;
-    err = add ? p->ops->add(p, fd, token, interest) : p->ops->mod(p, fd, token, interest);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: %s fd %lld token %llu interest %#x: %d", (void *)p,
-              add ? "register" : "reregister", (long long)fd, (unsigned long long)token,
-              interest, err);
-    return err;
-}
-
-int mio_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
-{
-    return set_interest(p, fd, token, interest, true);
-}
-
-int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
-{
-    return set_interest(p, fd, token, interest, false);
-}
-
-int mio_deregister(mio_poll *p, mio_fd fd)
-{
-    int err;
-
-    if (p == NULL)
-        return MIO_EINVAL;
-    if (bad_fd(fd))
-        return MIO_EBADF;
-    err = p->ops->del(p, fd);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: deregister fd %lld: %d", (void *)p, (long long)fd, err);
-    return err;
 }
 
 /* ---- wakers ---- */
@@ -325,32 +262,4 @@ void mio_waker_free(mio_waker *w)
     mio_mutex_unlock(&wakers_lock);
     w->ops->waker_close(w);
     mio__free(w);
-}
-
-/* ---- emulated edges ---- */
-
-static void edge_walk(mio_fd fd, uint32_t dir)
-{
-    mio_poll *p;
-
-    mio_mutex_lock(&edge_lock);
-    for (p = edge_polls; p != NULL; p = p->edge_next) {
-        if (dir != 0)
-            p->ops->rearm(p, fd, dir);
-        else if (p->ops->forget != NULL)
-            p->ops->forget(p, fd);
-    }
-    mio_mutex_unlock(&edge_lock);
-}
-
-void mio__io_eagain(mio_fd fd, uint32_t dir)
-{
-    if (atomic_load_explicit(&edge_count, memory_order_acquire) != 0)
-        edge_walk(fd, dir);
-}
-
-void mio__io_close(mio_fd fd)
-{
-    if (atomic_load_explicit(&edge_count, memory_order_acquire) != 0)
-        edge_walk(fd, 0);
 }

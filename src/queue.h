@@ -22,11 +22,15 @@
 #ifndef MIO_QUEUE_H
 #define MIO_QUEUE_H
 
-#include "sys.h"
+#include "common.h"
 
 #ifndef _WIN32
 #include <sched.h>
 #endif
+
+/* The poll's backend notify (poll.c): a wait in progress, or the next one,
+ * returns. */
+int mio__poll_notify(mio_poll *p);
 
 struct mio_qlink {
     _Atomic(struct mio_qlink *) next;
@@ -64,7 +68,7 @@ static inline void mio__queue_push(struct mio_queue *q, struct mio_qlink *l, mio
         atomic_fetch_add_explicit(&q->waking, 1, memory_order_relaxed);
     atomic_store_explicit(&prev->next, l, memory_order_release);
     if (wake) {
-        (void)p->ops->notify(p);
+        (void)mio__poll_notify(p);
         atomic_fetch_sub_explicit(&q->waking, 1, memory_order_release);
     }
 }

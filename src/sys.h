@@ -1,16 +1,25 @@
 /* The internal backend interface.
  *
  * A backend is one file under src/sys/ exporting one `struct mio_backend`.
- * poll.c owns everything backend-neutral (argument checks, the busy flag, the
- * deadline loop, wakers' bookkeeping, the user-space readiness queue); a
- * backend only talks to its OS.  Its poll object is a struct whose first member
- * is `struct mio_poll`, allocated zeroed by poll.c (`size` bytes).
+ * poll.c owns everything backend-neutral about a poll (argument checks, the
+ * busy flag, the deadline loop, wakers' bookkeeping, the user-space
+ * readiness queue) and registry.c every descriptor's registration record; a
+ * backend only talks to its OS.  Its poll object is a struct whose first
+ * member is `struct mio_poll`, allocated zeroed by poll.c (`size` bytes).
  *
  * Contract for every backend:
- * - add/mod/del get validated arguments (fd >= 0 or a valid SOCKET, token not
- *   reserved, interest with at least one of READABLE/WRITABLE/PRIORITY and
- *   only known bits) and return 0 or a MIO_E* code; they may be called from
- *   any thread while another thread is inside wait.
+ * - add/mod/del get a record (registry.h) for a valid descriptor, a token
+ *   that is not reserved and an interest with at least one direction and
+ *   only known bits, one call at a time per poll (but from any thread, while
+ *   another thread may be inside wait).  On success add and mod call
+ *   mio__rec_set; on failure nothing changes.  add's `again` says the
+ *   registry already holds a record for this descriptor and poll: the
+ *   backend answers MIO_EEXIST if that registration still stands, or
+ *   replaces it if the descriptor was closed and its number reused.  mod and
+ *   del answer MIO_EBADF or MIO_ENOENT when the descriptor was closed behind
+ *   the library's back; the registry then drops the record.
+ * - unknown answers mod/del for a descriptor the poll has no record of:
+ *   MIO_EBADF if it is no open descriptor, else MIO_ENOENT.
  * - wait fills at most cap events (cap >= 1) and returns how many, or MIO_EINTR
  *   or another error.  It may return 0 before the timeout (poll.c resumes the
  *   wait); it must never allocate.  Events for the internal wake-up (notify)
@@ -21,14 +30,15 @@
  *   and/or `id` as the backend likes; waker_wake is async-signal-safe and must
  *   not touch the poll (the waker may outlive it); waker_del detaches it
  *   from a live poll, waker_close then releases what waker_add created.
- * - rearm (NULL where the OS has an edge trigger) re-arms the emulated edge of
- *   `dir` (MIO_READABLE or MIO_WRITABLE) for fd after a libmio I/O call saw
- *   EAGAIN; forget (may be NULL) drops fd before mio_close closes it.
+ * - rearm (NULL where the OS has an edge trigger) asks the kernel again for
+ *   directions `dirs` of an edge record, drained since they were reported;
+ *   called by the waiting thread between waits.  forget (may be NULL) drops
+ *   a record before mio_close closes its descriptor.
  */
 #ifndef MIO_SYS_H
 #define MIO_SYS_H
 
-#include "common.h"
+#include "queue.h"
 
 struct mio_backend;
 
@@ -43,6 +53,7 @@ struct mio_waker {
 };
 
 struct mio_readyq;                  /* user-space readiness (registration.c) */
+struct mio_fdrec;                   /* a descriptor's registration (registry.h) */
 
 struct mio_poll {
     const struct mio_backend *ops;
@@ -52,7 +63,10 @@ struct mio_poll {
     struct mio_waker *wakers;
     atomic_int nwakers;             /* length of that list */
     _Atomic(struct mio_readyq *) readyq;  /* NULL until a registration is registered */
-    struct mio_poll *edge_next;     /* list of polls with emulated edges */
+    bool emulated;                  /* the backend emulates edges (has rearm) */
+    mio_mutex reg_lock;             /* one register/reregister/deregister at a time */
+    struct mio_fdrec *records;      /* live descriptor records, under reg_lock */
+    struct mio_queue rearmq;        /* records whose drained edge awaits re-arming */
 };
 
 struct mio_backend {
@@ -60,17 +74,19 @@ struct mio_backend {
     size_t size;
     int  (*init)(mio_poll *p);
     void (*fini)(mio_poll *p);
-    int  (*add)(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest);
-    int  (*mod)(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest);
-    int  (*del)(mio_poll *p, mio_fd fd);
+    int  (*add)(mio_poll *p, struct mio_fdrec *r, mio_token token, uint32_t interest,
+                bool again);
+    int  (*mod)(mio_poll *p, struct mio_fdrec *r, mio_token token, uint32_t interest);
+    int  (*del)(mio_poll *p, struct mio_fdrec *r);
+    int  (*unknown)(mio_fd fd);
     int  (*wait)(mio_poll *p, mio_event *events, size_t cap, int64_t timeout_ns);
     int  (*notify)(mio_poll *p);
     int  (*waker_add)(mio_poll *p, struct mio_waker *w);
     int  (*waker_wake)(struct mio_waker *w);
     void (*waker_del)(mio_poll *p, struct mio_waker *w);
     void (*waker_close)(struct mio_waker *w);
-    void (*rearm)(mio_poll *p, mio_fd fd, uint32_t dir);
-    void (*forget)(mio_poll *p, mio_fd fd);
+    void (*rearm)(mio_poll *p, struct mio_fdrec *r, uint32_t dirs);
+    void (*forget)(mio_poll *p, struct mio_fdrec *r);
 };
 
 extern const struct mio_backend mio__backend_epoll;
@@ -84,7 +100,8 @@ extern const struct mio_backend mio__backend_iocp;
  * Async-signal-safe. */
 int mio__poll_wake(mio_poll *p);
 
-/* Called by the I/O calls of net.c: cheap when no poll emulates edges. */
+/* Called by the I/O calls of net.c when they drained `dir` (registry.c):
+ * cheap when no poll emulates edges. */
 void mio__io_eagain(mio_fd fd, uint32_t dir);
 void mio__io_close(mio_fd fd);
 
@@ -116,6 +133,10 @@ static inline int mio__sock_err(void) { return -errno; }
 #endif
 
 #ifndef _WIN32
+/* The answer for mod/del of a descriptor no record names, on Unix
+ * (wakefd.c): MIO_EBADF if fd is not open, else MIO_ENOENT. */
+int mio__unix_fd_unknown(mio_fd fd);
+
 /* A wake-up descriptor for the Unix backends (wakefd.c): an eventfd where the
  * OS has one (rfd == wfd), else a pipe.  signal is async-signal-safe; drain
  * empties it so level-style pollers stop reporting it. */

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 #ifndef _WIN32
@@ -68,6 +69,37 @@ static void close_source(struct source s)
     OK(mio_close(s.r));
     OK(mio_close(s.w));
 }
+
+/* ---- locks taken, per thread ----
+ * The test programs link the library statically, so this definition of
+ * pthread_mutex_lock is the one the library calls: it notes each mutex a
+ * thread locks, then locks it with the C library's (not under TSan, which
+ * has its own). */
+#if !defined(_WIN32) && !defined(__SANITIZE_THREAD__)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NO_LOCK_TRACE 1
+#endif
+#endif
+static _Thread_local const void *locked[64];
+static _Thread_local int nlocked;
+#ifndef NO_LOCK_TRACE
+#include <dlfcn.h>
+#include <malloc.h>
+#define LOCK_TRACE 1
+
+int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    static int (*real)(pthread_mutex_t *);
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "pthread_mutex_lock");
+    if (nlocked < 64)
+        locked[nlocked] = m;
+    nlocked++;
+    return real(m);
+}
+#endif
+#endif
 
 /* ---- timeouts ---- */
 
@@ -790,6 +822,158 @@ TEST(one_source_on_two_polls)
     close_source(s);
     mio_poll_free(p);
     mio_poll_free(q);
+}
+
+#ifndef _WIN32
+#ifndef LOCK_TRACE
+static size_t malloc_usable_size(void *p)
+{
+    (void)p;
+    return 0;
+}
+#endif
+
+/* Two threads, each driving its own poll, each draining its own sockets:
+ * an I/O call that re-arms an emulated edge takes no lock at all, and a
+ * wait takes none of the other poll's (nothing process-wide, nothing of
+ * another poll's serialises them).  Bytes and events are checked too. */
+struct own_poll {
+    mio_poll *mine, *other;
+    long rounds;
+    int io_locks;       /* locks taken by the I/O calls */
+    int foreign_locks;  /* locks inside the other poll's object */
+};
+
+static void *drive_own_poll(void *arg)
+{
+    struct own_poll *o = arg;
+    struct source s = new_socket();
+    long k;
+
+    OK(mio_register(o->mine, s.r, 1, MIO_READABLE));
+    for (k = 0; k < o->rounds; k++) {
+        char buf[16];
+        int i;
+
+        put(s.w, "ping");
+        nlocked = 0;
+        CHECK(test_wait_token(o->mine, 1, MIO_SEC) & MIO_READABLE);
+        for (i = 0; i < nlocked && i < 64; i++)
+            if ((const char *)locked[i] >= (const char *)o->other &&
+                (const char *)locked[i] < (const char *)o->other + malloc_usable_size(o->other))
+                o->foreign_locks++;
+        nlocked = 0;
+        CHECK_EQ(mio_read(s.r, buf, sizeof buf), 4);
+        CHECK(memcmp(buf, "ping", 4) == 0);
+        CHECK_EQ(mio_read(s.r, buf, sizeof buf), MIO_EAGAIN);
+        o->io_locks += nlocked;
+    }
+    OK(mio_deregister(o->mine, s.r));
+    close_source(s);
+    return NULL;
+}
+
+POSIX_TEST(rearm_takes_no_lock_of_another_poll)
+{
+    mio_poll *a = test_poll(), *b = test_poll();
+    struct own_poll oa = { a, b, test_scaled(2000), 0, 0 }, ob = { b, a, test_scaled(2000), 0, 0 };
+    pthread_t ta, tb;
+
+    CHECK_EQ(pthread_create(&ta, NULL, drive_own_poll, &oa), 0);
+    CHECK_EQ(pthread_create(&tb, NULL, drive_own_poll, &ob), 0);
+    CHECK_EQ(pthread_join(ta, NULL), 0);
+    CHECK_EQ(pthread_join(tb, NULL), 0);
+    /* ThreadSanitizer has its own pthread_mutex_lock: nothing is counted. */
+    CHECK_EQ(oa.io_locks + ob.io_locks, 0);
+    CHECK_EQ(oa.foreign_locks + ob.foreign_locks, 0);
+    mio_poll_free(a);
+    mio_poll_free(b);
+}
+#endif
+
+/* Events go to one thread, the reads that drain them happen on another, as
+ * in a thread-pool server: a drain may land between the kernel saying
+ * "readable" and the waiter disarming the edge.  No edge is lost: every byte
+ * written is read, one at a time, each after its own event. */
+enum { DRAIN_PAIRS = 8 };
+
+struct cross_drain {
+    mio_poll *p;
+    struct source s[DRAIN_PAIRS];
+    atomic_int ready[DRAIN_PAIRS];
+    atomic_long got[DRAIN_PAIRS];
+    atomic_int stop;
+};
+
+static void *cross_waiter(void *arg)
+{
+    struct cross_drain *c = arg;
+    while (!atomic_load(&c->stop)) {
+        mio_event ev[DRAIN_PAIRS];
+        int n = test_wait(c->p, ev, DRAIN_PAIRS, 10 * MIO_MSEC), i;
+        for (i = 0; i < n; i++)
+            atomic_store(&c->ready[ev[i].token], 1);
+    }
+    return NULL;
+}
+
+static void *cross_reader(void *arg)
+{
+    struct cross_drain *c = arg;
+    while (!atomic_load(&c->stop)) {
+        int i;
+        for (i = 0; i < DRAIN_PAIRS; i++) {
+            char buf[8];
+            ssize_t r;
+            if (!atomic_exchange(&c->ready[i], 0))
+                continue;
+            while ((r = mio_read(c->s[i].r, buf, sizeof buf)) > 0)
+                atomic_fetch_add(&c->got[i], r);
+            CHECK_EQ(r, MIO_EAGAIN);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+TEST(drain_on_another_thread_loses_no_edge)
+{
+    struct cross_drain c;
+    pthread_t tw, tr;
+    long rounds = test_scaled(20000), k, sent[DRAIN_PAIRS] = { 0 };
+    uint32_t seed = 1;
+    int i;
+
+    c.p = test_poll();
+    atomic_init(&c.stop, 0);
+    for (i = 0; i < DRAIN_PAIRS; i++) {
+        c.s[i] = new_socket();
+        atomic_init(&c.ready[i], 0);
+        atomic_init(&c.got[i], 0);
+        OK(mio_register(c.p, c.s[i].r, (mio_token)i, MIO_READABLE));
+    }
+    CHECK_EQ(pthread_create(&tw, NULL, cross_waiter, &c), 0);
+    CHECK_EQ(pthread_create(&tr, NULL, cross_reader, &c), 0);
+    for (k = 0; k < rounds; k++) {
+        int64_t deadline = test_now_ns() + 5 * MIO_SEC;
+        seed = seed * 1103515245u + 12345u;
+        i = (int)((seed >> 16) % DRAIN_PAIRS);
+        put(c.s[i].w, "x");
+        sent[i]++;
+        while (atomic_load(&c.got[i]) != sent[i]) {
+            if (test_now_ns() > deadline)
+                FAIL("pair %d: byte %ld never reported (an edge was lost)", i, sent[i]);
+            sched_yield();
+        }
+    }
+    atomic_store(&c.stop, 1);
+    CHECK_EQ(pthread_join(tw, NULL), 0);
+    CHECK_EQ(pthread_join(tr, NULL), 0);
+    for (i = 0; i < DRAIN_PAIRS; i++) {
+        OK(mio_deregister(c.p, c.s[i].r));
+        close_source(c.s[i]);
+    }
+    mio_poll_free(c.p);
 }
 
 /* ---- readiness flags ---- */

@@ -3,7 +3,7 @@
  * Tokens go straight into the kernel's user data, and the kernel writes its
  * events into the caller's own array, which is then decoded in place: no
  * per-poll buffer, no allocation, per-event work is decoding flags. */
-#include "../sys.h"
+#include "../registry.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -93,19 +93,30 @@ static void ep_fini(mio_poll *base)
     close(p->epfd);
 }
 
-static int ep_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+/* The kernel keeps the registrations and answers EEXIST itself: a record
+ * the registry still holds for a descriptor closed behind our back (its
+ * number reused) is replaced by a successful add. */
+static int ep_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest,
+                  bool again)
 {
-    return ctl((struct epoll_poll *)base, EPOLL_CTL_ADD, fd, token, to_epoll(interest));
+    int err = ctl((struct epoll_poll *)base, EPOLL_CTL_ADD, r->fd, token, to_epoll(interest));
+    (void)again;
+    if (err == 0)
+        mio__rec_set(r, token, interest);
+    return err;
 }
 
-static int ep_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+static int ep_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest)
 {
-    return ctl((struct epoll_poll *)base, EPOLL_CTL_MOD, fd, token, to_epoll(interest));
+    int err = ctl((struct epoll_poll *)base, EPOLL_CTL_MOD, r->fd, token, to_epoll(interest));
+    if (err == 0)
+        mio__rec_set(r, token, interest);
+    return err;
 }
 
-static int ep_del(mio_poll *base, mio_fd fd)
+static int ep_del(mio_poll *base, struct mio_fdrec *r)
 {
-    return ctl((struct epoll_poll *)base, EPOLL_CTL_DEL, fd, 0, 0);
+    return ctl((struct epoll_poll *)base, EPOLL_CTL_DEL, r->fd, 0, 0);
 }
 
 /* epoll_pwait2 (Linux 5.11) takes a timespec; older kernels say ENOSYS once
@@ -214,6 +225,7 @@ const struct mio_backend mio__backend_epoll = {
     .add = ep_add,
     .mod = ep_mod,
     .del = ep_del,
+    .unknown = mio__unix_fd_unknown,
     .wait = ep_wait,
     .notify = ep_notify,
     .waker_add = ep_waker_add,

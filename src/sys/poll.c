@@ -1,18 +1,19 @@
 /* The poll(2) backend: the portable fallback for Unixes without epoll or
  * kqueue.
  *
- * The poll keeps the array the kernel reads (`pfds`), a parallel array of what
- * each slot means (`entries`) and a map from descriptor to slot, so that add,
- * mod and del are O(1) (delete swaps the last slot in).  Slot 0 is the
- * internal wake-up descriptor used by notify.
+ * The poll keeps the array the kernel reads (`pfds`) and a parallel array of
+ * what each slot means (`entries`); a registration's record (registry.h)
+ * remembers its slot, so that add, mod and del are O(1) (delete swaps the
+ * last slot in).  Slot 0 is the internal wake-up descriptor used by notify.
  *
  * poll(2) has no edge trigger and no oneshot, so both are emulated by taking
  * directions out of a slot's `events` after reporting them: oneshot until mod,
- * edge until a libmio I/O call on that fd says EAGAIN (rearm).  Hang-up and
- * error are reported whatever `events` says, which gives edge registrations
- * their "the peer went away" event for free, but they stay true: once
- * reported, the slot is muted (a negative fd, which poll(2) skips) until it is
- * re-armed.
+ * edge until a libmio call drains that direction (the registry then calls
+ * rearm).  Hang-up and error are reported whatever `events` says, which gives
+ * edge registrations their "the peer went away" event for free, but they
+ * stay true: once reported, the slot is muted (a negative fd, which poll(2)
+ * skips) until it is re-armed.  A descriptor closed behind the library's back
+ * (POLLNVAL) is muted for good; its record goes with the next call on it.
  *
  * Other threads may register while one thread sits in poll(2), but the kernel
  * reads the arrays for the whole call, and growing them would free them under
@@ -21,7 +22,7 @@
  * left the kernel; the waiter in turn waits until every counted change is
  * applied before it reads revents, then returns (0 events if that is all
  * there was) and poll.c calls wait again with the new arrays. */
-#include "../sys.h"
+#include "../registry.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -46,11 +47,11 @@
 enum entry_kind { ENTRY_FD, ENTRY_WAKER, ENTRY_NOTIFY, ENTRY_DEAD };
 
 struct entry {
-    mio_token token;
-    int fd;             /* the descriptor, also while pfds[i].fd is disabled */
-    uint32_t interest;  /* directions and trigger, as registered */
-    uint32_t armed;     /* directions the kernel is asked about now */
-    bool muted;         /* out of the kernel's view until re-armed */
+    struct mio_fdrec *rec;  /* ENTRY_FD, ENTRY_DEAD: its registration */
+    mio_token token;        /* ENTRY_WAKER: the waker's */
+    int fd;                 /* the descriptor, also while pfds[i].fd is disabled */
+    uint32_t armed;         /* directions the kernel is asked about now */
+    bool muted;             /* out of the kernel's view until re-armed */
     enum entry_kind kind;
 };
 
@@ -63,8 +64,6 @@ struct pollfd_poll {
     struct pollfd *pfds;
     struct entry *entries;
     size_t count, cap;
-    uint32_t *slot_of;          /* fd -> slot; 0 is "none" (slot 0 is notify's) */
-    size_t nslots;
     size_t next;                /* where the next scan of ready slots starts */
     struct mio_wakefd wake;
 };
@@ -109,22 +108,30 @@ static uint32_t from_poll(int fd, short re, uint32_t interest)
     return r;
 }
 
-/* Uses up what a report of revents `re` told an edge or oneshot registration.
+/* Uses up what a report of revents `re` told an edge or oneshot registration
+ * (directions drained since they were armed stay armed: see registry.h).
  * Hang-up and error stay true until the fd is dealt with, and poll(2) reports
  * them whatever `events` says: after them, nothing is left to wait for. */
 static void disarm(struct entry *e, short re)
 {
-    if ((e->interest & MIO_ONESHOT) || (re & (POLLHUP | POLLERR))) {
+    uint32_t dirs = 0;
+
+    if (e->rec->interest & MIO_ONESHOT) {
         e->armed = 0;
         e->muted = true;
         return;
     }
+    if (re & (POLLHUP | POLLERR))
+        dirs = e->rec->interest & MIO_INTERESTS;
     if (re & (POLLIN | RDHUP))
-        e->armed &= ~(uint32_t)MIO_READABLE;
+        dirs |= MIO_READABLE;
     if (re & POLLPRI)
-        e->armed &= ~(uint32_t)MIO_PRIORITY;
+        dirs |= MIO_PRIORITY;
     if (re & POLLOUT)
-        e->armed &= ~(uint32_t)MIO_WRITABLE;
+        dirs |= MIO_WRITABLE;
+    e->armed &= ~mio__rec_reported(e->rec, dirs);
+    if ((re & (POLLHUP | POLLERR)) && e->armed == 0)
+        e->muted = true;
 }
 
 /* Makes slot i ask the kernel for exactly its armed directions.  An edge slot
@@ -137,9 +144,10 @@ static void sync_slot(struct pollfd_poll *p, size_t i)
     p->pfds[i].revents = 0;
 }
 
-static size_t find(const struct pollfd_poll *p, int fd)
+/* r's slot, or 0 if it has none (any more). */
+static size_t slot_of(const struct pollfd_poll *p, const struct mio_fdrec *r)
 {
-    return (size_t)fd < p->nslots ? p->slot_of[fd] : 0;
+    return r->slot != 0 && r->slot < p->count && p->entries[r->slot].rec == r ? r->slot : 0;
 }
 
 /* ---- changes while another thread may be inside poll(2) ---- */
@@ -162,8 +170,8 @@ static void resume_waiter(struct pollfd_poll *p)
         pthread_cond_broadcast(&p->changed);
 }
 
-/* Room for one more slot and a map entry for fd.  Called paused. */
-static int reserve(struct pollfd_poll *p, int fd)
+/* Room for one more slot.  Called paused. */
+static int reserve(struct pollfd_poll *p)
 {
     if (p->count == p->cap) {
         size_t cap = p->cap != 0 ? 2 * p->cap : 8;
@@ -177,50 +185,46 @@ static int reserve(struct pollfd_poll *p, int fd)
         p->entries = entries;
         p->cap = cap;
     }
-    if ((size_t)fd >= p->nslots) {
-        size_t n = (size_t)fd + 1 > 2 * p->nslots ? (size_t)fd + 1 : 2 * p->nslots;
-        uint32_t *map = mio__realloc(p->slot_of, n * sizeof *map);
-        if (map == NULL)
-            return MIO_ENOMEM;
-        memset(map + p->nslots, 0, (n - p->nslots) * sizeof *map);
-        p->slot_of = map;
-        p->nslots = n;
-    }
     return 0;
 }
 
-/* (Re)starts slot i with every direction of the interest armed. */
-static void arm(struct pollfd_poll *p, size_t i, mio_token token, uint32_t interest)
+/* (Re)starts slot i with every direction of `interest` armed. */
+static void arm(struct pollfd_poll *p, size_t i, uint32_t interest)
 {
     struct entry *e = &p->entries[i];
-    e->token = token;
-    e->interest = interest;
     e->armed = interest & MIO_INTERESTS;
     e->muted = false;
     sync_slot(p, i);
 }
 
-static int append(struct pollfd_poll *p, int fd, enum entry_kind kind,
-                  mio_token token, uint32_t interest)
+/* A new slot for fd: a registration's (rec) or the library's own. */
+static int append(struct pollfd_poll *p, int fd, enum entry_kind kind, struct mio_fdrec *rec,
+                  mio_token token)
 {
-    int err = reserve(p, fd);
+    int err = reserve(p);
     if (err < 0)
         return err;
     p->entries[p->count].fd = fd;
     p->entries[p->count].kind = kind;
-    arm(p, p->count, token, interest);
-    p->slot_of[fd] = (uint32_t)p->count++;
+    p->entries[p->count].rec = rec;
+    p->entries[p->count].token = token;
+    if (rec != NULL)
+        rec->slot = p->count;
+    arm(p, p->count, rec != NULL ? rec->interest : MIO_READABLE);
+    p->count++;
     return 0;
 }
 
 static void remove_slot(struct pollfd_poll *p, size_t i)
 {
     size_t last = --p->count;
-    p->slot_of[p->entries[i].fd] = 0;
+    if (p->entries[i].rec != NULL)
+        p->entries[i].rec->slot = 0;
     if (i != last) {
         p->pfds[i] = p->pfds[last];     /* revents travel along */
         p->entries[i] = p->entries[last];
-        p->slot_of[p->entries[i].fd] = (uint32_t)i;
+        if (p->entries[i].rec != NULL)
+            p->entries[i].rec->slot = i;
     }
 }
 
@@ -238,14 +242,13 @@ static int pp_init(mio_poll *base)
         goto fail_lock;
     if ((err = mio__wakefd_open(&p->wake)) < 0)
         goto fail_cond;
-    if ((err = append(p, p->wake.rfd, ENTRY_NOTIFY, MIO_TOKEN_RESERVED, MIO_READABLE)) < 0)
+    if ((err = append(p, p->wake.rfd, ENTRY_NOTIFY, NULL, MIO_TOKEN_RESERVED)) < 0)
         goto fail_all;
     return 0;
 
 fail_all:
     mio__free(p->pfds);
     mio__free(p->entries);
-    mio__free(p->slot_of);
     mio__wakefd_close(&p->wake);
 fail_cond:
     pthread_cond_destroy(&p->changed);
@@ -259,34 +262,30 @@ static void pp_fini(mio_poll *base)
     struct pollfd_poll *p = (struct pollfd_poll *)base;
     mio__free(p->pfds);
     mio__free(p->entries);
-    mio__free(p->slot_of);
     mio__wakefd_close(&p->wake);
     pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->lock);
 }
 
-/* Removes fd's slot if it has one of this kind; says whether it had. */
-static bool drop(struct pollfd_poll *p, int fd, enum entry_kind kind)
+/* Takes slot i out of the array, the waiter kept out of poll(2) meanwhile.
+ * Under the lock. */
+static void drop_slot(struct pollfd_poll *p, size_t i)
 {
-    size_t i;
-    bool found;
-
-    pthread_mutex_lock(&p->lock);
-    i = find(p, fd);
-    found = i != 0 && p->entries[i].kind == kind;
-    if (found) {
-        pause_waiter(p);
-        remove_slot(p, i);
-        resume_waiter(p);
-    }
-    pthread_mutex_unlock(&p->lock);
-    return found;
+    pause_waiter(p);
+    remove_slot(p, i);
+    resume_waiter(p);
 }
 
-/* mio_close is about to close fd. */
-static void pp_forget(mio_poll *base, mio_fd fd)
+/* mio_close is about to close r's descriptor. */
+static void pp_forget(mio_poll *base, struct mio_fdrec *r)
 {
-    (void)drop((struct pollfd_poll *)base, fd, ENTRY_FD);
+    struct pollfd_poll *p = (struct pollfd_poll *)base;
+    size_t i;
+
+    pthread_mutex_lock(&p->lock);
+    if ((i = slot_of(p, r)) != 0)
+        drop_slot(p, i);
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* epoll forgets a closed fd by itself and refuses it with EBADF; so does this
@@ -296,73 +295,91 @@ static bool is_closed(mio_fd fd)
     return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
 }
 
-/* add (a new slot) and mod (re-arms everything, so readiness still present
- * is reported at once, as EPOLL_CTL_MOD does). */
-static int set(struct pollfd_poll *p, mio_fd fd, mio_token token, uint32_t interest, bool add)
+/* A record the registry already holds (again): it stands unless poll(2)
+ * said its descriptor was closed (POLLNVAL), whose number now names
+ * another file, which takes the slot over. */
+static int pp_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest,
+                  bool again)
 {
+    struct pollfd_poll *p = (struct pollfd_poll *)base;
     size_t i;
     int err = 0;
 
-    if (is_closed(fd)) {
-        (void)drop(p, fd, ENTRY_FD);
+    if (is_closed(r->fd))
         return MIO_EBADF;
-    }
     pthread_mutex_lock(&p->lock);
-    i = find(p, fd);
-    if (add && i != 0) {
+    i = slot_of(p, r);
+    if (again && i != 0 && p->entries[i].kind != ENTRY_DEAD) {
         err = MIO_EEXIST;
-    } else if (!add && (i == 0 || p->entries[i].kind != ENTRY_FD)) {
-        err = MIO_ENOENT;
     } else {
         pause_waiter(p);
-        if (add)
-            err = append(p, fd, ENTRY_FD, token, interest);
-        else
-            arm(p, i, token, interest);
+        mio__rec_set(r, token, interest);
+        if (i != 0) {
+            p->entries[i].kind = ENTRY_FD;
+            arm(p, i, interest);
+        } else {
+            err = append(p, r->fd, ENTRY_FD, r, 0);
+        }
         resume_waiter(p);
     }
     pthread_mutex_unlock(&p->lock);
     return err;
 }
 
-static int pp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
-{
-    return set((struct pollfd_poll *)base, fd, token, interest, true);
-}
-
-static int pp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
-{
-    return set((struct pollfd_poll *)base, fd, token, interest, false);
-}
-
-static int pp_del(mio_poll *base, mio_fd fd)
-{
-    bool closed = is_closed(fd);
-    bool dropped = drop((struct pollfd_poll *)base, fd, ENTRY_FD);
-    return closed ? MIO_EBADF : dropped ? 0 : MIO_ENOENT;
-}
-
-/* An emulated edge comes back for `dir` once the fd said EAGAIN in that
- * direction.  Urgent data has no I/O call of its own: it re-arms with reads. */
-static void pp_rearm(mio_poll *base, mio_fd fd, uint32_t dir)
+/* mod re-arms everything, so readiness still present is reported at once,
+ * as EPOLL_CTL_MOD does. */
+static int pp_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest)
 {
     struct pollfd_poll *p = (struct pollfd_poll *)base;
-    uint32_t want = dir == MIO_READABLE ? MIO_READABLE | MIO_PRIORITY : MIO_WRITABLE;
+    bool closed = is_closed(r->fd);
+    size_t i;
+    int err = 0;
+
+    pthread_mutex_lock(&p->lock);
+    i = slot_of(p, r);
+    if (i == 0 || closed || p->entries[i].kind == ENTRY_DEAD) {
+        if (i != 0)
+            drop_slot(p, i);
+        err = closed ? MIO_EBADF : MIO_ENOENT;
+    } else {
+        pause_waiter(p);
+        mio__rec_set(r, token, interest);
+        arm(p, i, interest);
+        resume_waiter(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return err;
+}
+
+static int pp_del(mio_poll *base, struct mio_fdrec *r)
+{
+    struct pollfd_poll *p = (struct pollfd_poll *)base;
+    bool closed = is_closed(r->fd), dead = false;
     size_t i;
 
     pthread_mutex_lock(&p->lock);
-    i = find(p, fd);
-    if (i != 0) {
+    if ((i = slot_of(p, r)) != 0) {
+        dead = p->entries[i].kind == ENTRY_DEAD;
+        drop_slot(p, i);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return closed ? MIO_EBADF : dead || i == 0 ? MIO_ENOENT : 0;
+}
+
+/* Directions drained since they were reported come back into view (called
+ * by the waiting thread between waits).  Urgent data re-arms with reads. */
+static void pp_rearm(mio_poll *base, struct mio_fdrec *r, uint32_t dirs)
+{
+    struct pollfd_poll *p = (struct pollfd_poll *)base;
+    size_t i;
+
+    pthread_mutex_lock(&p->lock);
+    i = slot_of(p, r);
+    if (i != 0 && p->entries[i].kind == ENTRY_FD) {
         struct entry *e = &p->entries[i];
-        want &= e->interest & ~e->armed;
-        /* Level never disarms; oneshot waits for mod. */
-        if (e->kind == ENTRY_FD && !(e->interest & (MIO_LEVEL | MIO_ONESHOT)) && want != 0) {
-            pause_waiter(p);
-            e->armed |= want;
-            e->muted = false;
-            sync_slot(p, i);
-            resume_waiter(p);
-        }
+        e->armed |= dirs & r->interest & MIO_INTERESTS;
+        e->muted = false;
+        sync_slot(p, i);
     }
     pthread_mutex_unlock(&p->lock);
 }
@@ -396,7 +413,6 @@ static int kernel_poll(struct pollfd *pfds, nfds_t n, int64_t timeout_ns)
 static int collect(struct pollfd_poll *p, mio_event *events, size_t cap, int ready)
 {
     size_t n = 0, i, seen;
-    bool dead = false;
 
     if (p->pfds[0].revents != 0) {
         ready--;
@@ -410,20 +426,24 @@ static int collect(struct pollfd_poll *p, mio_event *events, size_t cap, int rea
         if (re != 0) {
             ready--;
             if (re & POLLNVAL) {
-                /* Closed behind our back: forget it, as epoll would. */
-                e->kind = ENTRY_DEAD;
-                dead = true;
+                /* Closed behind our back: out of view for good, as epoll
+                 * forgets it; the slot goes with the next call on it. */
+                if (e->kind == ENTRY_FD)
+                    e->kind = ENTRY_DEAD;
+                e->muted = true;
+                sync_slot(p, i);
             } else if (e->kind == ENTRY_WAKER) {
                 mio__wakefd_drain(e->fd);   /* wakes coalesce into one event */
                 events[n].token = e->token;
                 events[n++].flags = MIO_READABLE;
             } else if (e->kind == ENTRY_FD) {
-                uint32_t flags = from_poll(e->fd, re, e->interest);
+                uint32_t interest = e->rec->interest;
+                uint32_t flags = from_poll(e->fd, re, interest);
                 if (flags != 0) {
-                    events[n].token = e->token;
+                    events[n].token = e->rec->token;
                     events[n++].flags = flags;
                 }
-                if (!(e->interest & MIO_LEVEL) || (e->interest & MIO_ONESHOT))
+                if (!(interest & MIO_LEVEL) || (interest & MIO_ONESHOT))
                     disarm(e, re);
                 sync_slot(p, i);
             }
@@ -432,11 +452,6 @@ static int collect(struct pollfd_poll *p, mio_event *events, size_t cap, int rea
             i = 1;
     }
     p->next = i;
-    /* From the end down, so every slot swapped in has been looked at. */
-    if (dead)
-        for (i = p->count - 1; i >= 1; i--)
-            if (p->entries[i].kind == ENTRY_DEAD)
-                remove_slot(p, i);
     return (int)n;
 }
 
@@ -487,7 +502,7 @@ static int pp_waker_add(mio_poll *base, struct mio_waker *w)
         return err;
     pthread_mutex_lock(&p->lock);
     pause_waiter(p);
-    err = append(p, wf.rfd, ENTRY_WAKER, w->token, MIO_READABLE);
+    err = append(p, wf.rfd, ENTRY_WAKER, NULL, w->token);
     resume_waiter(p);
     pthread_mutex_unlock(&p->lock);
     if (err < 0) {
@@ -506,7 +521,17 @@ static int pp_waker_wake(struct mio_waker *w)
 
 static void pp_waker_del(mio_poll *base, struct mio_waker *w)
 {
-    (void)drop((struct pollfd_poll *)base, w->fd, ENTRY_WAKER);
+    struct pollfd_poll *p = (struct pollfd_poll *)base;
+    size_t i;
+
+    pthread_mutex_lock(&p->lock);
+    for (i = 1; i < p->count; i++) {
+        if (p->entries[i].kind == ENTRY_WAKER && p->entries[i].fd == w->fd) {
+            drop_slot(p, i);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void pp_waker_close(struct mio_waker *w)
@@ -523,6 +548,7 @@ const struct mio_backend mio__backend_poll = {
     .add = pp_add,
     .mod = pp_mod,
     .del = pp_del,
+    .unknown = mio__unix_fd_unknown,
     .wait = pp_wait,
     .notify = pp_notify,
     .waker_add = pp_waker_add,

@@ -1,5 +1,6 @@
-/* The Unix wake-up descriptor shared by the epoll and poll backends and by
- * kqueue where EVFILT_USER is missing: an eventfd on Linux, a pipe elsewhere. */
+/* What the Unix backends share: the wake-up descriptor (epoll, poll, and
+ * kqueue where EVFILT_USER is missing: an eventfd on Linux, a pipe
+ * elsewhere), and the check of a descriptor no registration names. */
 #include "../sys.h"
 
 #include <fcntl.h>
@@ -89,4 +90,9 @@ void mio__wakefd_close(struct mio_wakefd *w)
     if (w->rfd >= 0)
         close(w->rfd);
     w->rfd = w->wfd = -1;
+}
+
+int mio__unix_fd_unknown(mio_fd fd)
+{
+    return fcntl(fd, F_GETFD) < 0 && errno == EBADF ? MIO_EBADF : MIO_ENOENT;
 }
