@@ -10,6 +10,7 @@
  * Everything a tick needs is allocated by mio_loop_new: a tick allocates
  * nothing. */
 #include "channel.h"
+#include "sys.h"
 #include "timer.h"
 
 struct mio_loop {
@@ -116,7 +117,8 @@ mio_poll *mio_loop_poll(mio_loop *l)
  * some behind, at most messages_per_tick are taken each time). */
 static int tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
 {
-    int64_t next = mio__timer_bound_at(l->timer, mio__now_ns());
+    int64_t start = mio__now_ns();
+    int64_t next = mio__timer_bound_at(l->timer, start);
     bool interrupted = false;
     int64_t now;
     size_t i;
@@ -127,7 +129,7 @@ static int tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns
         timeout_ns = next;
     if (timeout_ns != 0 && mio__channel_sleep(l->chan))
         timeout_ns = 0;
-    n = mio_poll_wait(l->poll, l->events, l->events_capacity, timeout_ns);
+    n = mio__poll_wait_at(l->poll, l->events, l->events_capacity, timeout_ns, start);
     mio__channel_awake(l->chan);
     if (n == MIO_EINTR) {
         interrupted = true;

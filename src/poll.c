@@ -121,23 +121,21 @@ static void rearm_wakers(mio_poll *p)
     mio_mutex_unlock(&p->lock);
 }
 
-int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns)
+/* The general wait: a deadline to keep across internal wake-ups, queued
+ * user-space readiness, emulated edges to re-arm.  now: a clock reading
+ * taken before the wait began, or -1. */
+static int wait_general(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns,
+                        int64_t now)
 {
     int64_t deadline = 0;
     int n;
 
-    if (p == NULL || events == NULL || capacity == 0)
-        return MIO_EINVAL;
-    if (capacity > INT32_MAX)
-        capacity = INT32_MAX;
-    if (atomic_exchange_explicit(&p->waiting, 1, memory_order_acquire) != 0)
-        return MIO_EBUSY;
     if (timeout_ns > 0) {
-        int64_t now = mio__now_ns();
+        if (now < 0)
+            now = mio__now_ns();
         /* A deadline past INT64_MAX is never reached anyway: saturate. */
         deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
     }
-
     for (;;) {
         int64_t t = timeout_ns;
         size_t first = 0;
@@ -159,14 +157,48 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
             n += (int)mio__readyq_drain(p, events + n, capacity - (size_t)n);
         if (n != 0 || timeout_ns == 0 ||
             atomic_load_explicit(&p->woken, memory_order_acquire))
-            break;
+            return n;
         /* Nothing for the caller: an internal wake-up or the timeout. */
         if (timeout_ns > 0) {
-            int64_t now = mio__now_ns();
+            now = mio__now_ns();
             if (now >= deadline)
-                break;
+                return 0;
             timeout_ns = deadline - now;
         }
+    }
+}
+
+/* mio_poll_wait, and the loop's wait with the clock reading it already
+ * has (now >= 0), which spares a reading of its own. */
+int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns,
+                      int64_t now)
+{
+    int n;
+
+    if (p == NULL || events == NULL || capacity == 0)
+        return MIO_EINVAL;
+    if (capacity > INT32_MAX)
+        capacity = INT32_MAX;
+    if (atomic_exchange_explicit(&p->waiting, 1, memory_order_acquire) != 0)
+        return MIO_EBUSY;
+    /* The common case, a kernel with its own edges and nothing queued, is
+     * one call into the backend.  An internal wake-up (0 events before the
+     * timeout) goes on in the general wait, which needs to know when the
+     * wait began if it has a timeout. */
+    if (MIO_LIKELY(!p->emulated && p->readyq == NULL && (timeout_ns <= 0 || now >= 0))) {
+        n = p->ops->wait(p, events, capacity, timeout_ns);
+        if (MIO_UNLIKELY(n == 0) && timeout_ns != 0 &&
+            !atomic_load_explicit(&p->woken, memory_order_acquire)) {
+            if (timeout_ns > 0) {
+                int64_t deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+                now = mio__now_ns();
+                timeout_ns = deadline > now ? deadline - now : 0;
+            }
+            if (timeout_ns != 0)
+                n = wait_general(p, events, capacity, timeout_ns, now);
+        }
+    } else {
+        n = wait_general(p, events, capacity, timeout_ns, now);
     }
     if (atomic_load_explicit(&p->nwakers, memory_order_relaxed) != 0)
         rearm_wakers(p);
@@ -176,6 +208,11 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
     atomic_store_explicit(&p->waiting, 0, memory_order_release);
     MIO_TRACE(MIO_LOG_TRACE, "poll %p: wait returned %d", (void *)p, n);
     return n;
+}
+
+int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns)
+{
+    return mio__poll_wait_at(p, events, capacity, timeout_ns, -1);
 }
 
 int mio__poll_notify(mio_poll *p)

@@ -94,6 +94,11 @@ extern const struct mio_backend mio__backend_poll;
 extern const struct mio_backend mio__backend_kqueue;
 extern const struct mio_backend mio__backend_iocp;
 
+/* mio_poll_wait for the event loop, which passes the clock reading it took
+ * before (now >= 0) instead of having the wait read the clock again. */
+int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns,
+                      int64_t now);
+
 /* Makes the wait in progress, or the next one, return to its caller even
  * with no event to report: no token is involved, so nothing can collide with
  * the caller's tokens (the event loop wakes itself for its channel this way).
