@@ -59,7 +59,10 @@
  *                       calls only between two points of its run).  Calls
  *                       are counted only while it is on.  Unset: always on.
  *   MIO_FAULT_REPORT    a file written at exit: "call NAME N faults M" for
- *                       each function called, then "fd N TARGET" for each
+ *                       each function called; "setsockopt OPTION=VALUE N"
+ *                       for each integer socket option set, and how often
+ *                       (OPTION: TCP_NODELAY, SO_REUSEADDR, ... or
+ *                       LEVEL:NUMBER); then "fd N TARGET" for each
  *                       descriptor open at exit that was not open at load
  *                       (what the program leaked, besides what it keeps on
  *                       purpose).
@@ -71,7 +74,10 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -368,6 +374,59 @@ __attribute__((constructor)) static void fault_init(void)
     cfg.active = any_listed && (cfg.rate > 0 || cfg.nschedule > 0);
 }
 
+/* ---- socket options set, for the report ------------------------------ */
+
+#define MAX_OPTIONS 32
+
+static struct option_seen {
+    int level, name, value;
+    unsigned long count;
+} options[MAX_OPTIONS];
+static int noptions;
+static pthread_mutex_t options_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void option_note(int level, int name, const void *value, socklen_t len)
+{
+    int v, i;
+    if (value == NULL || len != sizeof v)
+        return;                 /* not an integer option: not recorded */
+    memcpy(&v, value, sizeof v);
+    pthread_mutex_lock(&options_lock);
+    for (i = 0; i < noptions; i++)
+        if (options[i].level == level && options[i].name == name && options[i].value == v)
+            break;
+    if (i == noptions && noptions < MAX_OPTIONS)
+        options[noptions++] = (struct option_seen){ level, name, v, 0 };
+    if (i < noptions)
+        options[i].count++;
+    pthread_mutex_unlock(&options_lock);
+}
+
+static const char *option_name(int level, int name, char *buf, size_t size)
+{
+    static const struct { int level, name; const char *text; } known[] = {
+        { IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY" }, { SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR" },
+        { SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT" }, { SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE" },
+        { SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF" }, { SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF" },
+        { IPPROTO_IPV6, IPV6_V6ONLY, "IPV6_V6ONLY" },
+    };
+    size_t i;
+    for (i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (known[i].level == level && known[i].name == name)
+            return known[i].text;
+    snprintf(buf, size, "%d:%d", level, name);
+    return buf;
+}
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+{
+    REAL(int, setsockopt, (int, int, int, const void *, socklen_t));
+    int r = real_setsockopt(fd, level, name, value, len);
+    if (r == 0 && cfg.report != NULL)
+        option_note(level, name, value, len);
+    return r;
+}
+
 /* ---- the report at exit ------------------------------------------------- */
 
 __attribute__((destructor)) static void fault_report(void)
@@ -391,6 +450,14 @@ __attribute__((destructor)) static void fault_report(void)
                      atomic_load(&calls[i].faults));
         real_write(fd, line, (size_t)n);
     }
+    pthread_mutex_lock(&options_lock);
+    for (i = 0; i < noptions; i++) {
+        n = snprintf(line, sizeof line, "setsockopt %s=%d %lu\n",
+                     option_name(options[i].level, options[i].name, path, sizeof path),
+                     options[i].value, options[i].count);
+        real_write(fd, line, (size_t)n);
+    }
+    pthread_mutex_unlock(&options_lock);
     if ((d = opendir("/proc/self/fd")) != NULL) {
         while ((e = readdir(d)) != NULL) {
             long k = strtol(e->d_name, NULL, 10);
