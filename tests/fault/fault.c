@@ -54,10 +54,12 @@
  *                       start-up step by step.
  *   MIO_FAULT_FDS       "sockets" (default) or "all", as above.
  *   MIO_FAULT_CONTROL   a file whose first byte switches injection: '1' on,
- *                       anything else off (read through a shared mapping at
- *                       every call, no system call; a test flips it to fail
- *                       calls only between two points of its run).  Calls
- *                       are counted only while it is on.  Unset: always on.
+ *                       anything else (or an empty file) off, read again at
+ *                       every call that could fail (one pread), so a test
+ *                       flips it to fail calls only between two points of
+ *                       its run.  Calls are counted only while it is on.
+ *                       Unset: always on.  The library keeps it open (its
+ *                       descriptor is left out of the report).
  *   MIO_FAULT_REPORT    a file written at exit: "call NAME N faults M" for
  *                       each function called; "setsockopt OPTION=VALUE N"
  *                       for each integer socket option set, and how often
@@ -88,7 +90,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -123,34 +124,36 @@ struct call {
     atomic_ulong count, faults;
 };
 
+#define CALL(n, k, ...) { .name = (n), .kind = (k), .defaults = __VA_ARGS__ }
+
 static struct call calls[N_CALLS] = {
-    [ACCEPT] = { "accept", OTHER, ACCEPT_ERRORS },
-    [ACCEPT4] = { "accept4", OTHER, ACCEPT_ERRORS },
-    [READ] = { "read", IO_IN, IN_ERRORS },
-    [READV] = { "readv", IO_IN, IN_ERRORS },
-    [RECV] = { "recv", IO_IN, IN_ERRORS },
-    [RECVFROM] = { "recvfrom", IO_IN, IN_ERRORS },
-    [RECVMSG] = { "recvmsg", IO_IN, IN_ERRORS },
-    [WRITE] = { "write", IO_OUT, OUT_ERRORS },
-    [WRITEV] = { "writev", IO_OUT, OUT_ERRORS },
-    [SEND] = { "send", IO_OUT, OUT_ERRORS },
-    [SENDTO] = { "sendto", IO_OUT, OUT_ERRORS },
-    [SENDMSG] = { "sendmsg", IO_OUT, OUT_ERRORS },
-    [SOCKET] = { "socket", OTHER, { EMFILE, ENFILE, ENOBUFS, ENOMEM } },
-    [SOCKETPAIR] = { "socketpair", OTHER, { EMFILE, ENFILE } },
-    [PIPE] = { "pipe", OTHER, { EMFILE, ENFILE } },
-    [PIPE2] = { "pipe2", OTHER, { EMFILE, ENFILE } },
-    [CONNECT] = { "connect", OTHER, { EADDRNOTAVAIL, ENOBUFS, ENOMEM } },
-    [EPOLL_CREATE] = { "epoll_create", OTHER, { EMFILE, ENFILE, ENOMEM } },
-    [EPOLL_CREATE1] = { "epoll_create1", OTHER, { EMFILE, ENFILE, ENOMEM } },
-    [EPOLL_CTL] = { "epoll_ctl", OTHER, { ENOMEM, ENOSPC } },
-    [EPOLL_WAIT] = { "epoll_wait", OTHER, WAIT_ERRORS },
-    [EPOLL_PWAIT] = { "epoll_pwait", OTHER, WAIT_ERRORS },
-    [EPOLL_PWAIT2] = { "epoll_pwait2", OTHER, WAIT_ERRORS },
-    [POLL] = { "poll", OTHER, { EINTR, ENOMEM } },
-    [PPOLL] = { "ppoll", OTHER, { EINTR, ENOMEM } },
-    [EVENTFD] = { "eventfd", OTHER, { EMFILE, ENFILE, ENOMEM, ENODEV } },
-    [CLOSE_ID] = { "close", CLOSE, { EINTR } },
+    [ACCEPT] = CALL("accept", OTHER, ACCEPT_ERRORS),
+    [ACCEPT4] = CALL("accept4", OTHER, ACCEPT_ERRORS),
+    [READ] = CALL("read", IO_IN, IN_ERRORS),
+    [READV] = CALL("readv", IO_IN, IN_ERRORS),
+    [RECV] = CALL("recv", IO_IN, IN_ERRORS),
+    [RECVFROM] = CALL("recvfrom", IO_IN, IN_ERRORS),
+    [RECVMSG] = CALL("recvmsg", IO_IN, IN_ERRORS),
+    [WRITE] = CALL("write", IO_OUT, OUT_ERRORS),
+    [WRITEV] = CALL("writev", IO_OUT, OUT_ERRORS),
+    [SEND] = CALL("send", IO_OUT, OUT_ERRORS),
+    [SENDTO] = CALL("sendto", IO_OUT, OUT_ERRORS),
+    [SENDMSG] = CALL("sendmsg", IO_OUT, OUT_ERRORS),
+    [SOCKET] = CALL("socket", OTHER, { EMFILE, ENFILE, ENOBUFS, ENOMEM }),
+    [SOCKETPAIR] = CALL("socketpair", OTHER, { EMFILE, ENFILE }),
+    [PIPE] = CALL("pipe", OTHER, { EMFILE, ENFILE }),
+    [PIPE2] = CALL("pipe2", OTHER, { EMFILE, ENFILE }),
+    [CONNECT] = CALL("connect", OTHER, { EADDRNOTAVAIL, ENOBUFS, ENOMEM }),
+    [EPOLL_CREATE] = CALL("epoll_create", OTHER, { EMFILE, ENFILE, ENOMEM }),
+    [EPOLL_CREATE1] = CALL("epoll_create1", OTHER, { EMFILE, ENFILE, ENOMEM }),
+    [EPOLL_CTL] = CALL("epoll_ctl", OTHER, { ENOMEM, ENOSPC }),
+    [EPOLL_WAIT] = CALL("epoll_wait", OTHER, WAIT_ERRORS),
+    [EPOLL_PWAIT] = CALL("epoll_pwait", OTHER, WAIT_ERRORS),
+    [EPOLL_PWAIT2] = CALL("epoll_pwait2", OTHER, WAIT_ERRORS),
+    [POLL] = CALL("poll", OTHER, { EINTR, ENOMEM }),
+    [PPOLL] = CALL("ppoll", OTHER, { EINTR, ENOMEM }),
+    [EVENTFD] = CALL("eventfd", OTHER, { EMFILE, ENFILE, ENOMEM, ENODEV }),
+    [CLOSE_ID] = CALL("close", CLOSE, { EINTR }),
 };
 
 static const struct { const char *name; int value; } errnames[] = {
@@ -175,13 +178,13 @@ static struct {
     uint64_t seed;
     bool all_fds;
     bool log;
-    const volatile char *control;
+    int control;                /* the MIO_FAULT_CONTROL file, or -1 */
     const char *report;
     struct planned schedule[MAX_SCHEDULE];
     int nschedule;
     atomic_ulong listed_count;  /* calls of listed functions so far */
     unsigned char open_at_load[MAX_FDS / 8];
-} cfg = { .seed = 1 };
+} cfg = { .seed = 1, .control = -1 };
 
 /* ---- the real functions ---------------------------------------------- */
 
@@ -358,19 +361,9 @@ __attribute__((constructor)) static void fault_init(void)
     cfg.log = (v = getenv("MIO_FAULT_LOG")) != NULL && strcmp(v, "1") == 0;
     if ((v = getenv("MIO_FAULT_REPORT")) != NULL && *v != '\0')
         cfg.report = v;
-    if ((v = getenv("MIO_FAULT_CONTROL")) != NULL && *v != '\0') {
-        int fd = open(v, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        void *map;
-        if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 1)
-            bad("MIO_FAULT_CONTROL (a file of at least one byte)", v);
-        map = mmap(NULL, 1, PROT_READ, MAP_SHARED, fd, 0);
-        REAL(int, close, (int));
-        real_close(fd);
-        if (map == MAP_FAILED)
-            bad("MIO_FAULT_CONTROL (cannot map it)", v);
-        cfg.control = map;
-    }
+    if ((v = getenv("MIO_FAULT_CONTROL")) != NULL && *v != '\0' &&
+        (cfg.control = open(v, O_RDONLY | O_CLOEXEC)) < 0)
+        bad("MIO_FAULT_CONTROL (cannot open it)", v);
     cfg.active = any_listed && (cfg.rate > 0 || cfg.nschedule > 0);
 }
 
@@ -462,7 +455,7 @@ __attribute__((destructor)) static void fault_report(void)
         while ((e = readdir(d)) != NULL) {
             long k = strtol(e->d_name, NULL, 10);
             ssize_t len;
-            if (e->d_name[0] == '.' || k == fd || k == dirfd(d))
+            if (e->d_name[0] == '.' || k == fd || k == dirfd(d) || k == cfg.control)
                 continue;
             if (k >= 0 && k < MAX_FDS && (cfg.open_at_load[k / 8] & (1u << (k % 8))))
                 continue;
@@ -502,6 +495,16 @@ static int fd_class(int fd)
     return S_ISFIFO(st.st_mode) && cfg.all_fds ? 2 : 0;
 }
 
+/* Whether the control file (if any) says on. */
+static bool switched_on(void)
+{
+    char c;
+    int saved = errno;
+    bool on = cfg.control < 0 || (pread(cfg.control, &c, 1, 0) == 1 && c == '1');
+    errno = saved;
+    return on;
+}
+
 /* The fault for this call (fd: the descriptor of an I/O call, else -1):
  * 0 for none, an errno value, or SHORT. */
 static int decide(enum id id, int fd)
@@ -511,7 +514,7 @@ static int decide(enum id id, int fd)
     int cls = 2, err = 0, saved = errno, i;
     uint64_t h;
 
-    if (!cfg.active || !c->listed || (cfg.control != NULL && *cfg.control != '1'))
+    if (!cfg.active || !c->listed || !switched_on())
         return 0;
     if (c->kind != OTHER && (cls = fd_class(fd)) == 0) {
         errno = saved;
