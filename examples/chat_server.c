@@ -61,8 +61,8 @@ static void client_stall(struct client *c)
  * back, see main). */
 static void listener_rest(mio_fd listener)
 {
-    if (accept_at == 0 && mio_deregister(poll_, listener) < 0)
-        return;                 /* still watched: its next client is an event */
+    if (accept_at == 0)
+        mio_deregister(poll_, listener);
     accept_at = clock_now_ns() + BACKOFF_NS;
 }
 

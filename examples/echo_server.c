@@ -69,8 +69,9 @@ static void listener_resume(struct server *s)
  * server never depends on a close that may not come. */
 static void listener_rest(struct server *s)
 {
-    if (s->accepting && mio_deregister(s->poll, s->listener) == 0)
-        s->accepting = false;
+    if (s->accepting)
+        mio_deregister(s->poll, s->listener);
+    s->accepting = false;
     s->accept_at = clock_now_ns() + BACKOFF_NS;
 }
 

@@ -250,8 +250,8 @@ static void conn_pump(mio_loop *loop, struct server *s, struct conn *c)
  * reports the clients already queued at once). */
 static void listener_rest(mio_loop *loop, struct server *s)
 {
-    if (!s->resting && mio_deregister(mio_loop_poll(loop), s->listener) < 0)
-        return;                     /* still watched: its next client is an event */
+    if (!s->resting)
+        mio_deregister(mio_loop_poll(loop), s->listener);
     s->resting = true;
     if (mio_loop_timeout(loop, &listener_wakes, BACKOFF_NS, NULL) < 0 &&
         mio_register(mio_loop_poll(loop), s->listener, LISTENER, MIO_READABLE) == 0)

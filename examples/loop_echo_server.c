@@ -111,8 +111,8 @@ static void conn_pump(mio_loop *loop, struct server *s, size_t i)
  * reports the clients already queued at once). */
 static void listener_rest(mio_loop *loop, struct server *s)
 {
-    if (!s->resting && mio_deregister(mio_loop_poll(loop), s->listener) < 0)
-        return;                     /* still watched: its next client is an event */
+    if (!s->resting)
+        mio_deregister(mio_loop_poll(loop), s->listener);
     s->resting = true;
     if (mio_loop_timeout(loop, &listener_wakes, BACKOFF_NS, NULL) < 0) {
         /* No timer to be had: watch it again now rather than never. */
