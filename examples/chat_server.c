@@ -12,7 +12,9 @@
  * What it shows: one client's input fanned out to many outputs; an outbox
  * per client flushed at once and, when the socket is full, on WRITABLE;
  * a slow reader disconnected once its outbox passes a bound, so no client
- * can make the server buffer without limit. */
+ * can make the server buffer without limit; transient errors retried and
+ * the others ending the client (errors.h), with the wait's timeout as the
+ * clock for retries and for a listener resting after EMFILE. */
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "errors.h"
 #include "stop.h"
 
 #define LISTENER    0           /* tokens: the listener, the signal waker, */
@@ -37,11 +40,38 @@ struct client {
     size_t line_len;
     char *out;                  /* bytes for this client: out[head..len) */
     size_t head, len, cap;
+    bool stalled;               /* a transient error: try again at retry_at */
 };
 
 static struct client clients[MAX_CLIENTS];
 static mio_poll *poll_;
 static unsigned next_id = 1;
+static int64_t retry_at;        /* when stalled clients try again (0: none is) */
+static int64_t accept_at;       /* when a resting listener is watched again (0: not resting) */
+
+/* A transient error on c: it reads and writes again after RETRY_NS. */
+static void client_stall(struct client *c)
+{
+    c->stalled = true;
+    if (retry_at == 0)
+        retry_at = clock_now_ns() + RETRY_NS;
+}
+
+/* Stops watching the listener for BACKOFF_NS (the wait's timeout brings it
+ * back, see main). */
+static void listener_rest(mio_fd listener)
+{
+    if (accept_at == 0)
+        mio_deregister(poll_, listener);
+    accept_at = clock_now_ns() + BACKOFF_NS;
+}
+
+static void listener_resume(mio_fd listener)
+{
+    accept_at = 0;
+    if (mio_register(poll_, listener, LISTENER, MIO_READABLE) < 0)
+        listener_rest(listener);
+}
 
 static void client_close(struct client *c)
 {
@@ -60,8 +90,12 @@ static bool client_flush(struct client *c)
         ssize_t n = mio_write(c->fd, c->out + c->head, c->len - c->head);
         if (n == MIO_EAGAIN)
             return true;
+        if (n < 0 && error_is_transient((int)n)) {
+            client_stall(c);            /* keep the outbox, try again soon */
+            return true;
+        }
         if (n < 0)
-            return false;
+            return false;               /* reset, broken pipe */
         c->head += (size_t)n;
     }
     c->head = c->len = 0;
@@ -123,6 +157,10 @@ static void client_read(struct client *c)
         ssize_t n = mio_read(c->fd, buf, sizeof buf), k;
         if (n == MIO_EAGAIN)
             return;
+        if (n < 0 && error_is_transient((int)n)) {
+            client_stall(c);
+            return;
+        }
         if (n <= 0) {
             client_leave(c);            /* end of stream or error */
             return;
@@ -141,8 +179,12 @@ static void client_read(struct client *c)
     }
 }
 
+/* Accepts until MIO_EAGAIN, or until the listener rests: it never returns
+ * with the listener watched but not drained, which an edge (native or
+ * emulated) would not report again. */
 static void accept_all(mio_fd listener)
 {
+    int skipped = 0;
     for (;;) {
         char note[64];
         mio_fd fd;
@@ -153,12 +195,18 @@ static void accept_all(mio_fd listener)
         if (err == MIO_EMFILE || err == MIO_ENFILE) {
             /* Out of descriptors: turn the queued clients away rather than
              * leave them hanging (an edge listener would not report them
-             * again, a level one would spin). */
-            mio_tcp_shed(listener);
+             * again, a level one would spin); if even that fails, rest. */
+            if (mio_tcp_shed(listener) < 0)
+                listener_rest(listener);
             return;
         }
-        if (err < 0)
+        if (err < 0 && accept_error_skippable(err) && ++skipped < 64)
             continue;   /* the client left before we took it */
+        if (err < 0) {
+            fprintf(stderr, "chat_server: accept: %s\n", mio_strerror(err));
+            listener_rest(listener);    /* try again later, without spinning */
+            return;
+        }
         for (i = 0; i < MAX_CLIENTS && clients[i].fd != MIO_INVALID_FD; i++)
             ;
         if (i == MAX_CLIENTS ||
@@ -166,6 +214,7 @@ static void accept_all(mio_fd listener)
             mio_close(fd);              /* full: turn it away */
             continue;
         }
+        mio_tcp_set_nodelay(fd, true);  /* each line goes out at once */
         clients[i].fd = fd;
         clients[i].id = next_id++;
         broadcast(NULL, note, (size_t)snprintf(note, sizeof note, "* %u joined\n", clients[i].id));
@@ -207,21 +256,52 @@ int main(int argc, char **argv)
         (err = mio_tcp_listen(&addr, 128, &listener)) == 0 &&
         (err = mio_register(poll_, listener, LISTENER, MIO_READABLE)) == 0 &&
         (err = mio_local_addr(listener, &addr)) == 0) {
+        /* Before the line that tells others we are up: a stop may follow it
+         * at once. */
+        stop_on_signal(waker);
         mio_addr_format(&addr, name, sizeof name);
         printf("listening on %s backend %s\n", name, mio_poll_backend(poll_));
         fflush(stdout);
-        stop_on_signal(waker);
     } else {
         fprintf(stderr, "chat_server: %s: %s\n", text, mio_strerror(err));
         stop = true;
     }
 
     while (!stop) {
-        int64_t timeout = deadline > 0 ? deadline - clock_now_ns() : -1;
+        /* The wait ends by the earliest of: the -n deadline, the retry of
+         * stalled clients, the listener's rest. */
+        int64_t now = clock_now_ns(), timeout = -1, at = deadline;
         int n;
-        if (deadline > 0 && timeout <= 0)
+        if (retry_at > 0 && (at == 0 || retry_at < at))
+            at = retry_at;
+        if (accept_at > 0 && (at == 0 || accept_at < at))
+            at = accept_at;
+        if (at > 0)
+            timeout = at > now ? at - now : 0;
+        if (deadline > 0 && now >= deadline)
             break;
         n = mio_poll_wait(poll_, events, 64, timeout);
+        now = clock_now_ns();
+        if (accept_at > 0 && now >= accept_at)
+            listener_resume(listener);
+        if (retry_at > 0 && now >= retry_at) {
+            retry_at = 0;
+            for (i = 0; i < MAX_CLIENTS; i++) {
+                struct client *c = &clients[i];
+                if (c->fd == MIO_INVALID_FD || !c->stalled)
+                    continue;
+                c->stalled = false;
+                if (!client_flush(c))
+                    client_leave(c);
+                else
+                    client_read(c);
+            }
+        }
+        if (n < 0 && !error_is_transient(n)) {
+            fprintf(stderr, "chat_server: wait: %s\n", mio_strerror(n));
+            err = n;
+            break;
+        }
         for (i = 0; i < n; i++) {
             mio_token t = events[i].token;
             struct client *c;

@@ -12,8 +12,10 @@
  * What it shows: edge-triggered sources drained until MIO_EAGAIN, a partial
  * write kept in a per-connection buffer until the socket is WRITABLE again,
  * back-pressure (a client whose echo is backed up is not read), connections in
- * a table indexed by token, EMFILE handled without spinning, and a signal
- * turned into an event with a waker. */
+ * a table indexed by token, EMFILE handled without spinning or stalling,
+ * transient errors retried and the others closing the connection (errors.h),
+ * the wait's timeout as the clock for those retries, and a signal turned into
+ * an event with a waker. */
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "errors.h"
 #include "stop.h"
 
 #define LISTENER  0     /* tokens: the listener, the waker, then connections */
@@ -35,15 +38,50 @@ struct conn {
     size_t next_free;       /* free slots are chained through this */
     char *buf;              /* bytes read, not yet echoed: buf[head..tail) */
     size_t head, tail;
+    bool stalled;           /* a transient error: try again at retry_at */
 };
 
 struct server {
     mio_poll *poll;
     mio_fd listener;
-    bool accepting;         /* false while out of descriptors */
+    bool accepting;         /* false while the listener rests */
+    int64_t accept_at;      /* when a resting listener is watched again (0: not resting) */
+    int64_t retry_at;       /* when stalled connections try again (0: none is) */
     struct conn *conns;     /* slot i has token FIRST_CONN + i */
     size_t capacity, free_head, live;
 };
+
+/* Watches the listener again (a registration reports clients already
+ * queued at once); if that fails too, rests again. */
+static void listener_resume(struct server *s)
+{
+    s->accept_at = 0;
+    if (s->accepting)
+        return;
+    if (mio_register(s->poll, s->listener, LISTENER, MIO_READABLE) == 0)
+        s->accepting = true;
+    else
+        s->accept_at = clock_now_ns() + BACKOFF_NS;
+}
+
+/* Stops watching the listener until a connection closes or BACKOFF_NS has
+ * passed, whichever comes first: the wait's timeout is the clock, so the
+ * server never depends on a close that may not come. */
+static void listener_rest(struct server *s)
+{
+    if (s->accepting)
+        mio_deregister(s->poll, s->listener);
+    s->accepting = false;
+    s->accept_at = clock_now_ns() + BACKOFF_NS;
+}
+
+/* A transient error on connection c: it is tried again after RETRY_NS. */
+static void conn_stall(struct server *s, struct conn *c)
+{
+    c->stalled = true;
+    if (s->retry_at == 0)
+        s->retry_at = clock_now_ns() + RETRY_NS;
+}
 
 /* A free slot, growing the table when none is left; SIZE_MAX if out of memory. */
 static size_t slot_take(struct server *s)
@@ -76,10 +114,10 @@ static void conn_close(struct server *s, size_t i)
     c->next_free = s->free_head;
     s->free_head = i;
     s->live--;
-    /* A descriptor came free: accept again.  Registering a listener that has
-     * connections waiting reports it at once. */
-    if (!s->accepting && mio_register(s->poll, s->listener, LISTENER, MIO_READABLE) == 0)
-        s->accepting = true;
+    /* A descriptor came free: accept again, without waiting for the rest to
+     * end. */
+    if (!s->accepting)
+        listener_resume(s);
 }
 
 /* Echoes until the client has nothing more to say (read says MIO_EAGAIN) or
@@ -97,6 +135,10 @@ static void conn_ready(struct server *s, size_t i)
             n = mio_write(c->fd, c->buf + c->head, c->tail - c->head);
             if (n == MIO_EAGAIN)
                 return;                 /* wait for WRITABLE */
+            if (n < 0 && error_is_transient((int)n)) {
+                conn_stall(s, c);       /* keep the data, try again soon */
+                return;
+            }
             if (n < 0) {
                 conn_close(s, i);       /* reset, broken pipe */
                 return;
@@ -107,6 +149,10 @@ static void conn_ready(struct server *s, size_t i)
         n = mio_read(c->fd, c->buf, BUF_SIZE);
         if (n == MIO_EAGAIN)
             return;                     /* wait for READABLE */
+        if (n < 0 && error_is_transient((int)n)) {
+            conn_stall(s, c);
+            return;
+        }
         if (n <= 0) {
             conn_close(s, i);           /* end of stream or error */
             return;
@@ -115,8 +161,12 @@ static void conn_ready(struct server *s, size_t i)
     }
 }
 
+/* Accepts until MIO_EAGAIN, or until the listener has to rest: it never
+ * returns with the listener watched but not drained, which an edge (native
+ * or emulated) would not report again. */
 static void accept_all(struct server *s)
 {
+    int skipped = 0;
     for (;;) {
         mio_fd fd;
         char *buf;
@@ -124,21 +174,22 @@ static void accept_all(struct server *s)
         int err = mio_tcp_accept(s->listener, &fd, NULL);
         if (err == MIO_EAGAIN)
             return;
-        if (err == MIO_ECONNABORTED)
-            continue;                   /* gone before we took it */
         if (err == MIO_EMFILE || err == MIO_ENFILE) {
-            /* Out of descriptors.  With connections open, stop watching the
-             * listener until one closes (clients wait in the queue).  With
-             * none, nothing would ever free one: drop the queued clients so
-             * they are not left hanging. */
+            /* Out of descriptors.  With connections open, rest the listener
+             * until one closes or BACKOFF_NS passes (clients wait in the
+             * queue).  With none, no close will come: drop the queued
+             * clients so they are not left hanging, and if even that fails,
+             * rest and try again. */
             if (s->live == 0 && mio_tcp_shed(s->listener) >= 0)
                 return;         /* queue empty: the next client is an event */
-            mio_deregister(s->poll, s->listener);
-            s->accepting = false;
+            listener_rest(s);
             return;
         }
+        if (err < 0 && accept_error_skippable(err) && ++skipped < 64)
+            continue;                   /* that client is gone: the next */
         if (err < 0) {
             fprintf(stderr, "echo_server: accept: %s\n", mio_strerror(err));
+            listener_rest(s);           /* try again later, without spinning */
             return;
         }
         buf = malloc(BUF_SIZE);
@@ -151,6 +202,7 @@ static void accept_all(struct server *s)
         s->conns[i].fd = fd;
         s->conns[i].buf = buf;
         s->conns[i].head = s->conns[i].tail = 0;
+        s->conns[i].stalled = false;
         s->live++;
         mio_tcp_set_nodelay(fd, true);
         /* Both directions, edge-triggered, once: WRITABLE only rises again
@@ -170,7 +222,7 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    struct server s = { NULL, MIO_INVALID_FD, true, NULL, 0, 0, 0 };
+    struct server s = { NULL, MIO_INVALID_FD, true, 0, 0, NULL, 0, 0, 0 };
     const char *backend = NULL, *text = "127.0.0.1:0";
     int64_t deadline = 0;
     char name[MIO_ADDR_STRLEN];
@@ -209,20 +261,41 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo_server: %s: %s\n", text, mio_strerror(err));
         stop = true;
     } else {
+        /* Before the line that tells others we are up: a stop may follow it
+         * at once. */
+        stop_on_signal(waker);
         mio_addr_format(&addr, name, sizeof name);
         printf("listening on %s backend %s\n", name, mio_poll_backend(s.poll));
         fflush(stdout);
-        stop_on_signal(waker);
     }
 
     while (!stop) {
-        int64_t timeout = deadline > 0 ? deadline - clock_now_ns() : -1;
+        /* The wait ends by the earliest of: the -n deadline, the retry of
+         * stalled connections, the listener's rest. */
+        int64_t now = clock_now_ns(), timeout = -1, at = deadline;
         int i, n;
-        if (deadline > 0 && timeout <= 0)
+        if (s.retry_at > 0 && (at == 0 || s.retry_at < at))
+            at = s.retry_at;
+        if (s.accept_at > 0 && (at == 0 || s.accept_at < at))
+            at = s.accept_at;
+        if (at > 0)
+            timeout = at > now ? at - now : 0;
+        if (deadline > 0 && now >= deadline)
             break;
         n = mio_poll_wait(s.poll, events, EVENTS, timeout);
-        if (n == MIO_EINTR)
-            continue;                   /* the waker reports the signal too */
+        now = clock_now_ns();
+        if (s.accept_at > 0 && now >= s.accept_at)
+            listener_resume(&s);
+        if (s.retry_at > 0 && now >= s.retry_at) {
+            s.retry_at = 0;
+            for (slot = 0; slot < s.capacity; slot++)
+                if (s.conns[slot].fd != MIO_INVALID_FD && s.conns[slot].stalled) {
+                    s.conns[slot].stalled = false;
+                    conn_ready(&s, slot);
+                }
+        }
+        if (n < 0 && error_is_transient(n))
+            continue;   /* a signal (the waker reports it too), or short of memory */
         if (n < 0) {
             fprintf(stderr, "echo_server: wait: %s\n", mio_strerror(n));
             err = n;

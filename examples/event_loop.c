@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 {
     const mio_handler handler = { .notify = on_notify, .timeout = on_timeout };
     mio_loop *loop;
-    mio_sender *tx;
+    mio_sender *tx = NULL;
     int err;
 
     if (argc > 1 && (scale = atof(argv[1])) <= 0) {
@@ -133,18 +133,28 @@ int main(int argc, char **argv)
         return 2;
     }
     start = clock_now_ns();
-    if ((err = mio_loop_new(NULL, &loop)) < 0 ||
-        (err = mio_loop_channel(loop, &tx)) < 0 ||
-        (err = mio_loop_timeout(loop, (void *)TIMEOUT_ID,
-                                (uint64_t)(3 * scale * (double)MIO_SEC), NULL)) < 0) {
+    /* Whatever start-up made is freed again if a later step fails. */
+    if ((err = mio_loop_new(NULL, &loop)) < 0) {
         fprintf(stderr, "event_loop: %s\n", mio_strerror(err));
         return 1;
     }
-    if (!thread_start(tx)) {
-        fprintf(stderr, "event_loop: cannot start the producer thread\n");
+    if ((err = mio_loop_channel(loop, &tx)) < 0 ||
+        (err = mio_loop_timeout(loop, (void *)TIMEOUT_ID,
+                                (uint64_t)(3 * scale * (double)MIO_SEC), NULL)) < 0) {
+        fprintf(stderr, "event_loop: %s\n", mio_strerror(err));
+        mio_sender_free(tx);
+        mio_loop_free(loop);
         return 1;
     }
-    err = mio_loop_run(loop, &handler, NULL);
+    if (!thread_start(tx)) {            /* the thread frees tx once it has run */
+        fprintf(stderr, "event_loop: cannot start the producer thread\n");
+        mio_sender_free(tx);
+        mio_loop_free(loop);
+        return 1;
+    }
+    /* A wait that failed for want of memory is tried again. */
+    while ((err = mio_loop_run(loop, &handler, NULL)) == MIO_ENOMEM)
+        ;
     thread_join();
     mio_loop_free(loop);
     if (err < 0) {

@@ -14,7 +14,10 @@
  * What it shows: the loop's `ready` and `timeout` callbacks; an idle timer
  * per connection, re-armed on each request and cleared on close; requests
  * parsed as they arrive, several per read when pipelined; replies queued and
- * flushed on WRITABLE, with parsing paused while the queue is full. */
+ * flushed on WRITABLE, with parsing paused while the queue is full; the same
+ * timer retrying after a transient error, while the others close the
+ * connection (errors.h); a listener that rests on a timer when descriptors
+ * run out; Nagle off, so a reply is not held back. */
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "stop.h"
 
 #define LISTENER   0            /* tokens: the listener, the signal waker, */
@@ -38,7 +42,8 @@ static const char body[] = "Hello, world!\n";
 struct conn {
     mio_fd fd;
     size_t token;
-    mio_timeout idle;           /* closes the connection when it fires */
+    mio_timeout idle;           /* closes the connection when it fires, */
+    bool stalled;               /* or, when set, retries after a transient error */
     bool closing;               /* close once `out` is sent */
     char in[IN_SIZE];           /* bytes received, not yet parsed: in[0..in_len) */
     size_t in_len;
@@ -48,10 +53,23 @@ struct conn {
 
 struct server {
     mio_fd listener;
+    bool resting;               /* the listener is not watched for a while */
     struct conn *conns[MAX_CONNS];
 };
 
 static uint64_t max_idle = 5 * MIO_SEC;
+static char listener_wakes;     /* the resting listener's timer argument */
+
+/* (Re)arms the connection's one timer: its idle limit, or with `stalled` a
+ * retry after RETRY_NS (no event may come after a transient error: nothing
+ * about the socket changed).  false if no timer could be had. */
+static bool conn_timer(mio_loop *loop, struct conn *c, bool stalled)
+{
+    mio_loop_clear_timeout(loop, c->idle);
+    c->idle = 0;
+    c->stalled = stalled;
+    return mio_loop_timeout(loop, c, stalled ? RETRY_NS : max_idle, &c->idle) == 0;
+}
 
 static void conn_close(mio_loop *loop, struct server *s, struct conn *c)
 {
@@ -167,20 +185,23 @@ static void parse(struct conn *c)
     }
 }
 
-/* Sends what is queued; false once the connection is done with (an error, or
- * everything sent on a closing connection). */
-static bool flush(struct conn *c)
+enum flushed { SENT, STALLED, DONE };
+
+/* Sends what is queued.  DONE once the connection is done with (an error,
+ * or everything sent on a closing connection); STALLED after a transient
+ * error, with what is queued kept. */
+static enum flushed flush(struct conn *c)
 {
     while (c->out_head < c->out_len) {
         ssize_t n = mio_write(c->fd, c->out + c->out_head, c->out_len - c->out_head);
         if (n == MIO_EAGAIN)
-            return true;                        /* WRITABLE brings us back */
+            return SENT;                        /* WRITABLE brings us back */
         if (n < 0)
-            return false;
+            return error_is_transient((int)n) ? STALLED : DONE;
         c->out_head += (size_t)n;
     }
     c->out_head = c->out_len = 0;
-    return !c->closing;
+    return c->closing ? DONE : SENT;
 }
 
 /* Reads, answers and writes until the socket says MIO_EAGAIN both ways (or
@@ -188,10 +209,16 @@ static bool flush(struct conn *c)
 static void conn_pump(mio_loop *loop, struct server *s, struct conn *c)
 {
     for (;;) {
+        enum flushed f;
         ssize_t n;
         parse(c);
-        if (!flush(c)) {
+        if ((f = flush(c)) == DONE) {
             conn_close(loop, s, c);
+            return;
+        }
+        if (f == STALLED) {
+            if (!conn_timer(loop, c, true))
+                conn_close(loop, s, c);         /* no timer: cannot go on */
             return;
         }
         if (c->out_len > 0 || c->closing)
@@ -201,19 +228,50 @@ static void conn_pump(mio_loop *loop, struct server *s, struct conn *c)
         n = mio_read(c->fd, c->in + c->in_len, IN_SIZE - 1 - c->in_len);
         if (n == MIO_EAGAIN)
             return;
+        if (n < 0 && error_is_transient((int)n)) {
+            if (!conn_timer(loop, c, true))
+                conn_close(loop, s, c);
+            return;
+        }
         if (n <= 0) {
             conn_close(loop, s, c);             /* the client is done */
             return;
         }
         c->in_len += (size_t)n;
         /* Activity: the idle clock starts again. */
-        mio_loop_clear_timeout(loop, c->idle);
-        mio_loop_timeout(loop, c, max_idle, &c->idle);
+        if (!conn_timer(loop, c, false)) {
+            conn_close(loop, s, c);
+            return;
+        }
     }
 }
 
+/* The listener is not watched for BACKOFF_NS, then registered again (which
+ * reports the clients already queued at once). */
+static void listener_rest(mio_loop *loop, struct server *s)
+{
+    if (!s->resting)
+        mio_deregister(mio_loop_poll(loop), s->listener);
+    s->resting = true;
+    if (mio_loop_timeout(loop, &listener_wakes, BACKOFF_NS, NULL) < 0 &&
+        mio_register(mio_loop_poll(loop), s->listener, LISTENER, MIO_READABLE) == 0)
+        s->resting = false;         /* no timer: watch it again now, not never */
+}
+
+static void listener_resume(mio_loop *loop, struct server *s)
+{
+    if (mio_register(mio_loop_poll(loop), s->listener, LISTENER, MIO_READABLE) == 0)
+        s->resting = false;
+    else
+        listener_rest(loop, s);     /* try again later */
+}
+
+/* Accepts until MIO_EAGAIN, or until the listener rests: it never returns
+ * with the listener watched but not drained, which an edge (native or
+ * emulated) would not report again. */
 static void accept_all(mio_loop *loop, struct server *s)
 {
+    int skipped = 0;
     for (;;) {
         struct conn *c;
         mio_fd fd;
@@ -224,12 +282,18 @@ static void accept_all(mio_loop *loop, struct server *s)
         if (err == MIO_EMFILE || err == MIO_ENFILE) {
             /* Out of descriptors: turn the queued clients away rather than
              * leave them hanging (an edge listener would not report them
-             * again, a level one would spin). */
-            mio_tcp_shed(s->listener);
+             * again, a level one would spin); if even that fails, rest. */
+            if (mio_tcp_shed(s->listener) < 0)
+                listener_rest(loop, s);
             return;
         }
-        if (err < 0)
+        if (err < 0 && accept_error_skippable(err) && ++skipped < 64)
             continue;   /* the client left before we took it */
+        if (err < 0) {
+            fprintf(stderr, "http_server: accept: %s\n", mio_strerror(err));
+            listener_rest(loop, s);     /* try again later, without spinning */
+            return;
+        }
         for (i = 0; i < MAX_CONNS && s->conns[i] != NULL; i++)
             ;
         if (i == MAX_CONNS || (c = calloc(1, sizeof *c)) == NULL) {
@@ -239,6 +303,7 @@ static void accept_all(mio_loop *loop, struct server *s)
         c->fd = fd;
         c->token = FIRST_CONN + i;
         s->conns[i] = c;
+        mio_tcp_set_nodelay(fd, true);  /* replies go out at once */
         if (mio_loop_timeout(loop, c, max_idle, &c->idle) < 0 ||
             mio_register(mio_loop_poll(loop), fd, c->token, MIO_READABLE | MIO_WRITABLE) < 0)
             conn_close(loop, s, c);
@@ -265,8 +330,17 @@ static void on_timeout(mio_loop *loop, void *ctx, void *arg)
         mio_loop_shutdown(loop);
         return;
     }
+    if (arg == &listener_wakes) {
+        listener_resume(loop, s);
+        return;
+    }
     c->idle = 0;            /* fired: nothing to clear any more */
-    conn_close(loop, s, c);
+    if (!c->stalled)
+        conn_close(loop, s, c);                 /* idle too long */
+    else if (!conn_timer(loop, c, false))       /* the retry: idle clock again */
+        conn_close(loop, s, c);
+    else
+        conn_pump(loop, s, c);
 }
 
 int main(int argc, char **argv)
@@ -313,11 +387,15 @@ int main(int argc, char **argv)
         (err = mio_local_addr(s.listener, &addr)) == 0 &&
         (seconds <= 0 || (err = mio_loop_timeout(loop, END_OF_RUN,
                                                  (uint64_t)(seconds * 1e9), NULL)) == 0)) {
+        /* Before the line that tells others we are up: a stop may follow it
+         * at once. */
+        stop_on_signal(waker);
         mio_addr_format(&addr, name, sizeof name);
         printf("listening on %s backend %s\n", name, mio_poll_backend(mio_loop_poll(loop)));
         fflush(stdout);
-        stop_on_signal(waker);
-        err = mio_loop_run(loop, &handler, &s);
+        /* A wait that failed for want of memory is tried again. */
+        while ((err = mio_loop_run(loop, &handler, &s)) < 0 && error_is_transient(err))
+            ;
         stop_on_signal(NULL);           /* no wake after the waker is gone */
     }
     if (err < 0)

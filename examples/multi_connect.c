@@ -16,7 +16,10 @@
  * What it shows: non-blocking connects finished on WRITABLE and checked with
  * mio_socket_error (a failed connect is reported as an event too, with
  * MIO_ERROR); one state machine per connection, driven by events whatever
- * their order; a single deadline shared by all. */
+ * their order; a single deadline shared by all; transient read and write
+ * errors retried with the wait's timeout as the clock, the others ending
+ * that connection (errors.h); Nagle off, so a request cut short by the
+ * kernel does not wait for the server's delayed acknowledgement. */
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
@@ -25,6 +28,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "errors.h"
 
 enum state { CONNECTING, SENDING, RECEIVING, DONE };
 
@@ -37,11 +41,20 @@ struct conn {
     char reply[256];
     size_t got;
     int64_t start, end;
+    bool stalled;               /* a transient error: try again at retry_at */
 };
 
 static const char *message = "hello";
 static char request[258];
 static size_t request_len;
+static int64_t retry_at;        /* when stalled connections try again (0: none is) */
+
+static void stall(struct conn *c)
+{
+    c->stalled = true;
+    if (retry_at == 0)
+        retry_at = clock_now_ns() + RETRY_NS;
+}
 
 static void finish(mio_poll *poll, struct conn *c, int err)
 {
@@ -70,12 +83,17 @@ static void conn_pump(mio_poll *poll, struct conn *c)
         }
         if (mio_peer_addr(c->fd, &peer) == MIO_ENOTCONN)
             return;                         /* not yet: WRITABLE will come */
+        mio_tcp_set_nodelay(c->fd, true);
         c->state = SENDING;
     }
     while (c->state == SENDING) {
         n = mio_write(c->fd, request + c->sent, request_len - c->sent);
         if (n == MIO_EAGAIN)
             return;
+        if (n < 0 && error_is_transient((int)n)) {
+            stall(c);                       /* try again soon */
+            return;
+        }
         if (n < 0) {
             finish(poll, c, (int)n);
             return;
@@ -87,6 +105,10 @@ static void conn_pump(mio_poll *poll, struct conn *c)
         n = mio_read(c->fd, c->reply + c->got, sizeof c->reply - 1 - c->got);
         if (n == MIO_EAGAIN)
             return;
+        if (n < 0 && error_is_transient((int)n)) {
+            stall(c);
+            return;
+        }
         if (n <= 0) {
             finish(poll, c, n == 0 ? MIO_ECONNRESET : (int)n);  /* closed early */
             return;
@@ -153,11 +175,26 @@ int main(int argc, char **argv)
 
     deadline = clock_now_ns() + (int64_t)(seconds * 1e9);
     while (pending > 0) {
-        int64_t left = deadline - clock_now_ns();
+        int64_t now = clock_now_ns(), left = deadline - now;
         int n, k;
         if (left <= 0)
             break;
+        if (retry_at > 0 && retry_at - now < left)
+            left = retry_at > now ? retry_at - now : 0;
         n = mio_poll_wait(poll, events, 64, left);
+        if (retry_at > 0 && clock_now_ns() >= retry_at) {
+            retry_at = 0;
+            for (i = 0; i < count; i++)
+                if (conns[i].stalled && conns[i].state != DONE) {
+                    conns[i].stalled = false;
+                    conn_pump(poll, &conns[i]);
+                    pending -= conns[i].state == DONE;
+                }
+        }
+        if (n < 0 && !error_is_transient(n)) {
+            fprintf(stderr, "multi_connect: wait: %s\n", mio_strerror(n));
+            break;                          /* the rest time out */
+        }
         for (k = 0; k < n; k++) {
             struct conn *c = &conns[events[k].token];
             if (c->state != DONE) {

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "errors.h"
 #include "stop.h"
 
 #define SOCKET_TOKEN 0
@@ -76,10 +77,12 @@ int main(int argc, char **argv)
         (err = mio_udp_bind(&addr, &sock)) == 0 &&
         (err = mio_register(poll, sock, SOCKET_TOKEN, MIO_READABLE)) == 0 &&
         (err = mio_local_addr(sock, &addr)) == 0) {
+        /* Before the line that tells others we are up: a stop may follow it
+         * at once. */
+        stop_on_signal(waker);
         mio_addr_format(&addr, name, sizeof name);
         printf("listening on %s backend %s\n", name, mio_poll_backend(poll));
         fflush(stdout);
-        stop_on_signal(waker);
     } else {
         fprintf(stderr, "udp_echo: %s: %s\n", text, mio_strerror(err));
         stop = true;
@@ -91,6 +94,11 @@ int main(int argc, char **argv)
         if (deadline > 0 && timeout <= 0)
             break;
         n = mio_poll_wait(poll, events, 8, timeout);
+        if (n < 0 && !error_is_transient(n)) {
+            fprintf(stderr, "udp_echo: wait: %s\n", mio_strerror(n));
+            err = n;
+            break;
+        }
         for (i = 0; i < n; i++) {
             if (events[i].token == STOP)
                 stop = true;

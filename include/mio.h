@@ -153,6 +153,8 @@ MIO_API const char *mio_version_string(void);
 #define MIO_ENETUNREACH   (-ENETUNREACH)
 #define MIO_EHOSTUNREACH  (-EHOSTUNREACH)
 #define MIO_EDESTADDRREQ  (-EDESTADDRREQ)
+#define MIO_ENOBUFS       (-ENOBUFS)    /* POSIX; Windows reports MIO_ENOMEM */
+#define MIO_EPROTO        (-EPROTO)
 
 /* A short description of a MIO_E* code (or of any -errno); never NULL. */
 MIO_API const char *mio_strerror(int err);
@@ -450,7 +452,10 @@ MIO_API int mio_pipe(mio_fd out[2]);
 MIO_API ssize_t mio_read(mio_fd fd, void *buf, size_t len);
 /* Returns bytes written, possibly fewer than len (keep the rest for the next
  * WRITABLE), MIO_EAGAIN when none fit; MIO_EPIPE or MIO_ECONNRESET once the
- * peer is gone (never SIGPIPE). */
+ * peer is gone (never SIGPIPE).  MIO_ENOBUFS and MIO_ENOMEM say the kernel
+ * was short of memory for a moment: nothing was written and the connection
+ * is fine, but no event may come for it, so keep the data and try again on a
+ * timer (docs/concepts.md, "Errors while reading and writing"). */
 MIO_API ssize_t mio_write(mio_fd fd, const void *buf, size_t len);
 /* mio_read into iovcnt buffers, filled in order. */
 MIO_API ssize_t mio_readv(mio_fd fd, const mio_iovec *iov, int iovcnt);

@@ -34,6 +34,8 @@ static const struct { int code; const char *text; } errors[] = {
     { MIO_ENETUNREACH, "network unreachable" },
     { MIO_EHOSTUNREACH, "host unreachable" },
     { MIO_EDESTADDRREQ, "destination address required" },
+    { MIO_ENOBUFS, "no buffer space available" },
+    { MIO_EPROTO, "protocol error" },
 };
 
 const char *mio_strerror(int err)

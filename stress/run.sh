@@ -1,6 +1,7 @@
 #!/bin/sh
 # The long reliability runs: builds stress/*.c against the library in BUILD
-# (default: build) and runs each on every Linux backend.
+# (default: build) and runs each on every Linux backend, then the echo
+# servers under injected system-call failures (stress/faults.sh).
 #   stress/run.sh [BUILD]
 set -eu
 cd "$(dirname "$0")/.."
@@ -17,5 +18,6 @@ for backend in epoll poll; do
     "$out/emfile" -b "$backend" -d 2 -n || true     # for comparison: no answer
     "$out/signals" -b "$backend" -d 10 -i 100 || status=1
     "$out/conns" -b "$backend" || status=1
+    stress/faults.sh "$build" "$backend" 10 || status=1
 done
 exit $status

@@ -43,12 +43,12 @@ static void example_path(char *buf, size_t size, const char *name)
 
 /* Runs a server (argv: its command line) and reads its address from its
  * first line, "listening on ADDR backend NAME". */
-static void server_run(struct server *s, const char *name, char *const argv[])
+static void server_run(struct server *s, const char *name, char *const argv[], const char *env)
 {
     char line[256], backend[32];
     int status;
 
-    child_start(&s->child, argv, NULL, CHILD_STDOUT);
+    child_start(&s->child, argv, env, CHILD_STDOUT);
     child_read_line(&s->child, line, sizeof line);
     if (line[0] == '\0') {
         status = child_wait(&s->child);
@@ -75,7 +75,7 @@ static void example_server_start(struct server *s, const char *name, const char 
         argv[6] = NULL;
     }
     example_path(path, sizeof path, name);
-    server_run(s, name, argv);
+    server_run(s, name, argv, NULL);
 }
 
 static void server_start(struct server *s)
@@ -219,7 +219,7 @@ POSIX_TEST(echo_server_resumes_after_emfile)
     struct summary r;
 
     example_path(path, sizeof path, "echo_server");
-    server_run(&s, "echo_server", argv);
+    server_run(&s, "echo_server", argv, NULL);
     r = client_run(&s, "40", "0.3", "64");
     CHECK(r.requests_per_s > 0);
     CHECK_EQ(r.errors, 0);
@@ -480,3 +480,617 @@ TEST(event_loop_example_runs_in_order)
     CHECK(line[0] == '\0');                 /* nothing more */
     CHECK_EQ(child_wait(&c), 0);
 }
+
+#ifndef _WIN32
+/* ---- under injected system-call failures --------------------------------
+ * The examples run with tests/fault/fault.c preloaded, which makes accept,
+ * reads, writes, epoll_ctl, the waits and the constructors fail as the
+ * kernel does (Linux with glibc; elsewhere these tests skip).  Whatever
+ * failed, a server must afterwards still accept and serve a clean client
+ * (every byte checked), hold no descriptor more than before, and stop
+ * cleanly, freeing everything: the library's report at exit lists every
+ * descriptor left open that was not open at load (only the library's
+ * reserve, /dev/null, is kept on purpose). */
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+struct faulty {
+    struct server s;
+    char control[512], report[512];
+};
+
+/* What a run's report says. */
+struct fault_report {
+    unsigned long faults;       /* injected, all calls together */
+    unsigned long nodelay;      /* TCP_NODELAY turned on, how often */
+};
+
+/* Sets up the injection for the next child (calls: MIO_FAULT_CALLS, NULL
+ * for all; rate and schedule: NULL for none), switched on or off from the
+ * start, and returns the environment string that preloads the library. */
+static const char *faults_prepare(struct faulty *f, const char *calls, const char *rate,
+                                  const char *schedule, bool on)
+{
+#ifdef MIO_FAULT_SHIM
+    static char preload[4200];
+    static int runs;
+    FILE *file;
+    int n = runs++;
+
+    snprintf(f->control, sizeof f->control, "%s/control-%d", test_tmp_dir(), n);
+    snprintf(f->report, sizeof f->report, "%s/report-%d", test_tmp_dir(), n);
+    CHECK((file = fopen(f->control, "w")) != NULL);
+    CHECK(fputc(on ? '1' : '0', file) != EOF);
+    CHECK(fclose(file) == 0);
+    CHECK(setenv("MIO_FAULT_CONTROL", f->control, 1) == 0);
+    CHECK(setenv("MIO_FAULT_REPORT", f->report, 1) == 0);
+    CHECK((calls != NULL ? setenv("MIO_FAULT_CALLS", calls, 1)
+                         : unsetenv("MIO_FAULT_CALLS")) == 0);
+    CHECK((rate != NULL ? setenv("MIO_FAULT_RATE", rate, 1) : unsetenv("MIO_FAULT_RATE")) == 0);
+    CHECK((schedule != NULL ? setenv("MIO_FAULT_SCHEDULE", schedule, 1)
+                            : unsetenv("MIO_FAULT_SCHEDULE")) == 0);
+    /* A sanitizer's runtime may be a shared library that wants to be first. */
+    CHECK(setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=1", 1) == 0);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", MIO_FAULT_SHIM);
+    return preload;
+#else
+    (void)f, (void)calls, (void)rate, (void)schedule, (void)on;
+    SKIP("no system-call failure injection here (Linux with glibc only)");
+#endif
+}
+
+/* The settings stay with the child that got them; later children (the
+ * clients) run clean. */
+static void faults_forget(void)
+{
+    static const char *const names[] = { "MIO_FAULT_CONTROL", "MIO_FAULT_REPORT",
+                                         "MIO_FAULT_CALLS", "MIO_FAULT_RATE",
+                                         "MIO_FAULT_SCHEDULE" };
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        CHECK(unsetenv(names[i]) == 0);
+}
+
+static void faults_switch(const struct faulty *f, bool on)
+{
+    int fd = open(f->control, O_WRONLY);
+    CHECK(fd >= 0);
+    CHECK(pwrite(fd, on ? "1" : "0", 1, 0) == 1);
+    CHECK(close(fd) == 0);
+}
+
+/* Reads the report of a finished run; fails on a descriptor it left open. */
+static struct fault_report faults_report(const struct faulty *f)
+{
+    struct fault_report r = { 0, 0 };
+    char line[512], name[64], target[400];
+    unsigned long count, faults;
+    int value;
+    FILE *file = fopen(f->report, "r");
+
+    if (file == NULL)
+        FAIL("no report from the run (%s): it did not exit normally", f->report);
+    while (fgets(line, sizeof line, file) != NULL) {
+        if (sscanf(line, "call %63s %lu faults %lu", name, &count, &faults) == 3)
+            r.faults += faults;
+        else if (sscanf(line, "setsockopt TCP_NODELAY=%d %lu", &value, &count) == 2 && value)
+            r.nodelay += count;
+        else if (sscanf(line, "fd %*d %399s", target) == 1 && strcmp(target, "/dev/null") != 0)
+            FAIL("a descriptor left open at exit: %s", line);
+    }
+    fclose(file);
+    return r;
+}
+
+/* Starts example server `name` on this run's backend with faults set up as
+ * for faults_prepare. */
+static void faulty_start(struct faulty *f, const char *name, const char *calls, const char *rate,
+                         const char *schedule, bool on)
+{
+    char path[4096];
+    char *argv[] = { path, "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
+    const char *env = faults_prepare(f, calls, rate, schedule, on);
+
+    example_path(path, sizeof path, name);
+    server_run(&f->s, name, argv, env);
+    faults_forget();
+}
+
+static struct fault_report faulty_stop(struct faulty *f)
+{
+    faults_switch(f, false);
+    server_stop(&f->s);
+    return faults_report(f);
+}
+
+/* Waits (10 s at most) until the server holds `fds` descriptors again. */
+static void fds_back_to(const struct server *s, int fds)
+{
+    int waited;
+    for (waited = 0; server_fds(s) != fds && waited < 10000; waited += 10)
+        test_sleep_ms(10);
+    CHECK_EQ(server_fds(s), fds);
+}
+
+/* A blocking socket to addr whose reads give up after `ms`. */
+static mio_fd socket_within(const char *text, int type, int ms)
+{
+    struct timeval limit = { ms / 1000, ms % 1000 * 1000 };
+    mio_fd fd = socket_to(text, type);
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) == 0);
+    return fd;
+}
+
+/* ---- clean clients: every byte checked ---- */
+
+/* echo_client's load: no error, every byte back. */
+static void echo_check(const struct server *s)
+{
+    struct summary r = client_run(s, "4", "0.3", "1000");
+    CHECK(r.requests_per_s > 0);
+    CHECK_EQ(r.errors, 0);
+    CHECK(r.verified > 0);
+    CHECK_EQ(r.verified % 1000, 0);
+}
+
+/* The next line from fd; fails if none comes in time. */
+static void read_line(mio_fd fd, char *line, size_t size)
+{
+    size_t n = 0;
+    for (;;) {
+        CHECK(n + 1 < size);
+        CHECK_EQ(recv(fd, line + n, 1, 0), 1);
+        if (line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+}
+
+/* Two clients: each is told of the other, a line from one reaches the
+ * other, a departure is announced. */
+static void chat_check(const struct server *s)
+{
+    char line[256], want[256];
+    unsigned a_id, b_id;
+    mio_fd a, b;
+    int i;
+
+    a = socket_to(s->addr, SOCK_STREAM);
+    read_line(a, line, sizeof line);
+    CHECK(sscanf(line, "* %u joined", &a_id) == 1);
+    b = socket_to(s->addr, SOCK_STREAM);
+    read_line(b, line, sizeof line);
+    CHECK(sscanf(line, "* %u joined", &b_id) == 1);
+    snprintf(want, sizeof want, "* %u joined", b_id);
+    expect_line(a, want);
+    for (i = 0; i < 50; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "line %d of a clean client\n", i);
+        send_text(a, text);
+        snprintf(want, sizeof want, "%u: line %d of a clean client", a_id, i);
+        expect_line(b, want);
+    }
+    mio_close(b);
+    snprintf(want, sizeof want, "* %u left", b_id);
+    expect_line(a, want);
+    mio_close(a);
+}
+
+/* One keep-alive connection, requests pipelined, every reply whole. */
+static void http_check(const struct server *s)
+{
+    char body[64];
+    mio_fd fd = socket_to(s->addr, SOCK_STREAM);
+    int i;
+
+    for (i = 0; i < 20; i++)
+        send_text(fd, "GET / HTTP/1.1\r\nHost: test\r\n\r\n");
+    for (i = 0; i < 20; i++) {
+        CHECK(!http_response(fd, body, sizeof body));
+        CHECK(strcmp(body, "Hello, world!\n") == 0);
+    }
+    send_text(fd, "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    CHECK(http_response(fd, body, sizeof body));
+    CHECK_EQ(recv(fd, body, sizeof body, 0), 0);
+    mio_close(fd);
+}
+
+/* Every datagram comes back whole. */
+static void udp_check(const struct server *s)
+{
+    char msg[64], got[128];
+    mio_fd fd = socket_to(s->addr, SOCK_DGRAM);
+    int i;
+    for (i = 0; i < 20; i++) {
+        snprintf(msg, sizeof msg, "datagram %d", i);
+        send_text(fd, msg);
+        CHECK_EQ(recv(fd, got, sizeof got, 0), (long long)strlen(msg));
+        CHECK(memcmp(got, msg, strlen(msg)) == 0);
+    }
+    mio_close(fd);
+}
+
+/* ---- loads that tolerate what the faults do to them ---- */
+
+/* echo_client's load; its errors (connections the server shed) are let go. */
+static void echo_load_faulty(const struct server *s)
+{
+    char path[4096], line[256];
+    char *argv[] = { path, "-b", (char *)test_backend, "-c", "10", "-d", "0.5", "-s", "3000",
+                     (char *)s->addr, NULL };
+    struct child c;
+    example_path(path, sizeof path, "echo_client");
+    child_start(&c, argv, NULL, CHILD_STDOUT);
+    child_read_line(&c, line, sizeof line);
+    child_wait(&c);
+    CHECK(strncmp(line, "requests/s ", 11) == 0);
+}
+
+/* `clients` connections each send `request` `times` times without waiting,
+ * then read whatever comes until the server has been quiet for a while;
+ * closed connections and lost replies are let go. */
+static void raw_load(const struct server *s, int type, int clients, const char *request,
+                     int times)
+{
+    struct pollfd pfd[16];
+    char buf[4096];
+    int64_t end = test_now_ns() + 2 * MIO_SEC;
+    int i, k, open = 0;
+
+    CHECK(clients <= 16);
+    for (i = 0; i < clients; i++) {
+        pfd[i].fd = socket_within(s->addr, type, 100);
+        pfd[i].events = POLLIN;
+        for (k = 0; k < times; k++)
+            (void)send(pfd[i].fd, request, strlen(request), MSG_NOSIGNAL | MSG_DONTWAIT);
+        open++;
+    }
+    while (open > 0 && test_now_ns() < end) {
+        int n = poll(pfd, (nfds_t)clients, 300);
+        if (n <= 0)
+            break;                      /* quiet for 300 ms */
+        for (i = 0; i < clients; i++) {
+            if (pfd[i].fd < 0 || pfd[i].revents == 0)
+                continue;
+            if (recv(pfd[i].fd, buf, sizeof buf, MSG_DONTWAIT) <= 0 && type == SOCK_STREAM) {
+                close(pfd[i].fd);
+                pfd[i].fd = -1;
+                open--;
+            }
+        }
+    }
+    for (i = 0; i < clients; i++)
+        if (pfd[i].fd >= 0)
+            close(pfd[i].fd);
+}
+
+enum example_kind { ECHO, CHAT, HTTP, UDP };
+
+static enum example_kind kind_of(const char *name)
+{
+    if (strcmp(name, "chat_server") == 0)
+        return CHAT;
+    if (strcmp(name, "http_server") == 0)
+        return HTTP;
+    if (strcmp(name, "udp_echo") == 0)
+        return UDP;
+    return ECHO;
+}
+
+static void clean_check(const struct server *s, const char *name)
+{
+    switch (kind_of(name)) {
+    case ECHO: echo_check(s); break;
+    case CHAT: chat_check(s); break;
+    case HTTP: http_check(s); break;
+    case UDP: udp_check(s); break;
+    }
+}
+
+static void faulty_load(const struct server *s, const char *name)
+{
+    switch (kind_of(name)) {
+    case ECHO: echo_load_faulty(s); break;
+    case CHAT: raw_load(s, SOCK_STREAM, 6, "a line to everyone\n", 40); break;
+    case HTTP: raw_load(s, SOCK_STREAM, 6, "GET / HTTP/1.1\r\nHost: test\r\n\r\n", 40); break;
+    case UDP: raw_load(s, SOCK_DGRAM, 4, "a datagram", 100); break;
+    }
+}
+
+/* The whole cycle: serve a load while 5% of the server's calls fail (every
+ * call, every error of its kind), then, injection off, give back every
+ * descriptor, serve a clean client exactly, stop cleanly and leave nothing
+ * open; a TCP server turns Nagle off on what it accepts. */
+static void survives_faults(const char *name)
+{
+    struct faulty f;
+    struct fault_report r;
+    int baseline;
+
+    faulty_start(&f, name, NULL, "0.05", NULL, false);
+    baseline = server_fds(&f.s);
+    faults_switch(&f, true);
+    faulty_load(&f.s, name);
+    faults_switch(&f, false);
+    fds_back_to(&f.s, baseline);
+    clean_check(&f.s, name);
+    fds_back_to(&f.s, baseline);
+    r = faulty_stop(&f);
+    CHECK(r.faults > 0);
+    if (kind_of(name) != UDP)
+        CHECK(r.nodelay > 0);
+}
+
+POSIX_TEST(faults_echo_server)
+{
+    survives_faults("echo_server");
+}
+
+POSIX_TEST(faults_loop_echo_server)
+{
+    survives_faults("loop_echo_server");
+}
+
+POSIX_TEST(faults_chat_server)
+{
+    survives_faults("chat_server");
+}
+
+POSIX_TEST(faults_http_server)
+{
+    survives_faults("http_server");
+}
+
+POSIX_TEST(faults_udp_echo)
+{
+    survives_faults("udp_echo");
+}
+
+/* Accept errors a server must live through: clients gone before they were
+ * taken and the kernel short of memory for a moment (skip and go on), and
+ * running out of descriptors while no connection is open, with the queue
+ * shed failing too (then only a retry later can bring the listener back).
+ * Either way the clients that come are served, and the scheduled faults all
+ * happened. */
+static void accepts_after_errors(const char *name)
+{
+    static const char *const schedules[] = {
+        "accept4@1=ECONNABORTED,accept4@2=EPROTO,accept4@3=EPERM,accept4@4=ENOBUFS,"
+        "accept4@5=ENOMEM,accept4@6=EINTR",
+        "accept4@1=EMFILE,accept4@2=EMFILE",
+    };
+    static const unsigned long faults[] = { 6, 2 };
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        struct faulty f;
+        struct fault_report r;
+        faulty_start(&f, name, "accept4", NULL, schedules[i], true);
+        clean_check(&f.s, name);
+        r = faulty_stop(&f);
+        CHECK_EQ(r.faults, faults[i]);
+    }
+}
+
+POSIX_TEST(faults_accept_echo_server)
+{
+    accepts_after_errors("echo_server");
+}
+
+POSIX_TEST(faults_accept_loop_echo_server)
+{
+    accepts_after_errors("loop_echo_server");
+}
+
+POSIX_TEST(faults_accept_chat_server)
+{
+    accepts_after_errors("chat_server");
+}
+
+POSIX_TEST(faults_accept_http_server)
+{
+    accepts_after_errors("http_server");
+}
+
+/* Writes and reads that fail for a moment (no buffer memory, a signal, a
+ * short count) lose no connection and no byte: the server keeps what it has
+ * not sent and tries again, even where no event would tell it to. */
+static void survives_transient_io(const char *name)
+{
+    struct faulty f;
+    faulty_start(&f, name,
+                 "send:ENOBUFS/ENOMEM/EINTR/short,write:ENOBUFS/ENOMEM/short,"
+                 "sendmsg:ENOBUFS/ENOMEM/short,writev:ENOBUFS/ENOMEM/short,"
+                 "read:ENOMEM/short,recv:ENOMEM/short,readv:ENOMEM/short",
+                 "0.3", NULL, true);
+    clean_check(&f.s, name);
+    CHECK(faulty_stop(&f).faults > 0);
+}
+
+POSIX_TEST(faults_transient_io_echo_server)
+{
+    survives_transient_io("echo_server");
+}
+
+POSIX_TEST(faults_transient_io_loop_echo_server)
+{
+    survives_transient_io("loop_echo_server");
+}
+
+POSIX_TEST(faults_transient_io_chat_server)
+{
+    survives_transient_io("chat_server");
+}
+
+POSIX_TEST(faults_transient_io_http_server)
+{
+    survives_transient_io("http_server");
+}
+
+/* Every start-up step failing in turn (the N-th descriptor-making or
+ * registering call, N = 1, 2, ...): the example either reports it and exits
+ * 1, or starts, serves and stops; in both cases it frees everything (no
+ * descriptor left open; under ASan, no leak).  Ends at the first N that
+ * start-up never reaches. */
+static void startup_sweep(const char *name, char *const extra[])
+{
+    const char *calls = "socket,socketpair,pipe2,eventfd,epoll_create1,epoll_ctl,connect";
+    char path[4096], schedule[32], line[256];
+    char *argv[16] = { path };
+    int n, argc = 1, i, status;
+
+    example_path(path, sizeof path, name);
+    for (i = 0; extra[i] != NULL; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    for (n = 1; n < 60; n++) {
+        struct faulty f;
+        struct fault_report r;
+        const char *env;
+        snprintf(schedule, sizeof schedule, "*@%d", n);
+        env = faults_prepare(&f, calls, NULL, schedule, true);
+        child_start(&f.s.child, argv, env, CHILD_STDOUT);
+        faults_forget();
+        child_read_line(&f.s.child, line, sizeof line);
+        if (strncmp(line, "listening on ", 13) == 0) {
+            child_stop(&f.s.child);
+            child_read_line(&f.s.child, line, sizeof line);
+            CHECK_EQ(child_wait(&f.s.child), 0);
+            if (strcmp(line, "stopped") != 0)
+                FAIL("fault %d: the last line is \"%s\", not \"stopped\"", n, line);
+        } else {
+            child_read_all(&f.s.child, line, sizeof line);
+            status = child_wait(&f.s.child);
+            if (status != 0 && status != 1)
+                FAIL("fault %d: exit status %d", n, status);
+        }
+        r = faults_report(&f);
+        if (r.faults == 0)
+            return;                     /* start-up had fewer calls: done */
+    }
+    FAIL("start-up has more than %d calls?", n);
+}
+
+POSIX_TEST(faults_startup_echo_server)
+{
+    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
+    startup_sweep("echo_server", extra);
+}
+
+POSIX_TEST(faults_startup_loop_echo_server)
+{
+    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
+    startup_sweep("loop_echo_server", extra);
+}
+
+POSIX_TEST(faults_startup_chat_server)
+{
+    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
+    startup_sweep("chat_server", extra);
+}
+
+POSIX_TEST(faults_startup_http_server)
+{
+    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
+    startup_sweep("http_server", extra);
+}
+
+POSIX_TEST(faults_startup_udp_echo)
+{
+    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
+    startup_sweep("udp_echo", extra);
+}
+
+/* event_loop takes the default backend: it runs once. */
+static void default_backend_only(const char *name)
+{
+    mio_poll *p;
+    OK(mio_poll_new(&p));
+    if (strcmp(mio_poll_backend(p), test_backend) != 0) {
+        mio_poll_free(p);
+        SKIP("%s runs on the default backend only", name);
+    }
+    mio_poll_free(p);
+}
+
+POSIX_TEST(faults_startup_event_loop)
+{
+    char *extra[] = { "0.01", NULL };
+    default_backend_only("event_loop");
+    startup_sweep("event_loop", extra);
+}
+
+POSIX_TEST(faults_startup_multi_connect)
+{
+    struct server a;
+    char *extra[] = { "-b", (char *)test_backend, "-t", "2", a.addr, a.addr, NULL };
+    server_start(&a);
+    startup_sweep("multi_connect", extra);
+    server_stop(&a);
+}
+
+/* multi_connect with a third of its reads and writes failing for a moment
+ * (and its waits interrupted): every server still answers, on connections
+ * with Nagle off. */
+POSIX_TEST(faults_multi_connect)
+{
+    struct server a, b;
+    struct faulty f;
+    struct fault_report r;
+    char path[4096], line[256], name[MIO_ADDR_STRLEN], reply[64];
+    char *argv[] = { path, "-b", (char *)test_backend, "-m", "a longer line to cut short",
+                     a.addr, b.addr, a.addr, b.addr, NULL };
+    const char *env;
+    double ms;
+    int i;
+
+    server_start(&a);
+    server_start(&b);
+    example_path(path, sizeof path, "multi_connect");
+    env = faults_prepare(&f, "send:ENOBUFS/ENOMEM/short,read:ENOMEM/short,epoll_wait,"
+                             "epoll_pwait2,poll,ppoll", "0.3", NULL, true);
+    child_start(&f.s.child, argv, env, CHILD_STDOUT);
+    faults_forget();
+    for (i = 0; i < 4; i++) {
+        child_read_line(&f.s.child, line, sizeof line);
+        if (sscanf(line, "%79s ok %lf ms %63[^\n]", name, &ms, reply) != 3 ||
+            strcmp(reply, "a longer line to cut short") != 0)
+            FAIL("line %d: \"%s\"", i + 1, line);
+    }
+    CHECK_EQ(child_wait(&f.s.child), 0);
+    r = faults_report(&f);
+    CHECK(r.faults > 0);
+    CHECK_EQ(r.nodelay, 4);
+    server_stop(&a);
+    server_stop(&b);
+}
+
+/* The event loop example with its waits interrupted or failing for want of
+ * memory: every line in order, a clean exit. */
+POSIX_TEST(faults_event_loop)
+{
+    static const char *const want[] = { "channel notify", "time out", "shutdown event loop" };
+    struct faulty f;
+    char path[4096], line[256], what[64];
+    char *argv[] = { path, "0.05", NULL };
+    const char *env;
+    double at;
+    int i;
+
+    default_backend_only("event_loop");
+    example_path(path, sizeof path, "event_loop");
+    env = faults_prepare(&f, "epoll_wait,epoll_pwait2,poll,ppoll", "0.3", NULL, true);
+    child_start(&f.s.child, argv, env, CHILD_STDOUT);
+    faults_forget();
+    for (i = 0; i < 3; i++) {
+        child_read_line(&f.s.child, line, sizeof line);
+        CHECK(sscanf(line, "%lf %63[^\n]", &at, what) == 2);
+        if (strcmp(what, want[i]) != 0)
+            FAIL("line %d is \"%s\", expected \"%s\"", i + 1, line, want[i]);
+    }
+    CHECK_EQ(child_wait(&f.s.child), 0);
+    faults_report(&f);
+}
+#endif
