@@ -292,17 +292,50 @@ int test_edge_emulated(void)
     return strcmp(test_backend, "poll") == 0 || strcmp(test_backend, "iocp") == 0;
 }
 
+/* The names ctest runs (found in the source by CMake) against the tests
+ * this program holds: every one of each must be in the other. */
+static int check_registered(int n, char **names)
+{
+    struct test_case *t;
+    int i, bad = 0;
+
+    for (t = cases; t != NULL; t = t->next) {
+        for (i = 0; i < n && strcmp(names[i], t->name) != 0; i++)
+            ;
+        if (!t->child && i == n) {
+            fprintf(stderr, "test %s is in this program but ctest does not run it "
+                            "(write it as TEST(name) at the start of a line)\n", t->name);
+            bad = 1;
+        } else if (t->child && i < n) {
+            fprintf(stderr, "%s is a CHILD_CASE but ctest runs it\n", t->name);
+            bad = 1;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        for (t = cases; t != NULL && strcmp(t->name, names[i]) != 0; t = t->next)
+            ;
+        if (t == NULL) {
+            fprintf(stderr, "ctest runs %s, which this program does not hold\n", names[i]);
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     struct test_case *t;
 
     if (argc == 2 && strcmp(argv[1], "--list") == 0) {
         for (t = cases; t != NULL; t = t->next)
-            printf("%s\n", t->name);
+            if (!t->child)
+                printf("%s\n", t->name);
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "--registered") == 0)
+        return check_registered(argc - 2, argv + 2);
     if (argc != 3) {
-        fprintf(stderr, "usage: %s TEST BACKEND | --list\n", argv[0]);
+        fprintf(stderr, "usage: %s TEST BACKEND | --list | --registered NAME...\n", argv[0]);
         return 2;
     }
     test_backend = argv[2];

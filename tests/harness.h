@@ -15,21 +15,28 @@ struct test_case {
     const char *name;
     void (*fn)(void);
     struct test_case *next;
+    int child;          /* a CHILD_CASE: run by other tests, not by ctest */
 };
 void test_add(struct test_case *t);
 
-#define TEST(name)                                                            \
+#define TEST_CASE_(name, child)                                               \
     static void test_##name(void);                                            \
-    static struct test_case case_##name = { #name, test_##name, NULL };       \
+    static struct test_case case_##name = { #name, test_##name, NULL, child };\
     __attribute__((constructor)) static void register_##name(void)           \
     {                                                                         \
         test_add(&case_##name);                                               \
     }                                                                         \
     static void test_##name(void)
 
+/* One behaviour, run by ctest once per backend.  CMake finds the names in
+ * the source; each program also checks that list against the tests it
+ * holds (`--registered`, a ctest of its own), so a test the source scan
+ * missed fails loudly instead of never running. */
+#define TEST(name) TEST_CASE_(name, 0)
+
 /* A case another test runs in a child process of this program (child.h):
  * runnable by name like a TEST, but no ctest of its own. */
-#define CHILD_CASE(name) TEST(name)
+#define CHILD_CASE(name) TEST_CASE_(name, 1)
 
 /* The backend this run is for ("epoll", "poll", ...). */
 extern const char *test_backend;
