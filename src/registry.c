@@ -331,28 +331,45 @@ static void list_del(mio_poll *p, struct mio_fdrec *r)
         r->poll_next->poll_prev = r->poll_prev;
 }
 
-/* Ends a live registration r of p (reg_lock held): no drain queues it any
- * more, and it goes once out of the queue too. */
+/* Takes r out of service before its backend is told (reg_lock held): from
+ * here no drain queues it and mio__rec_lookup does not find it, so a backend
+ * that looks records up under the lock its del takes never sees one go. */
+static void retire(struct slot *s, struct mio_fdrec *r)
+{
+    slot_lock(s);
+    atomic_fetch_and_explicit(&r->state, ~(MIO_REC_LIVE | MIO_REC_EMULATED),
+                              memory_order_acq_rel);
+    slot_unlock(s);
+}
+
+/* Ends registration r of p (reg_lock held, r retired): it goes now, or once
+ * out of the re-arm queue. */
 static void drop(mio_poll *p, struct slot *s, struct mio_fdrec *r)
 {
     list_del(p, r);
     release(s, r, CLAIMED | MIO_REC_LIVE | MIO_REC_EMULATED);
 }
 
+struct mio_fdrec *mio__rec_lookup(mio_poll *p, mio_fd fd)
+{
+    struct slot *s = slot_of(fd, false);
+    struct mio_fdrec *r = NULL;
+
+    if (s != NULL) {
+        slot_lock(s);
+        r = find(s, fd, p);
+        if (r != NULL && !(atomic_load_explicit(&r->state, memory_order_relaxed) & MIO_REC_LIVE))
+            r = NULL;
+        slot_unlock(s);
+    }
+    return r;
+}
+
 /* p's live record for fd, or NULL; *s is fd's slot then. */
 static struct mio_fdrec *live_record(mio_poll *p, mio_fd fd, struct slot **s)
 {
-    struct mio_fdrec *r = NULL;
-
     *s = slot_of(fd, false);
-    if (*s != NULL) {
-        slot_lock(*s);
-        r = find(*s, fd, p);
-        if (r != NULL && !(atomic_load_explicit(&r->state, memory_order_relaxed) & MIO_REC_LIVE))
-            r = NULL;
-        slot_unlock(*s);
-    }
-    return r;
+    return *s != NULL ? mio__rec_lookup(p, fd) : NULL;
 }
 
 static int do_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
@@ -384,8 +401,10 @@ static int do_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interes
     if (again) {
         /* 0: the old registration was stale and is replaced; else it stands
          * (MIO_EEXIST) or the descriptor is gone. */
-        if (err == MIO_EBADF)
+        if (err == MIO_EBADF) {
+            retire(s, r);
             drop(p, s, r);
+        }
         return err;
     }
     if (err < 0) {
@@ -429,8 +448,11 @@ int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
         err = p->ops->unknown(fd);
     } else {
         err = p->ops->mod(p, r, token, interest);
-        if (err == MIO_EBADF || err == MIO_ENOENT)
-            drop(p, s, r);  /* closed behind our back */
+        if (err == MIO_EBADF || err == MIO_ENOENT) {
+            retire(s, r);   /* closed behind our back */
+            (void)p->ops->del(p, r);
+            drop(p, s, r);
+        }
     }
     mio_mutex_unlock(&p->reg_lock);
     MIO_TRACE(MIO_LOG_DEBUG, "poll %p: reregister fd %lld token %llu interest %#x: %d",
@@ -453,6 +475,7 @@ int mio_deregister(mio_poll *p, mio_fd fd)
     if (r == NULL) {
         err = p->ops->unknown(fd);
     } else {
+        retire(s, r);
         err = p->ops->del(p, r);
         drop(p, s, r);      /* gone, also when the kernel had forgotten it */
     }
@@ -489,6 +512,7 @@ void mio__io_close(mio_fd fd)
         mio_mutex_lock(&p->reg_lock);
         r = live_record(p, fd, &s);
         if (r != NULL) {
+            retire(s, r);
             if (p->ops->forget != NULL)
                 p->ops->forget(p, r);
             drop(p, s, r);

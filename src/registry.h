@@ -60,6 +60,12 @@ void mio__rec_set(struct mio_fdrec *r, mio_token token, uint32_t interest);
  * armed).  They count as disarmed from now on. */
 uint32_t mio__rec_reported(struct mio_fdrec *r, uint32_t dirs);
 
+/* p's live record for fd, or NULL: for a backend's waiter that knows only
+ * the descriptor (kqueue's events name it).  The record stays valid while
+ * the caller holds the lock the backend's del takes: a record leaves
+ * service before its del is called. */
+struct mio_fdrec *mio__rec_lookup(mio_poll *p, mio_fd fd);
+
 /* poll.c, before each backend wait of an emulating poll: applies the queued
  * re-arms through the backend's rearm.  With *timeout_ns != 0 it also tells
  * drains the waiter may sleep, and sets *timeout_ns to 0 if one came in the
