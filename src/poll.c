@@ -2,6 +2,8 @@
  * the deadline loop around the backend's wait, wakers, and the list of polls
  * whose backend emulates edge triggers (the I/O calls re-arm them). */
 #include "sys.h"
+#include "poll_hooks.h"
+#include "readyq.h"
 
 #include <string.h>
 

@@ -53,6 +53,7 @@
  * registration stays bound to its first poll until that poll is freed: a node
  * that may still sit in one poll's queue cannot join another's. */
 #include "sys.h"
+#include "readyq.h"
 
 #ifndef _WIN32
 #include <sched.h>

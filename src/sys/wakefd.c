@@ -1,6 +1,6 @@
 /* The Unix wake-up descriptor shared by the epoll and poll backends and by
  * kqueue where EVFILT_USER is missing: an eventfd on Linux, a pipe elsewhere. */
-#include "../sys.h"
+#include "wakefd.h"
 
 #include <fcntl.h>
 #include <unistd.h>
