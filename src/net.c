@@ -90,7 +90,19 @@ static int unix_check(const char *path, mio_fd *out, mio__sockaddr_un *un, sockl
     return mio__unix_addr(path, un, len);
 }
 
-/* ---- stream sockets: TCP and Unix ---- */
+/* ---- making sockets ---- */
+
+/* A new socket's set-up ended with err: the socket goes to *out, or is
+ * closed. */
+static int hand_out(mio_fd fd, int err, mio_fd *out)
+{
+    if (err < 0) {
+        mio__os_close(fd);
+        return err;
+    }
+    *out = fd;
+    return 0;
+}
 
 /* A stream socket listening on sa.  TCP listeners rebind over TIME_WAIT. */
 static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, mio_fd *out)
@@ -100,14 +112,13 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, mio_
 
     if (err < 0)
         return err;
-    if ((sa->sa_family != AF_UNIX && (err = mio__os_allow_rebind(fd)) < 0) ||
-        (err = mio__os_bind(fd, sa, len)) < 0 ||
-        (err = mio__os_listen(fd, backlog > 0 ? backlog : SOMAXCONN)) < 0) {
-        mio__os_close(fd);
-        return err;
-    }
-    *out = fd;
-    return 0;
+    if (sa->sa_family != AF_UNIX)
+        err = mio__os_allow_rebind(fd);
+    if (err == 0)
+        err = mio__os_bind(fd, sa, len);
+    if (err == 0)
+        err = mio__os_listen(fd, backlog > 0 ? backlog : SOMAXCONN);
+    return hand_out(fd, err, out);
 }
 
 /* A stream socket with a connect to sa started; completion shows as
@@ -116,16 +127,7 @@ static int connect_to(const struct sockaddr *sa, socklen_t len, mio_fd *out)
 {
     mio_fd fd;
     int err = mio__os_socket(sa->sa_family, SOCK_STREAM, &fd);
-
-    if (err < 0)
-        return err;
-    err = mio__os_connect_start(fd, sa, len);
-    if (err < 0) {
-        mio__os_close(fd);
-        return err;
-    }
-    *out = fd;
-    return 0;
+    return err < 0 ? err : hand_out(fd, mio__os_connect_start(fd, sa, len), out);
 }
 
 /* ---- TCP ---- */
@@ -183,13 +185,7 @@ int mio_udp_bind(const mio_addr *addr, mio_fd *out)
 
     if (err < 0 || (err = mio__os_socket(addr->u.sa.sa_family, SOCK_DGRAM, &fd)) < 0)
         return err;
-    err = mio__os_bind(fd, &addr->u.sa, addr->len);
-    if (err < 0) {
-        mio__os_close(fd);
-        return err;
-    }
-    *out = fd;
-    return 0;
+    return hand_out(fd, mio__os_bind(fd, &addr->u.sa, addr->len), out);
 }
 
 int mio_udp_connect(mio_fd fd, const mio_addr *peer)
