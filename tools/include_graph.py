@@ -59,6 +59,8 @@ def object_graph(directory, nm):
                 continue
             path = os.path.join(root, name)
             node = re.sub(r"\.(o|obj)$", "", os.path.relpath(path, directory))
+            if not os.path.isfile(os.path.join(TOP, node)):
+                continue    # left from a source that is gone: not linked
             out = subprocess.run([nm, path], capture_output=True, text=True, check=True).stdout
             defined[node], used[node] = set(), set()
             for line in out.splitlines():
