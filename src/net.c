@@ -50,6 +50,8 @@ static bool out_ready(mio_fd *out, int n)
     return true;
 }
 
+/* An address of a family the OS takes, with that family's length: IPv4,
+ * IPv6, and Unix where datagram sockets may have one. */
 static int check_addr(const mio_addr *a)
 {
     if (a == NULL)
