@@ -2,10 +2,10 @@
  * or bracketed IPv6 with a port, a numeric scope at most; no DNS, no
  * interface names), formatting that round-trips what parsing accepts, and a
  * socket's own and peer's address. */
-#ifdef _WIN32
-#include "sys/win.h"
-#else
-#include "sys.h"
+#include "addr.h"
+#include "sys/net.h"
+
+#ifndef _WIN32
 #include <arpa/inet.h>
 #endif
 
@@ -13,13 +13,6 @@
 #include <string.h>
 
 #define UNIX_PATH_MAX sizeof(((mio__sockaddr_un *)0)->sun_path)
-
-#ifdef _WIN32
-/* inet_pton and inet_ntop need Winsock started. */
-static int sockets_ready(void) { return mio__wsa_init(); }
-#else
-static int sockets_ready(void) { return 0; }
-#endif
 
 static int parse_port(const char *s, uint16_t *out)
 {
@@ -43,7 +36,8 @@ int mio_addr_parse(const char *text, mio_addr *out)
     size_t hlen;
     mio_addr a;
 
-    if (text == NULL || out == NULL || sockets_ready() < 0)
+    /* inet_pton and inet_ntop need the OS's sockets started (Winsock). */
+    if (text == NULL || out == NULL || mio__os_net_init() < 0)
         return MIO_EINVAL;
     memset(&a, 0, sizeof a);
     if (text[0] == '[') {
@@ -104,7 +98,7 @@ int mio_addr_format(const mio_addr *a, char *buf, size_t size)
     char text[MIO_ADDR_STRLEN + UNIX_PATH_MAX];
     int n;
 
-    if (a == NULL || (buf == NULL && size > 0) || sockets_ready() < 0)
+    if (a == NULL || (buf == NULL && size > 0) || mio__os_net_init() < 0)
         return MIO_EINVAL;
     switch (a->u.sa.sa_family) {
     case AF_INET:
@@ -178,14 +172,13 @@ static int socket_name(mio_fd fd, mio_addr *out, bool peer)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    int r;
+    int err;
 
     if (out == NULL)
         return MIO_EINVAL;
-    r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
-             : getsockname(fd, (struct sockaddr *)&ss, &len);
-    if (r < 0)
-        return mio__sock_err();
+    err = mio__os_sockname(fd, peer, &ss, &len);
+    if (err < 0)
+        return err;
     mio__fill_addr(out, &ss, len);
     return 0;
 }

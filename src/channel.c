@@ -23,7 +23,7 @@
  * sender announces itself in `waking` before touching it, and closing waits
  * until no sender is in there. */
 #include "channel.h"
-#include "sys.h"
+#include "poll_hooks.h"
 
 #ifdef _WIN32
 #define yield_cpu() SwitchToThread()

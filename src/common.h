@@ -1,5 +1,5 @@
 /* Helpers shared by every file of the library: allocation, tracing, clocks,
- * atomics, mutexes.  Nothing here is public. */
+ * atomics, mutexes, descriptors and errno.  Nothing here is public. */
 #ifndef MIO_COMMON_H
 #define MIO_COMMON_H
 
@@ -14,6 +14,7 @@
 #undef near
 #undef far
 #else
+#include <errno.h>
 #include <pthread.h>
 #endif
 
@@ -65,6 +66,24 @@ static inline void mio_mutex_init(mio_mutex *m) { pthread_mutex_init(m, NULL); }
 static inline void mio_mutex_destroy(mio_mutex *m) { pthread_mutex_destroy(m); }
 static inline void mio_mutex_lock(mio_mutex *m) { pthread_mutex_lock(m); }
 static inline void mio_mutex_unlock(mio_mutex *m) { pthread_mutex_unlock(m); }
+#endif
+
+/* ---- descriptors and errors ---- */
+
+/* Never a descriptor: MIO_INVALID_FD on Windows (SOCKET is unsigned), any
+ * negative number on POSIX. */
+static inline bool mio__fd_invalid(mio_fd fd)
+{
+#ifdef _WIN32
+    return fd == MIO_INVALID_FD;
+#else
+    return fd < 0;
+#endif
+}
+
+#ifndef _WIN32
+/* The failed system call's error as a MIO_E* code (MIO_Exxx is -Exxx). */
+static inline int mio__err(void) { return -errno; }
 #endif
 
 #endif

@@ -10,7 +10,7 @@
  * Everything a tick needs is allocated by mio_loop_new: a tick allocates
  * nothing. */
 #include "channel.h"
-#include "sys.h"
+#include "poll_hooks.h"
 #include "timer.h"
 
 struct mio_loop {

@@ -2,6 +2,8 @@
  * around the backend's wait, and wakers.  Descriptor registrations are
  * registry.c's. */
 #include "registry.h"
+#include "poll_hooks.h"
+#include "readyq.h"
 
 #include <string.h>
 

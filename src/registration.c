@@ -41,6 +41,7 @@
  * registration stays bound to its first poll until that poll is freed: a node
  * that may still sit in one poll's queue cannot join another's. */
 #include "sys.h"
+#include "readyq.h"
 
 #define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
                    MIO_READ_CLOSED | MIO_WRITE_CLOSED)

@@ -13,6 +13,7 @@
  * re-arm queue).  Whoever clears the last one frees the record, under its
  * slot's lock. */
 #include "registry.h"
+#include "poll_hooks.h"
 
 #include <string.h>
 

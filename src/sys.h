@@ -34,6 +34,11 @@
  *   directions `dirs` of an edge record, drained since they were reported;
  *   called by the waiting thread between waits.  forget (may be NULL) drops
  *   a record before mio_close closes its descriptor.
+ *
+ * Nothing else lives here: what poll.c offers the rest of the library is in
+ * poll_hooks.h, the user-space readiness queue's hooks in readyq.h, the
+ * registration records in registry.h, and what backends share among
+ * themselves under sys/ (wakefd.h, win.h, afd.h).
  */
 #ifndef MIO_SYS_H
 #define MIO_SYS_H
@@ -94,72 +99,4 @@ extern const struct mio_backend mio__backend_poll;
 extern const struct mio_backend mio__backend_kqueue;
 extern const struct mio_backend mio__backend_iocp;
 
-/* mio_poll_wait for the event loop, which passes the clock reading it took
- * before (now >= 0) instead of having the wait read the clock again. */
-int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns,
-                      int64_t now);
-
-/* Makes the wait in progress, or the next one, return to its caller even
- * with no event to report: no token is involved, so nothing can collide with
- * the caller's tokens (the event loop wakes itself for its channel this way).
- * Async-signal-safe. */
-int mio__poll_wake(mio_poll *p);
-
-/* Called by the I/O calls of net.c when they drained `dir` (registry.c):
- * cheap when no poll emulates edges. */
-void mio__io_eagain(mio_fd fd, uint32_t dir);
-void mio__io_close(mio_fd fd);
-
-/* A Unix socket address for path (addr.c): MIO_EINVAL for NULL or empty,
- * MIO_ENAMETOOLONG when it does not fit with its terminating NUL. */
-#ifdef _WIN32
-/* afunix.h's layout (Windows 10 1803 and later); not every SDK has it. */
-typedef struct {
-    ADDRESS_FAMILY sun_family;
-    char sun_path[108];
-} mio__sockaddr_un;
-#else
-#include <sys/un.h>
-typedef struct sockaddr_un mio__sockaddr_un;
-#endif
-int mio__unix_addr(const char *path, mio__sockaddr_un *un, socklen_t *len);
-/* A socket address of len bytes from the OS into *out (addr.c). */
-void mio__fill_addr(mio_addr *out, const struct sockaddr_storage *ss, socklen_t len);
-
-/* Errors from errno (POSIX) in one place; a socket call's error on either
- * system. */
-#ifdef _WIN32
-int mio__wsa_err(void);
-static inline int mio__sock_err(void) { return mio__wsa_err(); }
-#else
-#include <errno.h>
-static inline int mio__err(void) { return -errno; }
-static inline int mio__sock_err(void) { return -errno; }
-#endif
-
-#ifndef _WIN32
-/* The answer for mod/del of a descriptor no record names, on Unix
- * (wakefd.c): MIO_EBADF if fd is not open, else MIO_ENOENT. */
-int mio__unix_fd_unknown(mio_fd fd);
-
-/* A wake-up descriptor for the Unix backends (wakefd.c): an eventfd where the
- * OS has one (rfd == wfd), else a pipe.  signal is async-signal-safe; drain
- * empties it so level-style pollers stop reporting it. */
-struct mio_wakefd { int rfd, wfd; };
-int  mio__wakefd_open(struct mio_wakefd *w);
-int  mio__wakefd_signal(int wfd);
-void mio__wakefd_drain(int rfd);
-void mio__wakefd_close(struct mio_wakefd *w);
-#endif
-
-/* User-space readiness queue hooks (registration.c), called by poll.c only
- * when p->readyq is set.  prepare runs before the backend's wait: if readiness
- * is queued it sets *timeout_ns to 0 and moves up to a fair share of cap into
- * events (so that neither queued nor kernel readiness starves the other),
- * returning how many; otherwise it tells producers the poller may sleep.
- * drain runs after the wait: it moves queued readiness into events and returns
- * how many. */
-size_t mio__readyq_prepare(mio_poll *p, mio_event *events, size_t cap, int64_t *timeout_ns);
-size_t mio__readyq_drain(mio_poll *p, mio_event *events, size_t cap);
-void   mio__readyq_detach(mio_poll *p);
 #endif

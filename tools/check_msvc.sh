@@ -29,8 +29,7 @@ done
 echo "check_msvc: include/mio.h (C11, C++11, static and MIO_DLL)"
 
 n=0
-for f in "$src"/src/*.c "$src"/src/sys/iocp.c "$src"/src/sys/afd.c; do
-    [[ $f == */src/net.c ]] && continue       # POSIX networking
+for f in "$src"/src/*.c "$src"/src/sys/{net_win,win,iocp,afd}.c; do
     clang "${flags[@]}" -std=c11 -I"$src/src" -DMIO_HAVE_IOCP -DMIO_BUILDING_DLL \
           -D_WIN32_WINNT=0x0601 "$f"
     n=$((n + 1))

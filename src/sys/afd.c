@@ -5,6 +5,7 @@
  * polls sockets given by their base handle and completes like any other
  * overlapped I/O.  The entry points come from ntdll at run time (they are not
  * in the import libraries every toolchain ships). */
+#include "afd.h"
 #include "win.h"
 
 #include <string.h>
@@ -26,42 +27,25 @@ typedef LONG(NTAPI *nt_device_io_control_file_fn)(HANDLE, HANDLE, PVOID, PVOID,
                                                   PIO_STATUS_BLOCK, ULONG, PVOID,
                                                   ULONG, PVOID, ULONG);
 typedef LONG(NTAPI *nt_cancel_io_file_ex_fn)(HANDLE, PIO_STATUS_BLOCK, PIO_STATUS_BLOCK);
-typedef ULONG(NTAPI *rtl_nt_status_to_dos_error_fn)(LONG);
 
 static INIT_ONCE resolved = INIT_ONCE_STATIC_INIT;
 static nt_create_file_fn nt_create_file;
 static nt_device_io_control_file_fn nt_device_io_control_file;
 static nt_cancel_io_file_ex_fn nt_cancel_io_file_ex;
-static rtl_nt_status_to_dos_error_fn rtl_nt_status_to_dos_error;
-
-/* GetProcAddress returns a generic function pointer; going through void *
- * keeps compilers from warning about the cast between function types. */
-static void *ntdll_entry(HMODULE ntdll, const char *name)
-{
-    FARPROC fn = GetProcAddress(ntdll, name);
-    void *p;
-    memcpy(&p, &fn, sizeof p);
-    return p;
-}
 
 static BOOL CALLBACK resolve(PINIT_ONCE once, PVOID param, PVOID *ctx)
 {
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
     void *p;
 
     (void)once;
     (void)param;
     (void)ctx;
-    if (ntdll == NULL)
-        return TRUE;
-    p = ntdll_entry(ntdll, "NtCreateFile");
+    p = mio__ntdll_entry("NtCreateFile");
     memcpy(&nt_create_file, &p, sizeof p);
-    p = ntdll_entry(ntdll, "NtDeviceIoControlFile");
+    p = mio__ntdll_entry("NtDeviceIoControlFile");
     memcpy(&nt_device_io_control_file, &p, sizeof p);
-    p = ntdll_entry(ntdll, "NtCancelIoFileEx");
+    p = mio__ntdll_entry("NtCancelIoFileEx");
     memcpy(&nt_cancel_io_file_ex, &p, sizeof p);
-    p = ntdll_entry(ntdll, "RtlNtStatusToDosError");
-    memcpy(&rtl_nt_status_to_dos_error, &p, sizeof p);
     return TRUE;
 }
 
@@ -69,16 +53,9 @@ int mio__afd_init(void)
 {
     InitOnceExecuteOnce(&resolved, resolve, NULL, NULL);
     if (nt_create_file == NULL || nt_device_io_control_file == NULL ||
-        nt_cancel_io_file_ex == NULL || rtl_nt_status_to_dos_error == NULL)
+        nt_cancel_io_file_ex == NULL)
         return MIO_ENOSYS;
     return 0;
-}
-
-int mio__nt_error(LONG status)
-{
-    if (rtl_nt_status_to_dos_error == NULL)
-        return MIO_EINVAL;
-    return mio__win_error(rtl_nt_status_to_dos_error(status));
 }
 
 int mio__afd_open(HANDLE port, ULONG_PTR key, HANDLE *out)

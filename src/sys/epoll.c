@@ -4,6 +4,7 @@
  * events into the caller's own array, which is then decoded in place: no
  * per-poll buffer, no allocation, per-event work is decoding flags. */
 #include "../registry.h"
+#include "wakefd.h"
 
 #include <fcntl.h>
 #include <limits.h>

@@ -26,6 +26,8 @@
  * in flight is only marked: its memory goes when that poll completes.  One
  * closed without deregistering goes when AFD reports the close
  * (AFD_POLL_LOCAL_CLOSE), or at once when mio_close closes it. */
+#include "../sys.h"
+#include "afd.h"
 #include "win.h"
 
 #include <limits.h>

@@ -28,6 +28,7 @@
  * Built on Linux against libkqueue, to run the tests there, the backend also
  * makes up for what libkqueue cannot see: LIBKQUEUE marks those places. */
 #include "../sys.h"
+#include "wakefd.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -23,6 +23,7 @@
  * applied before it reads revents, then returns (0 events if that is all
  * there was) and poll.c calls wait again with the new arrays. */
 #include "../registry.h"
+#include "wakefd.h"
 
 #include <fcntl.h>
 #include <limits.h>

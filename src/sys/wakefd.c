@@ -1,7 +1,7 @@
 /* What the Unix backends share: the wake-up descriptor (epoll, poll, and
  * kqueue where EVFILT_USER is missing: an eventfd on Linux, a pipe
  * elsewhere), and the check of a descriptor no registration names. */
-#include "../sys.h"
+#include "wakefd.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,14 +1,13 @@
-/* Windows internals shared by the IOCP backend (iocp.c, afd.c) and the
- * Winsock networking (net_win.c): error mapping, Winsock start-up and the
- * AFD driver calls. */
+/* Windows platform services (win.c), beneath the IOCP backend and the
+ * Winsock networking: Winsock start-up and the translation of Winsock, Win32
+ * and NTSTATUS errors into MIO_E* codes. */
 #ifndef MIO_SYS_WIN_H
 #define MIO_SYS_WIN_H
 
-#include "../sys.h"
+#include "../common.h"
 
-#include <winternl.h>
-
-/* ---- errors ---- */
+/* Starts Winsock once per process, thread-safely; 0 or a MIO_E* code. */
+int mio__wsa_init(void);
 
 /* A Winsock or Win32 error code as a MIO_E* code. */
 int mio__win_error(unsigned long code);
@@ -17,54 +16,8 @@ int mio__wsa_err(void);
 /* An NTSTATUS as a MIO_E* code. */
 int mio__nt_error(LONG status);
 
-/* Starts Winsock once per process, thread-safely; 0 or a MIO_E* code. */
-int mio__wsa_init(void);
-
-/* ---- the AFD driver (afd.c) ----
- * A socket is polled by handing its base handle to IOCTL_AFD_POLL on a helper
- * handle to \Device\Afd; the helper is bound to the completion port, so the
- * poll completes there with the IO_STATUS_BLOCK's address as the
- * OVERLAPPED pointer. */
-
-#define MIO_AFD_POLL_RECEIVE           0x0001u
-#define MIO_AFD_POLL_RECEIVE_EXPEDITED 0x0002u
-#define MIO_AFD_POLL_SEND              0x0004u
-#define MIO_AFD_POLL_DISCONNECT        0x0008u
-#define MIO_AFD_POLL_ABORT             0x0010u
-#define MIO_AFD_POLL_LOCAL_CLOSE       0x0020u
-#define MIO_AFD_POLL_ACCEPT            0x0080u
-#define MIO_AFD_POLL_CONNECT_FAIL      0x0100u
-
-#define MIO_NT_STATUS_SUCCESS   ((LONG)0x00000000L)
-#define MIO_NT_STATUS_PENDING   ((LONG)0x00000103L)
-#define MIO_NT_STATUS_CANCELLED ((LONG)0xC0000120L)
-#define MIO_NT_STATUS_NOT_FOUND ((LONG)0xC0000225L)
-
-struct mio_afd_poll_handle {
-    HANDLE handle;
-    ULONG events;
-    LONG status;
-};
-
-/* The driver's input and output: one socket per request here. */
-struct mio_afd_poll_info {
-    LARGE_INTEGER timeout;
-    ULONG count;
-    ULONG exclusive;
-    struct mio_afd_poll_handle handles[1];
-};
-
-/* Resolves the ntdll entry points once; 0 or MIO_ENOSYS. */
-int mio__afd_init(void);
-/* Opens a helper handle bound to port (completion key `key`). */
-int mio__afd_open(HANDLE port, ULONG_PTR key, HANDLE *out);
-/* Starts a poll of info on helper afd; completes on the port unless it
- * fails at once (a MIO_E* code then). */
-int mio__afd_poll(HANDLE afd, struct mio_afd_poll_info *info, IO_STATUS_BLOCK *iosb);
-/* Cancels the poll of iosb; its completion still arrives (as cancelled, or
- * with its events if it won the race). */
-int mio__afd_cancel(HANDLE afd, IO_STATUS_BLOCK *iosb);
-/* The handle AFD knows a socket by, past layered service providers. */
-int mio__afd_base_socket(SOCKET s, SOCKET *base);
+/* An ntdll.dll entry point by name, or NULL: the native API is in no import
+ * library that every toolchain ships. */
+void *mio__ntdll_entry(const char *name);
 
 #endif

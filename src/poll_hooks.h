@@ -1,0 +1,27 @@
+/* What poll.c offers the rest of the library: waking a wait without an event
+ * (the event loop's channel), and the hooks by which the I/O calls of net.c
+ * keep emulated edges true. */
+#ifndef MIO_POLL_HOOKS_H
+#define MIO_POLL_HOOKS_H
+
+#include "common.h"
+
+/* Makes the wait in progress, or the next one, return to its caller even
+ * with no event to report: no token is involved, so nothing can collide with
+ * the caller's tokens (the event loop wakes itself for its channel this way).
+ * Async-signal-safe. */
+int mio__poll_wake(mio_poll *p);
+
+/* mio_poll_wait for the event loop, which passes the clock reading it took
+ * before (now >= 0) instead of having the wait read the clock again. */
+int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns,
+                      int64_t now);
+
+/* The I/O calls' hooks (registry.c).  fd's direction `dir` was drained (see
+ * mio.h): a poll that emulates edges asks for it again.  One atomic update,
+ * and nothing when no poll emulates edges. */
+void mio__io_eagain(mio_fd fd, uint32_t dir);
+/* fd is about to be closed: its registrations end. */
+void mio__io_close(mio_fd fd);
+
+#endif

@@ -1,0 +1,55 @@
+/* The AFD driver calls behind the IOCP backend (afd.c).
+ *
+ * A socket is polled by handing its base handle to IOCTL_AFD_POLL on a helper
+ * handle to \Device\Afd; the helper is bound to the completion port, so the
+ * poll completes there with the IO_STATUS_BLOCK's address as the
+ * OVERLAPPED pointer. */
+#ifndef MIO_SYS_AFD_H
+#define MIO_SYS_AFD_H
+
+#include "../common.h"
+
+#include <winternl.h>
+
+#define MIO_AFD_POLL_RECEIVE           0x0001u
+#define MIO_AFD_POLL_RECEIVE_EXPEDITED 0x0002u
+#define MIO_AFD_POLL_SEND              0x0004u
+#define MIO_AFD_POLL_DISCONNECT        0x0008u
+#define MIO_AFD_POLL_ABORT             0x0010u
+#define MIO_AFD_POLL_LOCAL_CLOSE       0x0020u
+#define MIO_AFD_POLL_ACCEPT            0x0080u
+#define MIO_AFD_POLL_CONNECT_FAIL      0x0100u
+
+#define MIO_NT_STATUS_SUCCESS   ((LONG)0x00000000L)
+#define MIO_NT_STATUS_PENDING   ((LONG)0x00000103L)
+#define MIO_NT_STATUS_CANCELLED ((LONG)0xC0000120L)
+#define MIO_NT_STATUS_NOT_FOUND ((LONG)0xC0000225L)
+
+struct mio_afd_poll_handle {
+    HANDLE handle;
+    ULONG events;
+    LONG status;
+};
+
+/* The driver's input and output: one socket per request here. */
+struct mio_afd_poll_info {
+    LARGE_INTEGER timeout;
+    ULONG count;
+    ULONG exclusive;
+    struct mio_afd_poll_handle handles[1];
+};
+
+/* Resolves the ntdll entry points once; 0 or MIO_ENOSYS. */
+int mio__afd_init(void);
+/* Opens a helper handle bound to port (completion key `key`). */
+int mio__afd_open(HANDLE port, ULONG_PTR key, HANDLE *out);
+/* Starts a poll of info on helper afd; completes on the port unless it
+ * fails at once (a MIO_E* code then). */
+int mio__afd_poll(HANDLE afd, struct mio_afd_poll_info *info, IO_STATUS_BLOCK *iosb);
+/* Cancels the poll of iosb; its completion still arrives (as cancelled, or
+ * with its events if it won the race). */
+int mio__afd_cancel(HANDLE afd, IO_STATUS_BLOCK *iosb);
+/* The handle AFD knows a socket by, past layered service providers. */
+int mio__afd_base_socket(SOCKET s, SOCKET *base);
+
+#endif

@@ -1,0 +1,465 @@
+/* Sockets and pipes on POSIX: the OS calls under net.c.
+ *
+ * Every descriptor is created non-blocking and close-on-exec in the same call
+ * where the OS allows it (no window for a concurrent fork+exec to inherit it).
+ * Every send path uses MSG_NOSIGNAL; pipes, which have no such flag, write with
+ * SIGPIPE blocked for the calling thread.
+ *
+ * Out of descriptors, accept cannot take a connection off the queue, so a
+ * listener would stay readable forever (a level registration spins, an edge
+ * one stalls with the client left hanging).  mio_tcp_shed gives up a
+ * process-wide reserve descriptor, opened with the first listener, for a
+ * moment to accept and close what is queued; a mutex keeps two threads from
+ * using it at once. */
+#include "net.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <netinet/tcp.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+    defined(__NetBSD__) || defined(__DragonFly__)
+#define HAVE_SOCK_FLAGS 1   /* SOCK_NONBLOCK|SOCK_CLOEXEC, accept4, pipe2 */
+#endif
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0      /* Apple: SO_NOSIGPIPE is set at creation instead */
+#endif
+
+_Static_assert(sizeof(mio_iovec) == sizeof(struct iovec) &&
+               offsetof(mio_iovec, base) == offsetof(struct iovec, iov_base) &&
+               offsetof(mio_iovec, len) == offsetof(struct iovec, iov_len),
+               "mio_iovec has the layout of struct iovec");
+
+/* The failed I/O call's error, EWOULDBLOCK spelt MIO_EAGAIN. */
+static int io_err(void)
+{
+    int err = mio__err();
+    return err == -EWOULDBLOCK ? MIO_EAGAIN : err;
+}
+
+int mio__os_net_init(void)
+{
+    return 0;
+}
+
+/* ---- descriptor set-up ---- */
+
+#ifndef HAVE_SOCK_FLAGS
+static int set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return mio__err();
+#ifdef SO_NOSIGPIPE
+    {
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+    }
+#endif
+    return 0;
+}
+
+/* Both ends of a new pair set up, or both closed. */
+static int set_pair_flags(int fds[2])
+{
+    int err;
+    if ((err = set_flags(fds[0])) < 0 || (err = set_flags(fds[1])) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+    return 0;
+}
+#endif
+
+int mio__os_socket(int family, int type, mio_fd *out)
+{
+    int fd;
+#ifdef HAVE_SOCK_FLAGS
+    fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return mio__err();
+#else
+    int err;
+    fd = socket(family, type, 0);
+    if (fd < 0)
+        return mio__err();
+    err = set_flags(fd);
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+#endif
+    *out = fd;
+    return 0;
+}
+
+int mio__os_socketpair(mio_fd out[2])
+{
+    int fds[2];
+#ifdef HAVE_SOCK_FLAGS
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        return mio__err();
+#else
+    int err;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) < 0)
+        return mio__err();
+    if ((err = set_pair_flags(fds)) < 0)
+        return err;
+#endif
+    out[0] = fds[0];
+    out[1] = fds[1];
+    return 0;
+}
+
+int mio__os_pipe(mio_fd out[2])
+{
+    int fds[2];
+#ifdef HAVE_SOCK_FLAGS
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+        return mio__err();
+#else
+    int err;
+    if (pipe(fds) < 0)
+        return mio__err();
+    if ((err = set_pair_flags(fds)) < 0)
+        return err;
+#ifdef F_SETNOSIGPIPE
+    (void)fcntl(fds[1], F_SETNOSIGPIPE, 1);
+#endif
+#endif
+    out[0] = fds[0];
+    out[1] = fds[1];
+    return 0;
+}
+
+/* ---- the reserve descriptor for accept under EMFILE ---- */
+
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static int reserve_fd = -1;
+static atomic_bool reserve_lost;    /* taking it back failed: retry later */
+
+static int open_reserve(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Called with each new listener: the reserve is taken while descriptors are
+ * still to be had (a failure here only leaves EMFILE unanswered). */
+static void reserve_ensure(void)
+{
+    pthread_mutex_lock(&reserve_lock);
+    if (reserve_fd < 0)
+        reserve_fd = open_reserve();
+    atomic_store(&reserve_lost, reserve_fd < 0);
+    pthread_mutex_unlock(&reserve_lock);
+}
+
+static int accept_raw(mio_fd listener, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int fd;
+#ifdef HAVE_SOCK_FLAGS
+    do
+        fd = accept4(listener, (struct sockaddr *)ss, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+#else
+    do
+        fd = accept(listener, (struct sockaddr *)ss, len);
+    while (fd < 0 && errno == EINTR);
+    if (fd >= 0) {
+        int err = set_flags(fd);
+        if (err < 0) {
+            close(fd);
+            errno = -err;
+            return -1;
+        }
+    }
+#endif
+    return fd;
+}
+
+int mio__os_accept(mio_fd listener, struct sockaddr_storage *ss, socklen_t *len, mio_fd *out)
+{
+    int fd = accept_raw(listener, ss, len);
+
+    if (fd < 0)
+        return io_err();
+    if (atomic_load_explicit(&reserve_lost, memory_order_relaxed))
+        reserve_ensure();
+    *out = fd;
+    return 0;
+}
+
+int mio__os_shed(mio_fd listener)
+{
+    int dropped = 0, err;
+
+    pthread_mutex_lock(&reserve_lock);
+    if (reserve_fd >= 0) {
+        close(reserve_fd);
+        reserve_fd = -1;
+    }
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept_raw(listener, &ss, &len);
+        if (fd >= 0) {
+            close(fd);
+            dropped++;
+            continue;
+        }
+        err = mio__err();
+        if (err != MIO_ECONNABORTED)
+            break;
+    }
+    /* Another thread may have taken the number we freed: then accept said
+     * EMFILE again, the queue stays, and the reserve comes back at the next
+     * accept that finds a descriptor free. */
+    reserve_fd = open_reserve();
+    atomic_store(&reserve_lost, reserve_fd < 0);
+    pthread_mutex_unlock(&reserve_lock);
+    if (err != MIO_EAGAIN && err != -EWOULDBLOCK)
+        return err;
+    return dropped;
+}
+
+/* ---- binding, listening, connecting ---- */
+
+int mio__os_allow_rebind(mio_fd fd)
+{
+    int one = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ? mio__err() : 0;
+}
+
+int mio__os_bind(mio_fd fd, const struct sockaddr *sa, socklen_t len)
+{
+    return bind(fd, sa, len) < 0 ? mio__err() : 0;
+}
+
+int mio__os_listen(mio_fd fd, int backlog)
+{
+    if (listen(fd, backlog) < 0)
+        return mio__err();
+    reserve_ensure();
+    return 0;
+}
+
+int mio__os_connect(mio_fd fd, const struct sockaddr *sa, socklen_t len)
+{
+    return connect(fd, sa, len) < 0 ? mio__err() : 0;
+}
+
+/* EINTR: the connect goes on in the background, like EINPROGRESS. */
+int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS && errno != EINTR)
+        return io_err();
+    return 0;
+}
+
+/* ---- options and state ---- */
+
+int mio__os_set_nodelay(mio_fd fd, bool on)
+{
+    int v = on ? 1 : 0;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0 ? mio__err() : 0;
+}
+
+int mio__os_sockname(mio_fd fd, bool peer, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int r = peer ? getpeername(fd, (struct sockaddr *)ss, len)
+                 : getsockname(fd, (struct sockaddr *)ss, len);
+    return r < 0 ? mio__err() : 0;
+}
+
+int mio__os_take_error(mio_fd fd, int *pending)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return mio__err();
+    *pending = -err;
+    return 0;
+}
+
+int mio__os_shutdown(mio_fd fd, int how)
+{
+    static const int hows[] = { SHUT_RD, SHUT_WR, SHUT_RDWR };
+    return shutdown(fd, hows[how]) < 0 ? mio__err() : 0;
+}
+
+int mio__os_close(mio_fd fd)
+{
+    /* Linux and the BSDs release the descriptor even when close says EINTR;
+     * retrying could close a number another thread just got. */
+    if (close(fd) < 0 && errno != EINTR)
+        return mio__err();
+    return 0;
+}
+
+/* ---- transfers ---- */
+
+static size_t iov_total(const mio_iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    int i;
+    for (i = 0; i < iovcnt; i++)
+        total += iov[i].len;
+    return total;
+}
+
+ssize_t mio__os_read(mio_fd fd, void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? io_err() : n;
+}
+
+ssize_t mio__os_readv(mio_fd fd, const mio_iovec *iov, int iovcnt, size_t *want)
+{
+    ssize_t n;
+    do
+        n = readv(fd, (const struct iovec *)(const void *)iov, iovcnt);
+    while (n < 0 && errno == EINTR);
+    *want = iov_total(iov, iovcnt);
+    return n < 0 ? io_err() : n;
+}
+
+#ifdef __linux__
+/* Whether SIGPIPE is pending for this thread itself, not only for the
+ * process: sigpending() tells the union, /proc tells the thread's own set.
+ * On any doubt, says yes (the caller then leaves SIGPIPE alone). */
+static bool thread_has_sigpipe(void)
+{
+    char buf[4096], *at;
+    ssize_t n;
+    int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return true;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    at = strstr(buf, "\nSigPnd:");
+    if (at == NULL)
+        return true;
+    return (strtoull(at + 9, NULL, 16) >> (SIGPIPE - 1)) & 1;
+}
+#endif
+
+/* A pipe has no MSG_NOSIGNAL: write with SIGPIPE blocked in this thread, and
+ * consume the SIGPIPE our own write raised.  The kernel sends it to the
+ * writing thread, where it merges with one already pending for that thread:
+ * then there is nothing of ours to take.  One pending for the whole process
+ * is apart, and the thread's own comes first to sigtimedwait, so ours is
+ * taken and the process's stays.  Linux tells the two sets apart; elsewhere a
+ * SIGPIPE already pending leaves ours pending too (mio.h says so). */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len, const mio_iovec *iov, int iovcnt)
+{
+    sigset_t pipe_set, old, pending;
+    bool was_pending;
+    ssize_t n;
+    int saved;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+#ifdef __linux__
+    if (was_pending)
+        was_pending = thread_has_sigpipe();
+#endif
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    do
+        n = iov != NULL ? writev(fd, (const struct iovec *)(const void *)iov, iovcnt)
+                        : write(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    saved = errno;
+    if (n < 0 && errno == EPIPE && !was_pending) {
+#if defined(__APPLE__)
+        int sig;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE))
+            sigwait(&pipe_set, &sig);
+#else
+        struct timespec zero = { 0, 0 };
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+#endif
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return n;
+}
+
+ssize_t mio__os_write(mio_fd fd, const void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = send(fd, buf, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ENOTSOCK)
+        n = write_nosigpipe(fd, buf, len, NULL, 0);
+    return n < 0 ? io_err() : n;
+}
+
+ssize_t mio__os_writev(mio_fd fd, const mio_iovec *iov, int iovcnt, size_t *want)
+{
+    struct msghdr msg;
+    ssize_t n;
+
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = (struct iovec *)(void *)(uintptr_t)iov;
+    msg.msg_iovlen = (size_t)iovcnt;
+    do
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ENOTSOCK)
+        n = write_nosigpipe(fd, NULL, 0, iov, iovcnt);
+    *want = iov_total(iov, iovcnt);
+    return n < 0 ? io_err() : n;
+}
+
+ssize_t mio__os_sendto(mio_fd fd, const void *buf, size_t len, const struct sockaddr *to,
+                       socklen_t tolen)
+{
+    ssize_t n;
+    do
+        n = sendto(fd, buf, len, MSG_NOSIGNAL, to, tolen);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? io_err() : n;
+}
+
+ssize_t mio__os_recvfrom(mio_fd fd, void *buf, size_t len, struct sockaddr_storage *from,
+                         socklen_t *fromlen, bool *truncated)
+{
+    struct iovec iov;
+    struct msghdr msg;
+    ssize_t n;
+
+    iov.iov_base = buf;
+    iov.iov_len = len;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_name = from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    do {
+        msg.msg_namelen = *fromlen;
+        n = recvmsg(fd, &msg, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return io_err();
+    *truncated = (msg.msg_flags & MSG_TRUNC) != 0;
+    *fromlen = msg.msg_namelen;
+    return n;
+}
