@@ -292,6 +292,12 @@ int test_edge_emulated(void)
     return strcmp(test_backend, "poll") == 0 || strcmp(test_backend, "iocp") == 0;
 }
 
+int test_on_valgrind(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    return preload != NULL && strstr(preload, "vgpreload") != NULL;
+}
+
 /* The names ctest runs (found in the source by CMake) against the tests
  * this program holds: every one of each must be in the other. */
 static int check_registered(int n, char **names)

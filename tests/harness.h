@@ -78,6 +78,9 @@ extern const char *test_backend;
 
 /* Whether this Windows program runs under wine (never elsewhere). */
 int test_on_wine(void);
+/* Whether this program runs under valgrind (which keeps its own descriptor
+ * limit, and runs everything much slower). */
+int test_on_valgrind(void);
 /* Skips a test for a known difference of wine from Windows. */
 #define TEST_NOT_ON_WINE(why)                                                 \
     do {                                                                      \

@@ -27,7 +27,7 @@ static uint32_t next_random(uint32_t *s)
  * run did not say how (MIO_TEST_SCALE). */
 static long stress_scaled(long n)
 {
-    int slow = getenv("LD_PRELOAD") != NULL && strstr(getenv("LD_PRELOAD"), "vgpreload") != NULL;
+    int slow = test_on_valgrind();
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
     slow = 1;
 #elif defined(__has_feature)
