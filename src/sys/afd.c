@@ -124,6 +124,10 @@ int mio__afd_poll(HANDLE afd, struct mio_afd_poll_info *info, IO_STATUS_BLOCK *i
                                        info, sizeof *info, info, sizeof *info);
     if (status == MIO_NT_STATUS_SUCCESS || status == MIO_NT_STATUS_PENDING)
         return 0;
+    /* The handle no longer names a socket: closed, or its value taken by
+     * another kind of object since. */
+    if (status == MIO_NT_STATUS_INVALID_HANDLE || status == MIO_NT_STATUS_OBJECT_TYPE_MISMATCH)
+        return MIO_EBADF;
     return mio__nt_error(status);
 }
 

@@ -11,9 +11,9 @@
  * AFD polls are level-triggered and one-shot by nature.  A completed socket's
  * next poll is issued when the next wait starts, so that it asks about the
  * socket as it is then (a level registration drained in between is not
- * reported again).  Oneshot registrations stop until mod; edge is
- * emulated by dropping a reported direction from the next polls until a
- * libmio I/O call on the socket sees would-block (rearm).  Hang-up and error
+ * reported again).  Oneshot registrations ask for nothing more until mod;
+ * edge is emulated by dropping a reported direction from the next polls
+ * until a libmio I/O call on the socket sees would-block (rearm).  Hang-up and error
  * stay true once they happen, so an edge or oneshot registration stops asking
  * for them after reporting them, until mod.
  *
@@ -23,9 +23,14 @@
  * widens cancels the poll in flight (its completion, cancelled or not, then
  * issues the new one); interest that narrows keeps it, and events no longer
  * asked for are dropped when it completes.  A socket deregistered with a poll
- * in flight is only marked: its memory goes when that poll completes.  One
- * closed without deregistering goes when AFD reports the close
- * (AFD_POLL_LOCAL_CLOSE), or at once when mio_close closes it. */
+ * in flight is only marked: its memory goes when that poll completes.
+ *
+ * One closed without deregistering goes when AFD reports the close
+ * (AFD_POLL_LOCAL_CLOSE), or at once when mio_close closes it.  For that
+ * every poll asks for the close, and a socket with nothing armed still has
+ * one in flight; one closed while it has none (between a completion and the
+ * next wait) fails its next poll as an invalid handle and goes then, as in
+ * wepoll and mio.  Either way nothing is reported for it. */
 #include "win.h"
 
 #include <limits.h>
@@ -81,6 +86,7 @@ struct iocp_poll {
     size_t in_flight;           /* polls issued and not yet dequeued */
     struct sock *queue;         /* completed sockets whose next poll waits */
     struct afd_group *groups;
+    bool reissue;               /* the queue holds polls cancelled to widen */
     atomic_int notified;
     OVERLAPPED_ENTRY entries[ENTRIES];  /* the (single) waiter's */
 };
@@ -187,6 +193,34 @@ static void free_sock(struct sock *s)
     mio__free(s);
 }
 
+/* Puts a completed socket on the list whose polls the next wait issues. */
+static void enqueue(struct iocp_poll *p, struct sock *s)
+{
+    if (!s->queued) {
+        s->queued = true;
+        s->queue_next = p->queue;
+        p->queue = s;
+    }
+}
+
+/* Takes the socket off the table; its memory goes now, or once nothing
+ * refers to it any more (its poll in flight, the list of polls to issue). */
+static void drop(struct iocp_poll *p, struct sock *s)
+{
+    unlink_sock(p, s);
+    if (s->pending) {
+        s->deleted = true;
+        if (!s->cancelling) {
+            s->cancelling = true;
+            (void)mio__afd_cancel(s->group->afd, &s->iosb);
+        }
+    } else if (s->queued) {
+        s->deleted = true;      /* issue_queued frees it */
+    } else {
+        free_sock(s);
+    }
+}
+
 /* ---- polls in flight ---- */
 
 static ULONG afd_events(const struct sock *s)
@@ -201,13 +235,16 @@ static ULONG afd_events(const struct sock *s)
     return ev;
 }
 
-/* Issues the socket's next poll if it has something to ask. */
+/* Issues the socket's next poll.  One is kept in flight even when nothing
+ * is armed (a fired oneshot, a used-up edge): it asks for the close at least,
+ * which is how a socket closed without deregistering is noticed.  MIO_EBADF:
+ * the socket is gone (closed behind the library's back). */
 static int submit(struct iocp_poll *p, struct sock *s)
 {
     ULONG ev = afd_events(s);
     int err;
 
-    if (s->pending || s->deleted || ev == 0)
+    if (s->pending || s->deleted)
         return 0;
     s->info.timeout.QuadPart = INT64_MAX;
     s->info.count = 1;
@@ -216,6 +253,8 @@ static int submit(struct iocp_poll *p, struct sock *s)
     s->info.handles[0].events = ev | MIO_AFD_POLL_LOCAL_CLOSE;
     s->info.handles[0].status = 0;
     err = mio__afd_poll(s->group->afd, &s->info, &s->iosb);
+    MIO_TRACE(MIO_LOG_TRACE, "iocp: socket %llu: poll of AFD events %#lx issued: %d",
+              (unsigned long long)s->fd, (unsigned long)ev, err);
     if (err < 0)
         return err;
     s->pending = true;
@@ -225,17 +264,22 @@ static int submit(struct iocp_poll *p, struct sock *s)
     return 0;
 }
 
-/* After the socket's wishes changed: a poll in flight that misses some of
- * them is cancelled (its completion issues the new one). */
+/* After the socket's wishes changed (mod, rearm): a poll in flight that
+ * misses some of them is cancelled (its completion issues the new one).  A
+ * socket found closed is forgotten (MIO_EBADF). */
 static int update(struct iocp_poll *p, struct sock *s)
 {
-    if (!s->pending)
-        return submit(p, s);
-    if ((afd_events(s) & ~s->asked) != 0 && !s->cancelling) {
+    int err = 0;
+
+    if (!s->pending) {
+        err = submit(p, s);
+        if (err == MIO_EBADF)
+            drop(p, s);
+    } else if ((afd_events(s) & ~s->asked) != 0 && !s->cancelling) {
         s->cancelling = true;
-        return mio__afd_cancel(s->group->afd, &s->iosb);
+        err = mio__afd_cancel(s->group->afd, &s->iosb);
     }
-    return 0;
+    return err;
 }
 
 /* The same readiness epoll.c reports for the same situation. */
@@ -270,10 +314,9 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
         return false;
     }
     if (s->iosb.Status == MIO_NT_STATUS_CANCELLED) {
-        /* Cancelled to widen the interest: ask again at once, nothing was
-         * reported. */
-        if (submit(p, s) == 0)
-            return false;
+        /* Cancelled to widen the interest: nothing to report, asked again
+         * before this wait returns. */
+        p->reissue = true;
     } else if (s->iosb.Status < 0) {
         /* The socket is gone from under AFD: report it once. */
         ev = MIO_AFD_POLL_CONNECT_FAIL;
@@ -287,11 +330,7 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
               (unsigned long)s->iosb.Status);
     if (ev & MIO_AFD_POLL_LOCAL_CLOSE) {
         /* Closed without deregistering: forget it, as epoll would. */
-        unlink_sock(p, s);
-        if (s->queued)
-            s->deleted = true;
-        else
-            free_sock(s);
+        drop(p, s);
         return false;
     }
     r = readiness(ev);
@@ -307,11 +346,7 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
         out->token = s->token;
         out->flags = r;
     }
-    if (!s->queued && afd_events(s) != 0) {
-        s->queued = true;
-        s->queue_next = p->queue;
-        p->queue = s;
-    }
+    enqueue(p, s);
     return r != 0;
 }
 
@@ -321,6 +356,7 @@ static size_t issue_queued(struct iocp_poll *p, mio_event *events, size_t cap)
 {
     struct sock *s, *next;
     size_t n = 0;
+    int err;
 
     for (s = p->queue, p->queue = NULL; s != NULL; s = next) {
         next = s->queue_next;
@@ -330,7 +366,10 @@ static size_t issue_queued(struct iocp_poll *p, mio_event *events, size_t cap)
                 free_sock(s);
             continue;
         }
-        if (submit(p, s) < 0) {
+        err = submit(p, s);
+        if (err == MIO_EBADF) {
+            drop(p, s);     /* closed behind the library's back */
+        } else if (err < 0) {
             s->armed = 0;
             s->spent = AFD_STICKY;
             if (n < cap) {
@@ -495,22 +534,6 @@ static int iocp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
     return err == MIO_ENOENT ? not_registered(fd) : err;
 }
 
-static void drop(struct iocp_poll *p, struct sock *s)
-{
-    unlink_sock(p, s);
-    if (s->pending) {
-        s->deleted = true;
-        if (!s->cancelling) {
-            s->cancelling = true;
-            (void)mio__afd_cancel(s->group->afd, &s->iosb);
-        }
-    } else if (s->queued) {
-        s->deleted = true;      /* issue_queued frees it */
-    } else {
-        free_sock(s);
-    }
-}
-
 static int iocp_del(mio_poll *base, mio_fd fd)
 {
     struct iocp_poll *p = to_iocp(base);
@@ -581,38 +604,18 @@ static int take_wakes(mio_poll *base, ULONG got, mio_event *events)
     return n;
 }
 
-static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
+/* Dequeues completions (at most cap, the first waited for up to ms) and
+ * turns them into events; how many, or the wait's error. */
+static int dequeue(struct iocp_poll *p, mio_event *events, size_t cap, DWORD ms)
 {
-    struct iocp_poll *p = to_iocp(base);
-    ULONG want, got = 0, k;
-    DWORD ms;
+    ULONG want = cap < ENTRIES ? (ULONG)cap : ENTRIES, got = 0, k;
     int n = 0;
     bool wakers = false;
 
-    if (p->queue != NULL) {
-        mio_mutex_lock(&p->lock);
-        n = (int)issue_queued(p, events, cap);
-        mio_mutex_unlock(&p->lock);
-        if (n > 0)
-            timeout_ns = 0;
-    }
-    cap -= (size_t)n;
-    want = cap < ENTRIES ? (ULONG)cap : ENTRIES;
-    if (want == 0)
-        return n;
-    if (timeout_ns < 0)
-        ms = INFINITE;
-    else if (timeout_ns / MIO_MSEC >= INFINITE - 1)
-        ms = INFINITE - 1;
-    else
-        ms = (DWORD)((timeout_ns + MIO_MSEC - 1) / MIO_MSEC);  /* never early */
     if (!GetQueuedCompletionStatusEx(p->port, p->entries, want, &got, ms, FALSE)) {
         DWORD err = GetLastError();
-        if (err == WAIT_TIMEOUT || n > 0)
-            return n;
-        return mio__win_error(err);
+        return err == WAIT_TIMEOUT ? 0 : mio__win_error(err);
     }
-
     mio_mutex_lock(&p->lock);
     for (k = 0; k < got; k++) {
         OVERLAPPED_ENTRY *e = &p->entries[k];
@@ -628,7 +631,46 @@ static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t time
     }
     mio_mutex_unlock(&p->lock);
     if (wakers)
-        n += take_wakes(base, got, events + n);
+        n += take_wakes(&p->base, got, events + n);
+    return n;
+}
+
+static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
+{
+    struct iocp_poll *p = to_iocp(base);
+    DWORD ms;
+    int n = 0, got;
+
+    if (p->queue != NULL) {
+        mio_mutex_lock(&p->lock);
+        n = (int)issue_queued(p, events, cap);
+        mio_mutex_unlock(&p->lock);
+        if (n > 0)
+            timeout_ns = 0;
+    }
+    if ((size_t)n == cap)
+        return n;
+    if (timeout_ns < 0)
+        ms = INFINITE;
+    else if (timeout_ns / MIO_MSEC >= INFINITE - 1)
+        ms = INFINITE - 1;
+    else
+        ms = (DWORD)((timeout_ns + MIO_MSEC - 1) / MIO_MSEC);  /* never early */
+    got = dequeue(p, events + n, cap - (size_t)n, ms);
+    if (got < 0)
+        return n > 0 ? n : got;
+    n += got;
+    /* A poll that was cancelled to ask for more is asked again here, and
+     * what it finds at once is taken in this same wait: a mod is seen by the
+     * next wait, even one that does not block. */
+    if (p->reissue && (size_t)n < cap) {
+        mio_mutex_lock(&p->lock);
+        p->reissue = false;
+        n += (int)issue_queued(p, events + n, cap - (size_t)n);
+        mio_mutex_unlock(&p->lock);
+        if ((size_t)n < cap && (got = dequeue(p, events + n, cap - (size_t)n, 0)) > 0)
+            n += got;
+    }
     return n;
 }
 

@@ -23,10 +23,10 @@
  * there was) and poll.c calls wait again with the new arrays. */
 #include "../sys.h"
 
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,9 +44,19 @@
 
 enum entry_kind { ENTRY_FD, ENTRY_WAKER, ENTRY_NOTIFY, ENTRY_DEAD };
 
+/* What a descriptor refers to.  A muted slot is out of poll(2)'s view, so a
+ * descriptor closed behind the library's back is not noticed there (no
+ * POLLNVAL); if its number is then reused, the identity tells the new file
+ * from the registered one. */
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+};
+
 struct entry {
     mio_token token;
     int fd;             /* the descriptor, also while pfds[i].fd is disabled */
+    struct file_id id;  /* of an ENTRY_FD, taken at add */
     uint32_t interest;  /* directions and trigger, as registered */
     uint32_t armed;     /* directions the kernel is asked about now */
     bool muted;         /* out of the kernel's view until re-armed */
@@ -281,37 +291,61 @@ static void pp_forget(mio_poll *base, mio_fd fd)
 }
 
 /* epoll forgets a closed fd by itself and refuses it with EBADF; so does this
- * backend, for every call on a closed fd. */
-static bool is_closed(mio_fd fd)
+ * backend, for every call on a closed fd (MIO_EBADF here).  Otherwise fills
+ * *id (zero if the OS will not say). */
+static int identify(mio_fd fd, struct file_id *id)
 {
-    return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        if (errno == EBADF)
+            return MIO_EBADF;
+        memset(&st, 0, sizeof st);
+    }
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    return 0;
+}
+
+/* Slot i holds fd, but registered for another file that had the number
+ * before: that file was closed behind the library's back.  Called paused. */
+static bool stale(const struct pollfd_poll *p, size_t i, const struct file_id *id)
+{
+    const struct entry *e = &p->entries[i];
+    return e->kind == ENTRY_FD && (e->id.dev != id->dev || e->id.ino != id->ino);
 }
 
 /* add (a new slot) and mod (re-arms everything, so readiness still present
  * is reported at once, as EPOLL_CTL_MOD does). */
 static int set(struct pollfd_poll *p, mio_fd fd, mio_token token, uint32_t interest, bool add)
 {
+    struct file_id id;
     size_t i;
-    int err = 0;
+    int err = identify(fd, &id);
 
-    if (is_closed(fd)) {
+    if (err < 0) {
         (void)drop(p, fd, ENTRY_FD);
-        return MIO_EBADF;
+        return err;
     }
     pthread_mutex_lock(&p->lock);
+    pause_waiter(p);
     i = find(p, fd);
+    if (i != 0 && stale(p, i, &id)) {
+        remove_slot(p, i);
+        i = 0;
+    }
     if (add && i != 0) {
         err = MIO_EEXIST;
     } else if (!add && (i == 0 || p->entries[i].kind != ENTRY_FD)) {
         err = MIO_ENOENT;
+    } else if (add) {
+        err = append(p, fd, ENTRY_FD, token, interest);
+        if (err == 0)
+            p->entries[p->count - 1].id = id;
     } else {
-        pause_waiter(p);
-        if (add)
-            err = append(p, fd, ENTRY_FD, token, interest);
-        else
-            arm(p, i, token, interest);
-        resume_waiter(p);
+        arm(p, i, token, interest);
     }
+    resume_waiter(p);
     pthread_mutex_unlock(&p->lock);
     return err;
 }
@@ -328,9 +362,28 @@ static int pp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
 
 static int pp_del(mio_poll *base, mio_fd fd)
 {
-    bool closed = is_closed(fd);
-    bool dropped = drop((struct pollfd_poll *)base, fd, ENTRY_FD);
-    return closed ? MIO_EBADF : dropped ? 0 : MIO_ENOENT;
+    struct pollfd_poll *p = (struct pollfd_poll *)base;
+    struct file_id id;
+    int err = identify(fd, &id);
+    size_t i;
+
+    if (err < 0) {
+        (void)drop(p, fd, ENTRY_FD);
+        return err;
+    }
+    pthread_mutex_lock(&p->lock);
+    i = find(p, fd);
+    err = i != 0 && p->entries[i].kind == ENTRY_FD ? 0 : MIO_ENOENT;
+    if (err == 0) {
+        /* A stale slot goes too, but fd itself was never registered. */
+        if (stale(p, i, &id))
+            err = MIO_ENOENT;
+        pause_waiter(p);
+        remove_slot(p, i);
+        resume_waiter(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return err;
 }
 
 /* An emulated edge comes back for `dir` once the fd said EAGAIN in that

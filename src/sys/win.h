@@ -39,6 +39,8 @@ int mio__wsa_init(void);
 #define MIO_NT_STATUS_PENDING   ((LONG)0x00000103L)
 #define MIO_NT_STATUS_CANCELLED ((LONG)0xC0000120L)
 #define MIO_NT_STATUS_NOT_FOUND ((LONG)0xC0000225L)
+#define MIO_NT_STATUS_INVALID_HANDLE ((LONG)0xC0000008L)
+#define MIO_NT_STATUS_OBJECT_TYPE_MISMATCH ((LONG)0xC0000024L)
 
 struct mio_afd_poll_handle {
     HANDLE handle;
@@ -59,7 +61,7 @@ int mio__afd_init(void);
 /* Opens a helper handle bound to port (completion key `key`). */
 int mio__afd_open(HANDLE port, ULONG_PTR key, HANDLE *out);
 /* Starts a poll of info on helper afd; completes on the port unless it
- * fails at once (a MIO_E* code then). */
+ * fails at once (a MIO_E* code then: MIO_EBADF if the socket is gone). */
 int mio__afd_poll(HANDLE afd, struct mio_afd_poll_info *info, IO_STATUS_BLOCK *iosb);
 /* Cancels the poll of iosb; its completion still arrives (as cancelled, or
  * with its events if it won the race). */
