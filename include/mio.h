@@ -19,8 +19,9 @@
  * - Where the OS has no edge trigger (the poll(2) and Windows backends), edge is
  *   emulated: a reported direction re-arms when a libmio I/O call on that fd
  *   (mio_read, mio_write, mio_readv, mio_writev, mio_tcp_accept,
- *   mio_udp_recv_from, mio_udp_send_to) returns MIO_EAGAIN.  Do I/O through
- *   libmio to get exact edge semantics on every backend.
+ *   mio_udp_recv_from, mio_udp_send_to) returns MIO_EAGAIN (MIO_PRIORITY
+ *   re-arms with the reads).  Do I/O through libmio to get exact edge
+ *   semantics on every backend.
  * - One token may appear in more than one event of a batch (kqueue reports read
  *   and write apart).  MIO_ERROR, MIO_READ_CLOSED and MIO_WRITE_CLOSED are
  *   always reported, never asked for.

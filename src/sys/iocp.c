@@ -555,16 +555,20 @@ static void iocp_forget(mio_poll *base, mio_fd fd)
     (void)iocp_del(base, fd);
 }
 
+/* An emulated edge comes back for `dir` once a libmio I/O call on the socket
+ * said would-block that way.  Urgent data has no I/O call of its own: it
+ * re-arms with reads (as on the poll(2) backend). */
 static void iocp_rearm(mio_poll *base, mio_fd fd, uint32_t dir)
 {
     struct iocp_poll *p = to_iocp(base);
+    uint32_t want = dir == MIO_READABLE ? MIO_READABLE | MIO_PRIORITY : MIO_WRITABLE;
     struct sock *s;
 
     mio_mutex_lock(&p->lock);
     s = find(p, fd);
     if (s != NULL && !(s->interest & (MIO_LEVEL | MIO_ONESHOT)) &&
-        (s->interest & dir & ~s->armed) != 0) {
-        s->armed |= s->interest & dir;
+        (s->interest & want & ~s->armed) != 0) {
+        s->armed |= s->interest & want;
         (void)update(p, s);
     }
     mio_mutex_unlock(&p->lock);
