@@ -72,9 +72,15 @@ struct sock {
     struct sock *queue_next;
 };
 
+/* A waker's completions name it by `seq`, never by an address (a waker
+ * freed with a wake still queued may be followed by another at the same
+ * address), and a wake posts only while `busy`, which waker_del waits out:
+ * after it the port may be closed, and its handle value reused. */
 struct iocp_waker {
     _Atomic(HANDLE) port;       /* NULL once detached from the poll */
+    atomic_int busy;            /* wakes between reading port and posting */
     atomic_int posted;          /* a wake is queued and not yet seen */
+    uint64_t seq;               /* unique among the poll's wakers, ever */
 };
 
 struct iocp_poll {
@@ -86,6 +92,7 @@ struct iocp_poll {
     size_t in_flight;           /* polls issued and not yet dequeued */
     struct sock *queue;         /* completed sockets whose next poll waits */
     struct afd_group *groups;
+    uint64_t wakers_made;       /* the last waker's seq (under base.lock) */
     bool reissue;               /* the queue holds polls cancelled to widen */
     atomic_int notified;
     OVERLAPPED_ENTRY entries[ENTRIES];  /* the (single) waiter's */
@@ -574,15 +581,24 @@ static void iocp_rearm(mio_poll *base, mio_fd fd, uint32_t dir)
     mio_mutex_unlock(&p->lock);
 }
 
-/* Whether w is still one of the poll's wakers (a wake posted before
- * mio_waker_free may be dequeued after it). */
-static bool live_waker(mio_poll *base, const struct mio_waker *w)
+/* A waker's seq travels in the completion: its low half as the OVERLAPPED
+ * pointer, its high half as the byte count (posted completions carry both
+ * untouched). */
+static uint64_t waker_seq(const OVERLAPPED_ENTRY *e)
 {
-    const struct mio_waker *it;
-    for (it = base->wakers; it != NULL; it = it->next)
-        if (it == w)
-            return true;
-    return false;
+    return (uint64_t)e->dwNumberOfBytesTransferred << 32 |
+           (uint32_t)(uintptr_t)e->lpOverlapped;
+}
+
+/* The waker the poll still has with that seq, if any (a wake posted before
+ * mio_waker_free may be dequeued after it). */
+static struct mio_waker *live_waker(mio_poll *base, uint64_t seq)
+{
+    struct mio_waker *w;
+    for (w = base->wakers; w != NULL; w = w->next)
+        if (((struct iocp_waker *)w->id)->seq == seq)
+            return w;
+    return NULL;
 }
 
 /* The wakes among the first `got` entries, as events.  Wakers are listed
@@ -590,14 +606,14 @@ static bool live_waker(mio_poll *base, const struct mio_waker *w)
 static int take_wakes(mio_poll *base, ULONG got, mio_event *events)
 {
     struct iocp_poll *p = to_iocp(base);
+    struct mio_waker *w;
     ULONG k;
     int n = 0;
 
     mio_mutex_lock(&base->lock);
     for (k = 0; k < got; k++) {
         OVERLAPPED_ENTRY *e = &p->entries[k];
-        struct mio_waker *w = (struct mio_waker *)(void *)e->lpOverlapped;
-        if (e->lpCompletionKey != COMPLETION_WAKER || !live_waker(base, w))
+        if (e->lpCompletionKey != COMPLETION_WAKER || (w = live_waker(base, waker_seq(e))) == NULL)
             continue;
         atomic_store(&((struct iocp_waker *)w->id)->posted, 0);
         events[n].token = w->token;
@@ -698,7 +714,9 @@ static int iocp_waker_add(mio_poll *base, struct mio_waker *w)
     if (iw == NULL)
         return MIO_ENOMEM;
     atomic_init(&iw->port, to_iocp(base)->port);
+    atomic_init(&iw->busy, 0);
     atomic_init(&iw->posted, 0);
+    iw->seq = ++to_iocp(base)->wakers_made;
     w->id = (uintptr_t)iw;
     return 0;
 }
@@ -706,23 +724,31 @@ static int iocp_waker_add(mio_poll *base, struct mio_waker *w)
 static int iocp_waker_wake(struct mio_waker *w)
 {
     struct iocp_waker *iw = (struct iocp_waker *)w->id;
-    HANDLE port = atomic_load(&iw->port);
+    HANDLE port;
+    int err = 0;
 
-    if (port == NULL)
-        return 0;   /* the poll is gone: a no-op */
-    if (atomic_exchange(&iw->posted, 1) != 0)
-        return 0;   /* coalesced with the wake still queued */
-    if (!PostQueuedCompletionStatus(port, 0, COMPLETION_WAKER, (OVERLAPPED *)(void *)w)) {
+    atomic_fetch_add(&iw->busy, 1);
+    port = atomic_load(&iw->port);
+    /* port NULL: the poll is gone, a no-op; posted: coalesced with the wake
+     * still queued. */
+    if (port != NULL && atomic_exchange(&iw->posted, 1) == 0 &&
+        !PostQueuedCompletionStatus(port, (DWORD)(iw->seq >> 32), COMPLETION_WAKER,
+                                    (OVERLAPPED *)(uintptr_t)(uint32_t)iw->seq)) {
         atomic_store(&iw->posted, 0);
-        return mio__win_error(GetLastError());
+        err = mio__win_error(GetLastError());
     }
-    return 0;
+    atomic_fetch_sub(&iw->busy, 1);
+    return err;
 }
 
 static void iocp_waker_del(mio_poll *base, struct mio_waker *w)
 {
+    struct iocp_waker *iw = (struct iocp_waker *)w->id;
+
     (void)base;
-    atomic_store(&((struct iocp_waker *)w->id)->port, (HANDLE)NULL);
+    atomic_store(&iw->port, (HANDLE)NULL);
+    while (atomic_load(&iw->busy) != 0)
+        SwitchToThread();
 }
 
 static void iocp_waker_close(struct mio_waker *w)
