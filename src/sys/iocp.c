@@ -67,6 +67,7 @@ struct sock {
     bool cancelling;            /* ... and it was cancelled */
     bool deleted;               /* off the table; freed when the poll completes */
     bool queued;                /* on the poll's list of polls to issue */
+    bool failed;                /* a MIO_ERROR is owed for it (issue_queued) */
     struct afd_group *group;
     struct sock *next;          /* hash chain */
     struct sock *queue_next;
@@ -271,22 +272,43 @@ static int submit(struct iocp_poll *p, struct sock *s)
     return 0;
 }
 
-/* After the socket's wishes changed (mod, rearm): a poll in flight that
- * misses some of them is cancelled (its completion issues the new one).  A
- * socket found closed is forgotten (MIO_EBADF). */
+/* Cancels the poll in flight if it misses some of the socket's wishes: its
+ * completion then issues the new one. */
+static int widen(struct sock *s)
+{
+    int err;
+
+    if (s->cancelling || (afd_events(s) & ~s->asked) == 0)
+        return 0;
+    err = mio__afd_cancel(s->group->afd, &s->iosb);
+    if (err == 0)
+        s->cancelling = true;
+    return err;
+}
+
+static int iocp_notify(mio_poll *base);
+
+/* After the socket's wishes changed (mod, rearm).  A socket found closed is
+ * forgotten (MIO_EBADF).  A cancel that fails leaves the poll in flight
+ * asking for less than is wanted, and issuing a second beside it is unsafe
+ * (see iocp_add): the next wait tries the cancel again, and reports
+ * MIO_ERROR if it fails there too (issue_queued).  Either way the wider
+ * interest is polled once the poll in flight completes. */
 static int update(struct iocp_poll *p, struct sock *s)
 {
-    int err = 0;
+    int err;
 
     if (!s->pending) {
         err = submit(p, s);
         if (err == MIO_EBADF)
             drop(p, s);
-    } else if ((afd_events(s) & ~s->asked) != 0 && !s->cancelling) {
-        s->cancelling = true;
-        err = mio__afd_cancel(s->group->afd, &s->iosb);
+        return err;
     }
-    return err;
+    if (widen(s) < 0) {
+        enqueue(p, s);
+        (void)iocp_notify(&p->base);
+    }
+    return 0;
 }
 
 /* The same readiness epoll.c reports for the same situation. */
@@ -316,6 +338,10 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
 
     s->pending = false;
     p->in_flight--;
+    MIO_TRACE(MIO_LOG_TRACE, "iocp: socket %llu: AFD events %#lx (asked %#lx), status %#lx%s",
+              (unsigned long long)s->fd, (unsigned long)s->info.handles[0].events,
+              (unsigned long)s->asked, (unsigned long)s->iosb.Status,
+              s->deleted ? ", deregistered" : "");
     if (s->deleted) {
         free_sock(s);
         return false;
@@ -332,9 +358,6 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
     } else if (s->info.count >= 1) {
         ev = s->info.handles[0].events;
     }
-    MIO_TRACE(MIO_LOG_TRACE, "iocp: socket %llu: AFD events %#lx (asked %#lx), status %#lx",
-              (unsigned long long)s->fd, (unsigned long)ev, (unsigned long)s->asked,
-              (unsigned long)s->iosb.Status);
     if (ev & MIO_AFD_POLL_LOCAL_CLOSE) {
         /* Closed without deregistering: forget it, as epoll would. */
         drop(p, s);
@@ -357,8 +380,11 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
     return r != 0;
 }
 
-/* Issues the polls of the sockets completed by earlier waits.  A socket
- * whose poll cannot be issued is reported with MIO_ERROR, once. */
+/* Issues the polls of the sockets completed by earlier waits and retries
+ * the cancels that failed.  What cannot be done is reported with MIO_ERROR,
+ * once: a poll that cannot be issued (the socket then asks for nothing until
+ * mod), a cancel that fails again (the poll in flight stays).  Errors past
+ * cap stay queued for the next wait: none is lost. */
 static size_t issue_queued(struct iocp_poll *p, mio_event *events, size_t cap)
 {
     struct sock *s, *next;
@@ -373,17 +399,25 @@ static size_t issue_queued(struct iocp_poll *p, mio_event *events, size_t cap)
                 free_sock(s);
             continue;
         }
-        err = submit(p, s);
-        if (err == MIO_EBADF) {
+        if (s->failed) {
+            /* owed from an earlier wait */
+        } else if (s->pending) {
+            s->failed = widen(s) < 0;
+        } else if ((err = submit(p, s)) == MIO_EBADF) {
             drop(p, s);     /* closed behind the library's back */
+            continue;
         } else if (err < 0) {
+            s->failed = true;
             s->armed = 0;
             s->spent = AFD_STICKY;
-            if (n < cap) {
-                events[n].token = s->token;
-                events[n].flags = MIO_ERROR;
-                n++;
-            }
+        }
+        if (s->failed && n < cap) {
+            s->failed = false;
+            events[n].token = s->token;
+            events[n].flags = MIO_ERROR;
+            n++;
+        } else if (s->failed) {
+            enqueue(p, s);
         }
     }
     return n;
@@ -535,6 +569,7 @@ static int iocp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
         s->interest = interest;
         s->armed = interest & MIO_INTERESTS;
         s->spent = 0;
+        s->failed = false;      /* an error owed is about the old interest */
         err = update(p, s);
     }
     mio_mutex_unlock(&p->lock);

@@ -1,0 +1,103 @@
+/* The Windows backend's own machinery, which the portable tests cannot
+ * reach: AFD calls that fail (made to fail through mio__afd_fail_next).
+ * Each is a WINDOWS_TEST: other systems build this file with no test in it. */
+#include "harness.h"
+
+#ifdef _WIN32
+#include "sys/win.h"
+
+/* A connected socket pair registered as `token` with `interest` on p. */
+static void pair_on(mio_poll *p, mio_fd sv[2], mio_token token, uint32_t interest)
+{
+    OK(mio_socketpair(sv));
+    OK(mio_register(p, sv[0], token, interest));
+}
+
+static void close_pair(mio_fd sv[2])
+{
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+}
+
+/* ---- AFD calls that fail ---- */
+
+/* Polls that cannot be issued are reported with MIO_ERROR, once each, and
+ * those past the caller's capacity come with later waits. */
+WINDOWS_TEST(poll_failures_beyond_capacity_all_reported)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[3][2];
+    mio_event ev[8];
+    int seen[3] = { 0 }, errors[3] = { 0 };
+    int i, k, n;
+
+    for (i = 0; i < 3; i++)
+        pair_on(p, sv[i], (mio_token)i, MIO_WRITABLE | MIO_LEVEL);
+    /* Each reported once: each has its next poll waiting for a wait. */
+    for (k = 0; k < 20 && !(seen[0] && seen[1] && seen[2]); k++) {
+        n = test_wait(p, ev, 8, 100 * MIO_MSEC);
+        for (i = 0; i < n; i++)
+            seen[ev[i].token]++;
+    }
+    CHECK(seen[0] && seen[1] && seen[2]);
+    mio__afd_fail_next(3, 0);
+    for (k = 0; k < 10; k++) {
+        n = test_wait(p, ev, 1, 20 * MIO_MSEC);
+        if (n == 1 && (ev[0].flags & MIO_ERROR)) {
+            CHECK_EQ(ev[0].flags, MIO_ERROR);
+            errors[ev[0].token]++;
+        }
+    }
+    mio__afd_fail_next(0, 0);
+    for (i = 0; i < 3; i++)
+        CHECK_EQ(errors[i], 1);
+    for (i = 0; i < 3; i++) {
+        OK(mio_deregister(p, sv[i][0]));
+        close_pair(sv[i]);
+    }
+    mio_poll_free(p);
+}
+
+/* A wider interest cancels the poll in flight; a cancel that fails is tried
+ * again by the next wait, and the wider poll follows. */
+WINDOWS_TEST(failed_cancel_is_retried)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[2];
+
+    pair_on(p, sv, 1, MIO_READABLE);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
+    mio__afd_fail_next(0, 1);
+    OK(mio_reregister(p, sv[0], 1, MIO_READABLE | MIO_WRITABLE));
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+    OK(mio_deregister(p, sv[0]));
+    close_pair(sv);
+    mio_poll_free(p);
+}
+
+/* A cancel that fails again is reported with MIO_ERROR, once; the poll in
+ * flight keeps serving what it asked for, and once it completes the wider
+ * interest is polled. */
+WINDOWS_TEST(cancel_failing_twice_reported_once)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[2];
+    uint32_t f = 0;
+    int k;
+
+    pair_on(p, sv, 1, MIO_READABLE);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
+    mio__afd_fail_next(0, 2);
+    OK(mio_reregister(p, sv[0], 1, MIO_READABLE | MIO_WRITABLE));
+    CHECK_EQ(test_wait_token(p, 1, MIO_SEC), MIO_ERROR);
+    CHECK_EQ(test_wait_token(p, 1, 50 * MIO_MSEC), 0);
+    CHECK_EQ(mio_write(sv[1], "x", 1), 1);
+    for (k = 0; k < 5 && (f & (MIO_READABLE | MIO_WRITABLE)) != (MIO_READABLE | MIO_WRITABLE); k++)
+        f |= test_wait_token(p, 1, 200 * MIO_MSEC);
+    CHECK_EQ(f & (MIO_READABLE | MIO_WRITABLE), MIO_READABLE | MIO_WRITABLE);
+    OK(mio_deregister(p, sv[0]));
+    close_pair(sv);
+    mio_poll_free(p);
+}
+
+#endif
