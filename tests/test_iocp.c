@@ -1,6 +1,6 @@
 /* The Windows backend's own machinery, which the portable tests cannot
- * reach: AFD calls that fail (made to fail through mio__afd_fail_next).
- * Each is a WINDOWS_TEST: other systems build this file with no test in it. */
+ * reach: AFD calls that fail (made to fail through mio__afd_fail_next), and
+ * a socket polled twice at once (watched through the trace).  Each is a WINDOWS_TEST: other systems build this file with no test in it. */
 #include "harness.h"
 
 #ifdef _WIN32
@@ -96,6 +96,64 @@ WINDOWS_TEST(cancel_failing_twice_reported_once)
         f |= test_wait_token(p, 1, 200 * MIO_MSEC);
     CHECK_EQ(f & (MIO_READABLE | MIO_WRITABLE), MIO_READABLE | MIO_WRITABLE);
     OK(mio_deregister(p, sv[0]));
+    close_pair(sv);
+    mio_poll_free(p);
+}
+
+/* ---- one poll per socket at a time ---- */
+
+/* Polls issued and completions dequeued for one socket, from the backend's
+ * trace lines (iocp.c writes them in submit and complete). */
+static mio_fd watched;
+static int in_flight, most_in_flight, issued;
+
+static void count_polls(int level, const char *msg, void *ud)
+{
+    unsigned long long fd;
+    unsigned long events;
+    int err;
+
+    (void)level;
+    (void)ud;
+    if (sscanf(msg, "iocp: socket %llu: poll of AFD events %lx issued: %d", &fd, &events,
+               &err) == 3) {
+        if (fd == (unsigned long long)watched && err == 0) {
+            issued++;
+            if (++in_flight > most_in_flight)
+                most_in_flight = in_flight;
+        }
+    } else if (sscanf(msg, "iocp: socket %llu:", &fd) == 1 && strstr(msg, ": AFD events ") != NULL) {
+        if (fd == (unsigned long long)watched)
+            in_flight--;
+    }
+}
+
+/* Deregistering cancels the socket's poll; registering it again at once
+ * must not issue a second poll beside the cancelled one (AFD may lose
+ * events with one socket in two polls): the new poll waits for the old
+ * one's completion.  Events still come, for the new token. */
+WINDOWS_TEST(reregistered_socket_never_polled_twice)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[2];
+    char c;
+    int i;
+
+    OK(mio_socketpair(sv));
+    watched = sv[0];
+    mio_set_log(count_polls, NULL);
+    for (i = 0; i < 20; i++) {
+        OK(mio_register(p, sv[0], (mio_token)i, MIO_READABLE));
+        OK(mio_deregister(p, sv[0]));
+        OK(mio_register(p, sv[0], (mio_token)(100 + i), MIO_READABLE));
+        CHECK_EQ(mio_write(sv[1], "x", 1), 1);
+        CHECK(test_wait_token(p, (mio_token)(100 + i), MIO_SEC) & MIO_READABLE);
+        CHECK_EQ(mio_read(sv[0], &c, 1), 1);
+        OK(mio_deregister(p, sv[0]));
+    }
+    mio_set_log(NULL, NULL);
+    CHECK(issued >= 40);
+    CHECK_EQ(most_in_flight, 1);
     close_pair(sv);
     mio_poll_free(p);
 }

@@ -69,8 +69,10 @@ struct sock {
     bool queued;                /* on the poll's list of polls to issue */
     bool failed;                /* a MIO_ERROR is owed for it (issue_queued) */
     struct afd_group *group;
-    struct sock *next;          /* hash chain */
+    struct sock *next;          /* hash chain; once deleted, the dying list */
     struct sock *queue_next;
+    struct sock *blocker;       /* deleted, same socket, poll still in flight */
+    struct sock *heir;          /* (of a blocker) the one it holds back */
 };
 
 /* A waker's completions name it by `seq`, never by an address (a waker
@@ -92,6 +94,7 @@ struct iocp_poll {
     size_t nbuckets, count;
     size_t in_flight;           /* polls issued and not yet dequeued */
     struct sock *queue;         /* completed sockets whose next poll waits */
+    struct sock *dying;         /* deleted sockets whose poll is in flight */
     struct afd_group *groups;
     uint64_t wakers_made;       /* the last waker's seq (under base.lock) */
     bool reissue;               /* the queue holds polls cancelled to widen */
@@ -212,12 +215,21 @@ static void enqueue(struct iocp_poll *p, struct sock *s)
 }
 
 /* Takes the socket off the table; its memory goes now, or once nothing
- * refers to it any more (its poll in flight, the list of polls to issue). */
+ * refers to it any more (its poll in flight, the list of polls to issue).
+ * One whose poll is in flight is kept on the dying list meanwhile (see
+ * iocp_add); if its cancel fails, it stays there until the poll completes
+ * by itself, and a new registration of the socket waits as long. */
 static void drop(struct iocp_poll *p, struct sock *s)
 {
     unlink_sock(p, s);
+    if (s->blocker != NULL) {
+        s->blocker->heir = NULL;
+        s->blocker = NULL;
+    }
     if (s->pending) {
         s->deleted = true;
+        s->next = p->dying;
+        p->dying = s;
         if (!s->cancelling) {
             s->cancelling = true;
             (void)mio__afd_cancel(s->group->afd, &s->iosb);
@@ -226,6 +238,27 @@ static void drop(struct iocp_poll *p, struct sock *s)
         s->deleted = true;      /* issue_queued frees it */
     } else {
         free_sock(s);
+    }
+}
+
+/* The deleted registration of socket fd whose poll is still in flight. */
+static struct sock *dying_of(const struct iocp_poll *p, SOCKET fd)
+{
+    struct sock *s;
+    for (s = p->dying; s != NULL; s = s->next)
+        if (s->fd == fd)
+            return s;
+    return NULL;
+}
+
+static void unlink_dying(struct iocp_poll *p, struct sock *s)
+{
+    struct sock **pp;
+    for (pp = &p->dying; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
     }
 }
 
@@ -252,7 +285,7 @@ static int submit(struct iocp_poll *p, struct sock *s)
     ULONG ev = afd_events(s);
     int err;
 
-    if (s->pending || s->deleted)
+    if (s->pending || s->deleted || s->blocker != NULL)
         return 0;
     s->info.timeout.QuadPart = INT64_MAX;
     s->info.count = 1;
@@ -338,12 +371,21 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
 
     s->pending = false;
     p->in_flight--;
+    /* This line and submit's are read by tests/test_iocp.c. */
     MIO_TRACE(MIO_LOG_TRACE, "iocp: socket %llu: AFD events %#lx (asked %#lx), status %#lx%s",
               (unsigned long long)s->fd, (unsigned long)s->info.handles[0].events,
               (unsigned long)s->asked, (unsigned long)s->iosb.Status,
               s->deleted ? ", deregistered" : "");
     if (s->deleted) {
-        free_sock(s);
+        unlink_dying(p, s);
+        if (s->heir != NULL) {
+            /* The socket was registered again meanwhile: its poll now. */
+            s->heir->blocker = NULL;
+            enqueue(p, s->heir);
+            p->reissue = true;
+        }
+        if (!s->queued)
+            free_sock(s);   /* else issue_queued does */
         return false;
     }
     if (s->iosb.Status == MIO_NT_STATUS_CANCELLED) {
@@ -529,6 +571,12 @@ static int iocp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
     if (find(p, fd) != NULL) {
         err = MIO_EEXIST;
     } else if ((err = reserve(p)) == 0 && (err = join_group(p, s)) == 0) {
+        /* Deregistered with its poll still in flight (cancelled, but not yet
+         * completed): a second poll of one socket beside it can lose events
+         * (wepoll issue 35), so this one is issued once that completes. */
+        s->blocker = dying_of(p, fd);
+        if (s->blocker != NULL)
+            s->blocker->heir = s;
         err = submit(p, s);
         if (err == 0) {
             b = bucket_of(p, fd);
@@ -536,6 +584,8 @@ static int iocp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
             p->buckets[b] = s;
             p->count++;
         } else {
+            if (s->blocker != NULL)
+                s->blocker->heir = NULL;
             s->group->users--;
         }
     }
