@@ -1,6 +1,8 @@
 /* The Windows backend's own machinery, which the portable tests cannot
- * reach: AFD calls that fail (made to fail through mio__afd_fail_next), and
- * a socket polled twice at once (watched through the trace).  Each is a WINDOWS_TEST: other systems build this file with no test in it. */
+ * reach: AFD calls that fail (made to fail through mio__afd_fail_next), a
+ * socket polled twice at once (watched through the trace), and the search
+ * for a socket's base handle behind layered providers (a stand-in provider).
+ * Each is a WINDOWS_TEST: other systems build this file with no test in it. */
 #include "harness.h"
 
 #ifdef _WIN32
@@ -156,6 +158,87 @@ WINDOWS_TEST(reregistered_socket_never_polled_twice)
     CHECK_EQ(most_in_flight, 1);
     close_pair(sv);
     mio_poll_free(p);
+}
+
+/* ---- the base handle behind layered service providers ---- */
+
+/* A stand-in for a chain of providers over sockets 100, 200, ...: each
+ * answers the four requests as its entry in `layers` says (0: fail, else
+ * the socket it names). */
+struct layer {
+    SOCKET s;
+    SOCKET base, bsp_select, bsp_poll, bsp;
+};
+
+static const struct layer *layers;
+static int asked;
+
+static int fake_ioctl(SOCKET s, DWORD code, SOCKET *out)
+{
+    const struct layer *l;
+    SOCKET r = 0;
+
+    asked++;
+    for (l = layers; l->s != 0; l++)
+        if (l->s == s)
+            break;
+    if (l->s == 0)
+        return MIO_EBADF;   /* no such socket */
+    switch (code) {
+    case MIO_SIO_BASE_HANDLE: r = l->base; break;
+    case MIO_SIO_BSP_HANDLE_SELECT: r = l->bsp_select; break;
+    case MIO_SIO_BSP_HANDLE_POLL: r = l->bsp_poll; break;
+    case MIO_SIO_BSP_HANDLE: r = l->bsp; break;
+    }
+    if (r == 0)
+        return MIO_ENOSYS;
+    *out = r;
+    return 0;
+}
+
+static int base_of(const struct layer *chain, SOCKET s, SOCKET *base)
+{
+    layers = chain;
+    asked = 0;
+    *base = INVALID_SOCKET;
+    return mio__afd_base_socket_via(s, fake_ioctl, base);
+}
+
+WINDOWS_TEST(base_socket_found_past_layered_providers)
+{
+    /* No provider in the way. */
+    static const struct layer plain[] = { { 100, 100, 100, 100, 100 }, { 0 } };
+    /* Providers that refuse SIO_BASE_HANDLE and answer the select() request
+     * with the socket itself (Komodia does), over a second such layer:
+     * unwrapped one layer at a time down to the base. */
+    static const struct layer komodia[] = {
+        { 100, 0, 100, 200, 0 }, { 200, 0, 200, 300, 0 }, { 300, 300, 0, 0, 0 }, { 0 }
+    };
+    /* One answering only the plain provider request. */
+    static const struct layer bsp_only[] = { { 100, 0, 0, 0, 200 }, { 200, 200, 0, 0, 0 }, { 0 } };
+    /* One answering the select() request truthfully. */
+    static const struct layer select_only[] = { { 100, 0, 200, 0, 0 }, { 200, 200, 0, 0, 0 }, { 0 } };
+    /* Ones that answer everything with the socket itself, or go round in a
+     * circle: an error (SIO_BASE_HANDLE's), not a loop. */
+    static const struct layer itself[] = { { 100, 0, 100, 100, 100 }, { 0 } };
+    static const struct layer circle[] = { { 100, 0, 200, 0, 0 }, { 200, 0, 100, 0, 0 }, { 0 } };
+    SOCKET base;
+
+    OK(base_of(plain, 100, &base));
+    CHECK_EQ(base, 100);
+    CHECK_EQ(asked, 1);
+    OK(base_of(komodia, 100, &base));
+    CHECK_EQ(base, 300);
+    OK(base_of(bsp_only, 100, &base));
+    CHECK_EQ(base, 200);
+    OK(base_of(select_only, 100, &base));
+    CHECK_EQ(base, 200);
+    CHECK_EQ(base_of(itself, 100, &base), MIO_ENOSYS);
+    CHECK_EQ(base_of(circle, 100, &base), MIO_ENOSYS);
+    CHECK(asked < 100);
+    /* Not a socket at all: no provider to look past. */
+    CHECK_EQ(base_of(plain, 999, &base), MIO_EBADF);
+    CHECK_EQ(asked, 1);
 }
 
 #endif

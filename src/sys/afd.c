@@ -176,17 +176,43 @@ static int ioctl_handle(SOCKET s, DWORD code, SOCKET *out)
     return 0;
 }
 
+/* Layered providers looked through at most: one that names another layer
+ * forever, or a circle of them, ends in an error rather than a hang. */
+#define MAX_LAYERS 8
+
 int mio__afd_base_socket_via(SOCKET s, mio__afd_ioctl_fn *ioctl, SOCKET *base)
 {
-    int err = ioctl(s, MIO_SIO_BASE_HANDLE, base);
-    if (err == 0)
-        return 0;
-    /* Some layered providers refuse SIO_BASE_HANDLE but answer the requests
-     * that WSAPoll() and the providers themselves use to find the socket of
-     * the provider below. */
-    if (ioctl(s, MIO_SIO_BSP_HANDLE_POLL, base) == 0 ||
-        ioctl(s, MIO_SIO_BSP_HANDLE, base) == 0)
-        return 0;
+    /* The requests that select(), WSAPoll() and the providers themselves
+     * use to find the socket of the layer below. */
+    static const DWORD below[] = {
+        MIO_SIO_BSP_HANDLE_SELECT, MIO_SIO_BSP_HANDLE_POLL, MIO_SIO_BSP_HANDLE
+    };
+    SOCKET next;
+    size_t i;
+    int err = 0, e, layers;
+
+    /* SIO_BASE_HANDLE goes past every layer at once, and providers are not
+     * to intercept it; some do anyway (Komodia-based ones, to keep programs
+     * from going around them), but still answer one of `below`, which peels
+     * off one layer: SIO_BASE_HANDLE is then asked of the socket under it,
+     * as more layers may follow.  An answer naming the socket itself (what
+     * such a provider says to the select() request) is no answer.  When
+     * nothing gets further, the error is SIO_BASE_HANDLE's first. */
+    for (layers = 0; layers < MAX_LAYERS; layers++) {
+        e = ioctl(s, MIO_SIO_BASE_HANDLE, base);
+        if (e == 0)
+            return 0;
+        if (err == 0)
+            err = e;
+        if (e == MIO_EBADF)
+            return err;     /* no socket at all: no provider to look past */
+        for (i = 0; i < sizeof below / sizeof below[0]; i++)
+            if (ioctl(s, below[i], &next) == 0 && next != s)
+                break;
+        if (i == sizeof below / sizeof below[0])
+            return err;
+        s = next;
+    }
     return err;
 }
 
