@@ -13,9 +13,9 @@
  * socket as it is then (a level registration drained in between is not
  * reported again).  Oneshot registrations ask for nothing more until mod;
  * edge is emulated by dropping a reported direction from the next polls
- * until a libmio I/O call on the socket sees would-block (rearm).  Hang-up and error
- * stay true once they happen, so an edge or oneshot registration stops asking
- * for them after reporting them, until mod.
+ * until a libmio I/O call on the socket sees would-block (rearm).  Hang-up
+ * and error stay true once they happen, so an edge or oneshot registration
+ * stops asking for them after reporting them, until mod.
  *
  * Changes from other threads: add, mod, del and rearm take the poll's lock
  * and issue or cancel polls themselves; a completion they cause wakes the
@@ -23,7 +23,11 @@
  * widens cancels the poll in flight (its completion, cancelled or not, then
  * issues the new one); interest that narrows keeps it, and events no longer
  * asked for are dropped when it completes.  A socket deregistered with a poll
- * in flight is only marked: its memory goes when that poll completes.
+ * in flight is only marked: its memory goes when that poll completes, and a
+ * new registration of the socket meanwhile issues its first poll only then
+ * (one socket in two polls at once can lose events).  What AFD refuses (a
+ * poll that cannot be issued, a cancel that fails twice) is reported with
+ * MIO_ERROR, in a later wait if the batch is full.
  *
  * One closed without deregistering goes when AFD reports the close
  * (AFD_POLL_LOCAL_CLOSE), or at once when mio_close closes it.  For that
@@ -69,8 +73,9 @@ struct sock {
     bool queued;                /* on the poll's list of polls to issue */
     bool failed;                /* a MIO_ERROR is owed for it (issue_queued) */
     struct afd_group *group;
-    struct sock *next;          /* hash chain; once deleted, the dying list */
+    struct sock *next;          /* hash chain */
     struct sock *queue_next;
+    struct sock *dying_next;
     struct sock *blocker;       /* deleted, same socket, poll still in flight */
     struct sock *heir;          /* (of a blocker) the one it holds back */
 };
@@ -97,7 +102,8 @@ struct iocp_poll {
     struct sock *dying;         /* deleted sockets whose poll is in flight */
     struct afd_group *groups;
     uint64_t wakers_made;       /* the last waker's seq (under base.lock) */
-    bool reissue;               /* the queue holds polls cancelled to widen */
+    bool reissue;               /* the queue holds polls cancelled to widen,
+                                   or held back (see iocp_add) */
     atomic_int notified;
     OVERLAPPED_ENTRY entries[ENTRIES];  /* the (single) waiter's */
 };
@@ -228,7 +234,7 @@ static void drop(struct iocp_poll *p, struct sock *s)
     }
     if (s->pending) {
         s->deleted = true;
-        s->next = p->dying;
+        s->dying_next = p->dying;
         p->dying = s;
         if (!s->cancelling) {
             s->cancelling = true;
@@ -245,7 +251,7 @@ static void drop(struct iocp_poll *p, struct sock *s)
 static struct sock *dying_of(const struct iocp_poll *p, SOCKET fd)
 {
     struct sock *s;
-    for (s = p->dying; s != NULL; s = s->next)
+    for (s = p->dying; s != NULL; s = s->dying_next)
         if (s->fd == fd)
             return s;
     return NULL;
@@ -254,9 +260,9 @@ static struct sock *dying_of(const struct iocp_poll *p, SOCKET fd)
 static void unlink_dying(struct iocp_poll *p, struct sock *s)
 {
     struct sock **pp;
-    for (pp = &p->dying; *pp != NULL; pp = &(*pp)->next) {
+    for (pp = &p->dying; *pp != NULL; pp = &(*pp)->dying_next) {
         if (*pp == s) {
-            *pp = s->next;
+            *pp = s->dying_next;
             return;
         }
     }
@@ -744,15 +750,14 @@ static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t time
 {
     struct iocp_poll *p = to_iocp(base);
     DWORD ms;
-    int n = 0, got;
+    int n, got;
+    bool again;
 
-    if (p->queue != NULL) {
-        mio_mutex_lock(&p->lock);
-        n = (int)issue_queued(p, events, cap);
-        mio_mutex_unlock(&p->lock);
-        if (n > 0)
-            timeout_ns = 0;
-    }
+    mio_mutex_lock(&p->lock);
+    n = (int)issue_queued(p, events, cap);
+    mio_mutex_unlock(&p->lock);
+    if (n > 0)
+        timeout_ns = 0;
     if ((size_t)n == cap)
         return n;
     if (timeout_ns < 0)
@@ -765,17 +770,19 @@ static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t time
     if (got < 0)
         return n > 0 ? n : got;
     n += got;
-    /* A poll that was cancelled to ask for more is asked again here, and
-     * what it finds at once is taken in this same wait: a mod is seen by the
-     * next wait, even one that does not block. */
-    if (p->reissue && (size_t)n < cap) {
-        mio_mutex_lock(&p->lock);
-        p->reissue = false;
+    /* A poll that was cancelled to ask for more (or held back) is issued
+     * here, and what it finds at once is taken in this same wait: a mod is
+     * seen by the next wait, even one that does not block. */
+    if ((size_t)n == cap)
+        return n;
+    mio_mutex_lock(&p->lock);
+    again = p->reissue;
+    p->reissue = false;
+    if (again)
         n += (int)issue_queued(p, events + n, cap - (size_t)n);
-        mio_mutex_unlock(&p->lock);
-        if ((size_t)n < cap && (got = dequeue(p, events + n, cap - (size_t)n, 0)) > 0)
-            n += got;
-    }
+    mio_mutex_unlock(&p->lock);
+    if (again && (size_t)n < cap && (got = dequeue(p, events + n, cap - (size_t)n, 0)) > 0)
+        n += got;
     return n;
 }
 
