@@ -102,6 +102,25 @@ WINDOWS_TEST(cancel_failing_twice_reported_once)
     mio_poll_free(p);
 }
 
+/* Deregistering cancels the socket's poll; a cancel that fails is tried
+ * again by the next wait, so that a new registration of the socket, whose
+ * poll waits for the old one's completion, is not held back for good. */
+WINDOWS_TEST(failed_cancel_on_deregister_is_retried)
+{
+    mio_poll *p = test_poll();
+    mio_fd sv[2];
+
+    pair_on(p, sv, 1, MIO_READABLE);
+    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
+    mio__afd_fail_next(0, 1);
+    OK(mio_deregister(p, sv[0]));
+    OK(mio_register(p, sv[0], 2, MIO_WRITABLE));
+    CHECK(test_wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
+    OK(mio_deregister(p, sv[0]));
+    close_pair(sv);
+    mio_poll_free(p);
+}
+
 /* ---- one poll per socket at a time ---- */
 
 /* Polls issued and completions dequeued for one socket, from the backend's

@@ -220,11 +220,14 @@ static void enqueue(struct iocp_poll *p, struct sock *s)
     }
 }
 
+static int iocp_notify(mio_poll *base);
+
 /* Takes the socket off the table; its memory goes now, or once nothing
  * refers to it any more (its poll in flight, the list of polls to issue).
  * One whose poll is in flight is kept on the dying list meanwhile (see
- * iocp_add); if its cancel fails, it stays there until the poll completes
- * by itself, and a new registration of the socket waits as long. */
+ * iocp_add); a cancel that fails is tried again by the next wait, and if
+ * that fails too the poll is left to complete by itself (a new registration
+ * of the socket waits as long). */
 static void drop(struct iocp_poll *p, struct sock *s)
 {
     unlink_sock(p, s);
@@ -237,8 +240,12 @@ static void drop(struct iocp_poll *p, struct sock *s)
         s->dying_next = p->dying;
         p->dying = s;
         if (!s->cancelling) {
-            s->cancelling = true;
-            (void)mio__afd_cancel(s->group->afd, &s->iosb);
+            if (mio__afd_cancel(s->group->afd, &s->iosb) == 0) {
+                s->cancelling = true;
+            } else {
+                enqueue(p, s);
+                (void)iocp_notify(&p->base);
+            }
         }
     } else if (s->queued) {
         s->deleted = true;      /* issue_queued frees it */
@@ -324,8 +331,6 @@ static int widen(struct sock *s)
         s->cancelling = true;
     return err;
 }
-
-static int iocp_notify(mio_poll *base);
 
 /* After the socket's wishes changed (mod, rearm).  A socket found closed is
  * forgotten (MIO_EBADF).  A cancel that fails leaves the poll in flight
@@ -445,6 +450,8 @@ static size_t issue_queued(struct iocp_poll *p, mio_event *events, size_t cap)
         if (s->deleted) {
             if (!s->pending)
                 free_sock(s);
+            else if (!s->cancelling && mio__afd_cancel(s->group->afd, &s->iosb) == 0)
+                s->cancelling = true;
             continue;
         }
         if (s->failed) {
