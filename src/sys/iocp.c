@@ -418,6 +418,12 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
     }
     r = readiness(ev);
     r &= (s->interest & MIO_INTERESTS) | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED;
+    if (s->failed) {
+        /* The MIO_ERROR still owed for a cancel that failed goes with this,
+         * and the next poll is issued as usual (issue_queued). */
+        s->failed = false;
+        r |= MIO_ERROR;
+    }
     if (r != 0) {
         if (s->interest & MIO_ONESHOT) {
             s->armed = 0;

@@ -69,14 +69,15 @@ int mio__afd_cancel(HANDLE afd, IO_STATUS_BLOCK *iosb);
 /* The handle AFD knows a socket by, past layered service providers. */
 int mio__afd_base_socket(SOCKET s, SOCKET *base);
 
-/* ---- for tests (tests/test_iocp.c), through the static library ---- */
-
-/* The WSAIoctl requests that name a socket's handle in the provider below
+/* The WSAIoctl requests it makes: the base provider's socket, and the socket
+ * of the provider below as select(), WSAPoll() and providers ask for it
  * (defined here: Winsock headers differ on whether they have them). */
 #define MIO_SIO_BSP_HANDLE        0x4800001BUL
 #define MIO_SIO_BSP_HANDLE_SELECT 0x4800001CUL
 #define MIO_SIO_BSP_HANDLE_POLL   0x4800001DUL
 #define MIO_SIO_BASE_HANDLE       0x48000022UL
+
+/* ---- for tests (tests/test_iocp.c), through the static library ---- */
 
 /* One of those requests on s: 0 and *out, or a MIO_E* code. */
 typedef int mio__afd_ioctl_fn(SOCKET s, DWORD code, SOCKET *out);
