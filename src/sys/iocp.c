@@ -4,9 +4,9 @@
  * most one IOCTL_AFD_POLL in flight, issued on a helper handle to
  * \Device\Afd that a group of sockets shares (afd.c).  The poll completes on
  * the port when any of the asked-for AFD events holds; wait dequeues
- * completions with GetQueuedCompletionStatusEx, turns each into at most one
- * event and issues the socket's next poll.  Wakers and notify post their own
- * completions.
+ * completions with GetQueuedCompletionStatusEx and turns each into at most
+ * one event; the socket's next poll follows.  Wakers and notify post their
+ * own completions.
  *
  * AFD polls are level-triggered and one-shot by nature.  A completed socket's
  * next poll is issued when the next wait starts, so that it asks about the
@@ -517,6 +517,12 @@ static void iocp_fini(mio_poll *base)
             if (s->deleted && !s->pending)
                 free_sock(s);
         }
+    }
+    {
+        struct sock *s;
+        for (s = p->dying; s != NULL; s = s->dying_next)
+            if (!s->cancelling)
+                (void)mio__afd_cancel(s->group->afd, &s->iosb);
     }
     for (i = 0; i < p->nbuckets; i++) {
         struct sock *s, *snext;
