@@ -598,7 +598,7 @@ static int iocp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
     } else if ((err = reserve(p)) == 0 && (err = join_group(p, s)) == 0) {
         /* Deregistered with its poll still in flight (cancelled, but not yet
          * completed): a second poll of one socket beside it can lose events
-         * (wepoll issue 35), so this one is issued once that completes. */
+         * (wepoll has seen it), so this one is issued once that completes. */
         s->blocker = dying_of(p, fd);
         if (s->blocker != NULL)
             s->blocker->heir = s;
