@@ -28,7 +28,7 @@
  *   fails with any other error (a connection aborted before accept, a
  *   transient MIO_ENOMEM): what is still ready is then reported again, and
  *   the next arrival is reported as a kernel edge would.  Reading a pending
- *   error with mio_socket_error re-arms both directions.  Do I/O through
+ *   error with mio_socket_error re-arms both directions; MIO_PRIORITY re-arms with the reads.  Do I/O through
  *   libmio to get exact edge semantics on every backend.
  * - One token may appear in more than one event of a batch (kqueue reports read
  *   and write apart).  MIO_ERROR, MIO_READ_CLOSED and MIO_WRITE_CLOSED are

@@ -97,6 +97,13 @@ int test_on_valgrind(void);
 #define POSIX_TEST(name) TEST(name)
 #endif
 
+/* Its counterpart: a test of the Windows backend's own machinery (through
+ * the hooks src/sys/win.h has for tests), registered with ctest on Windows
+ * only and undefined elsewhere. */
+#ifdef _WIN32
+#define WINDOWS_TEST(name) TEST(name)
+#endif
+
 /* A poll on this run's backend (skips if the host lacks it). */
 mio_poll *test_poll(void);
 

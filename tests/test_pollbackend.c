@@ -502,6 +502,91 @@ POSIX_TEST(deregister_closed_fd_is_ebadf)
 
 #endif
 
+/* Closes fd behind the library's back: no deregister, no mio_close. */
+static void close_behind_back(mio_fd fd)
+{
+#ifdef _WIN32
+    CHECK_EQ(closesocket(fd), 0);
+#else
+    CHECK_EQ(close(fd), 0);
+#endif
+}
+
+/* A new UDP socket (writable at once) whose descriptor is the free value fd
+ * again if the OS hands it out: POSIX takes it with dup2, Windows gives freed
+ * handle values back soon, so new sockets are made until one has it (or 64
+ * were tried, and the last is returned). */
+static mio_fd udp_socket_at(mio_fd fd)
+{
+    mio_addr a;
+    mio_fd s;
+
+    OK(mio_addr_parse("127.0.0.1:0", &a));
+    OK(mio_udp_bind(&a, &s));
+#ifdef _WIN32
+    {
+        mio_fd tried[64];
+        int i, n = 0;
+        while (s != fd && n < 64) {
+            tried[n++] = s;
+            OK(mio_udp_bind(&a, &s));
+        }
+        for (i = 0; i < n; i++)
+            OK(mio_close(tried[i]));
+    }
+#else
+    if (s != fd) {
+        CHECK(dup2(s, fd) == fd);
+        OK(mio_close(s));
+        s = fd;
+    }
+#endif
+    return s;
+}
+
+/* A registration whose socket is closed behind the library's back is
+ * forgotten once a wait has looked, whatever its trigger left armed (a fired
+ * oneshot, a used-up edge), closed right after its event or a wait later:
+ * no event for its token, not even an error, and a new socket with the same
+ * descriptor value registers afresh. */
+TEST(closed_behind_back_forgotten_in_every_mode)
+{
+    static const uint32_t modes[] = { MIO_LEVEL, MIO_EDGE, MIO_ONESHOT, MIO_LEVEL | MIO_ONESHOT };
+    int k;
+
+    for (k = 0; k < 8; k++) {
+        mio_poll *p = test_poll();
+        mio_fd sv[2], fd;
+        mio_event ev[8];
+        int i, n, rounds;
+        uint32_t seen = 0;
+
+        OK(mio_socketpair(sv));
+        OK(mio_register(p, sv[0], 1, MIO_WRITABLE | modes[k % 4]));
+        CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
+        if (k >= 4)
+            (void)test_wait(p, ev, 8, 20 * MIO_MSEC);
+        close_behind_back(sv[0]);
+        check_quiet(p, 1);
+        check_quiet(p, 1);
+        fd = udp_socket_at(sv[0]);
+        OK(mio_register(p, fd, 2, MIO_WRITABLE | MIO_LEVEL));
+        for (rounds = 0; rounds < 3; rounds++) {
+            n = test_wait(p, ev, 8, 50 * MIO_MSEC);
+            for (i = 0; i < n; i++) {
+                CHECK_EQ(ev[i].token, 2);
+                seen |= ev[i].flags;
+            }
+        }
+        CHECK(seen & MIO_WRITABLE);
+        OK(mio_deregister(p, fd));
+        CHECK_EQ(mio_deregister(p, fd), MIO_ENOENT);
+        OK(mio_close(fd));
+        OK(mio_close(sv[1]));
+        mio_poll_free(p);
+    }
+}
+
 /* ---- fairness ---- */
 
 TEST(capacity_smaller_than_ready_set_rotates)

@@ -4,6 +4,7 @@
  * checked against a model.  Every test runs on every backend. */
 #include "harness.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -845,7 +846,7 @@ TEST(pop_racing_last_set_free)
     new_pair(&other, &other_s);
     OK(mio_registration_register(p, other, 2, R));
     c.p = p;
-    c.rounds = 1L << 40;    /* until `end` */
+    c.rounds = LONG_MAX;    /* until `end` */
     atomic_init(&c.stop, 0);
     atomic_init(&c.done, 0);
     CHECK_EQ(pthread_create(&t, NULL, churn_orphans, &c), 0);

@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 #ifndef _WIN32
@@ -295,6 +296,121 @@ TEST(freed_waker_reports_nothing)
     CHECK_EQ(test_wait(p, ev, 8, 20 * MIO_MSEC), 0);
     mio_waker_free(b);
     mio_poll_free(p);
+}
+
+/* A wake still queued when its waker is freed belongs to that waker alone:
+ * a new waker, which the allocator may well put at the same address, is not
+ * reported for it. */
+TEST(freed_wakers_wake_not_credited_to_next_waker)
+{
+    mio_poll *p = test_poll();
+    mio_waker *a, *b;
+    mio_event ev[8];
+    int i, n;
+
+    for (i = 0; i < 10; i++) {
+        OK(mio_waker_new(p, 1, &a));
+        OK(mio_waker_wake(a));
+        mio_waker_free(a);
+        OK(mio_waker_new(p, 2, &b));
+        n = test_wait(p, ev, 8, 20 * MIO_MSEC);
+        CHECK_EQ(test_flags(ev, n, 1), 0);
+        CHECK_EQ(test_flags(ev, n, 2), 0);
+        mio_waker_free(b);
+    }
+    mio_poll_free(p);
+}
+
+/* Wakes racing mio_poll_free: each round, threads wake a poll's wakers
+ * while the poll is waited on (so that wakes reach the OS, not just coalesce)
+ * and then freed; every wake returns 0, before, during and after the free.
+ * The wakers are freed once the threads have let go of them. */
+#define RACE_WAKERS 4
+#define RACE_THREADS 1
+
+struct free_race {
+    mio_waker *w[RACE_WAKERS];
+    atomic_int round;               /* being woken; 0 between rounds, -1 ends */
+    atomic_int started[RACE_THREADS], done[RACE_THREADS];  /* rounds of each thread */
+    atomic_int wakes, failures, first_error;
+};
+
+struct race_thread {
+    struct free_race *r;
+    int id;
+};
+
+static void *wake_while_round(void *arg)
+{
+    struct race_thread *t = arg;
+    struct free_race *r = t->r;
+    int round, i, err;
+
+    while ((round = atomic_load(&r->round)) >= 0) {
+        if (round == 0 || round == atomic_load(&r->done[t->id])) {
+            sched_yield();
+            continue;
+        }
+        atomic_store(&r->started[t->id], round);
+        while (atomic_load(&r->round) == round) {
+            for (i = 0; i < RACE_WAKERS; i++) {
+                err = mio_waker_wake(r->w[i]);
+                atomic_fetch_add(&r->wakes, 1);
+                if (err != 0 && atomic_fetch_add(&r->failures, 1) == 0)
+                    atomic_store(&r->first_error, err);
+            }
+            sched_yield();
+        }
+        atomic_store(&r->done[t->id], round);
+    }
+    return NULL;
+}
+
+TEST(wakes_racing_poll_free_all_succeed)
+{
+    static struct free_race r;
+    struct race_thread t[RACE_THREADS];
+    pthread_t th[RACE_THREADS];
+    mio_event ev[8];
+    long rounds = test_scaled(2000), k;
+    int i, j;
+
+    atomic_init(&r.round, 0);
+    for (i = 0; i < RACE_THREADS; i++) {
+        atomic_init(&r.started[i], 0);
+        atomic_init(&r.done[i], 0);
+        t[i].r = &r;
+        t[i].id = i;
+        CHECK_EQ(pthread_create(&th[i], NULL, wake_while_round, &t[i]), 0);
+    }
+    for (k = 1; k <= rounds; k++) {
+        mio_poll *p = test_poll();
+        for (i = 0; i < RACE_WAKERS; i++)
+            OK(mio_waker_new(p, (mio_token)i, &r.w[i]));
+        atomic_store(&r.round, (int)k);
+        for (i = 0; i < RACE_THREADS; i++)
+            while (atomic_load(&r.started[i]) != (int)k)
+                sched_yield();
+        for (j = 0; j < (int)(k % 4); j++)
+            CHECK(test_wait(p, ev, 8, 0) >= 0);
+        mio_poll_free(p);
+        for (j = 0; j < 20; j++)
+            sched_yield();      /* more wakes, on the freed poll's wakers */
+        atomic_store(&r.round, 0);
+        for (i = 0; i < RACE_THREADS; i++)
+            while (atomic_load(&r.done[i]) != (int)k)
+                sched_yield();
+        for (i = 0; i < RACE_WAKERS; i++)
+            mio_waker_free(r.w[i]);
+    }
+    atomic_store(&r.round, -1);
+    for (i = 0; i < RACE_THREADS; i++)
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    CHECK(atomic_load(&r.wakes) > 0);
+    if (atomic_load(&r.failures) != 0)
+        FAIL("%d of %d wakes failed, the first with %d (%s)", atomic_load(&r.failures),
+             atomic_load(&r.wakes), atomic_load(&r.first_error),
+             mio_strerror(atomic_load(&r.first_error)));
 }
 
 TEST(waker_outlives_poll)

@@ -14,11 +14,9 @@
 
 #define NT_FILE_OPEN 1UL
 
-/* Defined here, not taken from an SDK: Winsock headers differ on whether
- * they have them. */
-#define SIO_BASE_HANDLE_     0x48000022UL
-#define SIO_BSP_HANDLE_      0x4800001BUL
-#define SIO_BSP_HANDLE_POLL_ 0x4800001DUL
+/* STATUS_INSUFFICIENT_RESOURCES: what a failure made by mio__afd_fail_next
+ * says. */
+#define NT_STATUS_NO_RESOURCES ((LONG)0xC000009AL)
 
 typedef LONG(NTAPI *nt_create_file_fn)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES,
                                        PIO_STATUS_BLOCK, PLARGE_INTEGER, ULONG, ULONG,
@@ -90,9 +88,31 @@ int mio__afd_open(HANDLE port, ULONG_PTR key, HANDLE *out)
     return 0;
 }
 
+/* Failures tests ask for (mio__afd_fail_next): calls still to fail. */
+static atomic_int fail_polls, fail_cancels;
+
+void mio__afd_fail_next(int polls, int cancels)
+{
+    atomic_store(&fail_polls, polls);
+    atomic_store(&fail_cancels, cancels);
+}
+
+/* Takes one failure from *left if any is left. */
+static bool fail_one(atomic_int *left)
+{
+    int n = atomic_load_explicit(left, memory_order_relaxed);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(left, &n, n - 1))
+            return true;
+    return false;
+}
+
 int mio__afd_poll(HANDLE afd, struct mio_afd_poll_info *info, IO_STATUS_BLOCK *iosb)
 {
     LONG status;
+
+    if (fail_one(&fail_polls))
+        return mio__nt_error(NT_STATUS_NO_RESOURCES);
 
     iosb->Status = MIO_NT_STATUS_PENDING;
     /* The IO_STATUS_BLOCK doubles as the APC context: it is what the port
@@ -101,6 +121,10 @@ int mio__afd_poll(HANDLE afd, struct mio_afd_poll_info *info, IO_STATUS_BLOCK *i
                                        info, sizeof *info, info, sizeof *info);
     if (status == MIO_NT_STATUS_SUCCESS || status == MIO_NT_STATUS_PENDING)
         return 0;
+    /* The handle no longer names a socket: closed, or its value taken by
+     * another kind of object since. */
+    if (status == MIO_NT_STATUS_INVALID_HANDLE || status == MIO_NT_STATUS_OBJECT_TYPE_MISMATCH)
+        return MIO_EBADF;
     return mio__nt_error(status);
 }
 
@@ -111,6 +135,8 @@ int mio__afd_cancel(HANDLE afd, IO_STATUS_BLOCK *iosb)
 
     if (iosb->Status != MIO_NT_STATUS_PENDING)
         return 0;   /* completed already; the completion is on its way */
+    if (fail_one(&fail_cancels))
+        return mio__nt_error(NT_STATUS_NO_RESOURCES);
     status = nt_cancel_io_file_ex(afd, iosb, &cancel);
     if (status == MIO_NT_STATUS_SUCCESS || status == MIO_NT_STATUS_NOT_FOUND)
         return 0;
@@ -127,16 +153,47 @@ static int ioctl_handle(SOCKET s, DWORD code, SOCKET *out)
     return 0;
 }
 
+/* Layered providers looked through at most: one that names another layer
+ * forever, or a circle of them, ends in an error rather than a hang. */
+#define MAX_LAYERS 8
+
+int mio__afd_base_socket_via(SOCKET s, mio__afd_ioctl_fn *ioctl, SOCKET *base)
+{
+    /* The requests that select(), WSAPoll() and the providers themselves
+     * use to find the socket of the layer below. */
+    static const DWORD below[] = {
+        MIO_SIO_BSP_HANDLE_SELECT, MIO_SIO_BSP_HANDLE_POLL, MIO_SIO_BSP_HANDLE
+    };
+    SOCKET next;
+    size_t i;
+    int err = 0, e, layers;
+
+    /* SIO_BASE_HANDLE goes past every layer at once, and providers are not
+     * to intercept it; some do anyway (Komodia-based ones, to keep programs
+     * from going around them), but still answer one of `below`, which peels
+     * off one layer: SIO_BASE_HANDLE is then asked of the socket under it,
+     * as more layers may follow.  An answer naming the socket itself (what
+     * such a provider says to the select() request) is no answer.  When
+     * nothing gets further, the error is SIO_BASE_HANDLE's first. */
+    for (layers = 0; layers < MAX_LAYERS; layers++) {
+        e = ioctl(s, MIO_SIO_BASE_HANDLE, base);
+        if (e == 0)
+            return 0;
+        if (err == 0)
+            err = e;
+        if (e == MIO_EBADF)
+            return err;     /* no socket at all: no provider to look past */
+        for (i = 0; i < sizeof below / sizeof below[0]; i++)
+            if (ioctl(s, below[i], &next) == 0 && next != s)
+                break;
+        if (i == sizeof below / sizeof below[0])
+            return err;
+        s = next;
+    }
+    return err;
+}
+
 int mio__afd_base_socket(SOCKET s, SOCKET *base)
 {
-    int err = ioctl_handle(s, SIO_BASE_HANDLE_, base);
-    if (err == 0)
-        return 0;
-    /* Some layered providers refuse SIO_BASE_HANDLE but answer the requests
-     * that WSAPoll() and the providers themselves use to find the socket of
-     * the provider below. */
-    if (ioctl_handle(s, SIO_BSP_HANDLE_POLL_, base) == 0 ||
-        ioctl_handle(s, SIO_BSP_HANDLE_, base) == 0)
-        return 0;
-    return err;
+    return mio__afd_base_socket_via(s, ioctl_handle, base);
 }

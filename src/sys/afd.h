@@ -24,6 +24,8 @@
 #define MIO_NT_STATUS_PENDING   ((LONG)0x00000103L)
 #define MIO_NT_STATUS_CANCELLED ((LONG)0xC0000120L)
 #define MIO_NT_STATUS_NOT_FOUND ((LONG)0xC0000225L)
+#define MIO_NT_STATUS_INVALID_HANDLE ((LONG)0xC0000008L)
+#define MIO_NT_STATUS_OBJECT_TYPE_MISMATCH ((LONG)0xC0000024L)
 
 struct mio_afd_poll_handle {
     HANDLE handle;
@@ -44,12 +46,31 @@ int mio__afd_init(void);
 /* Opens a helper handle bound to port (completion key `key`). */
 int mio__afd_open(HANDLE port, ULONG_PTR key, HANDLE *out);
 /* Starts a poll of info on helper afd; completes on the port unless it
- * fails at once (a MIO_E* code then). */
+ * fails at once (a MIO_E* code then: MIO_EBADF if the socket is gone). */
 int mio__afd_poll(HANDLE afd, struct mio_afd_poll_info *info, IO_STATUS_BLOCK *iosb);
 /* Cancels the poll of iosb; its completion still arrives (as cancelled, or
  * with its events if it won the race). */
 int mio__afd_cancel(HANDLE afd, IO_STATUS_BLOCK *iosb);
 /* The handle AFD knows a socket by, past layered service providers. */
 int mio__afd_base_socket(SOCKET s, SOCKET *base);
+
+/* The WSAIoctl requests it makes: the base provider's socket, and the socket
+ * of the provider below as select(), WSAPoll() and providers ask for it
+ * (defined here: Winsock headers differ on whether they have them). */
+#define MIO_SIO_BSP_HANDLE        0x4800001BUL
+#define MIO_SIO_BSP_HANDLE_SELECT 0x4800001CUL
+#define MIO_SIO_BSP_HANDLE_POLL   0x4800001DUL
+#define MIO_SIO_BASE_HANDLE       0x48000022UL
+
+/* ---- for tests (tests/test_iocp.c), through the static library ---- */
+
+/* One of those requests on s: 0 and *out, or a MIO_E* code. */
+typedef int mio__afd_ioctl_fn(SOCKET s, DWORD code, SOCKET *out);
+/* mio__afd_base_socket asking through `ioctl` (a test's stand-in for a
+ * layered provider) instead of WSAIoctl. */
+int mio__afd_base_socket_via(SOCKET s, mio__afd_ioctl_fn *ioctl, SOCKET *base);
+/* Makes the next `polls` AFD polls and `cancels` AFD cancels fail without
+ * reaching the driver, as when it is out of resources. */
+void mio__afd_fail_next(int polls, int cancels);
 
 #endif

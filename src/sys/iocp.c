@@ -1,21 +1,22 @@
 /* The Windows backend: one I/O completion port, sockets polled through AFD.
  *
- * Each registered socket has a `struct sock` holding its base handle and at
- * most one IOCTL_AFD_POLL in flight, issued on a helper handle to
+ * Each registered socket has a `struct sock` (its registration record's
+ * `data`, registry.h) holding its base handle and at most one IOCTL_AFD_POLL
+ * in flight, issued on a helper handle to
  * \Device\Afd that a group of sockets shares (afd.c).  The poll completes on
  * the port when any of the asked-for AFD events holds; wait dequeues
- * completions with GetQueuedCompletionStatusEx, turns each into at most one
- * event and issues the socket's next poll.  Wakers and notify post their own
- * completions.
+ * completions with GetQueuedCompletionStatusEx and turns each into at most
+ * one event; the socket's next poll follows.  Wakers and notify post their
+ * own completions.
  *
  * AFD polls are level-triggered and one-shot by nature.  A completed socket's
  * next poll is issued when the next wait starts, so that it asks about the
  * socket as it is then (a level registration drained in between is not
- * reported again).  Oneshot registrations stop until mod; edge is
- * emulated by dropping a reported direction from the next polls until a
- * libmio I/O call on the socket sees would-block (rearm).  Hang-up and error
- * stay true once they happen, so an edge or oneshot registration stops asking
- * for them after reporting them, until mod.
+ * reported again).  Oneshot registrations ask for nothing more until mod;
+ * edge is emulated by dropping a reported direction from the next polls
+ * until a libmio call drains it (the registry then calls rearm).  Hang-up
+ * and error stay true once they happen, so an edge or oneshot registration
+ * stops asking for them after reporting them, until mod.
  *
  * Changes from other threads: add, mod, del and rearm take the poll's lock
  * and issue or cancel polls themselves; a completion they cause wakes the
@@ -23,10 +24,21 @@
  * widens cancels the poll in flight (its completion, cancelled or not, then
  * issues the new one); interest that narrows keeps it, and events no longer
  * asked for are dropped when it completes.  A socket deregistered with a poll
- * in flight is only marked: its memory goes when that poll completes.  One
- * closed without deregistering goes when AFD reports the close
- * (AFD_POLL_LOCAL_CLOSE), or at once when mio_close closes it. */
-#include "../sys.h"
+ * in flight is only marked: its memory goes when that poll completes, and a
+ * new registration of the socket meanwhile issues its first poll only then
+ * (one socket in two polls at once can lose events).  What AFD refuses (a
+ * poll that cannot be issued, a cancel that fails twice) is reported with
+ * MIO_ERROR, in a later wait if the batch is full.
+ *
+ * One closed without deregistering goes when AFD reports the close
+ * (AFD_POLL_LOCAL_CLOSE), or at once when mio_close closes it; its record
+ * then has no socket state, which the next call on the handle treats as
+ * stale.  For that
+ * every poll asks for the close, and a socket with nothing armed still has
+ * one in flight; one closed while it has none (between a completion and the
+ * next wait) fails its next poll as an invalid handle and goes then, as in
+ * wepoll and mio.  Either way nothing is reported for it. */
+#include "../registry.h"
 #include "afd.h"
 #include "win.h"
 
@@ -55,8 +67,7 @@ struct sock {
     IO_STATUS_BLOCK iosb;       /* first: its address is the completion's OVERLAPPED */
     struct mio_afd_poll_info info;
     SOCKET fd, base;
-    mio_token token;
-    uint32_t interest;          /* directions and trigger, as registered */
+    struct mio_fdrec *rec;      /* its registration (token, interest); NULL once dropped */
     uint32_t armed;             /* directions the next poll asks for */
     ULONG spent;                /* sticky AFD events already reported (edge, oneshot) */
     ULONG asked;                /* AFD events of the poll in flight */
@@ -64,25 +75,39 @@ struct sock {
     bool cancelling;            /* ... and it was cancelled */
     bool deleted;               /* off the table; freed when the poll completes */
     bool queued;                /* on the poll's list of polls to issue */
+    bool failed;                /* a MIO_ERROR is owed for it (issue_queued) */
     struct afd_group *group;
-    struct sock *next;          /* hash chain */
+    struct sock *prev, *next;   /* the poll's registered sockets */
     struct sock *queue_next;
+    struct sock *dying_next;
+    struct sock *blocker;       /* deleted, same socket, poll still in flight */
+    struct sock *heir;          /* (of a blocker) the one it holds back */
 };
 
+/* A waker's completions name it by `seq`, never by an address (a waker
+ * freed with a wake still queued may be followed by another at the same
+ * address), and a wake posts only while `busy`, which waker_del waits out:
+ * after it the port may be closed, and its handle value reused. */
 struct iocp_waker {
     _Atomic(HANDLE) port;       /* NULL once detached from the poll */
+    atomic_int busy;            /* wakes between reading port and posting */
     atomic_int posted;          /* a wake is queued and not yet seen */
+    uint64_t seq;               /* unique among the poll's wakers, ever */
 };
 
 struct iocp_poll {
     mio_poll base;
     HANDLE port;
-    mio_mutex lock;             /* guards everything below but `notified` */
-    struct sock **buckets;
-    size_t nbuckets, count;
+    mio_mutex lock;             /* guards everything below but `notified`, and
+                                   the records' sock states, tokens, interests */
+    struct sock *socks;         /* registered sockets */
     size_t in_flight;           /* polls issued and not yet dequeued */
     struct sock *queue;         /* completed sockets whose next poll waits */
+    struct sock *dying;         /* deleted sockets whose poll is in flight */
     struct afd_group *groups;
+    uint64_t wakers_made;       /* the last waker's seq (under base.lock) */
+    bool reissue;               /* the queue holds polls cancelled to widen,
+                                   or held back (see iocp_add) */
     atomic_int notified;
     OVERLAPPED_ENTRY entries[ENTRIES];  /* the (single) waiter's */
 };
@@ -92,68 +117,30 @@ static struct iocp_poll *to_iocp(mio_poll *p)
     return (struct iocp_poll *)(void *)p;
 }
 
-/* ---- the socket table ---- */
+/* ---- the registered sockets ---- */
 
-static size_t hash(SOCKET fd, size_t nbuckets)
+static void link_sock(struct iocp_poll *p, struct sock *s)
 {
-    /* SOCKETs are handles: multiples of 4. */
-    uint64_t h = ((uint64_t)fd >> 2) * UINT64_C(0x9E3779B97F4A7C15);
-    return (size_t)(h >> 32) & (nbuckets - 1);
+    s->prev = NULL;
+    s->next = p->socks;
+    if (s->next != NULL)
+        s->next->prev = s;
+    p->socks = s;
 }
 
-static size_t bucket_of(const struct iocp_poll *p, SOCKET fd)
-{
-    return hash(fd, p->nbuckets);
-}
-
-static struct sock *find(const struct iocp_poll *p, SOCKET fd)
-{
-    struct sock *s;
-    if (p->nbuckets == 0)
-        return NULL;
-    for (s = p->buckets[bucket_of(p, fd)]; s != NULL; s = s->next)
-        if (s->fd == fd)
-            return s;
-    return NULL;
-}
-
-/* Room for one more socket: the table grows at register time only. */
-static int reserve(struct iocp_poll *p)
-{
-    struct sock **old = p->buckets, **nb;
-    size_t n = p->nbuckets, i;
-
-    if (p->count < n)
-        return 0;
-    n = n != 0 ? 2 * n : 64;
-    nb = mio__calloc(n, sizeof *nb);
-    if (nb == NULL)
-        return MIO_ENOMEM;
-    p->buckets = nb;
-    for (i = 0; i < p->nbuckets; i++) {
-        struct sock *s = old[i], *next;
-        for (; s != NULL; s = next) {
-            size_t b = hash(s->fd, n);
-            next = s->next;
-            s->next = nb[b];
-            nb[b] = s;
-        }
-    }
-    p->nbuckets = n;
-    mio__free(old);
-    return 0;
-}
-
+/* Takes s off the list and from its record, which then has no socket
+ * state (a stale registration, see iocp_add). */
 static void unlink_sock(struct iocp_poll *p, struct sock *s)
 {
-    struct sock **pp = &p->buckets[bucket_of(p, s->fd)];
-    for (; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            p->count--;
-            return;
-        }
-    }
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        p->socks = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    if (s->rec != NULL)
+        s->rec->data = NULL;
+    s->rec = NULL;
 }
 
 static int join_group(struct iocp_poll *p, struct sock *s)
@@ -189,6 +176,71 @@ static void free_sock(struct sock *s)
     mio__free(s);
 }
 
+/* Puts a completed socket on the list whose polls the next wait issues. */
+static void enqueue(struct iocp_poll *p, struct sock *s)
+{
+    if (!s->queued) {
+        s->queued = true;
+        s->queue_next = p->queue;
+        p->queue = s;
+    }
+}
+
+static int iocp_notify(mio_poll *base);
+
+/* Takes the socket off the table; its memory goes now, or once nothing
+ * refers to it any more (its poll in flight, the list of polls to issue).
+ * One whose poll is in flight is kept on the dying list meanwhile (see
+ * iocp_add); a cancel that fails is tried again by the next wait, and if
+ * that fails too the poll is left to complete by itself (a new registration
+ * of the socket waits as long). */
+static void drop(struct iocp_poll *p, struct sock *s)
+{
+    unlink_sock(p, s);
+    if (s->blocker != NULL) {
+        s->blocker->heir = NULL;
+        s->blocker = NULL;
+    }
+    if (s->pending) {
+        s->deleted = true;
+        s->dying_next = p->dying;
+        p->dying = s;
+        if (!s->cancelling) {
+            if (mio__afd_cancel(s->group->afd, &s->iosb) == 0) {
+                s->cancelling = true;
+            } else {
+                enqueue(p, s);
+                (void)iocp_notify(&p->base);
+            }
+        }
+    } else if (s->queued) {
+        s->deleted = true;      /* issue_queued frees it */
+    } else {
+        free_sock(s);
+    }
+}
+
+/* The deleted registration of socket fd whose poll is still in flight. */
+static struct sock *dying_of(const struct iocp_poll *p, SOCKET fd)
+{
+    struct sock *s;
+    for (s = p->dying; s != NULL; s = s->dying_next)
+        if (s->fd == fd)
+            return s;
+    return NULL;
+}
+
+static void unlink_dying(struct iocp_poll *p, struct sock *s)
+{
+    struct sock **pp;
+    for (pp = &p->dying; *pp != NULL; pp = &(*pp)->dying_next) {
+        if (*pp == s) {
+            *pp = s->dying_next;
+            return;
+        }
+    }
+}
+
 /* ---- polls in flight ---- */
 
 static ULONG afd_events(const struct sock *s)
@@ -203,13 +255,16 @@ static ULONG afd_events(const struct sock *s)
     return ev;
 }
 
-/* Issues the socket's next poll if it has something to ask. */
+/* Issues the socket's next poll.  One is kept in flight even when nothing
+ * is armed (a fired oneshot, a used-up edge): it asks for the close at least,
+ * which is how a socket closed without deregistering is noticed.  MIO_EBADF:
+ * the socket is gone (closed behind the library's back). */
 static int submit(struct iocp_poll *p, struct sock *s)
 {
     ULONG ev = afd_events(s);
     int err;
 
-    if (s->pending || s->deleted || ev == 0)
+    if (s->pending || s->deleted || s->blocker != NULL)
         return 0;
     s->info.timeout.QuadPart = INT64_MAX;
     s->info.count = 1;
@@ -218,6 +273,8 @@ static int submit(struct iocp_poll *p, struct sock *s)
     s->info.handles[0].events = ev | MIO_AFD_POLL_LOCAL_CLOSE;
     s->info.handles[0].status = 0;
     err = mio__afd_poll(s->group->afd, &s->info, &s->iosb);
+    MIO_TRACE(MIO_LOG_TRACE, "iocp: socket %llu: poll of AFD events %#lx issued: %d",
+              (unsigned long long)s->fd, (unsigned long)ev, err);
     if (err < 0)
         return err;
     s->pending = true;
@@ -227,15 +284,39 @@ static int submit(struct iocp_poll *p, struct sock *s)
     return 0;
 }
 
-/* After the socket's wishes changed: a poll in flight that misses some of
- * them is cancelled (its completion issues the new one). */
+/* Cancels the poll in flight if it misses some of the socket's wishes: its
+ * completion then issues the new one. */
+static int widen(struct sock *s)
+{
+    int err;
+
+    if (s->cancelling || (afd_events(s) & ~s->asked) == 0)
+        return 0;
+    err = mio__afd_cancel(s->group->afd, &s->iosb);
+    if (err == 0)
+        s->cancelling = true;
+    return err;
+}
+
+/* After the socket's wishes changed (mod, rearm).  A socket found closed is
+ * forgotten (MIO_EBADF).  A cancel that fails leaves the poll in flight
+ * asking for less than is wanted, and issuing a second beside it is unsafe
+ * (see iocp_add): the next wait tries the cancel again, and reports
+ * MIO_ERROR if it fails there too (issue_queued).  Either way the wider
+ * interest is polled once the poll in flight completes. */
 static int update(struct iocp_poll *p, struct sock *s)
 {
-    if (!s->pending)
-        return submit(p, s);
-    if ((afd_events(s) & ~s->asked) != 0 && !s->cancelling) {
-        s->cancelling = true;
-        return mio__afd_cancel(s->group->afd, &s->iosb);
+    int err;
+
+    if (!s->pending) {
+        err = submit(p, s);
+        if (err == MIO_EBADF)
+            drop(p, s);
+        return err;
+    }
+    if (widen(s) < 0) {
+        enqueue(p, s);
+        (void)iocp_notify(&p->base);
     }
     return 0;
 }
@@ -263,19 +344,31 @@ static uint32_t readiness(ULONG ev)
 static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
 {
     ULONG ev = 0;
-    uint32_t r;
+    uint32_t r, interest;
 
     s->pending = false;
     p->in_flight--;
+    /* This line and submit's are read by tests/test_iocp.c. */
+    MIO_TRACE(MIO_LOG_TRACE, "iocp: socket %llu: AFD events %#lx (asked %#lx), status %#lx%s",
+              (unsigned long long)s->fd, (unsigned long)s->info.handles[0].events,
+              (unsigned long)s->asked, (unsigned long)s->iosb.Status,
+              s->deleted ? ", deregistered" : "");
     if (s->deleted) {
-        free_sock(s);
+        unlink_dying(p, s);
+        if (s->heir != NULL) {
+            /* The socket was registered again meanwhile: its poll now. */
+            s->heir->blocker = NULL;
+            enqueue(p, s->heir);
+            p->reissue = true;
+        }
+        if (!s->queued)
+            free_sock(s);   /* else issue_queued does */
         return false;
     }
     if (s->iosb.Status == MIO_NT_STATUS_CANCELLED) {
-        /* Cancelled to widen the interest: ask again at once, nothing was
-         * reported. */
-        if (submit(p, s) == 0)
-            return false;
+        /* Cancelled to widen the interest: nothing to report, asked again
+         * before this wait returns. */
+        p->reissue = true;
     } else if (s->iosb.Status < 0) {
         /* The socket is gone from under AFD: report it once. */
         ev = MIO_AFD_POLL_CONNECT_FAIL;
@@ -284,45 +377,46 @@ static bool complete(struct iocp_poll *p, struct sock *s, mio_event *out)
     } else if (s->info.count >= 1) {
         ev = s->info.handles[0].events;
     }
-    MIO_TRACE(MIO_LOG_TRACE, "iocp: socket %llu: AFD events %#lx (asked %#lx), status %#lx",
-              (unsigned long long)s->fd, (unsigned long)ev, (unsigned long)s->asked,
-              (unsigned long)s->iosb.Status);
     if (ev & MIO_AFD_POLL_LOCAL_CLOSE) {
         /* Closed without deregistering: forget it, as epoll would. */
-        unlink_sock(p, s);
-        if (s->queued)
-            s->deleted = true;
-        else
-            free_sock(s);
+        drop(p, s);
         return false;
     }
+    interest = s->rec->interest;
     r = readiness(ev);
-    r &= (s->interest & MIO_INTERESTS) | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED;
+    r &= (interest & MIO_INTERESTS) | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED;
+    if (s->failed) {
+        /* The MIO_ERROR still owed for a cancel that failed goes with this,
+         * and the next poll is issued as usual (issue_queued). */
+        s->failed = false;
+        r |= MIO_ERROR;
+    }
     if (r != 0) {
-        if (s->interest & MIO_ONESHOT) {
+        if (interest & MIO_ONESHOT) {
             s->armed = 0;
             s->spent = AFD_STICKY;
-        } else if (!(s->interest & MIO_LEVEL)) {
-            s->armed &= ~r;
+        } else if (!(interest & MIO_LEVEL)) {
+            /* Not what was drained meanwhile (registry.h). */
+            s->armed &= ~mio__rec_reported(s->rec, r & MIO_INTERESTS);
             s->spent |= ev & AFD_STICKY;
         }
-        out->token = s->token;
+        out->token = s->rec->token;
         out->flags = r;
     }
-    if (!s->queued && afd_events(s) != 0) {
-        s->queued = true;
-        s->queue_next = p->queue;
-        p->queue = s;
-    }
+    enqueue(p, s);
     return r != 0;
 }
 
-/* Issues the polls of the sockets completed by earlier waits.  A socket
- * whose poll cannot be issued is reported with MIO_ERROR, once. */
+/* Issues the polls of the sockets completed by earlier waits and retries
+ * the cancels that failed.  What cannot be done is reported with MIO_ERROR,
+ * once: a poll that cannot be issued (the socket then asks for nothing until
+ * mod), a cancel that fails again (the poll in flight stays).  Errors past
+ * cap stay queued for the next wait: none is lost. */
 static size_t issue_queued(struct iocp_poll *p, mio_event *events, size_t cap)
 {
     struct sock *s, *next;
     size_t n = 0;
+    int err;
 
     for (s = p->queue, p->queue = NULL; s != NULL; s = next) {
         next = s->queue_next;
@@ -330,16 +424,29 @@ static size_t issue_queued(struct iocp_poll *p, mio_event *events, size_t cap)
         if (s->deleted) {
             if (!s->pending)
                 free_sock(s);
+            else if (!s->cancelling && mio__afd_cancel(s->group->afd, &s->iosb) == 0)
+                s->cancelling = true;
             continue;
         }
-        if (submit(p, s) < 0) {
+        if (s->failed) {
+            /* owed from an earlier wait */
+        } else if (s->pending) {
+            s->failed = widen(s) < 0;
+        } else if ((err = submit(p, s)) == MIO_EBADF) {
+            drop(p, s);     /* closed behind the library's back */
+            continue;
+        } else if (err < 0) {
+            s->failed = true;
             s->armed = 0;
             s->spent = AFD_STICKY;
-            if (n < cap) {
-                events[n].token = s->token;
-                events[n].flags = MIO_ERROR;
-                n++;
-            }
+        }
+        if (s->failed && n < cap) {
+            s->failed = false;
+            events[n].token = s->rec->token;
+            events[n].flags = MIO_ERROR;
+            n++;
+        } else if (s->failed) {
+            enqueue(p, s);
         }
     }
     return n;
@@ -366,7 +473,6 @@ static void iocp_fini(mio_poll *base)
 {
     struct iocp_poll *p = to_iocp(base);
     struct afd_group *g, *next;
-    size_t i;
     int rounds;
 
     mio_mutex_lock(&p->lock);
@@ -379,9 +485,15 @@ static void iocp_fini(mio_poll *base)
                 free_sock(s);
         }
     }
-    for (i = 0; i < p->nbuckets; i++) {
+    {
+        struct sock *s;
+        for (s = p->dying; s != NULL; s = s->dying_next)
+            if (!s->cancelling)
+                (void)mio__afd_cancel(s->group->afd, &s->iosb);
+    }
+    {
         struct sock *s, *snext;
-        for (s = p->buckets[i]; s != NULL; s = snext) {
+        for (s = p->socks, p->socks = NULL; s != NULL; s = snext) {
             snext = s->next;
             if (s->pending) {
                 s->deleted = true;
@@ -390,9 +502,7 @@ static void iocp_fini(mio_poll *base)
                 free_sock(s);
             }
         }
-        p->buckets[i] = NULL;
     }
-    p->count = 0;
     mio_mutex_unlock(&p->lock);
 
     /* The kernel writes into every poll in flight until it completes: wait
@@ -415,7 +525,6 @@ static void iocp_fini(mio_poll *base)
         mio__free(g);
     }
     CloseHandle(p->port);
-    mio__free(p->buckets);
     mio_mutex_destroy(&p->lock);
 }
 
@@ -428,14 +537,27 @@ static int not_a_socket(SOCKET fd)
     return MIO_EPERM;
 }
 
-static int iocp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+/* again: the registry holds a record for this socket already.  It stands
+ * while it has socket state; without (the socket was closed behind the
+ * library's back and AFD said so) the handle now names another socket,
+ * which takes the record over. */
+static int iocp_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest,
+                    bool again)
 {
     struct iocp_poll *p = to_iocp(base);
+    SOCKET fd = r->fd;
     struct sock *s;
     SOCKET sbase;
-    size_t b;
-    int err = mio__afd_base_socket(fd, &sbase);
+    int err;
 
+    if (again) {
+        mio_mutex_lock(&p->lock);
+        err = r->data != NULL ? MIO_EEXIST : 0;
+        mio_mutex_unlock(&p->lock);
+        if (err < 0)
+            return err;
+    }
+    err = mio__afd_base_socket(fd, &sbase);
     if (err < 0)
         return err == MIO_ENOTSOCK || err == MIO_EINVAL || err == MIO_EBADF ? not_a_socket(fd) : err;
     s = mio__calloc(1, sizeof *s);
@@ -443,21 +565,25 @@ static int iocp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
         return MIO_ENOMEM;
     s->fd = fd;
     s->base = sbase;
-    s->token = token;
-    s->interest = interest;
     s->armed = interest & MIO_INTERESTS;
 
     mio_mutex_lock(&p->lock);
-    if (find(p, fd) != NULL) {
-        err = MIO_EEXIST;
-    } else if ((err = reserve(p)) == 0 && (err = join_group(p, s)) == 0) {
+    if ((err = join_group(p, s)) == 0) {
+        /* Deregistered with its poll still in flight (cancelled, but not yet
+         * completed): a second poll of one socket beside it can lose events
+         * (wepoll has seen it), so this one is issued once that completes. */
+        s->blocker = dying_of(p, fd);
+        if (s->blocker != NULL)
+            s->blocker->heir = s;
         err = submit(p, s);
         if (err == 0) {
-            b = bucket_of(p, fd);
-            s->next = p->buckets[b];
-            p->buckets[b] = s;
-            p->count++;
+            s->rec = r;
+            r->data = s;
+            mio__rec_set(r, token, interest);
+            link_sock(p, s);
         } else {
+            if (s->blocker != NULL)
+                s->blocker->heir = NULL;
             s->group->users--;
         }
     }
@@ -467,7 +593,7 @@ static int iocp_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interes
     return err;
 }
 
-/* For a socket not in the table: MIO_EBADF if it is no socket at all (as
+/* For a socket without state: MIO_EBADF if it is no socket at all (as
  * epoll says for a closed descriptor), else MIO_ENOENT. */
 static int not_registered(SOCKET fd)
 {
@@ -478,86 +604,80 @@ static int not_registered(SOCKET fd)
     return MIO_ENOENT;
 }
 
-static int iocp_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+static int iocp_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest)
 {
     struct iocp_poll *p = to_iocp(base);
     struct sock *s;
     int err = MIO_ENOENT;
 
     mio_mutex_lock(&p->lock);
-    s = find(p, fd);
+    s = r->data;
     if (s != NULL) {
-        s->token = token;
-        s->interest = interest;
+        mio__rec_set(r, token, interest);
         s->armed = interest & MIO_INTERESTS;
         s->spent = 0;
+        s->failed = false;      /* an error owed is about the old interest */
         err = update(p, s);
     }
     mio_mutex_unlock(&p->lock);
-    return err == MIO_ENOENT ? not_registered(fd) : err;
+    return err == MIO_ENOENT ? not_registered(r->fd) : err;
 }
 
-static void drop(struct iocp_poll *p, struct sock *s)
-{
-    unlink_sock(p, s);
-    if (s->pending) {
-        s->deleted = true;
-        if (!s->cancelling) {
-            s->cancelling = true;
-            (void)mio__afd_cancel(s->group->afd, &s->iosb);
-        }
-    } else if (s->queued) {
-        s->deleted = true;      /* issue_queued frees it */
-    } else {
-        free_sock(s);
-    }
-}
-
-static int iocp_del(mio_poll *base, mio_fd fd)
+static int iocp_del(mio_poll *base, struct mio_fdrec *r)
 {
     struct iocp_poll *p = to_iocp(base);
     struct sock *s;
     int err = MIO_ENOENT;
 
     mio_mutex_lock(&p->lock);
-    s = find(p, fd);
+    s = r->data;
     if (s != NULL) {
         drop(p, s);
         err = 0;
     }
     mio_mutex_unlock(&p->lock);
-    return err == MIO_ENOENT ? not_registered(fd) : err;
+    return err == MIO_ENOENT ? not_registered(r->fd) : err;
 }
 
-static void iocp_forget(mio_poll *base, mio_fd fd)
+static void iocp_forget(mio_poll *base, struct mio_fdrec *r)
 {
-    (void)iocp_del(base, fd);
+    (void)iocp_del(base, r);
 }
 
-static void iocp_rearm(mio_poll *base, mio_fd fd, uint32_t dir)
+/* Directions drained since they were reported are asked for again (called
+ * by the waiting thread between waits). */
+static void iocp_rearm(mio_poll *base, struct mio_fdrec *r, uint32_t dirs)
 {
     struct iocp_poll *p = to_iocp(base);
     struct sock *s;
 
     mio_mutex_lock(&p->lock);
-    s = find(p, fd);
-    if (s != NULL && !(s->interest & (MIO_LEVEL | MIO_ONESHOT)) &&
-        (s->interest & dir & ~s->armed) != 0) {
-        s->armed |= s->interest & dir;
+    s = r->data;
+    if (s != NULL && (r->interest & dirs & ~s->armed) != 0) {
+        s->armed |= r->interest & dirs & MIO_INTERESTS;
         (void)update(p, s);
     }
     mio_mutex_unlock(&p->lock);
 }
 
-/* Whether w is still one of the poll's wakers (a wake posted before
- * mio_waker_free may be dequeued after it). */
-static bool live_waker(mio_poll *base, const struct mio_waker *w)
+/* A waker's seq travels in the completion: its low half as the OVERLAPPED
+ * pointer, its high half as the byte count (posted completions carry both
+ * untouched). */
+static uint64_t waker_seq(const OVERLAPPED_ENTRY *e)
 {
-    const struct mio_waker *it;
-    for (it = base->wakers; it != NULL; it = it->next)
-        if (it == w)
-            return true;
-    return false;
+    return (uint64_t)e->dwNumberOfBytesTransferred << 32 |
+           (uint32_t)(uintptr_t)e->lpOverlapped;
+}
+
+/* The waker the poll still has with that seq, if any (a wake posted before
+ * mio_waker_free may be dequeued after it). */
+static struct mio_waker *live_waker(mio_poll *base, uint64_t seq)
+{
+    struct mio_waker *w;
+    for (w = base->wakers; w != NULL; w = w->next)
+        if (((struct iocp_waker *)w->id)->seq == seq)
+            return w;
+    return NULL;
 }
 
 /* The wakes among the first `got` entries, as events.  Wakers are listed
@@ -565,14 +685,14 @@ static bool live_waker(mio_poll *base, const struct mio_waker *w)
 static int take_wakes(mio_poll *base, ULONG got, mio_event *events)
 {
     struct iocp_poll *p = to_iocp(base);
+    struct mio_waker *w;
     ULONG k;
     int n = 0;
 
     mio_mutex_lock(&base->lock);
     for (k = 0; k < got; k++) {
         OVERLAPPED_ENTRY *e = &p->entries[k];
-        struct mio_waker *w = (struct mio_waker *)(void *)e->lpOverlapped;
-        if (e->lpCompletionKey != COMPLETION_WAKER || !live_waker(base, w))
+        if (e->lpCompletionKey != COMPLETION_WAKER || (w = live_waker(base, waker_seq(e))) == NULL)
             continue;
         atomic_store(&((struct iocp_waker *)w->id)->posted, 0);
         events[n].token = w->token;
@@ -583,38 +703,18 @@ static int take_wakes(mio_poll *base, ULONG got, mio_event *events)
     return n;
 }
 
-static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
+/* Dequeues completions (at most cap, the first waited for up to ms) and
+ * turns them into events; how many, or the wait's error. */
+static int dequeue(struct iocp_poll *p, mio_event *events, size_t cap, DWORD ms)
 {
-    struct iocp_poll *p = to_iocp(base);
-    ULONG want, got = 0, k;
-    DWORD ms;
+    ULONG want = cap < ENTRIES ? (ULONG)cap : ENTRIES, got = 0, k;
     int n = 0;
     bool wakers = false;
 
-    if (p->queue != NULL) {
-        mio_mutex_lock(&p->lock);
-        n = (int)issue_queued(p, events, cap);
-        mio_mutex_unlock(&p->lock);
-        if (n > 0)
-            timeout_ns = 0;
-    }
-    cap -= (size_t)n;
-    want = cap < ENTRIES ? (ULONG)cap : ENTRIES;
-    if (want == 0)
-        return n;
-    if (timeout_ns < 0)
-        ms = INFINITE;
-    else if (timeout_ns / MIO_MSEC >= INFINITE - 1)
-        ms = INFINITE - 1;
-    else
-        ms = (DWORD)((timeout_ns + MIO_MSEC - 1) / MIO_MSEC);  /* never early */
     if (!GetQueuedCompletionStatusEx(p->port, p->entries, want, &got, ms, FALSE)) {
         DWORD err = GetLastError();
-        if (err == WAIT_TIMEOUT || n > 0)
-            return n;
-        return mio__win_error(err);
+        return err == WAIT_TIMEOUT ? 0 : mio__win_error(err);
     }
-
     mio_mutex_lock(&p->lock);
     for (k = 0; k < got; k++) {
         OVERLAPPED_ENTRY *e = &p->entries[k];
@@ -630,7 +730,47 @@ static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t time
     }
     mio_mutex_unlock(&p->lock);
     if (wakers)
-        n += take_wakes(base, got, events + n);
+        n += take_wakes(&p->base, got, events + n);
+    return n;
+}
+
+static int iocp_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
+{
+    struct iocp_poll *p = to_iocp(base);
+    DWORD ms;
+    int n, got;
+    bool again;
+
+    mio_mutex_lock(&p->lock);
+    n = (int)issue_queued(p, events, cap);
+    mio_mutex_unlock(&p->lock);
+    if (n > 0)
+        timeout_ns = 0;
+    if ((size_t)n == cap)
+        return n;
+    if (timeout_ns < 0)
+        ms = INFINITE;
+    else if (timeout_ns / MIO_MSEC >= INFINITE - 1)
+        ms = INFINITE - 1;
+    else
+        ms = (DWORD)((timeout_ns + MIO_MSEC - 1) / MIO_MSEC);  /* never early */
+    got = dequeue(p, events + n, cap - (size_t)n, ms);
+    if (got < 0)
+        return n > 0 ? n : got;
+    n += got;
+    /* A poll that was cancelled to ask for more (or held back) is issued
+     * here, and what it finds at once is taken in this same wait: a mod is
+     * seen by the next wait, even one that does not block. */
+    if ((size_t)n == cap)
+        return n;
+    mio_mutex_lock(&p->lock);
+    again = p->reissue;
+    p->reissue = false;
+    if (again)
+        n += (int)issue_queued(p, events + n, cap - (size_t)n);
+    mio_mutex_unlock(&p->lock);
+    if (again && (size_t)n < cap && (got = dequeue(p, events + n, cap - (size_t)n, 0)) > 0)
+        n += got;
     return n;
 }
 
@@ -654,7 +794,9 @@ static int iocp_waker_add(mio_poll *base, struct mio_waker *w)
     if (iw == NULL)
         return MIO_ENOMEM;
     atomic_init(&iw->port, to_iocp(base)->port);
+    atomic_init(&iw->busy, 0);
     atomic_init(&iw->posted, 0);
+    iw->seq = ++to_iocp(base)->wakers_made;
     w->id = (uintptr_t)iw;
     return 0;
 }
@@ -662,23 +804,31 @@ static int iocp_waker_add(mio_poll *base, struct mio_waker *w)
 static int iocp_waker_wake(struct mio_waker *w)
 {
     struct iocp_waker *iw = (struct iocp_waker *)w->id;
-    HANDLE port = atomic_load(&iw->port);
+    HANDLE port;
+    int err = 0;
 
-    if (port == NULL)
-        return 0;   /* the poll is gone: a no-op */
-    if (atomic_exchange(&iw->posted, 1) != 0)
-        return 0;   /* coalesced with the wake still queued */
-    if (!PostQueuedCompletionStatus(port, 0, COMPLETION_WAKER, (OVERLAPPED *)(void *)w)) {
+    atomic_fetch_add(&iw->busy, 1);
+    port = atomic_load(&iw->port);
+    /* port NULL: the poll is gone, a no-op; posted: coalesced with the wake
+     * still queued. */
+    if (port != NULL && atomic_exchange(&iw->posted, 1) == 0 &&
+        !PostQueuedCompletionStatus(port, (DWORD)(iw->seq >> 32), COMPLETION_WAKER,
+                                    (OVERLAPPED *)(uintptr_t)(uint32_t)iw->seq)) {
         atomic_store(&iw->posted, 0);
-        return mio__win_error(GetLastError());
+        err = mio__win_error(GetLastError());
     }
-    return 0;
+    atomic_fetch_sub(&iw->busy, 1);
+    return err;
 }
 
 static void iocp_waker_del(mio_poll *base, struct mio_waker *w)
 {
+    struct iocp_waker *iw = (struct iocp_waker *)w->id;
+
     (void)base;
-    atomic_store(&((struct iocp_waker *)w->id)->port, (HANDLE)NULL);
+    atomic_store(&iw->port, (HANDLE)NULL);
+    while (atomic_load(&iw->busy) != 0)
+        SwitchToThread();
 }
 
 static void iocp_waker_close(struct mio_waker *w)
@@ -695,6 +845,7 @@ const struct mio_backend mio__backend_iocp = {
     .add = iocp_add,
     .mod = iocp_mod,
     .del = iocp_del,
+    .unknown = not_registered,
     .wait = iocp_wait,
     .notify = iocp_notify,
     .waker_add = iocp_waker_add,

@@ -47,8 +47,16 @@
 
 enum entry_kind { ENTRY_FD, ENTRY_WAKER, ENTRY_NOTIFY, ENTRY_DEAD };
 
+/* Which file a descriptor is: a number closed behind the library's back
+ * and reused names another one. */
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+};
+
 struct entry {
     struct mio_fdrec *rec;  /* ENTRY_FD, ENTRY_DEAD: its registration */
+    struct file_id id;      /* ENTRY_FD: its file, taken at add */
     mio_token token;        /* ENTRY_WAKER: the waker's */
     int fd;                 /* the descriptor, also while pfds[i].fd is disabled */
     uint32_t armed;         /* directions the kernel is asked about now */
@@ -289,37 +297,58 @@ static void pp_forget(mio_poll *base, struct mio_fdrec *r)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* epoll forgets a closed fd by itself and refuses it with EBADF; so does this
- * backend, for every call on a closed fd. */
-static bool is_closed(mio_fd fd)
+/* fd's file, or MIO_EBADF when fd is closed: epoll forgets a closed fd by
+ * itself and refuses it with EBADF, and so does this backend. */
+static int identify(mio_fd fd, struct file_id *id)
 {
-    return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+    struct stat st;
+
+    if (fstat(fd, &st) < 0) {
+        if (errno == EBADF)
+            return MIO_EBADF;
+        memset(&st, 0, sizeof st);
+    }
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    return 0;
 }
 
-/* A record the registry already holds (again): it stands unless poll(2)
- * said its descriptor was closed (POLLNVAL), whose number now names
- * another file, which takes the slot over. */
+/* Slot i no longer stands for the file it was registered for: the number
+ * was closed behind our back and reused (poll(2) says POLLNVAL only while
+ * the number is free, and a muted slot never hears even that).  Eventfds,
+ * timerfds and epoll descriptors share one inode on Linux, so between those
+ * a reuse goes unseen. */
+static bool stale(const struct pollfd_poll *p, size_t i, const struct file_id *id)
+{
+    const struct entry *e = &p->entries[i];
+    return e->kind == ENTRY_DEAD || e->id.dev != id->dev || e->id.ino != id->ino;
+}
+
+/* A record the registry already holds (again) stands unless its slot went
+ * stale: then the file now behind the number takes the slot over. */
 static int pp_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest,
                   bool again)
 {
     struct pollfd_poll *p = (struct pollfd_poll *)base;
+    struct file_id id;
     size_t i;
-    int err = 0;
+    int err = identify(r->fd, &id);
 
-    if (is_closed(r->fd))
-        return MIO_EBADF;
+    if (err < 0)
+        return err;
     pthread_mutex_lock(&p->lock);
     i = slot_of(p, r);
-    if (again && i != 0 && p->entries[i].kind != ENTRY_DEAD) {
+    if (again && i != 0 && !stale(p, i, &id)) {
         err = MIO_EEXIST;
     } else {
         pause_waiter(p);
         mio__rec_set(r, token, interest);
-        if (i != 0) {
+        if (i == 0 && (err = append(p, r->fd, ENTRY_FD, r, 0)) == 0)
+            i = p->count - 1;
+        if (err == 0) {
             p->entries[i].kind = ENTRY_FD;
+            p->entries[i].id = id;
             arm(p, i, interest);
-        } else {
-            err = append(p, r->fd, ENTRY_FD, r, 0);
         }
         resume_waiter(p);
     }
@@ -332,16 +361,17 @@ static int pp_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
 static int pp_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest)
 {
     struct pollfd_poll *p = (struct pollfd_poll *)base;
-    bool closed = is_closed(r->fd);
+    struct file_id id;
+    int err = identify(r->fd, &id);
     size_t i;
-    int err = 0;
 
     pthread_mutex_lock(&p->lock);
     i = slot_of(p, r);
-    if (i == 0 || closed || p->entries[i].kind == ENTRY_DEAD) {
+    if (i == 0 || err < 0 || stale(p, i, &id)) {
         if (i != 0)
             drop_slot(p, i);
-        err = closed ? MIO_EBADF : MIO_ENOENT;
+        if (err == 0)
+            err = MIO_ENOENT;
     } else {
         pause_waiter(p);
         mio__rec_set(r, token, interest);
@@ -355,16 +385,21 @@ static int pp_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
 static int pp_del(mio_poll *base, struct mio_fdrec *r)
 {
     struct pollfd_poll *p = (struct pollfd_poll *)base;
-    bool closed = is_closed(r->fd), dead = false;
+    struct file_id id;
+    int err = identify(r->fd, &id);
     size_t i;
 
     pthread_mutex_lock(&p->lock);
     if ((i = slot_of(p, r)) != 0) {
-        dead = p->entries[i].kind == ENTRY_DEAD;
+        /* A stale slot goes too, but fd itself was never registered. */
+        if (err == 0 && stale(p, i, &id))
+            err = MIO_ENOENT;
         drop_slot(p, i);
+    } else if (err == 0) {
+        err = MIO_ENOENT;
     }
     pthread_mutex_unlock(&p->lock);
-    return closed ? MIO_EBADF : dead || i == 0 ? MIO_ENOENT : 0;
+    return err;
 }
 
 /* Directions drained since they were reported come back into view (called
