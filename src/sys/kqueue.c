@@ -82,7 +82,6 @@ enum {
 struct registered {
     mio_token token;
     uint32_t interest;
-    uint32_t stamp;     /* the poll's change count when this was set */
 #ifdef LIBKQUEUE
     dev_t dev;          /* the file's identity: see check_registered() */
     ino_t ino;
@@ -95,7 +94,6 @@ struct kqueue_poll {
     mio_mutex fds_lock;         /* guards fds and nfds: add/mod/del may race */
     struct registered *fds;     /* indexed by descriptor */
     size_t nfds;
-    atomic_uint changes;        /* registrations set so far, the stamps' clock */
 #ifndef USE_EVFILT_USER
     struct mio_wakefd wake;     /* notify(), read with the reserved token */
 #endif
@@ -389,7 +387,6 @@ static int kq_init(mio_poll *base)
         return err;
     }
     mio_mutex_init(&p->fds_lock);
-    atomic_init(&p->changes, 0);
     return 0;
 }
 
@@ -444,7 +441,6 @@ static int kq_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
     } else {
         r->token = token;
         r->interest = interest;
-        r->stamp = atomic_fetch_add(&p->changes, 1) + 1;
         identify(fd, r);
     }
     mio_mutex_unlock(&p->fds_lock);
@@ -487,7 +483,6 @@ static int kq_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
     } else {
         r->token = token;
         r->interest = interest;
-        r->stamp = atomic_fetch_add(&p->changes, 1) + 1;
     }
     mio_mutex_unlock(&p->fds_lock);
     return err;
@@ -576,12 +571,14 @@ static uint32_t readiness(const struct kevent *k)
 }
 
 /* The kernel disarms the filter that fired; a oneshot registration of more
- * than one direction disarms them all, as epoll's does.  So its other filters
- * are disabled before the wait returns, unless the registration was set after
- * the wait began: the event may then be older than the table's entry, and a
- * sibling firing once more is only a spurious event. */
-static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int n,
-                            unsigned began)
+ * than one direction disarms them all, as epoll's does, so its other filters
+ * are disabled before the wait returns.  The table is read under its lock, so
+ * it matches what the kernel holds: an event whose token is the entry's
+ * counts as that registration's one event, even when another thread re-armed
+ * it during the wait (the caller cannot tell the two apart, and re-arms after
+ * handling it).  An event whose token differs is from a registration replaced
+ * since: the new one is left armed. */
+static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int n)
 {
     int i;
 
@@ -594,9 +591,8 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
         if (!(kev[i].flags & ONESHOT_FLAG))
             continue;
         r = entry(p, (int)kev[i].ident);
-        /* Set after the wait began: its stamp is 1 to 2^31 ahead, modulo 2^32. */
         if (r == NULL || !(r->interest & MIO_ONESHOT) ||
-            (unsigned)(r->stamp - began - 1) < 0x7fffffffu)
+            r->token != (mio_token)(uintptr_t)kev[i].udata)
             continue;
         c.n = 0;
         for (f = 0; f < NFILTERS; f++)
@@ -611,7 +607,6 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
 static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
 {
     struct kqueue_poll *p = (struct kqueue_poll *)base;
-    unsigned began = atomic_load(&p->changes);
     struct kevent kev[WAIT_CHUNK];
     struct timespec ts, *tsp = NULL;
     size_t j = 0;
@@ -648,7 +643,7 @@ static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
             oneshot |= (kev[i].flags & ONESHOT_FLAG) != 0;
         }
         if (MIO_UNLIKELY(oneshot))
-            disarm_siblings(p, kev, n, began);
+            disarm_siblings(p, kev, n);
         if (n < want || j == cap)
             break;
         ts.tv_sec = 0;
