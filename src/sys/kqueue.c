@@ -514,29 +514,40 @@ static int kq_del(mio_poll *base, mio_fd fd)
     return err;
 }
 
-/* kqueue says end-of-file per filter; the contract says what epoll says.
- * A read side's clean EOF is also the write side's when the peer is gone
- * entirely (poll(2)'s POLLHUP), and a pipe whose reader is gone is an error
- * for its writer.  A system call, but on the end-of-file path only. */
+/* Whether fd's connection is shut both ways (poll(2)'s POLLHUP): the peer is
+ * gone entirely, not half-closed. */
+static bool hung_up(int fd)
+{
+    struct pollfd pf;
+
+    pf.fd = fd;
+    pf.events = 0;
+    pf.revents = 0;
+    return poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP);
+}
+
+/* kqueue says end-of-file per filter; the contract says what epoll says, for
+ * whichever directions were asked for.  A peer gone entirely closes both
+ * sides, whichever filter saw it; a pipe whose reader is gone is an error for
+ * its writer.  System calls, but on the end-of-file path only. */
 static uint32_t eof(const struct kevent *k)
 {
     int fd = (int)k->ident;
 
-    if (k->fflags != 0)     /* the socket's pending error: the connection failed */
-        return k->filter == EVFILT_READ ? MIO_READ_CLOSED | MIO_WRITE_CLOSED | MIO_ERROR
-                                        : MIO_WRITE_CLOSED | MIO_ERROR;
     if (k->filter == EVFILT_READ) {
-        struct pollfd pf;
-        pf.fd = fd;
-        pf.events = 0;
-        pf.revents = 0;
-        return poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP) ? MIO_READ_CLOSED | MIO_WRITE_CLOSED
-                                                                : MIO_READ_CLOSED;
-    } else {
-        struct stat st;
-        return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) ? MIO_WRITE_CLOSED | MIO_ERROR
-                                                             : MIO_WRITE_CLOSED;
+        if (k->fflags != 0) /* the socket's pending error: the connection failed */
+            return MIO_READ_CLOSED | MIO_WRITE_CLOSED | MIO_ERROR;
+        return hung_up(fd) ? MIO_READ_CLOSED | MIO_WRITE_CLOSED : MIO_READ_CLOSED;
     }
+    /* The write filter: only a peer gone entirely closes the read side too
+     * (a refused connect, a reset, a Unix socket's peer closed). */
+    if (k->fflags == 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+            return MIO_WRITE_CLOSED | MIO_ERROR;
+    }
+    return MIO_WRITE_CLOSED | (k->fflags != 0 ? MIO_ERROR : 0) |
+           (hung_up(fd) ? MIO_READ_CLOSED : 0);
 }
 
 static uint32_t readiness(const struct kevent *k)
