@@ -1577,6 +1577,88 @@ POSIX_TEST(descriptor_exhaustion_is_emfile_and_leaks_nothing)
     CHECK(failures >= 1);
     close(base);
 }
+
+/* A reregister the backend refuses leaves the registration as it was, as a
+ * refused EPOLL_CTL_MOD does: the old token and interest, armed or (a oneshot
+ * that fired) disarmed, and the descriptor still registered.  A kernel that
+ * took a descriptor seldom refuses it a second time (it would take running
+ * out of kernel memory), but libkqueue spends a descriptor on each filter of
+ * a regular file: out of descriptors, its reregister fails after taking the
+ * old filters away.  Where nothing is refused the new interest is simply in
+ * force, which is right too. */
+static void refused_reregister(uint32_t trigger)
+{
+    static int ballast[4096];
+    const char *dir = test_tmp_dir();
+    char path[512];
+    struct rlimit old, lim;
+    mio_poll *p = test_poll();
+    mio_event ev[8];
+    int fd, err, n = 0, i, highest = 0, dup_fd;
+
+    snprintf(path, sizeof path, "%s/data", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, "data", 4), 4);   /* readable: bytes past the offset */
+    CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+    err = mio_register(p, fd, 1, MIO_READABLE | trigger);
+    if (err == MIO_EPERM)
+        SKIP("%s cannot poll a regular file", test_backend);
+    OK(err);
+    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_READABLE);
+
+    /* No descriptor left to spare, and then the change. */
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    for (i = 0; i < 4096; i++)
+        if (fcntl(i, F_GETFD) >= 0)
+            highest = i;
+    lim = old;
+    lim.rlim_cur = (rlim_t)highest + 1 + 16;
+    CHECK(lim.rlim_cur <= old.rlim_cur);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    while ((dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        CHECK(n < 4096);
+        ballast[n++] = dup_fd;
+    }
+    CHECK_EQ(errno, EMFILE);
+    err = mio_reregister(p, fd, 2, MIO_READABLE | MIO_WRITABLE | trigger);
+    for (i = 0; i < n; i++)
+        close(ballast[i]);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+
+    if (err == 0) {
+        CHECK_EQ(test_wait_token(p, 2, MIO_SEC) & (MIO_READABLE | MIO_WRITABLE),
+                 MIO_READABLE | MIO_WRITABLE);
+    } else {
+        CHECK(err < 0);
+        n = test_wait(p, ev, 8, trigger & MIO_ONESHOT ? 50 * MIO_MSEC : MIO_SEC);
+        if (trigger & MIO_ONESHOT) {
+            CHECK_EQ(n, 0);         /* still disarmed */
+        } else {
+            CHECK(test_flags(ev, n, 1) & MIO_READABLE);
+            CHECK_EQ(test_flags(ev, n, 1) & MIO_WRITABLE, 0);
+            CHECK_EQ(test_flags(ev, n, 2), 0);
+        }
+        CHECK_EQ(mio_register(p, fd, 3, MIO_READABLE), MIO_EEXIST);
+        /* And a change that can be made is made. */
+        OK(mio_reregister(p, fd, 2, MIO_READABLE | MIO_WRITABLE | trigger));
+        CHECK_EQ(test_wait_token(p, 2, MIO_SEC) & (MIO_READABLE | MIO_WRITABLE),
+                 MIO_READABLE | MIO_WRITABLE);
+    }
+    OK(mio_deregister(p, fd));
+    CHECK_EQ(close(fd), 0);
+    mio_poll_free(p);
+}
+
+POSIX_TEST(reregister_refused_keeps_registration)
+{
+    refused_reregister(MIO_LEVEL);
+}
+
+POSIX_TEST(reregister_refused_keeps_fired_oneshot_disarmed)
+{
+    refused_reregister(MIO_LEVEL | MIO_ONESHOT);
+}
 #endif
 
 /* ---- tracing ---- */

@@ -14,7 +14,8 @@
  * backends do.  Changes go in one kevent() call with EV_RECEIPT, one receipt
  * per change.  A reregister deletes the old filters and adds the new ones: the
  * kernel keeps the EV_CLEAR/EV_DISPATCH of a filter it already has, and a new
- * filter reports readiness still present, like EPOLL_CTL_MOD.
+ * filter reports readiness still present, like EPOLL_CTL_MOD.  If the kernel
+ * refuses the new ones, the old ones are put back as they were.
  *
  * Wakers and notify() use EVFILT_USER with NOTE_TRIGGER; where the OS lacks it
  * they use a wake descriptor (wakefd.c) read edge-triggered.
@@ -82,6 +83,7 @@ enum {
 struct registered {
     mio_token token;
     uint32_t interest;
+    bool disarmed;      /* a oneshot whose event was reported: filters disabled */
 #ifdef LIBKQUEUE
     dev_t dev;          /* the file's identity: see check_registered() */
     ino_t ino;
@@ -344,6 +346,27 @@ static int first_error(const struct changes *c, int from)
     return 0;
 }
 
+/* Adds back the filters of r that a failed change had deleted, as they were
+ * (disabled if its oneshot had fired), so that the registration is what it
+ * was before.  0, or the error that kept it from coming back whole; then none
+ * of it is left. */
+static int restore(struct kqueue_poll *p, int fd, const struct registered *r)
+{
+    struct changes c;
+    int k, err;
+
+    c.n = 0;
+    add_filters(&c, fd, r->token, r->interest);
+    if (r->disarmed)
+        for (k = 0; k < c.n; k++)
+            c.ev[k].flags |= EV_DISABLE;
+    apply(p->kq, &c);
+    err = first_error(&c, 0);
+    if (err < 0)
+        undo_adds(p, fd, &c, 0);
+    return err;
+}
+
 /* ---- the backend ---- */
 
 static int kq_init(mio_poll *base)
@@ -441,6 +464,7 @@ static int kq_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
     } else {
         r->token = token;
         r->interest = interest;
+        r->disarmed = false;
         identify(fd, r);
     }
     mio_mutex_unlock(&p->fds_lock);
@@ -473,16 +497,21 @@ static int kq_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
     ndel = c.n;
     add_filters(&c, fd, token, interest);
     apply(p->kq, &c);
-    err = deleted(&c, ndel, r->interest);
-    if (err == 0)
-        err = first_error(&c, ndel);
-    if (err < 0) {
-        /* The old filters are gone: the descriptor is no longer registered. */
+    if ((err = deleted(&c, ndel, r->interest)) < 0) {
+        /* Closed since: its filters are gone with it, and so is the
+         * registration. */
         undo_adds(p, fd, &c, ndel);
         r->interest = 0;
+    } else if ((err = first_error(&c, ndel)) < 0) {
+        /* Refused: the old filters come back, as a refused EPOLL_CTL_MOD
+         * changes nothing.  Should even that fail, nothing is left. */
+        undo_adds(p, fd, &c, ndel);
+        if (restore(p, fd, r) < 0)
+            r->interest = 0;
     } else {
         r->token = token;
         r->interest = interest;
+        r->disarmed = false;
     }
     mio_mutex_unlock(&p->fds_lock);
     return err;
@@ -605,6 +634,7 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
         if (r == NULL || !(r->interest & MIO_ONESHOT) ||
             r->token != (mio_token)(uintptr_t)kev[i].udata)
             continue;
+        r->disarmed = true;
         c.n = 0;
         for (f = 0; f < NFILTERS; f++)
             if ((r->interest & filters[f].interest) && filters[f].filter != kev[i].filter)
