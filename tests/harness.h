@@ -78,6 +78,17 @@ int test_on_wine(void);
             SKIP("wine differs from Windows: %s", why);                       \
     } while (0)
 
+/* Whether this run is on the kqueue backend built against libkqueue (on
+ * Linux, to test the backend there), which differs from a BSD kernel in the
+ * ways the README lists; never elsewhere. */
+int test_on_libkqueue(void);
+/* Skips a test for a known difference of libkqueue from a BSD kernel. */
+#define TEST_NOT_ON_LIBKQUEUE(why)                                            \
+    do {                                                                      \
+        if (test_on_libkqueue())                                              \
+            SKIP("libkqueue differs from a BSD kernel: %s", why);             \
+    } while (0)
+
 /* A test of what Windows lacks (signals, rlimits, fork and exec, fcntl,
  * pipes, Unix socketpairs): declared like TEST inside `#ifndef _WIN32`, and
  * registered with ctest off Windows only, so a Windows run has no such test
@@ -100,7 +111,8 @@ uint32_t test_flags(const mio_event *ev, int n, mio_token token);
  * merged over the batch; 0 if none came. */
 uint32_t test_wait_token(mio_poll *p, mio_token token, int64_t timeout_ns);
 
-/* The number of descriptors open in this process (of handles on Windows). */
+/* The number of descriptors open in this process (of handles on Windows),
+ * once libkqueue has closed those of the kqueues freed so far. */
 int test_open_fds(void);
 /* Whether a child process would get fd: it is not close-on-exec, or (on
  * Windows, where fd may be any handle) it is inheritable. */
