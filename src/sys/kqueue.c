@@ -26,8 +26,9 @@
  * caller's array: no per-poll buffer, no allocation.  wait takes the table's
  * mutex only for a chunk holding a oneshot event (disarm_siblings).
  *
- * Built on Linux against libkqueue, to run the tests there, the backend also
- * makes up for what libkqueue cannot see: LIBKQUEUE marks those places. */
+ * On Linux the backend builds against libkqueue, to run the tests there; it
+ * has no code of its own for libkqueue, so the tests run what a BSD runs, and
+ * they allow for libkqueue's known differences themselves. */
 #include "../sys.h"
 
 #include <fcntl.h>
@@ -69,10 +70,6 @@
 #define ONESHOT_FLAG EV_ONESHOT
 #endif
 
-#ifdef LIBKQUEUE
-extern void libkqueue_drain_pending_close(void) __attribute__((weak));
-#endif
-
 enum {
     MAX_CHANGES = 6,    /* three filters deleted and three added */
     WAIT_CHUNK = 64,    /* kernel events read per kevent() call in wait */
@@ -84,10 +81,6 @@ struct registered {
     mio_token token;
     uint32_t interest;
     bool disarmed;      /* a oneshot whose event was reported: filters disabled */
-#ifdef LIBKQUEUE
-    dev_t dev;          /* the file's identity: see check_registered() */
-    ino_t ino;
-#endif
 };
 
 struct kqueue_poll {
@@ -226,7 +219,6 @@ static int unknown_fd(int fd)
     return fcntl(fd, F_GETFD) < 0 && errno == EBADF ? MIO_EBADF : MIO_ENOENT;
 }
 
-#ifndef LIBKQUEUE
 /* Whether fd's registration r still stands: 0, MIO_ENOENT when the descriptor
  * was closed since (kqueue dropped its filters; the number may have been
  * reused) or MIO_EBADF when it is closed now.  The probe is a modify that
@@ -252,57 +244,6 @@ static int check_registered(struct kqueue_poll *p, int fd, const struct register
             err = MIO_EBADF;
     }
     return err;
-}
-
-static void identify(int fd, struct registered *r)
-{
-    (void)fd;
-    (void)r;
-}
-#else
-/* libkqueue (kqueue on Linux, to test this backend there) does not see
- * close(): its filters outlive the descriptor, and a reused number would find
- * them.  The file's identity, taken at registration, tells them apart. */
-static int check_registered(struct kqueue_poll *p, int fd, const struct registered *r)
-{
-    struct stat st;
-    (void)p;
-    if (fstat(fd, &st) < 0)
-        return mio__err();
-    return st.st_dev == r->dev && st.st_ino == r->ino ? 0 : MIO_ENOENT;
-}
-
-static void identify(int fd, struct registered *r)
-{
-    struct stat st;
-    if (fstat(fd, &st) == 0) {
-        r->dev = st.st_dev;
-        r->ino = st.st_ino;
-    }
-}
-#endif
-
-/* Before a mod or del.  The kernel's receipts say whether the descriptor was
- * closed since it was registered, but libkqueue's do not: ask the descriptor,
- * and drop the filters it left behind. */
-static int drop_if_closed(struct kqueue_poll *p, int fd, struct registered *r)
-{
-#ifdef LIBKQUEUE
-    int err = check_registered(p, fd, r);
-    if (err < 0) {
-        struct changes c;
-        c.n = 0;
-        delete_filters(&c, fd, r->interest);
-        apply(p->kq, &c);
-        r->interest = 0;
-    }
-    return err;
-#else
-    (void)p;
-    (void)fd;
-    (void)r;
-    return 0;
-#endif
 }
 
 /* Takes back the additions c.ev[from..] that succeeded. */
@@ -420,12 +361,6 @@ static void kq_fini(mio_poll *base)
     mio__wakefd_close(&p->wake);
 #endif
     close(p->kq);
-#ifdef LIBKQUEUE
-    /* libkqueue frees a closed kqueue's own descriptors later, from a thread
-     * of its own; recent versions let us wait for it. */
-    if (libkqueue_drain_pending_close != NULL)
-        libkqueue_drain_pending_close();
-#endif
     mio__free(p->fds);
     mio_mutex_destroy(&p->fds_lock);
 }
@@ -465,7 +400,6 @@ static int kq_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
         r->token = token;
         r->interest = interest;
         r->disarmed = false;
-        identify(fd, r);
     }
     mio_mutex_unlock(&p->fds_lock);
     return err;
@@ -487,10 +421,6 @@ static int kq_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
     if (r == NULL || r->interest == 0) {
         mio_mutex_unlock(&p->fds_lock);
         return unknown_fd(fd);
-    }
-    if ((err = drop_if_closed(p, fd, r)) < 0) {
-        mio_mutex_unlock(&p->fds_lock);
-        return err;
     }
     c.n = 0;
     delete_filters(&c, fd, r->interest);
@@ -529,10 +459,6 @@ static int kq_del(mio_poll *base, mio_fd fd)
     if (r == NULL || r->interest == 0) {
         mio_mutex_unlock(&p->fds_lock);
         return unknown_fd(fd);
-    }
-    if ((err = drop_if_closed(p, fd, r)) < 0) {
-        mio_mutex_unlock(&p->fds_lock);
-        return err;
     }
     c.n = 0;
     delete_filters(&c, fd, r->interest);
