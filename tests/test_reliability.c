@@ -682,11 +682,11 @@ TEST(many_connections_echo_through_one_edge_poll)
         }
     }
 #endif
-    /* libkqueue takes as many events from epoll as the caller has room for,
-     * and drops the rest of an event that becomes two (read and write of one
-     * descriptor) when they do not fit: those edges never come (README).
-     * Up to 15 connections, 31 descriptors make at most 61 events, which
-     * always fit. */
+    /* libkqueue takes as many descriptors from epoll as the caller has room
+     * for events, but one ready both ways makes two; once the room is full it
+     * drops the rest, and a dropped edge never comes again (README).  Up to
+     * 15 connections, 31 descriptors make at most 61 events, which always
+     * fit the 64 the backend asks for. */
     if (test_on_libkqueue() && n > 15) {
         fprintf(stderr, "libkqueue loses edges when many descriptors are ready both ways: "
                         "15 connections, not %ld\n", n);
