@@ -17,12 +17,6 @@ enum { PATH_CAP = 512 };
 const char *test_backend;
 static struct test_case *cases;
 
-#ifdef MIO_TEST_LIBKQUEUE
-/* libkqueue closes a freed kqueue's own descriptors later, from a thread of
- * its own; recent versions let a program wait for that. */
-extern void libkqueue_drain_pending_close(void) __attribute__((weak));
-#endif
-
 int test_on_libkqueue(void)
 {
 #ifdef MIO_TEST_LIBKQUEUE
@@ -158,13 +152,7 @@ int test_on_wine(void)
 int test_open_fds(void)
 {
     int n = 0;
-    DIR *d;
-
-#ifdef MIO_TEST_LIBKQUEUE
-    if (libkqueue_drain_pending_close != NULL)
-        libkqueue_drain_pending_close();
-#endif
-    d = opendir("/proc/self/fd");
+    DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
     CHECK(d != NULL);
     while ((e = readdir(d)) != NULL)

@@ -111,8 +111,7 @@ uint32_t test_flags(const mio_event *ev, int n, mio_token token);
  * merged over the batch; 0 if none came. */
 uint32_t test_wait_token(mio_poll *p, mio_token token, int64_t timeout_ns);
 
-/* The number of descriptors open in this process (of handles on Windows),
- * once libkqueue has closed those of the kqueues freed so far. */
+/* The number of descriptors open in this process (of handles on Windows). */
 int test_open_fds(void);
 /* Whether a child process would get fd: it is not close-on-exec, or (on
  * Windows, where fd may be any handle) it is inheritable. */
