@@ -8,8 +8,9 @@
 #
 #   tools/kqueue_tests.sh [plain] [asan]      (default: plain)
 #
-# Build trees: build-kqueue, build-kqueue-asan.  JOBS (default 2) is passed
-# to the builds and to ctest.
+# Build trees: build-kqueue, build-kqueue-asan.  The prefix goes when the run
+# ends, so run this again rather than ctest in them.  JOBS (default 2) is
+# passed to the builds and to ctest.
 set -euo pipefail
 
 src=$(cd "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
