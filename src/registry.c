@@ -170,9 +170,11 @@ void mio__rec_set(struct mio_fdrec *r, mio_token token, uint32_t interest)
 
     r->token = token;
     r->interest = interest;
+    /* Live from here: a backend calls this under the lock its wait takes,
+     * so its waiter never sees the change hold without the record. */
     do {
-        s = old & ~(MIO_REC_EMULATED | MIO_REC_DISARMED(MIO_REC_DIRS) |
-                    MIO_REC_DRAINED(MIO_REC_DIRS));
+        s = (old & ~(MIO_REC_EMULATED | MIO_REC_DISARMED(MIO_REC_DIRS) |
+                     MIO_REC_DRAINED(MIO_REC_DIRS))) | MIO_REC_LIVE;
         if (emulated)
             s |= MIO_REC_EMULATED;
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s, memory_order_acq_rel,
@@ -412,8 +414,7 @@ static int do_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interes
         release(s, r, CLAIMED);
         return err;
     }
-    atomic_fetch_or_explicit(&r->state, MIO_REC_LIVE, memory_order_release);
-    list_add(p, r);
+    list_add(p, r);     /* mio__rec_set made it live */
     return 0;
 }
 

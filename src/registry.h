@@ -51,8 +51,9 @@ struct mio_fdrec {
     void *data;                     /* e.g. the Windows per-socket state */
 };
 
-/* What a backend's add or mod calls once the change holds: the record then
- * reports this token and interest, and starts with every direction armed. */
+/* What a backend's add or mod calls once the change holds, under the lock
+ * its wait takes if it has one: the record is live from then on, reports
+ * this token and interest, and starts with every direction armed. */
 void mio__rec_set(struct mio_fdrec *r, mio_token token, uint32_t interest);
 
 /* An emulating backend reported directions `dirs` for an edge record: which

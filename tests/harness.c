@@ -17,6 +17,15 @@ enum { PATH_CAP = 512 };
 const char *test_backend;
 static struct test_case *cases;
 
+int test_on_libkqueue(void)
+{
+#ifdef MIO_TEST_LIBKQUEUE
+    return test_backend != NULL && strcmp(test_backend, "kqueue") == 0;
+#else
+    return 0;
+#endif
+}
+
 void test_add(struct test_case *t)
 {
     t->next = cases;

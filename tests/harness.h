@@ -88,6 +88,17 @@ int test_on_valgrind(void);
             SKIP("wine differs from Windows: %s", why);                       \
     } while (0)
 
+/* Whether this run is on the kqueue backend built against libkqueue (on
+ * Linux, to test the backend there), which differs from a BSD kernel in the
+ * ways the README lists; never elsewhere. */
+int test_on_libkqueue(void);
+/* Skips a test for a known difference of libkqueue from a BSD kernel. */
+#define TEST_NOT_ON_LIBKQUEUE(why)                                            \
+    do {                                                                      \
+        if (test_on_libkqueue())                                              \
+            SKIP("libkqueue differs from a BSD kernel: %s", why);             \
+    } while (0)
+
 /* A test of what Windows lacks (signals, rlimits, fork and exec, fcntl,
  * pipes, Unix socketpairs): declared like TEST inside `#ifndef _WIN32`, and
  * registered with ctest off Windows only, so a Windows run has no such test

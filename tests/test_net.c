@@ -536,7 +536,10 @@ TEST(tcp_connect_refused)
     OK(mio_register(p, c, 1, MIO_WRITABLE));
     flags = wait_flags(p, 1, 0, MIO_WRITABLE | MIO_ERROR);
     CHECK(flags & (MIO_WRITABLE | MIO_ERROR));
-    CHECK_EQ(mio_socket_error(c), MIO_ECONNREFUSED);
+    err = mio_socket_error(c);
+    /* libkqueue reads the error to report it, which clears it. */
+    if (!test_on_libkqueue() || err != 0)
+        CHECK_EQ(err, MIO_ECONNREFUSED);
     /* Reading the error clears it. */
     CHECK_EQ(mio_socket_error(c), 0);
     OK(mio_deregister(p, c));
@@ -574,6 +577,15 @@ TEST(tcp_peer_shutdown_is_end_of_stream)
     mio_poll_free(p);
 }
 
+/* A read after the peer reset the connection: MIO_ECONNRESET.  libkqueue
+ * reads the socket's pending error to report it, which clears it: the read
+ * then finds only the end of the stream. */
+static void check_reset(ssize_t r)
+{
+    if (!test_on_libkqueue() || r != 0)
+        CHECK_EQ(r, MIO_ECONNRESET);
+}
+
 TEST(tcp_peer_abort_is_reset)
 {
     TEST_NOT_ON_WINE("recv after a reset says end of stream");
@@ -589,7 +601,7 @@ TEST(tcp_peer_abort_is_reset)
     OK(mio_close(c));
     flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READ_CLOSED);
     CHECK(flags & (MIO_ERROR | MIO_READ_CLOSED));
-    CHECK_EQ(mio_read(s, buf, sizeof buf), MIO_ECONNRESET);
+    check_reset(mio_read(s, buf, sizeof buf));
     OK(mio_close(s));
     mio_poll_free(p);
 }
@@ -612,7 +624,7 @@ TEST(tcp_close_with_unread_data_is_reset)
     OK(mio_close(s));
     flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READ_CLOSED);
     CHECK(flags & (MIO_ERROR | MIO_READ_CLOSED));
-    CHECK_EQ(mio_read(c, buf, sizeof buf), MIO_ECONNRESET);
+    check_reset(mio_read(c, buf, sizeof buf));
     OK(mio_close(c));
     mio_poll_free(p);
 }
@@ -1010,6 +1022,7 @@ static void udp_icmp_error(uint32_t interest)
 #ifdef _WIN32
     SKIP("sockets made by the library ignore ICMP port-unreachable (SIO_UDP_CONNRESET)");
 #endif
+    TEST_NOT_ON_LIBKQUEUE("a UDP socket's ICMP error is end-of-file there");
     OK(mio_close(b));   /* nobody at ba now */
     OK(mio_udp_connect(a, &ba));
     OK(mio_register(p, a, 1, interest));
@@ -1019,8 +1032,7 @@ static void udp_icmp_error(uint32_t interest)
     flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READABLE);
     CHECK_EQ(flags & (MIO_WRITE_CLOSED | MIO_READ_CLOSED), 0);
     err = mio_socket_error(a);
-    /* libkqueue takes the error while reporting it (README). */
-    CHECK(err == MIO_ECONNREFUSED || (err == 0 && strcmp(test_backend, "kqueue") == 0));
+    CHECK_EQ(err, MIO_ECONNREFUSED);
     CHECK_EQ(mio_udp_recv_from(a, buf, sizeof buf, NULL), MIO_EAGAIN);
     if (mio_udp_bind(&ba, &c) < 0)
         SKIP("port %u was taken meanwhile", ntohs(ba.u.v4.sin_port));

@@ -164,6 +164,97 @@ TEST(registration_churn_during_waits)
     mio_poll_free(h.p);
 }
 
+/* A thread pool's pattern: one thread waits and hands each event to another,
+ * which handles it and re-arms the oneshot registration, mostly while the
+ * wait is blocked.  The source is readable and writable throughout, so each
+ * arm can fire both ways: the whole registration is disarmed by its first
+ * event, and no wait reports the token twice between two re-arms (both
+ * directions in one wait is one report). */
+#define REARM_TOKEN 77
+#define REARM_INTEREST (MIO_READABLE | MIO_WRITABLE | MIO_ONESHOT)
+
+struct rearm {
+    mio_poll *p;
+    mio_fd fd;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int handed;             /* events passed on and not yet re-armed */
+    int stop;
+    atomic_int armed;       /* re-armed since the token was last reported */
+};
+
+static void *rearm_each_event(void *arg)
+{
+    struct rearm *r = arg;
+    int round;
+
+    for (round = 0;; round++) {
+        OK(pthread_mutex_lock(&r->lock));
+        while (r->handed == 0 && !r->stop)
+            OK(pthread_cond_wait(&r->cond, &r->lock));
+        if (r->stop) {
+            OK(pthread_mutex_unlock(&r->lock));
+            return NULL;
+        }
+        r->handed--;
+        OK(pthread_mutex_unlock(&r->lock));
+        /* Most rounds let the waiter block first; some race it. */
+        if (round % 4 != 0)
+            test_sleep_ms(1);
+        atomic_store(&r->armed, 1);
+        if (round % 2 == 0) {
+            OK(mio_reregister(r->p, r->fd, REARM_TOKEN, REARM_INTEREST));
+        } else {
+            OK(mio_deregister(r->p, r->fd));
+            OK(mio_register(r->p, r->fd, REARM_TOKEN, REARM_INTEREST));
+        }
+    }
+}
+
+TEST(oneshot_rearmed_from_thread_reports_once_per_arm)
+{
+    struct rearm r;
+    long rounds = test_scaled(1000), i;
+    mio_event ev[8];
+    mio_fd sv[2];
+    pthread_t t;
+
+    memset(&r, 0, sizeof r);
+    r.p = test_poll();
+    OK(pthread_mutex_init(&r.lock, NULL));
+    OK(pthread_cond_init(&r.cond, NULL));
+    OK(mio_socketpair(sv));
+    r.fd = sv[0];
+    CHECK_EQ(mio_write(sv[1], "r", 1), 1);     /* never read: readable throughout */
+    atomic_store(&r.armed, 1);
+    OK(mio_register(r.p, r.fd, REARM_TOKEN, REARM_INTEREST));
+    OK(pthread_create(&t, NULL, rearm_each_event, &r));
+    test_watchdog(60);
+    for (i = 0; i < rounds; i++) {
+        int n = test_wait(r.p, ev, 8, 5 * MIO_SEC);
+        CHECK(n > 0);       /* every arm is reported */
+        CHECK(test_flags(ev, n, REARM_TOKEN) & (MIO_READABLE | MIO_WRITABLE));
+        if (atomic_exchange(&r.armed, 0) != 1)
+            FAIL("round %ld: the token came again before the registration was re-armed", i);
+        OK(pthread_mutex_lock(&r.lock));
+        if (i + 1 < rounds)
+            r.handed++;
+        else
+            r.stop = 1;
+        OK(pthread_cond_signal(&r.cond));
+        OK(pthread_mutex_unlock(&r.lock));
+    }
+    OK(pthread_join(t, NULL));
+    /* The last arm is used up: nothing more comes. */
+    CHECK_EQ(test_wait_token(r.p, REARM_TOKEN, 50 * MIO_MSEC), 0);
+    test_watchdog(0);
+    OK(mio_close(sv[0]));
+    OK(mio_close(sv[1]));
+    OK(pthread_cond_destroy(&r.cond));
+    OK(pthread_mutex_destroy(&r.lock));
+    mio_poll_free(r.p);
+}
+
 /* ---- edge triggers ---- */
 
 TEST(edge_read_rearms_after_eagain)
@@ -423,6 +514,10 @@ POSIX_TEST(pipe_reader_gone_flags)
 
 /* ---- descriptors closed while registered ---- */
 
+/* What a BSD kernel does at close(), libkqueue cannot see: the filters stay,
+ * and the next descriptor with that number finds them. */
+#define CLOSE_UNSEEN "close() leaves the filters behind, for the number's next owner"
+
 /* Makes the free number `fd` one end of a new socket pair again and returns
  * the other end. */
 static mio_fd reuse_number(mio_fd fd)
@@ -438,6 +533,7 @@ static mio_fd reuse_number(mio_fd fd)
 
 POSIX_TEST(closed_without_deregister_is_dropped)
 {
+    TEST_NOT_ON_LIBKQUEUE(CLOSE_UNSEEN);
     mio_poll *p = test_poll();
     mio_fd sv[2], fd, peer;
 
@@ -459,6 +555,7 @@ POSIX_TEST(closed_without_deregister_is_dropped)
 
 POSIX_TEST(mio_close_forgets_registration)
 {
+    TEST_NOT_ON_LIBKQUEUE(CLOSE_UNSEEN);
     mio_poll *p = test_poll();
     mio_fd sv[2], fd, peer;
 
@@ -478,6 +575,7 @@ POSIX_TEST(mio_close_forgets_registration)
 
 POSIX_TEST(deregister_closed_fd_is_ebadf)
 {
+    TEST_NOT_ON_LIBKQUEUE(CLOSE_UNSEEN);
     mio_poll *p = test_poll();
     mio_fd sv[2], fd, peer;
 
@@ -551,6 +649,7 @@ static mio_fd udp_socket_at(mio_fd fd)
  * descriptor value registers afresh. */
 TEST(closed_behind_back_forgotten_in_every_mode)
 {
+    TEST_NOT_ON_LIBKQUEUE(CLOSE_UNSEEN);
     static const uint32_t modes[] = { MIO_LEVEL, MIO_EDGE, MIO_ONESHOT, MIO_LEVEL | MIO_ONESHOT };
     int k;
 

@@ -8,13 +8,14 @@
  * EV_DISPATCH (see ONESHOT_FLAG).  The token rides in each filter's udata, so one
  * source may come back as two events of a batch, read and write apart.
  *
- * The kernel takes a second EV_ADD of a filter as a modify, so the poll keeps
- * a table of what it registered per descriptor (under a mutex: add, mod and
- * del come from any thread) to answer MIO_EEXIST and MIO_ENOENT as the other
- * backends do.  Changes go in one kevent() call with EV_RECEIPT, one receipt
+ * The kernel takes a second EV_ADD of a filter as a modify, so whether a
+ * descriptor is registered is the registration records' to say (registry.h);
+ * a mutex makes a record's token and interest, which add and mod change from
+ * any thread, agree with what wait reads of them.  Changes go in one kevent() call with EV_RECEIPT, one receipt
  * per change.  A reregister deletes the old filters and adds the new ones: the
  * kernel keeps the EV_CLEAR/EV_DISPATCH of a filter it already has, and a new
- * filter reports readiness still present, like EPOLL_CTL_MOD.
+ * filter reports readiness still present, like EPOLL_CTL_MOD.  If the kernel
+ * refuses the new ones, the old ones are put back as they were.
  *
  * Wakers and notify() use EVFILT_USER with NOTE_TRIGGER; where the OS lacks it
  * they use a wake descriptor (wakefd.c) read edge-triggered.
@@ -25,9 +26,11 @@
  * caller's array: no per-poll buffer, no allocation.  wait takes the table's
  * mutex only for a chunk holding a oneshot event (disarm_siblings).
  *
- * Built on Linux against libkqueue, to run the tests there, the backend also
- * makes up for what libkqueue cannot see: LIBKQUEUE marks those places. */
-#include "../sys.h"
+ * On Linux the backend builds against libkqueue, to run the tests there.  The
+ * tests allow for libkqueue's known differences themselves, so that they run
+ * what a BSD runs; the one thing done for libkqueue here (LIBKQUEUE, in
+ * close_kqueue) only adds a wait a BSD has no need of. */
+#include "../registry.h"
 #include "wakefd.h"
 
 #include <fcntl.h>
@@ -79,24 +82,11 @@ enum {
     MAX_WAIT_SEC = 86400 /* longer waits return 0 and poll.c resumes them */
 };
 
-/* What the poll registered for one descriptor; interest 0 is none. */
-struct registered {
-    mio_token token;
-    uint32_t interest;
-    uint32_t stamp;     /* the poll's change count when this was set */
-#ifdef LIBKQUEUE
-    dev_t dev;          /* the file's identity: see check_registered() */
-    ino_t ino;
-#endif
-};
-
 struct kqueue_poll {
     mio_poll base;
     int kq;
-    mio_mutex fds_lock;         /* guards fds and nfds: add/mod/del may race */
-    struct registered *fds;     /* indexed by descriptor */
-    size_t nfds;
-    atomic_uint changes;        /* registrations set so far, the stamps' clock */
+    mio_mutex lock;             /* records' token, interest, armed: add/mod/del
+                                   and wait may race */
 #ifndef USE_EVFILT_USER
     struct mio_wakefd wake;     /* notify(), read with the reserved token */
 #endif
@@ -198,43 +188,17 @@ static void apply(int kq, struct changes *c)
 #endif
 }
 
-/* ---- the descriptor table ---- */
+/* ---- registrations ----
+ * A record's `armed` is 0 once its oneshot fired (the filters are disabled
+ * then), else its directions. */
 
-static struct registered *entry(struct kqueue_poll *p, int fd)
-{
-    return (size_t)fd < p->nfds ? &p->fds[fd] : NULL;
-}
-
-static int grow(struct kqueue_poll *p, int fd)
-{
-    size_t n = p->nfds < 64 ? 64 : p->nfds;
-    struct registered *fds;
-
-    while (n <= (size_t)fd)
-        n *= 2;
-    fds = mio__realloc(p->fds, n * sizeof *fds);
-    if (fds == NULL)
-        return MIO_ENOMEM;
-    memset(fds + p->nfds, 0, (n - p->nfds) * sizeof *fds);
-    p->fds = fds;
-    p->nfds = n;
-    return 0;
-}
-
-/* The answer for mod/del of a descriptor this poll does not know. */
-static int unknown_fd(int fd)
-{
-    return fcntl(fd, F_GETFD) < 0 && errno == EBADF ? MIO_EBADF : MIO_ENOENT;
-}
-
-#ifndef LIBKQUEUE
 /* Whether fd's registration r still stands: 0, MIO_ENOENT when the descriptor
  * was closed since (kqueue dropped its filters; the number may have been
  * reused) or MIO_EBADF when it is closed now.  The probe is a modify that
  * restates the registration (same udata and fflags, no EV_ADD, no EV_ENABLE);
  * the kernel re-evaluates the filter, which at worst reports it once more, a
  * spurious event. */
-static int check_registered(struct kqueue_poll *p, int fd, const struct registered *r)
+static int check_registered(struct kqueue_poll *p, int fd, const struct mio_fdrec *r)
 {
     struct changes c;
     size_t i;
@@ -253,57 +217,6 @@ static int check_registered(struct kqueue_poll *p, int fd, const struct register
             err = MIO_EBADF;
     }
     return err;
-}
-
-static void identify(int fd, struct registered *r)
-{
-    (void)fd;
-    (void)r;
-}
-#else
-/* libkqueue (kqueue on Linux, to test this backend there) does not see
- * close(): its filters outlive the descriptor, and a reused number would find
- * them.  The file's identity, taken at registration, tells them apart. */
-static int check_registered(struct kqueue_poll *p, int fd, const struct registered *r)
-{
-    struct stat st;
-    (void)p;
-    if (fstat(fd, &st) < 0)
-        return mio__err();
-    return st.st_dev == r->dev && st.st_ino == r->ino ? 0 : MIO_ENOENT;
-}
-
-static void identify(int fd, struct registered *r)
-{
-    struct stat st;
-    if (fstat(fd, &st) == 0) {
-        r->dev = st.st_dev;
-        r->ino = st.st_ino;
-    }
-}
-#endif
-
-/* Before a mod or del.  The kernel's receipts say whether the descriptor was
- * closed since it was registered, but libkqueue's do not: ask the descriptor,
- * and drop the filters it left behind. */
-static int drop_if_closed(struct kqueue_poll *p, int fd, struct registered *r)
-{
-#ifdef LIBKQUEUE
-    int err = check_registered(p, fd, r);
-    if (err < 0) {
-        struct changes c;
-        c.n = 0;
-        delete_filters(&c, fd, r->interest);
-        apply(p->kq, &c);
-        r->interest = 0;
-    }
-    return err;
-#else
-    (void)p;
-    (void)fd;
-    (void)r;
-    return 0;
-#endif
 }
 
 /* Takes back the additions c.ev[from..] that succeeded. */
@@ -347,7 +260,41 @@ static int first_error(const struct changes *c, int from)
     return 0;
 }
 
+/* Adds back the filters of r that a failed change had deleted, as they were
+ * (disabled if its oneshot had fired), so that the registration is what it
+ * was before.  0, or the error that kept it from coming back whole; then none
+ * of it is left. */
+static int restore(struct kqueue_poll *p, int fd, const struct mio_fdrec *r)
+{
+    struct changes c;
+    int k, err;
+
+    c.n = 0;
+    add_filters(&c, fd, r->token, r->interest);
+    if (r->armed == 0)
+        for (k = 0; k < c.n; k++)
+            c.ev[k].flags |= EV_DISABLE;
+    apply(p->kq, &c);
+    err = first_error(&c, 0);
+    if (err < 0)
+        undo_adds(p, fd, &c, 0);
+    return err;
+}
+
 /* ---- the backend ---- */
+
+static void close_kqueue(int kq)
+{
+    close(kq);
+#ifdef LIBKQUEUE
+    /* libkqueue closes a kqueue's own descriptors later, from a thread of its
+     * own; recent versions let us wait, so that they are closed when the
+     * poll is, as a kernel's are.  Without the wait, every closed kqueue also
+     * races that thread as ThreadSanitizer sees it. */
+    if (libkqueue_drain_pending_close != NULL)
+        libkqueue_drain_pending_close();
+#endif
+}
 
 static int kq_init(mio_poll *base)
 {
@@ -386,11 +333,10 @@ static int kq_init(mio_poll *base)
     }
 #endif
     if (err < 0) {
-        close(p->kq);
+        close_kqueue(p->kq);
         return err;
     }
-    mio_mutex_init(&p->fds_lock);
-    atomic_init(&p->changes, 0);
+    mio_mutex_init(&p->lock);
     return 0;
 }
 
@@ -400,21 +346,25 @@ static void kq_fini(mio_poll *base)
 #ifndef USE_EVFILT_USER
     mio__wakefd_close(&p->wake);
 #endif
-    close(p->kq);
-#ifdef LIBKQUEUE
-    /* libkqueue frees a closed kqueue's own descriptors later, from a thread
-     * of its own; recent versions let us wait for it. */
-    if (libkqueue_drain_pending_close != NULL)
-        libkqueue_drain_pending_close();
-#endif
-    mio__free(p->fds);
-    mio_mutex_destroy(&p->fds_lock);
+    close_kqueue(p->kq);
+    mio_mutex_destroy(&p->lock);
 }
 
-static int kq_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+/* The change went through: the record says so. */
+static void registered(struct mio_fdrec *r, mio_token token, uint32_t interest)
+{
+    mio__rec_set(r, token, interest);
+    r->armed = interest & MIO_INTERESTS;
+}
+
+/* again: the registry has a record of fd on this poll already; it stands
+ * unless the kernel dropped its filters (the descriptor was closed since,
+ * and its number reused). */
+static int kq_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest,
+                  bool again)
 {
     struct kqueue_poll *p = (struct kqueue_poll *)base;
-    struct registered *r;
+    int fd = r->fd;
     struct changes c;
     int err = 0, ndel;
 
@@ -423,39 +373,30 @@ static int kq_add(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
         return MIO_ENOSYS;
 #endif
     c.n = 0;
-    mio_mutex_lock(&p->fds_lock);
-    r = entry(p, fd);
-    if (r != NULL && r->interest != 0) {
+    mio_mutex_lock(&p->lock);
+    if (again) {
         if (check_registered(p, fd, r) == 0) {
-            mio_mutex_unlock(&p->fds_lock);
+            mio_mutex_unlock(&p->lock);
             return MIO_EEXIST;
         }
         delete_filters(&c, fd, r->interest);    /* what is left of it, if anything */
-        r->interest = 0;
     }
     ndel = c.n;
     add_filters(&c, fd, token, interest);
     apply(p->kq, &c);
     err = first_error(&c, ndel);
-    /* The table grows only for a descriptor the kernel took. */
-    if (err == 0 && r == NULL && (err = grow(p, fd)) == 0)
-        r = entry(p, fd);
-    if (err < 0) {
+    if (err < 0)
         undo_adds(p, fd, &c, ndel);
-    } else {
-        r->token = token;
-        r->interest = interest;
-        r->stamp = atomic_fetch_add(&p->changes, 1) + 1;
-        identify(fd, r);
-    }
-    mio_mutex_unlock(&p->fds_lock);
+    else
+        registered(r, token, interest);
+    mio_mutex_unlock(&p->lock);
     return err;
 }
 
-static int kq_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
+static int kq_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest)
 {
     struct kqueue_poll *p = (struct kqueue_poll *)base;
-    struct registered *r;
+    int fd = r->fd;
     struct changes c;
     int err, ndel;
 
@@ -463,86 +404,78 @@ static int kq_mod(mio_poll *base, mio_fd fd, mio_token token, uint32_t interest)
     if (interest & MIO_PRIORITY)
         return MIO_ENOSYS;
 #endif
-    mio_mutex_lock(&p->fds_lock);
-    r = entry(p, fd);
-    if (r == NULL || r->interest == 0) {
-        mio_mutex_unlock(&p->fds_lock);
-        return unknown_fd(fd);
-    }
-    if ((err = drop_if_closed(p, fd, r)) < 0) {
-        mio_mutex_unlock(&p->fds_lock);
-        return err;
-    }
+    mio_mutex_lock(&p->lock);
     c.n = 0;
     delete_filters(&c, fd, r->interest);
     ndel = c.n;
     add_filters(&c, fd, token, interest);
     apply(p->kq, &c);
-    err = deleted(&c, ndel, r->interest);
-    if (err == 0)
-        err = first_error(&c, ndel);
-    if (err < 0) {
-        /* The old filters are gone: the descriptor is no longer registered. */
+    if ((err = deleted(&c, ndel, r->interest)) < 0) {
+        /* Closed since: its filters are gone with it, and so is the
+         * registration (the registry drops it). */
         undo_adds(p, fd, &c, ndel);
-        r->interest = 0;
+    } else if ((err = first_error(&c, ndel)) < 0) {
+        /* Refused: the old filters come back, as a refused EPOLL_CTL_MOD
+         * changes nothing.  Should even that fail, nothing is left. */
+        undo_adds(p, fd, &c, ndel);
+        if (restore(p, fd, r) < 0)
+            err = MIO_ENOENT;
     } else {
-        r->token = token;
-        r->interest = interest;
-        r->stamp = atomic_fetch_add(&p->changes, 1) + 1;
+        registered(r, token, interest);
     }
-    mio_mutex_unlock(&p->fds_lock);
+    mio_mutex_unlock(&p->lock);
     return err;
 }
 
-static int kq_del(mio_poll *base, mio_fd fd)
+static int kq_del(mio_poll *base, struct mio_fdrec *r)
 {
     struct kqueue_poll *p = (struct kqueue_poll *)base;
-    struct registered *r;
     struct changes c;
     int err;
 
-    mio_mutex_lock(&p->fds_lock);
-    r = entry(p, fd);
-    if (r == NULL || r->interest == 0) {
-        mio_mutex_unlock(&p->fds_lock);
-        return unknown_fd(fd);
-    }
-    if ((err = drop_if_closed(p, fd, r)) < 0) {
-        mio_mutex_unlock(&p->fds_lock);
-        return err;
-    }
+    mio_mutex_lock(&p->lock);
     c.n = 0;
-    delete_filters(&c, fd, r->interest);
+    delete_filters(&c, r->fd, r->interest);
     apply(p->kq, &c);
     err = deleted(&c, c.n, r->interest);
-    r->interest = 0;
-    mio_mutex_unlock(&p->fds_lock);
+    mio_mutex_unlock(&p->lock);
     return err;
 }
 
-/* kqueue says end-of-file per filter; the contract says what epoll says.
- * A read side's clean EOF is also the write side's when the peer is gone
- * entirely (poll(2)'s POLLHUP), and a pipe whose reader is gone is an error
- * for its writer.  A system call, but on the end-of-file path only. */
+/* Whether fd's connection is shut both ways (poll(2)'s POLLHUP): the peer is
+ * gone entirely, not half-closed. */
+static bool hung_up(int fd)
+{
+    struct pollfd pf;
+
+    pf.fd = fd;
+    pf.events = 0;
+    pf.revents = 0;
+    return poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP);
+}
+
+/* kqueue says end-of-file per filter; the contract says what epoll says, for
+ * whichever directions were asked for.  A peer gone entirely closes both
+ * sides, whichever filter saw it; a pipe whose reader is gone is an error for
+ * its writer.  System calls, but on the end-of-file path only. */
 static uint32_t eof(const struct kevent *k)
 {
     int fd = (int)k->ident;
 
-    if (k->fflags != 0)     /* the socket's pending error: the connection failed */
-        return k->filter == EVFILT_READ ? MIO_READ_CLOSED | MIO_WRITE_CLOSED | MIO_ERROR
-                                        : MIO_WRITE_CLOSED | MIO_ERROR;
     if (k->filter == EVFILT_READ) {
-        struct pollfd pf;
-        pf.fd = fd;
-        pf.events = 0;
-        pf.revents = 0;
-        return poll(&pf, 1, 0) == 1 && (pf.revents & POLLHUP) ? MIO_READ_CLOSED | MIO_WRITE_CLOSED
-                                                                : MIO_READ_CLOSED;
-    } else {
-        struct stat st;
-        return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) ? MIO_WRITE_CLOSED | MIO_ERROR
-                                                             : MIO_WRITE_CLOSED;
+        if (k->fflags != 0) /* the socket's pending error: the connection failed */
+            return MIO_READ_CLOSED | MIO_WRITE_CLOSED | MIO_ERROR;
+        return hung_up(fd) ? MIO_READ_CLOSED | MIO_WRITE_CLOSED : MIO_READ_CLOSED;
     }
+    /* The write filter: only a peer gone entirely closes the read side too
+     * (a refused connect, a reset, a Unix socket's peer closed). */
+    if (k->fflags == 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+            return MIO_WRITE_CLOSED | MIO_ERROR;
+    }
+    return MIO_WRITE_CLOSED | (k->fflags != 0 ? MIO_ERROR : 0) |
+           (hung_up(fd) ? MIO_READ_CLOSED : 0);
 }
 
 static uint32_t readiness(const struct kevent *k)
@@ -577,28 +510,31 @@ static uint32_t readiness(const struct kevent *k)
 }
 
 /* The kernel disarms the filter that fired; a oneshot registration of more
- * than one direction disarms them all, as epoll's does.  So its other filters
- * are disabled before the wait returns, unless the registration was set after
- * the wait began: the event may then be older than the table's entry, and a
- * sibling firing once more is only a spurious event. */
-static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int n,
-                            unsigned began)
+ * than one direction disarms them all, as epoll's does, so its other filters
+ * are disabled before the wait returns.  The table is read under its lock, so
+ * it matches what the kernel holds: an event whose token is the entry's
+ * counts as that registration's one event, even when another thread re-armed
+ * it during the wait (the caller cannot tell the two apart, and re-arms after
+ * handling it).  An event whose token differs is from a registration replaced
+ * since: the new one is left armed. */
+static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int n)
 {
     int i;
 
-    mio_mutex_lock(&p->fds_lock);
+    mio_mutex_lock(&p->lock);
     for (i = 0; i < n; i++) {
-        struct registered *r;
+        struct mio_fdrec *r;
         struct changes c;
         size_t f;
 
         if (!(kev[i].flags & ONESHOT_FLAG))
             continue;
-        r = entry(p, (int)kev[i].ident);
-        /* Set after the wait began: its stamp is 1 to 2^31 ahead, modulo 2^32. */
+        /* Valid while the lock is held: kq_del takes it (registry.h). */
+        r = mio__rec_lookup(&p->base, (mio_fd)kev[i].ident);
         if (r == NULL || !(r->interest & MIO_ONESHOT) ||
-            (unsigned)(r->stamp - began - 1) < 0x7fffffffu)
+            r->token != (mio_token)(uintptr_t)kev[i].udata)
             continue;
+        r->armed = 0;
         c.n = 0;
         for (f = 0; f < NFILTERS; f++)
             if ((r->interest & filters[f].interest) && filters[f].filter != kev[i].filter)
@@ -606,13 +542,12 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
         if (c.n > 0)
             apply(p->kq, &c);
     }
-    mio_mutex_unlock(&p->fds_lock);
+    mio_mutex_unlock(&p->lock);
 }
 
 static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
 {
     struct kqueue_poll *p = (struct kqueue_poll *)base;
-    unsigned began = atomic_load(&p->changes);
     struct kevent kev[WAIT_CHUNK];
     struct timespec ts, *tsp = NULL;
     size_t j = 0;
@@ -649,7 +584,7 @@ static int kq_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
             oneshot |= (kev[i].flags & ONESHOT_FLAG) != 0;
         }
         if (MIO_UNLIKELY(oneshot))
-            disarm_siblings(p, kev, n, began);
+            disarm_siblings(p, kev, n);
         if (n < want || j == cap)
             break;
         ts.tv_sec = 0;
@@ -834,6 +769,7 @@ const struct mio_backend mio__backend_kqueue = {
     .add = kq_add,
     .mod = kq_mod,
     .del = kq_del,
+    .unknown = mio__unix_fd_unknown,
     .wait = kq_wait,
     .notify = kq_notify,
     .waker_add = kq_waker_add,
