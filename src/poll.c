@@ -57,6 +57,8 @@ int mio_poll_new_backend(const char *name, mio_poll **out)
     mio_mutex_init(&p->lock);
     mio_mutex_init(&p->reg_lock);
     p->emulated = ops->rearm != NULL;
+    atomic_init(&p->nrecords, 0);
+    p->token_limit = MIO_TOKEN_RESERVED;
     mio__queue_init(&p->rearmq, 0);
     err = ops->init(p);
     if (err < 0) {
@@ -189,6 +191,21 @@ int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t t
 int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns)
 {
     return mio__poll_wait_at(p, events, capacity, timeout_ns, -1);
+}
+
+bool mio__token_ok(const mio_poll *p, mio_token token)
+{
+    return token < p->token_limit;
+}
+
+size_t mio__poll_records(const mio_poll *p)
+{
+    return atomic_load_explicit(&p->nrecords, memory_order_relaxed);
+}
+
+void mio__poll_keep_tokens(mio_poll *p, mio_token first)
+{
+    p->token_limit = first;
 }
 
 int mio__poll_notify(mio_poll *p)

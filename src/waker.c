@@ -112,7 +112,7 @@ int mio_waker_new(mio_poll *p, mio_token token, mio_waker **out)
 
     if (out != NULL)
         *out = NULL;
-    if (p == NULL || out == NULL || token == MIO_TOKEN_RESERVED)
+    if (p == NULL || out == NULL || !mio__token_ok(p, token))
         return MIO_EINVAL;
     w = mio__calloc(1, sizeof *w);
     if (w == NULL)
