@@ -65,7 +65,10 @@
 #define ACCEPT_BATCH    64      /* accepts per event */
 #define REORDER_EVERY   16      /* accepts before an EXCLUSIVE loop goes to the back */
 #define REST_NS         (100 * MIO_MSEC)    /* out of descriptors and the shed failed */
-#define RECHECK_NS      (5 * MIO_MSEC)      /* a loop over its share looks again */
+#define RECHECK_NS      MIO_MSEC            /* a loop over its share looks again, */
+#define RECHECK_MAX_NS  (64 * MIO_MSEC)     /* ... less often while nothing changes */
+#define NUDGE_EVERY     8       /* accepts over its share before the last loop accepting
+                                   wakes the resting ones to look again */
 
 _Static_assert(MIO_GROUP_TOKEN_FIRST + MAX_LISTENERS == MIO__TOKEN_DROPPED,
                "the group's tokens: its listeners', then the dropped events'");
@@ -85,6 +88,7 @@ struct seat {
     bool resting;               /* taken out of it for now */
     bool until_time;            /* ... until resume_at (else: until back at its share) */
     unsigned since_reorder;     /* accepts since it last went to the back */
+    unsigned since_nudge;       /* accepts over its share, alone accepting */
     int64_t resume_at;
 };
 
@@ -106,7 +110,8 @@ struct member {
     atomic_long pending;        /* connections sent to it, not yet adopted */
     atomic_long own;            /* the group's registrations on its poll */
     int cpu;                    /* where it runs, or -1 */
-    size_t resting;             /* its seats at rest (its thread only) */
+    atomic_int resting;         /* its seats at rest (written by its thread) */
+    int64_t recheck_ns;         /* the next look's delay */
     bool timer_armed;
     thread_t thread;
     bool has_thread;
@@ -329,6 +334,7 @@ int mio_group_new(const mio_group_config *config, mio_group **out)
         atomic_init(&m->stop, 0);
         atomic_init(&m->pending, 0);
         atomic_init(&m->own, 0);
+        atomic_init(&m->resting, 0);
         err = mio_loop_new(&c.loop, &m->loop);
         if (err == 0) {
             m->loop->group = g;
@@ -817,6 +823,7 @@ static bool rest(mio_group *g, size_t k, size_t i, int64_t until)
 
     if (s->resting)
         return true;
+    g->m[i].recheck_ns = RECHECK_NS;
     if (!arm_recheck(g, i, until < 0 ? RECHECK_NS : REST_NS)) {
         if (!s->registered)
             (void)seat_in(g, k, i);
@@ -826,7 +833,7 @@ static bool rest(mio_group *g, size_t k, size_t i, int64_t until)
     s->resting = true;
     s->until_time = until >= 0;
     s->resume_at = until;
-    g->m[i].resting++;
+    atomic_fetch_add(&g->m[i].resting, 1);
     MIO_TRACE(MIO_LOG_DEBUG, "group %p: loop %zu rests listener %zu", (void *)g, i, k);
     return true;
 }
@@ -847,16 +854,17 @@ static bool share(mio_group *g, size_t i, bool over)
     return mine * n <= total + n;
 }
 
-/* EXCLUSIVE, after loop i accepted `taken` connections of listener k. */
-static void balance(mio_group *g, size_t k, size_t i, unsigned taken)
+/* EXCLUSIVE, after loop i accepted a connection of listener k: false when
+ * it should accept no more for now. */
+static bool balance(mio_group *g, size_t k, size_t i)
 {
     struct listener *L = &g->ls[k];
     struct seat *s = &L->seats[i];
     int accepting;
 
     if (g->n < 2)
-        return;
-    s->since_reorder += taken;
+        return true;
+    s->since_reorder++;
     if (share(g, i, true)) {
         /* Leave only if another loop accepts: claim the decrement first. */
         accepting = atomic_load(&L->accepting);
@@ -864,18 +872,29 @@ static void balance(mio_group *g, size_t k, size_t i, unsigned taken)
                !atomic_compare_exchange_weak(&L->accepting, &accepting, accepting - 1))
             ;
         if (accepting > 1) {
-            if (!rest(g, k, i, -1))
-                atomic_fetch_add(&L->accepting, 1);
-            return;
+            if (rest(g, k, i, -1))
+                return false;
+            atomic_fetch_add(&L->accepting, 1);
+        } else if (++s->since_nudge >= NUDGE_EVERY) {
+            /* Alone and over its share: the resting loops may well be back
+             * at theirs, and would otherwise look only at their next timer. */
+            size_t j;
+            s->since_nudge = 0;
+            for (j = 0; j < g->n; j++)
+                if (j != i && atomic_load_explicit(&g->m[j].resting, memory_order_relaxed) > 0)
+                    (void)mio__poll_wake(g->m[j].loop->poll);
         }
     }
     if (L->exclusive && s->since_reorder >= REORDER_EVERY) {
         /* Out and in again: to the end of the socket's wait queue. */
         s->since_reorder = 0;
         seat_out(g, k, i);
-        if (seat_in(g, k, i) < 0 && rest(g, k, i, mio__now_ns() + REST_NS))
+        if (seat_in(g, k, i) < 0 && rest(g, k, i, mio__now_ns() + REST_NS)) {
             atomic_fetch_sub(&L->accepting, 1);
+            return false;
+        }
     }
+    return s->registered;
 }
 
 void mio__group_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readiness)
@@ -884,7 +903,6 @@ void mio__group_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readines
     size_t k = (size_t)(token - MIO_GROUP_TOKEN_FIRST), i = l->index, n;
     struct listener *L;
     struct seat *s;
-    unsigned taken = 0;
 
     (void)readiness;
     if (k >= g->nls)
@@ -899,13 +917,14 @@ void mio__group_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readines
 
         if (err == 0) {
             size_t to = i;
-            taken++;
             if (L->mode == MIO_GROUP_HANDOFF)
                 to = g->next++ % g->n;
             else if (L->mode == MIO_GROUP_HANDOFF_LEAST)
                 to = least_loaded(g);
             if (to == i || !send_adopt(g, i, to, fd, L->data))
                 g->h.adopt(l, ctx, fd, L->data);
+            if (L->mode == MIO_GROUP_EXCLUSIVE && !balance(g, k, i))
+                break;
             continue;
         }
         if (err == MIO_EAGAIN)
@@ -919,8 +938,6 @@ void mio__group_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readines
         /* Anything else concerns one client (aborted before accept, refused
          * by a filter): skip it and go on. */
     }
-    if (L->mode == MIO_GROUP_EXCLUSIVE && taken > 0 && s->registered)
-        balance(g, k, i, taken);
 }
 
 bool mio__group_timeout(mio_loop *l, void *ctx, void *arg)
@@ -942,7 +959,7 @@ void mio__group_tick(mio_loop *l, void *ctx)
     int64_t now;
 
     (void)ctx;
-    if (m->resting == 0)
+    if (atomic_load_explicit(&m->resting, memory_order_relaxed) == 0)
         return;
     now = mio__now_ns();
     for (k = 0; k < g->nls; k++) {
@@ -956,9 +973,13 @@ void mio__group_tick(mio_loop *l, void *ctx)
         if (seat_in(g, k, i) < 0)
             continue;   /* tried again at the next look */
         s->resting = false;
-        m->resting--;
+        atomic_fetch_sub(&m->resting, 1);
         atomic_fetch_add(&L->accepting, 1);
     }
-    if (m->resting > 0)
-        (void)arm_recheck(g, i, RECHECK_NS);
+    if (atomic_load_explicit(&m->resting, memory_order_relaxed) > 0 && !m->timer_armed) {
+        /* Still out: look again later, less often the longer it lasts. */
+        if (m->recheck_ns < RECHECK_MAX_NS)
+            m->recheck_ns *= 2;
+        (void)arm_recheck(g, i, m->recheck_ns);
+    }
 }
