@@ -42,7 +42,7 @@
 #include <string.h>
 
 #ifdef _WIN32
-#include <windows.h>
+#include "sys/win.h"
 #else
 #include <pthread.h>
 #include <sched.h>
@@ -346,7 +346,7 @@ int mio_group_new(const mio_group_config *config, mio_group **out)
         free_group(g);
         return err;
     }
-    MIO_TRACE(MIO_LOG_DEBUG, "group %p: new, %zu loops", (void *)g, g->n);
+    MIO_TRACE(MIO_LOG_DEBUG, "group %p: new, %u loops", (void *)g, (unsigned)g->n);
     *out = g;
     return 0;
 }
@@ -425,7 +425,7 @@ static int run_member(struct member *m, bool caller)
     if (caller && m->cpu >= 0 && err != MIO_ENOSYS)
         unpin_self(&old);
     this_group = outer;
-    MIO_TRACE(MIO_LOG_DEBUG, "group %p: loop %zu stopped: %d", (void *)g, l->index, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "group %p: loop %u stopped: %d", (void *)g, (unsigned)l->index, err);
     return err;
 }
 
@@ -690,7 +690,7 @@ int mio_group_listen(mio_group *g, const mio_addr *addr, int backlog, int mode, 
         g->nls--;
         return err;
     }
-    MIO_TRACE(MIO_LOG_DEBUG, "group %p: listener %zu, mode %d", (void *)g, k, mode);
+    MIO_TRACE(MIO_LOG_DEBUG, "group %p: listener %u, mode %d", (void *)g, (unsigned)k, mode);
     return (int)k;
 }
 
@@ -793,8 +793,8 @@ int mio_loop_handoff(mio_loop *l, mio_fd fd, mio_token token, size_t to, void *d
             l->events[j].token = MIO__TOKEN_DROPPED;
     atomic_fetch_add(&m->pending, 1);
     mio__channel_publish(m->loop->chan, &claim, MIO__MSG_ADOPT, data, fd);
-    MIO_TRACE(MIO_LOG_DEBUG, "group %p: fd %lld handed from loop %zu to %zu", (void *)g,
-              (long long)fd, l->index, to);
+    MIO_TRACE(MIO_LOG_DEBUG, "group %p: fd %lld handed from loop %u to %u", (void *)g,
+              (long long)fd, (unsigned)l->index, (unsigned)to);
     return 0;
 }
 
@@ -834,7 +834,8 @@ static bool rest(mio_group *g, size_t k, size_t i, int64_t until)
     s->until_time = until >= 0;
     s->resume_at = until;
     atomic_fetch_add(&g->m[i].resting, 1);
-    MIO_TRACE(MIO_LOG_DEBUG, "group %p: loop %zu rests listener %zu", (void *)g, i, k);
+    MIO_TRACE(MIO_LOG_DEBUG, "group %p: loop %u rests listener %u", (void *)g, (unsigned)i,
+              (unsigned)k);
     return true;
 }
 
