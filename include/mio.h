@@ -787,15 +787,16 @@ MIO_API void mio_group_shutdown(mio_group *g);
 MIO_API int  mio_group_send(mio_group *g, size_t i, void *msg);
 
 /* Moves a connection from loop l to loop `to` of its group, from one of l's
- * callbacks: deregisters fd from l's poll (an fd not registered there is
- * handed over as it is), makes sure l calls `ready` no more for `token`
- * (the batch l is dispatching may already hold events for it: they are
- * dropped), and sends fd and data to loop `to`'s `adopt`.  Bytes that arrive
- * meanwhile wait in the kernel, and registering fd there reports them at
- * once.  Clear l's timers for the connection first: they stay l's.
- * MIO_EAGAIN when loop `to`'s channel is full (nothing changed: try again
- * later), MIO_EINVAL for NULL, a loop in no group, `to` out of range or a
- * group token; mio_deregister's errors (the fd is then not sent). */
+ * callbacks (or while the group does not run): deregisters fd from l's poll
+ * (an fd not registered there is handed over as it is), makes sure l calls
+ * `ready` no more for `token` (the batch l is dispatching may already hold
+ * events for it: they are dropped), and sends fd and data to loop `to`'s
+ * `adopt`.  Bytes that arrive meanwhile wait in the kernel, and registering
+ * fd there reports them at once.  Clear l's timers for the connection
+ * first: they stay l's.  MIO_EAGAIN when loop `to`'s channel is full
+ * (nothing changed: try again later), MIO_EINVAL for NULL, a loop in no
+ * group, a group whose handler has no `adopt`, `to` out of range or a group
+ * token; mio_deregister's errors (the fd is then not sent). */
 MIO_API int  mio_loop_handoff(mio_loop *l, mio_fd fd, mio_token token, size_t to, void *data);
 
 #ifdef __cplusplus
