@@ -38,6 +38,8 @@
  * at its share; the last loop accepting never rests, so the listener is
  * never left silent. */
 #include "loop.h"
+#include "net_hooks.h"
+#include "poll_hooks.h"
 
 #include <string.h>
 
@@ -127,6 +129,18 @@ struct mio_group {
     atomic_int error;           /* the first error of a loop, for join */
     size_t next;                /* loop 0's next choice (HANDOFF), its thread only */
     bool pin_identity;          /* loop i runs on CPU i */
+};
+
+/* The group's part in its loops' ticks (loop.h). */
+static void hook_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readiness);
+static void hook_message(mio_loop *l, void *ctx, int kind, void *msg, mio_fd fd);
+static bool hook_timeout(mio_loop *l, void *ctx, void *arg);
+static void hook_tick(mio_loop *l, void *ctx);
+static bool hook_stopping(const mio_loop *l);
+static void hook_shutdown(mio_loop *l);
+
+static const struct mio_loop_hooks group_hooks = {
+    hook_ready, hook_message, hook_timeout, hook_tick, hook_stopping, hook_shutdown
 };
 
 /* The group whose loop this thread runs (join and free refuse it). */
@@ -339,7 +353,8 @@ int mio_group_new(const mio_group_config *config, mio_group **out)
         if (err == 0) {
             m->loop->group = g;
             m->loop->index = i;
-            m->loop->poll->token_limit = MIO_GROUP_TOKEN_FIRST;
+            m->loop->hooks = &group_hooks;
+            mio__poll_keep_tokens(m->loop->poll, MIO_GROUP_TOKEN_FIRST);
         }
     }
     if (err < 0) {
@@ -371,7 +386,12 @@ mio_group *mio_loop_group(const mio_loop *l)
     return l != NULL ? l->group : NULL;
 }
 
-bool mio__group_stopping(const mio_loop *l)
+static void hook_shutdown(mio_loop *l)
+{
+    mio_group_shutdown(l->group);
+}
+
+static bool hook_stopping(const mio_loop *l)
 {
     return atomic_load_explicit(&l->group->m[l->index].stop, memory_order_relaxed) != 0;
 }
@@ -645,7 +665,7 @@ int mio_group_listen(mio_group *g, const mio_addr *addr, int backlog, int mode, 
     L->data = data;
     L->fd = MIO_INVALID_FD;
     L->exclusive = mode == MIO_GROUP_EXCLUSIVE &&
-                   (g->m[0].loop->poll->ops->private_interest & MIO__EXCLUSIVE) != 0;
+                   (mio__poll_private_interest(g->m[0].loop->poll) & MIO__EXCLUSIVE) != 0;
     atomic_init(&L->accepting, 0);
     L->seats = mio__calloc(g->n, sizeof *L->seats);
     if (L->seats == NULL)
@@ -711,7 +731,7 @@ int mio_group_local_addr(mio_group *g, int listener, mio_addr *out)
 static long load_of(mio_group *g, size_t i)
 {
     struct member *m = &g->m[i];
-    long n = (long)atomic_load_explicit(&m->loop->poll->nrecords, memory_order_relaxed) -
+    long n = (long)mio__poll_records(m->loop->poll) -
              atomic_load_explicit(&m->own, memory_order_relaxed) +
              atomic_load_explicit(&m->pending, memory_order_relaxed);
     return n > 0 ? n : 0;
@@ -753,7 +773,7 @@ static bool send_adopt(mio_group *g, size_t from, size_t to, mio_fd fd, void *da
     return false;
 }
 
-void mio__group_message(mio_loop *l, void *ctx, int kind, void *msg, mio_fd fd)
+static void hook_message(mio_loop *l, void *ctx, int kind, void *msg, mio_fd fd)
 {
     mio_group *g = l->group;
 
@@ -898,7 +918,7 @@ static bool balance(mio_group *g, size_t k, size_t i)
     return s->registered;
 }
 
-void mio__group_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readiness)
+static void hook_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readiness)
 {
     mio_group *g = l->group;
     size_t k = (size_t)(token - MIO_GROUP_TOKEN_FIRST), i = l->index, n;
@@ -941,7 +961,7 @@ void mio__group_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readines
     }
 }
 
-bool mio__group_timeout(mio_loop *l, void *ctx, void *arg)
+static bool hook_timeout(mio_loop *l, void *ctx, void *arg)
 {
     struct member *m = &l->group->m[l->index];
 
@@ -952,7 +972,7 @@ bool mio__group_timeout(mio_loop *l, void *ctx, void *arg)
     return true;
 }
 
-void mio__group_tick(mio_loop *l, void *ctx)
+static void hook_tick(mio_loop *l, void *ctx)
 {
     mio_group *g = l->group;
     size_t i = l->index, k;

@@ -89,7 +89,7 @@ int mio_loop_new(const mio_loop_config *config, mio_loop **out)
 
 void mio_loop_free(mio_loop *l)
 {
-    if (l == NULL || l->group != NULL)
+    if (l == NULL || l->hooks != NULL)
         return;     /* a group's loop goes with its group */
     mio__loop_free(l);
 }
@@ -144,8 +144,8 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
     for (i = 0; i < (size_t)n; i++) {
         mio_token token = l->events[i].token;
         l->dispatching = i;
-        if (MIO_UNLIKELY(token >= MIO_GROUP_TOKEN_FIRST) && l->group != NULL)
-            mio__group_ready(l, ctx, token, l->events[i].flags);
+        if (MIO_UNLIKELY(token >= MIO_GROUP_TOKEN_FIRST) && l->hooks != NULL)
+            l->hooks->ready(l, ctx, token, l->events[i].flags);
         else if (h->ready != NULL)
             h->ready(l, ctx, token, l->events[i].flags);
     }
@@ -155,8 +155,8 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
         if (MIO_LIKELY(kind == MIO__MSG_USER)) {
             if (h->notify != NULL)
                 h->notify(l, ctx, arg);
-        } else if (l->group != NULL) {
-            mio__group_message(l, ctx, kind, arg, fd);
+        } else if (l->hooks != NULL) {
+            l->hooks->message(l, ctx, kind, arg, fd);
         }
     }
     /* One clock reading for every expiry of this tick, and no more expiries
@@ -165,12 +165,12 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
      * keeps re-arming cannot starve I/O. */
     now = mio__now_ns();
     for (i = mio__timer_pending(l->timer); i > 0 && mio__timer_poll_at(l->timer, now, &arg); i--)
-        if ((l->group == NULL || !mio__group_timeout(l, ctx, arg)) && h->timeout != NULL)
+        if ((l->hooks == NULL || !l->hooks->timeout(l, ctx, arg)) && h->timeout != NULL)
             h->timeout(l, ctx, arg);
     if (interrupted && h->interrupted != NULL)
         h->interrupted(l, ctx);
-    if (l->group != NULL)
-        mio__group_tick(l, ctx);
+    if (l->hooks != NULL)
+        l->hooks->tick(l, ctx);
     if (h->tick != NULL)
         h->tick(l, ctx);
     l->in_tick = false;
@@ -179,7 +179,7 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
 
 int mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
 {
-    if (l == NULL || h == NULL || l->group != NULL)
+    if (l == NULL || h == NULL || l->hooks != NULL)
         return MIO_EINVAL;
     if (l->in_tick)
         return MIO_EBUSY;
@@ -190,7 +190,7 @@ int mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx)
 {
     int err = 0;
 
-    if (l == NULL || h == NULL || l->group != NULL)
+    if (l == NULL || h == NULL || l->hooks != NULL)
         return MIO_EINVAL;
     if (l->in_tick)
         return MIO_EBUSY;
@@ -205,13 +205,13 @@ void mio_loop_shutdown(mio_loop *l)
     if (l == NULL)
         return;
     l->running = false;
-    if (l->group != NULL)
-        mio_group_shutdown(l->group);
+    if (l->hooks != NULL)
+        l->hooks->shutdown(l);
 }
 
 bool mio_loop_is_running(const mio_loop *l)
 {
-    return l != NULL && l->running && (l->group == NULL || !mio__group_stopping(l));
+    return l != NULL && l->running && (l->hooks == NULL || !l->hooks->stopping(l));
 }
 
 int mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out)

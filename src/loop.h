@@ -1,12 +1,28 @@
 /* The event loop's insides, shared by loop.c and the group of loops
  * (group.c), which runs loops on threads of its own and takes part in their
  * ticks: its listeners' events, the connections handed to a loop, its own
- * timers. */
+ * timers.  The group is above the loop: it calls the loop, and the loop
+ * reaches it only through the hooks the group gives it. */
 #ifndef MIO_LOOP_H
 #define MIO_LOOP_H
 
 #include "channel.h"
-#include "sys.h"
+
+/* The group's part in a tick of one of its loops, on the loop's thread with
+ * the handler's ctx: an event with one of the group's tokens (ready); a
+ * message that is not the caller's (message); a timeout, which returns
+ * false when arg is not one of the group's, so that it goes to the caller
+ * (timeout); the end of the tick, before the caller's `tick` (tick).  And
+ * for mio_loop_is_running and mio_loop_shutdown: whether the group was told
+ * to shut down (stopping, any thread), and shutting it down (shutdown). */
+struct mio_loop_hooks {
+    void (*ready)(mio_loop *l, void *ctx, mio_token token, uint32_t readiness);
+    void (*message)(mio_loop *l, void *ctx, int kind, void *msg, mio_fd fd);
+    bool (*timeout)(mio_loop *l, void *ctx, void *arg);
+    void (*tick)(mio_loop *l, void *ctx);
+    bool (*stopping)(const mio_loop *l);
+    void (*shutdown)(mio_loop *l);
+};
 
 struct mio_loop {
     mio_poll *poll;
@@ -20,7 +36,9 @@ struct mio_loop {
     /* The batch `ready` goes through: nevents events, the one at
      * `dispatching` being handled (mio_loop_handoff drops later ones). */
     size_t nevents, dispatching;
-    /* A loop of a group (NULL: none) and its index there. */
+    /* A loop of a group: its hooks (NULL: in no group), the group and the
+     * loop's index there. */
+    const struct mio_loop_hooks *hooks;
     struct mio_group *group;
     size_t index;
 };
@@ -34,17 +52,5 @@ void mio__loop_free(mio_loop *l);
 
 /* One tick (mio_loop_run_once without the checks). */
 int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns);
-
-/* The group's part in a tick of one of its loops (group.c), on the loop's
- * thread with the handler's ctx: an event with one of the group's tokens;
- * a message that is not the caller's; a timeout, which returns false when
- * arg is not one of the group's (then it is the caller's); and the end of
- * the tick, before the caller's `tick`. */
-void mio__group_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readiness);
-void mio__group_message(mio_loop *l, void *ctx, int kind, void *msg, mio_fd fd);
-bool mio__group_timeout(mio_loop *l, void *ctx, void *arg);
-void mio__group_tick(mio_loop *l, void *ctx);
-/* Whether the loop's group was told to shut down; any thread. */
-bool mio__group_stopping(const mio_loop *l);
 
 #endif

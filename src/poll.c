@@ -193,11 +193,6 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
     return mio__poll_wait_at(p, events, capacity, timeout_ns, -1);
 }
 
-bool mio__token_ok(const mio_poll *p, mio_token token)
-{
-    return token < p->token_limit;
-}
-
 size_t mio__poll_records(const mio_poll *p)
 {
     return atomic_load_explicit(&p->nrecords, memory_order_relaxed);
@@ -206,6 +201,11 @@ size_t mio__poll_records(const mio_poll *p)
 void mio__poll_keep_tokens(mio_poll *p, mio_token first)
 {
     p->token_limit = first;
+}
+
+uint32_t mio__poll_private_interest(const mio_poll *p)
+{
+    return p->ops->private_interest;
 }
 
 int mio__poll_notify(mio_poll *p)

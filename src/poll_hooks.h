@@ -18,14 +18,12 @@ int mio__poll_wake(mio_poll *p);
 int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns,
                       int64_t now);
 
-/* Whether a caller may use token on p: not MIO_TOKEN_RESERVED, and not
- * one a group keeps on its loops' polls (poll.c sets the limit, the group
- * lowers it). */
-bool mio__token_ok(const mio_poll *p, mio_token token);
 /* How many descriptors are registered on p now; any thread. */
 size_t mio__poll_records(const mio_poll *p);
 /* Keeps the tokens from `first` up for the library on p. */
 void mio__poll_keep_tokens(mio_poll *p, mio_token first);
+/* The internal interest bits (common.h) p's backend honours. */
+uint32_t mio__poll_private_interest(const mio_poll *p);
 
 /* mio_register for the library's own registrations (registry.c): any
  * token, and internal interest bits (common.h; those the backend lacks are

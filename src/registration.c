@@ -40,8 +40,7 @@
  * every node a pusher may push.  A
  * registration stays bound to its first poll until that poll is freed: a node
  * that may still sit in one poll's queue cannot join another's. */
-#include "sys.h"
-#include "poll_hooks.h"
+#include "registry.h"
 #include "readyq.h"
 
 #define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
