@@ -4,7 +4,8 @@
  * One small API over each OS's event notification: epoll (Linux, Android),
  * kqueue (macOS, iOS, the BSDs), IOCP with AFD polling (Windows), and poll(2)
  * as the portable fallback.  On top of it: user-space readiness, a hashed timer
- * wheel, a bounded cross-thread channel and a single-threaded event loop.
+ * wheel, a bounded cross-thread channel, a single-threaded event loop, and a
+ * group of such loops, one per core, with listeners spread over them.
  *
  * Portability contract
  * --------------------
@@ -61,8 +62,9 @@
  *   timeout resolution (1 ns, or 1 ms rounded up); MIO_PRIORITY is
  *   MIO_ENOSYS on kqueue without EVFILT_EXCEPT; Windows polls only sockets.
  *
- * docs/ expands on this contract (concepts, threads, the event loop, per
- * platform notes, migrating from libuv/libev/libevent, tracing); every
+ * docs/ expands on this contract (concepts, threads, the event loop, one
+ * loop per core, per platform notes, migrating from libuv/libev/libevent,
+ * tracing); every
  * public name is documented where it is declared below.
  */
 #ifndef MIO_H
@@ -573,14 +575,17 @@ MIO_API int  mio_loop_new(const mio_loop_config *c, mio_loop **out);
  * Senders stay valid and their sends fail with MIO_EPIPE from now on.
  * Messages still queued are dropped without a callback (and a send racing
  * this call may succeed and be dropped too): if messages own memory, stop
- * the senders first. */
+ * the senders first.  A group's loop is not freed here but with its group
+ * (mio_group_free). */
 MIO_API void mio_loop_free(mio_loop *l);
 /* The loop's poll: register sources here, with any token but
- * MIO_TOKEN_RESERVED.  Do not wait on it yourself. */
+ * MIO_TOKEN_RESERVED (and, on a group's loop, below MIO_GROUP_TOKEN_FIRST).
+ * Do not wait on it yourself. */
 MIO_API mio_poll *mio_loop_poll(mio_loop *l);
 /* Runs ticks until a callback calls mio_loop_shutdown (that tick completes,
  * `tick` included); returns 0 then, or the first error of a wait.  May be
- * called again afterwards. */
+ * called again afterwards.  A group's loop runs only through its group:
+ * MIO_EINVAL here and from mio_loop_run_once. */
 MIO_API int  mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx);
 /* Runs one tick whose wait lasts at most timeout_ns (< 0: until there is
  * something to do).  A signal is not an error: it calls `interrupted` and
@@ -588,11 +593,13 @@ MIO_API int  mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx);
  * MIO_EBUSY. */
 MIO_API int  mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns);
 /* Makes mio_loop_run return after the current tick.  To stop a loop from
- * another thread, send it a message whose `notify` calls this. */
+ * another thread, send it a message whose `notify` calls this.  On a
+ * group's loop it shuts the whole group down (mio_group_shutdown). */
 MIO_API void mio_loop_shutdown(mio_loop *l);
 /* True from mio_loop_new, and again from each mio_loop_run, until
  * mio_loop_shutdown: `while (mio_loop_is_running(l)) mio_loop_run_once(...)`
- * stops the way mio_loop_run does. */
+ * stops the way mio_loop_run does.  For a group's loop, also false once
+ * the group is shut down. */
 MIO_API bool mio_loop_is_running(const mio_loop *l);
 /* Calls `timeout` with arg once delay_ns has passed (never earlier; rounded up
  * to the timer's tick).  out may be NULL.  MIO_ENOSPC when timer_capacity
