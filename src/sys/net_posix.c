@@ -270,10 +270,13 @@ int mio__os_steer_by_cpu(mio_fd fd, unsigned n)
         BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
         BPF_STMT(BPF_RET | BPF_A, 0),
     };
-    struct sock_fprog prog = { sizeof code / sizeof code[0], code };
+    struct sock_fprog prog;
 
     if (n == 0)
         return MIO_EINVAL;
+    memset(&prog, 0, sizeof prog);      /* the padding after len goes to the kernel too */
+    prog.len = sizeof code / sizeof code[0];
+    prog.filter = code;
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0
                ? mio__err() : 0;
 #else
