@@ -92,6 +92,7 @@ struct seat {
     unsigned since_reorder;     /* accepts since it last went to the back */
     unsigned since_nudge;       /* accepts over its share, alone accepting */
     int64_t resume_at;
+    char pad[64];               /* the next loop's seat on other cache lines */
 };
 
 struct listener {
@@ -117,6 +118,7 @@ struct member {
     bool timer_armed;
     thread_t thread;
     bool has_thread;
+    char pad[64];               /* the next loop's member on other cache lines */
 };
 
 struct mio_group {
@@ -424,11 +426,14 @@ static int run_member(struct member *m, bool caller)
     mio_group *outer = this_group;
     mio_loop *l = m->loop;
     affinity_t old;
+    bool pinned = false;
     int err = 0;
 
     this_group = g;
-    if (m->cpu >= 0)
+    if (m->cpu >= 0) {
         err = pin_self(m->cpu, caller ? &old : NULL);
+        pinned = err == 0;
+    }
     if (err == 0 && g->h.start != NULL && (err = g->h.start(l, m->ctx)) > 0)
         err = 0;
     if (err < 0) {
@@ -442,7 +447,7 @@ static int run_member(struct member *m, bool caller)
         if (g->h.stop != NULL)
             g->h.stop(l, m->ctx);
     }
-    if (caller && m->cpu >= 0 && err != MIO_ENOSYS)
+    if (caller && pinned)
         unpin_self(&old);
     this_group = outer;
     MIO_TRACE(MIO_LOG_DEBUG, "group %p: loop %u stopped: %d", (void *)g, (unsigned)l->index, err);
