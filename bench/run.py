@@ -454,6 +454,21 @@ def group_markdown(res):
             md.append(f"| {'pinned to CPUs 0 and 1' if pinned else 'not pinned'} | "
                       f"{float(f['rtt_p50_ns']) / 1000:.1f} | {float(f['rtt_p99_ns']) / 1000:.1f} |")
         md.append("")
+    md.append("**What two cores can and cannot show.**  The client needs a core of its own, so "
+              "the server gets one core (\"CPU 0\") or shares the client's (\"both\").  Neither"
+              " shows what a second core adds: held to one core, two loops take turns on it; "
+              "free to use both, the second loop competes with the client, which is the "
+              "bottleneck here (100 connections in lock-step keep the server far from "
+              "saturated: a wait finds about two requests).  What the run does show is what the"
+              " second loop costs (CPU time and user-space instructions per request, where "
+              "contention between the loops, a lock or a cache line both write, would appear), "
+              "how each mode spreads connections, and the price of a message between loops.  As"
+              " for scaling: the loops share no lock on the I/O path and, on epoll, write no "
+              "common cache line there, so with cores to spare and the load generated elsewhere, throughput should grow"
+              " with the loops until something they do share limits it (the NIC and its queues,"
+              " memory bandwidth, the one accept queue of `EXCLUSIVE`, loop 0's accepts in "
+              "`HANDOFF`); this machine measures none of that, and these figures say nothing "
+              "about where that limit lies." + "\n")
     commands.append(f"[taskset -c {SERVER_CPU}] {SHOWN}/group_mio port=P loops=1|2 "
                     "mode=reuseport|cpu|exclusive|handoff|least  (SIGUSR1: counters); "
                     f"taskset -c {CLIENT_CPU} {SHOWN}/bench_echo_client -c {ECHO_CONNS} -d "
