@@ -23,6 +23,7 @@
  * it is async-signal-safe wherever the backend's notify is. */
 #include "waker.h"
 #include "poll_hooks.h"
+#include "registry.h"
 
 struct mio_wakehub {
     atomic_int refs;            /* the poll's and every waker's */
