@@ -758,9 +758,10 @@ MIO_API mio_group *mio_loop_group(const mio_loop *l);
  * the listener's number (>= 0), or MIO_EINVAL (NULL, unknown mode),
  * MIO_ENOSPC (255 listeners already), MIO_ENOSYS (a mode this OS lacks), or
  * what listening on addr returns.  Accepting never stops for one client's
- * error: it is skipped; out of descriptors, the queue is shed
- * (mio_tcp_shed), and if that fails the listener rests for 100 ms on that
- * loop. */
+ * error: it is skipped (64 errors in a row, and no client, rest the
+ * listener on that loop for 100 ms instead of spinning); out of
+ * descriptors, the queue is shed (mio_tcp_shed), and if that fails the
+ * listener rests for 100 ms on that loop. */
 MIO_API int  mio_group_listen(mio_group *g, const mio_addr *addr, int backlog, int mode,
                               void *data);
 /* The address listener number `listener` is bound to. */

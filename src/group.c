@@ -929,6 +929,7 @@ static void hook_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readine
     size_t k = (size_t)(token - MIO_GROUP_TOKEN_FIRST), i = l->index, n;
     struct listener *L;
     struct seat *s;
+    size_t failed = 0;
 
     (void)readiness;
     if (k >= g->nls)
@@ -962,7 +963,10 @@ static void hook_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readine
             break;
         }
         /* Anything else concerns one client (aborted before accept, refused
-         * by a filter): skip it and go on. */
+         * by a filter): skip it and go on.  A whole batch of nothing but
+         * such errors is the listener's own trouble: rest, not spin. */
+        if (++failed == ACCEPT_BATCH && rest(g, k, i, mio__now_ns() + REST_NS))
+            atomic_fetch_sub(&L->accepting, 1);
     }
 }
 
