@@ -208,11 +208,6 @@ uint32_t mio__poll_private_interest(const mio_poll *p)
     return p->ops->private_interest;
 }
 
-int mio__poll_notify(mio_poll *p)
-{
-    return p->ops->notify(p);
-}
-
 int mio__poll_wake(mio_poll *p)
 {
     atomic_store_explicit(&p->woken, 1, memory_order_release);

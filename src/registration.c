@@ -162,7 +162,7 @@ static void requeue(struct mio_readyq *q)
 
     while ((r = q->again) != NULL) {
         q->again = r->again;
-        mio__queue_push(&q->q, &r->link, NULL);
+        mio__queue_push(&q->q, &r->link, NULL, NULL);
     }
     q->again_end = &q->again;
 }
@@ -275,7 +275,7 @@ static void arm(mio_poll *p, mio_registration *r, mio_token token, uint32_t inte
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s, memory_order_acq_rel,
                                                     memory_order_relaxed));
     if (queue)
-        mio__queue_push(&p->readyq->q, &r->link, p);
+        mio__queue_push(&p->readyq->q, &r->link, p, p->ops->notify);
 }
 
 static bool registered_on(mio_poll *p, mio_registration *r)
@@ -429,7 +429,7 @@ int mio_set_readiness_set(mio_set_readiness *h, uint32_t readiness)
     if (queue) {
         /* ST_REGISTERED was set after poll and readyq were: the CAS sees both. */
         mio_poll *p = atomic_load_explicit(&r->poll, memory_order_relaxed);
-        mio__queue_push(&p->readyq->q, &r->link, p);
+        mio__queue_push(&p->readyq->q, &r->link, p, p->ops->notify);
     }
     return 0;
 }

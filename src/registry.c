@@ -218,7 +218,7 @@ static void drained(struct mio_fdrec *r, uint32_t dirs)
     if (push) {
         /* QUEUED keeps the record, and so its owner, until the pop. */
         mio_poll *p = atomic_load_explicit(&r->poll, memory_order_acquire);
-        mio__queue_push(&p->rearmq, &r->link, p);
+        mio__queue_push(&p->rearmq, &r->link, p, p->ops->notify);
     }
 }
 
@@ -268,7 +268,7 @@ static void apply(mio_poll *p, struct mio_fdrec *r)
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s, memory_order_acq_rel,
                                                     memory_order_acquire));
     if (s & MIO_REC_QUEUED)
-        mio__queue_push(&p->rearmq, &r->link, NULL);
+        mio__queue_push(&p->rearmq, &r->link, NULL, NULL);
     else if (!(s & CLAIMED))
         release(slot_of(r->fd, false), r, 0);  /* deregistered while queued */
 }

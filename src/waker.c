@@ -168,7 +168,7 @@ int mio_waker_wake(mio_waker *w)
 
         atomic_fetch_add_explicit(&h->busy, 1, memory_order_seq_cst);
         p = atomic_load_explicit(&h->poll, memory_order_seq_cst);
-        if (p != NULL && (err = mio__poll_notify(p)) < 0) {
+        if (p != NULL && (err = p->ops->notify(p)) < 0) {
             /* Nothing was sent: this wake failed, the next one tries. */
             atomic_store_explicit(&w->pending, 0, memory_order_seq_cst);
             atomic_store_explicit(&h->sleeping, 1, memory_order_seq_cst);
