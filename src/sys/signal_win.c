@@ -1,0 +1,2 @@
+/* placeholder */
+#include "../signals.h"
