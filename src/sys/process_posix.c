@@ -161,6 +161,29 @@ static void child(struct plan *pl)
 
 /* ---- the parent ---- */
 
+/* Linux: vfork, which copies no page tables (a fork of a large process
+ * costs milliseconds): this thread waits until the child's exec or exit,
+ * the other threads run on.  The child above makes only system calls on
+ * its own stack and writes nothing of the parent's but `pl` and errno, and
+ * all its signals are blocked until they are set to their defaults (its
+ * handler table is its own).  The child never returns from the function
+ * that called vfork, whose frame the parent goes on with.  Elsewhere
+ * fork. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static pid_t launch(struct plan *pl)
+{
+#ifdef __linux__
+    pid_t pid = vfork();
+#else
+    pid_t pid = fork();
+#endif
+    if (pid == 0)
+        child(pl);                  /* never returns */
+    return pid;
+}
+
 /* The paths to try, execvp's way: file itself if it has a '/', else each
  * directory of path (an empty one is the current directory). */
 static char **search(const char *file, const char *path)
@@ -325,9 +348,7 @@ int mio_process_spawn(const mio_process_options *o, mio_fd pipes[3], mio_process
 
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0)
-        child(&pl);                 /* never returns */
+    pid = launch(&pl);
     if (pid < 0)
         err = mio__err();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
