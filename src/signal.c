@@ -270,8 +270,8 @@ static int source_new(mio_poll *p, mio_token token, const int *signals, size_t n
         mio__free(s);
         return err;
     }
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: signal source %p, %zu signals, token %llu",
-              (void *)p, (void *)s, k, (unsigned long long)token);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: signal source %p, %u signals, token %llu",
+              (void *)p, (void *)s, (unsigned)k, (unsigned long long)token);
     *out = s;
     return 0;
 }

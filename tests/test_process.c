@@ -483,7 +483,7 @@ TEST(pipes_both_ways_with_back_pressure)
         }
     }
     CHECK(sent == total && memcmp(in, back, total) == 0);
-    CHECK_EQ(mio_read(pipes[1], back, 1), 0);   /* and then its end */
+    CHECK_EQ(read_all(p, pipes[1], 2, (char *)back, total), 0);    /* then its end */
     OK(mio_deregister(p, pipes[1]));
     OK(mio_close(pipes[1]));
     OK(mio_process_register(p, c, 3));
@@ -515,7 +515,10 @@ TEST(child_closing_its_output_early_is_end_of_stream_before_its_exit)
 #else
     CHECK(strcmp(out, "bye\n") == 0);
 #endif
-    CHECK_EQ(mio_process_try_wait(c, &st), MIO_EAGAIN);     /* it sleeps on */
+    /* It sleeps on.  (wine: a socket the child closed ends only with the
+     * child.) */
+    if (!test_on_wine())
+        CHECK_EQ(mio_process_try_wait(c, &st), MIO_EAGAIN);
     st = wait_exit(p, c, 2);
     CHECK_EQ(st.code, 3);
     OK(mio_deregister(p, pipes[1]));
@@ -643,8 +646,8 @@ TEST(ten_thousand_children_reaped_with_exact_statuses)
     run_env(&r0, "MIO_TEST_EXIT=0");
     run_case(&r1, "exit_with");
     run_env(&r1, "MIO_TEST_EXIT=1");
-    if (total > 1000)
-        total = 1000;       /* a process start there costs milliseconds */
+    if (total > (test_on_wine() ? 100 : 1000))
+        total = test_on_wine() ? 100 : 1000;    /* a start costs milliseconds, and more */
 #else
     static const char *const t_argv[] = { "true", NULL }, *const f_argv[] = { "false", NULL };
 #endif

@@ -4,6 +4,7 @@
  * signal mask changes; a storm of signals loses no report and does not
  * spin.  Windows: console control events through the same sources. */
 #include "harness.h"
+#include "child.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,7 +37,7 @@ static bool wait_token(mio_poll *p, mio_token token, int64_t timeout_ns)
 }
 
 /* The count read for signo (0 if absent). */
-static uint32_t count_of(const mio_signal_info *info, int n, int signo)
+static inline uint32_t count_of(const mio_signal_info *info, int n, int signo)
 {
     int i;
     for (i = 0; i < n; i++)
@@ -64,6 +65,57 @@ TEST(arguments_are_checked)
     CHECK_EQ(mio_signal_read(NULL, info, 4), MIO_EINVAL);
     mio_signal_free(NULL);
     mio_poll_free(p);
+}
+
+/* A program that waits for a stop request through a signal source and
+ * says which signal it got. */
+CHILD_CASE(report_stop_request)
+{
+    mio_poll *p = test_poll();
+#ifdef _WIN32
+    int sigs[] = { SIGINT, SIGBREAK };
+#else
+    int sigs[] = { SIGINT, SIGTERM };
+#endif
+    mio_signal_info info[2];
+    mio_signal *s;
+
+    OK(mio_signal_new(p, 1, sigs, 2, &s));
+    printf("ready\n");
+    fflush(stdout);
+    CHECK(wait_token(p, 1, 60 * MIO_SEC));
+    CHECK_EQ(mio_signal_read(s, info, 2), 1);
+    printf("%d %u\n", info[0].signo, (unsigned)info[0].count);
+    fflush(stdout);
+    mio_signal_free(s);
+    mio_poll_free(p);
+    exit(0);
+}
+
+/* Another process asks it to stop the usual way: SIGTERM, or a real Ctrl-C
+ * in its console on Windows (child.h). */
+TEST(stop_request_from_another_process_is_reported)
+{
+    char *argv[4], line[64], expect[64];
+    struct child c;
+
+    argv[0] = (char *)child_self_path();
+    argv[1] = (char *)"report_stop_request";
+    argv[2] = (char *)test_backend;
+    argv[3] = NULL;
+    CHECK(argv[0] != NULL);
+    child_start(&c, argv, NULL, CHILD_STDOUT);
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "ready") == 0);
+    child_stop(&c);
+    child_read_line(&c, line, sizeof line);
+#ifdef _WIN32
+    snprintf(expect, sizeof expect, "%d 1", SIGINT);
+#else
+    snprintf(expect, sizeof expect, "%d 1", SIGTERM);
+#endif
+    CHECK(strcmp(line, expect) == 0);
+    CHECK_EQ(child_wait(&c), 0);
 }
 
 #ifndef _WIN32
@@ -589,27 +641,6 @@ WINDOWS_TEST(other_numbers_are_refused)
 
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_EQ(mio_signal_new(p, 1, &bad[i], 1, &s), MIO_EINVAL);
-    mio_poll_free(p);
-}
-
-/* A real Ctrl-C, through the console: GenerateConsoleCtrlEvent reaches
- * every process of this console, this one included. */
-WINDOWS_TEST(ctrl_c_is_sigint)
-{
-    mio_poll *p = test_poll();
-    int sig = SIGINT;
-    mio_signal_info info[1];
-    mio_signal *s;
-
-    if (GetConsoleWindow() == NULL && !AllocConsole() && GetLastError() != ERROR_ACCESS_DENIED)
-        SKIP("no console");
-    OK(mio_signal_new(p, 2, &sig, 1, &s));
-    CHECK(GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0));
-    if (!wait_token(p, 2, 5 * MIO_SEC))
-        SKIP("no Ctrl-C came through this console");
-    CHECK_EQ(mio_signal_read(s, info, 1), 1);
-    CHECK_EQ(info[0].signo, SIGINT);
-    mio_signal_free(s);
     mio_poll_free(p);
 }
 
