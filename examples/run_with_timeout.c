@@ -34,7 +34,10 @@ static void die(const char *what, int err)
     exit(125);
 }
 
-/* Copies what the pipe has to f; false once the pipe is at its end. */
+/* Copies what the pipe has to f; false once the pipe is at its end.  It
+ * reads until MIO_EAGAIN, not just to a short read: the command's exit may
+ * close the pipe right behind its last bytes, in the same event, and no
+ * event would come for an end of stream left unread. */
 static bool drain(mio_fd fd, FILE *f)
 {
     char buf[16384];
@@ -43,8 +46,6 @@ static bool drain(mio_fd fd, FILE *f)
         if (n > 0) {
             fwrite(buf, 1, (size_t)n, f);
             fflush(f);
-            if ((size_t)n < sizeof buf)
-                return true;            /* drained: the next arrival is an event */
             continue;
         }
         if (n == MIO_EAGAIN || n == MIO_EINTR)

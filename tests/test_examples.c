@@ -625,7 +625,9 @@ TEST(supervisor_restarts_workers_and_stops_gracefully)
     CHECK(strcmp(line, "restarting all") == 0);
     for (i = 0; i < 4; i++) {
         child_read_line(&c, line, sizeof line);
-        CHECK(strstr(line, "exited with code 0") != NULL || strncmp(line, "started", 7) == 0);
+        /* A worker just started may not watch SIGTERM yet: it dies of it. */
+        CHECK(strstr(line, "exited with code 0") != NULL || strncmp(line, "started", 7) == 0 ||
+              strstr(line, "killed by signal 15") != NULL);
     }
 #endif
     (void)pid0;

@@ -124,10 +124,14 @@ struct run {
     mio_process_options o;
 };
 
+static const char *self_path;   /* child_self_path(), which is not thread-safe */
+
 static void run_case(struct run *r, const char *name)
 {
     memset(r, 0, sizeof *r);
-    r->argv[0] = child_self_path();
+    if (self_path == NULL)
+        self_path = child_self_path();
+    r->argv[0] = self_path;
     CHECK(r->argv[0] != NULL);
     r->argv[1] = name;
     r->argv[2] = test_backend;
@@ -734,6 +738,7 @@ TEST(concurrent_spawns_leak_nothing_into_each_other)
     int i;
 
     test_watchdog(300);
+    self_path = child_self_path();      /* before the threads read it */
     for (i = 0; i < 4; i++)
         CHECK_EQ(pthread_create(&t[i], NULL, spawn_many, NULL), 0);
     for (i = 0; i < 4; i++)
