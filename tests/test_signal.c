@@ -531,6 +531,8 @@ POSIX_TEST(sources_come_and_go_during_a_storm)
     OK(mio_signal_new(p, 1, &sig, 1, &keep));   /* keeps SIGUSR1 handled */
     for (i = 0; i < 2; i++)
         CHECK_EQ(pthread_create(&t[i], NULL, churn_sender, &c), 0);
+    while (atomic_load(&c.sent) == 0)
+        test_sleep_ms(1);
     for (i = 0; i < rounds; i++) {
         OK(mio_signal_new(p, 2, &sig, 1, &s));
         mio_signal_free(s);
