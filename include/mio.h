@@ -549,8 +549,8 @@ MIO_API int mio_signal_new(mio_poll *p, mio_token token, const int *signals, siz
 MIO_API int mio_signal_read(mio_signal *s, mio_signal_info *out, size_t cap);
 /* Deregisters and frees the source; the last source of a signal restores
  * its disposition.  Deliveries in progress on other threads are waited out,
- * so this must not be called from a signal handler.  Frees nothing twice:
- * NULL is a no-op.  Before its poll is freed. */
+ * so this must not be called from a signal handler.  NULL is a no-op.
+ * Before its poll is freed. */
 MIO_API void mio_signal_free(mio_signal *s);
 
 /* ---- Child processes --------------------------------------------------------
@@ -624,9 +624,12 @@ typedef struct mio_exit_status {
  * gets, for each MIO_STDIO_PIPE stream, the parent's end: the write end for
  * stdin, the read end for stdout and stderr; MIO_INVALID_FD for the others.
  * The caller owns those ends (mio_close them).  Errors: MIO_EINVAL (no argv,
- * an unknown `how`), MIO_ENOENT (no such program or directory), MIO_EACCES,
- * MIO_ENOEXEC-like -errno values of the failed exec, MIO_EMFILE, ... and
- * nothing is left behind: no child, no descriptor. */
+ * an unknown `how`), MIO_EBADF (a MIO_STDIO_FD that is no descriptor),
+ * MIO_ENOENT (no such program or directory), MIO_EACCES, any other -errno
+ * of the failed exec (-ENOEXEC for a file that is no program: no shell is
+ * tried), MIO_EMFILE, ...; nothing is left behind then: no child, no
+ * descriptor.  Any thread (docs/signals-and-processes.md has the fork and
+ * exec notes). */
 MIO_API int mio_process_spawn(const mio_process_options *o, mio_fd pipes[3], mio_process **out);
 /* The child's process id (-1 for NULL). */
 MIO_API int64_t mio_process_pid(const mio_process *c);
@@ -648,10 +651,11 @@ MIO_API int mio_process_try_wait(mio_process *c, mio_exit_status *out);
  * A child that exited but was not reaped yet takes it as a no-op;
  * MIO_ESRCH once it was reaped. */
 MIO_API int mio_process_kill(mio_process *c, int signo);
-/* Deregisters and frees the handle.  A child still running is killed
- * (SIGKILL, TerminateProcess) and reaped first, so this may block for as
- * long as the system takes to end it: to let it run on, do not free the
- * handle (or start it detached, e.g. through a shell's `&`). */
+/* Deregisters (before its poll is freed) and frees the handle.  A child
+ * still running is killed (SIGKILL, TerminateProcess) and reaped first, so
+ * this may block for as long as the system takes to end it: to let it run
+ * on, do not free the handle (or start it detached, e.g. through a shell's
+ * `&`).  NULL is a no-op. */
 MIO_API void mio_process_free(mio_process *c);
 
 /* ---- Timer wheel ------------------------------------------------------------ */
