@@ -40,7 +40,7 @@
  * every node a pusher may push.  A
  * registration stays bound to its first poll until that poll is freed: a node
  * that may still sit in one poll's queue cannot join another's. */
-#include "sys.h"
+#include "registry.h"
 #include "readyq.h"
 
 #define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
@@ -318,7 +318,7 @@ int mio_registration_register(mio_poll *p, mio_registration *r, mio_token token,
     mio_poll *bound = NULL;
     int err = 0;
 
-    if (p == NULL || r == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
+    if (p == NULL || r == NULL || !mio__token_ok(p, token) || check_interest(interest) < 0)
         return MIO_EINVAL;
     mio_mutex_lock(&p->lock);
     q = p->readyq;
@@ -357,7 +357,7 @@ int mio_registration_reregister(mio_poll *p, mio_registration *r, mio_token toke
 {
     int err = 0;
 
-    if (p == NULL || r == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
+    if (p == NULL || r == NULL || !mio__token_ok(p, token) || check_interest(interest) < 0)
         return MIO_EINVAL;
     mio_mutex_lock(&p->lock);
     if (registered_on(p, r))
