@@ -653,7 +653,9 @@ TEST(ten_thousand_children_reaped_with_exact_statuses)
     if (total > (test_on_wine() ? 100 : 1000))
         total = test_on_wine() ? 100 : 1000;    /* a start costs milliseconds, and more */
 #else
-    static const char *const t_argv[] = { "true", NULL }, *const f_argv[] = { "false", NULL };
+    /* By path: a PATH search would add failed execs to every start. */
+    static const char *const t_argv[] = { "/usr/bin/true", NULL },
+                             *const f_argv[] = { "/usr/bin/false", NULL };
 #endif
 
     test_watchdog(600);
