@@ -17,8 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#endif
 
-enum { OUT, ERR, EXIT, SIGNALS };   /* tokens */
+enum { TOKEN_OUT, TOKEN_ERR, TOKEN_EXIT, TOKEN_SIGNALS };   /* tokens */
 
 #define KILL_GRACE_NS (2 * MIO_SEC)
 
@@ -76,10 +80,15 @@ int main(int argc, char **argv)
         return 125;
     }
     deadline = clock_now_ns() + (int64_t)(atof(argv[arg]) * 1e9);
+#ifdef _WIN32
+    /* The command's bytes go out as they came: no second "\r" per line. */
+    _setmode(_fileno(stdout), _O_BINARY);
+    _setmode(_fileno(stderr), _O_BINARY);
+#endif
 
     if ((err = mio_poll_new_backend(backend, &p)) < 0)
         die(backend != NULL ? backend : "poll", err);
-    if ((err = mio_signal_new(p, SIGNALS, sigs, sizeof sigs / sizeof sigs[0], &sig)) < 0)
+    if ((err = mio_signal_new(p, TOKEN_SIGNALS, sigs, sizeof sigs / sizeof sigs[0], &sig)) < 0)
         die("signals", err);
     memset(&o, 0, sizeof o);
     o.argv = (const char *const *)argv + arg + 1;
@@ -87,9 +96,9 @@ int main(int argc, char **argv)
     o.stdio[2].how = MIO_STDIO_PIPE;
     if ((err = mio_process_spawn(&o, pipes, &child)) < 0)
         die(argv[arg + 1], err);    /* a missing program is said here, not by a child */
-    if ((err = mio_register(p, pipes[1], OUT, MIO_READABLE)) < 0 ||
-        (err = mio_register(p, pipes[2], ERR, MIO_READABLE)) < 0 ||
-        (err = mio_process_register(p, child, EXIT)) < 0)
+    if ((err = mio_register(p, pipes[1], TOKEN_OUT, MIO_READABLE)) < 0 ||
+        (err = mio_register(p, pipes[2], TOKEN_ERR, MIO_READABLE)) < 0 ||
+        (err = mio_process_register(p, child, TOKEN_EXIT)) < 0)
         die("register", err);
 
     /* Until the command has exited and both pipes are at their end (a
@@ -116,9 +125,9 @@ int main(int argc, char **argv)
         }
         for (k = 0; k < n; k++) {
             switch (ev[k].token) {
-            case OUT:
-            case ERR: {
-                int which = ev[k].token == OUT ? 1 : 2;
+            case TOKEN_OUT:
+            case TOKEN_ERR: {
+                int which = ev[k].token == TOKEN_OUT ? 1 : 2;
                 if (pipes[which] != MIO_INVALID_FD &&
                     !drain(pipes[which], which == 1 ? stdout : stderr)) {
                     mio_deregister(p, pipes[which]);
@@ -128,14 +137,14 @@ int main(int argc, char **argv)
                 }
                 break;
             }
-            case EXIT:
+            case TOKEN_EXIT:
                 if (!exited && (err = mio_process_try_wait(child, &st)) != MIO_EAGAIN) {
                     if (err < 0)
                         die("wait for the command", err);
                     exited = true;
                 }
                 break;
-            case SIGNALS: {
+            case TOKEN_SIGNALS: {
                 mio_signal_info info[2];
                 int got = mio_signal_read(sig, info, 2), j;
                 for (j = 0; j < got && !exited; j++)
