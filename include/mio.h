@@ -18,7 +18,9 @@
  *   means a call returned MIO_EAGAIN or, on a stream socket or a pipe, moved
  *   fewer bytes than asked (a short mio_read, mio_readv, mio_write or
  *   mio_writev: the next arrival, or room, is a new event on every backend, so
- *   the read that would only say MIO_EAGAIN can be skipped).  Datagram
+ *   the read that would only say MIO_EAGAIN can be skipped; but an end of
+ *   stream that came with the last bytes brings no event of its own: when the
+ *   event said MIO_READ_CLOSED, read on until mio_read returns 0).  Datagram
  *   sockets are drained only by MIO_EAGAIN.  Level reports on every wait while
  *   the source is ready.  Oneshot disarms the registration after one event
  *   until mio_reregister().
