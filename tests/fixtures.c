@@ -3,7 +3,11 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #ifndef _WIN32
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #endif
 
 /* ---- I/O ---- */
@@ -384,5 +388,53 @@ void test_signals_stop(struct test_signaller *s)
 {
     atomic_store(&s->done, 1);
     CHECK_EQ(pthread_join(s->thread, NULL), 0);
+}
+
+/* ---- descriptor limits ---- */
+
+static struct rlimit fds_old;
+static int ballast[8192], nballast = -1;
+
+void test_fds_exhaust(int room, int left)
+{
+    struct rlimit lim;
+    int fd, highest = 0, null;
+
+    CHECK_EQ(nballast, -1);
+    null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(null >= 0);
+    for (fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            highest = fd;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &fds_old), 0);
+    lim = fds_old;
+    lim.rlim_cur = (rlim_t)highest + 1 + (rlim_t)room;
+    CHECK(lim.rlim_cur <= fds_old.rlim_cur);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    ballast[0] = null;
+    nballast = 1;
+    while ((fd = fcntl(null, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        CHECK(nballast < (int)(sizeof ballast / sizeof ballast[0]));
+        ballast[nballast++] = fd;
+    }
+    CHECK_EQ(errno, EMFILE);
+    CHECK(left < nballast);
+    while (left-- > 0)
+        CHECK_EQ(close(ballast[--nballast]), 0);
+}
+
+void test_fds_restore(void)
+{
+    CHECK(nballast >= 0);
+    while (nballast > 0)
+        CHECK_EQ(close(ballast[--nballast]), 0);
+    nballast = -1;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &fds_old), 0);
+}
+
+int test_fds_ballast(const int **fds)
+{
+    *fds = ballast;
+    return nballast;
 }
 #endif

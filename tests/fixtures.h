@@ -142,6 +142,19 @@ struct test_signaller {
 /* Catches sig (doing nothing) and starts sending it to this thread. */
 void test_signals_start(struct test_signaller *s, int sig);
 void test_signals_stop(struct test_signaller *s);
+
+/* ---- descriptor limits, which Windows lacks ---------------------------- */
+
+/* Runs this process out of descriptors: RLIMIT_NOFILE `room` above the
+ * highest descriptor open, every free number below the limit taken (by
+ * close-on-exec duplicates of /dev/null, the "ballast"), then `left` of
+ * them given back, so that exactly `left` are free. */
+void test_fds_exhaust(int room, int left);
+/* Closes the ballast and restores the limit. */
+void test_fds_restore(void);
+/* The ballast's descriptors (a forked child closes them to have room);
+ * returns how many. */
+int test_fds_ballast(const int **fds);
 #endif
 
 #endif

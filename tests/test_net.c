@@ -195,6 +195,17 @@ TEST(addr_parse_ipv6)
     CHECK_EQ(ntohs(a.u.v6.sin6_port), 1);
 }
 
+/* Every one of the n texts is refused, MIO_EINVAL. */
+static void check_rejected(const char *const *bad, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        mio_addr a;
+        if (mio_addr_parse(bad[i], &a) != MIO_EINVAL)
+            FAIL("accepted \"%s\"", bad[i]);
+    }
+}
+
 TEST(addr_parse_rejects_malformed_ipv4)
 {
     static const char *const bad[] = {
@@ -204,12 +215,7 @@ TEST(addr_parse_rejects_malformed_ipv4)
         "1.2.3.4:80 ", "0x7f.0.0.1:80", "1.2.3.4:0x50", "1.2.3.4:80:80",
         "1..3.4:80", "1.2.3.4::80", "127.1:80",
     };
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        mio_addr a;
-        if (mio_addr_parse(bad[i], &a) != MIO_EINVAL)
-            FAIL("accepted \"%s\"", bad[i]);
-    }
+    check_rejected(bad, sizeof bad / sizeof bad[0]);
 }
 
 TEST(addr_parse_rejects_malformed_ipv6)
@@ -220,12 +226,7 @@ TEST(addr_parse_rejects_malformed_ipv6)
         "[::1]]:80", "[:::1]:80", "[::1] :80", "[fe80::1%-2]:80", "[fe80::1%2x]:80",
         "[fe80::1%99999999999]:80",
     };
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        mio_addr a;
-        if (mio_addr_parse(bad[i], &a) != MIO_EINVAL)
-            FAIL("accepted \"%s\"", bad[i]);
-    }
+    check_rejected(bad, sizeof bad / sizeof bad[0]);
 }
 
 /* No DNS, no interface-name lookup: only numbers. */
@@ -352,6 +353,20 @@ POSIX_TEST(addr_format_unnamed_unix_is_empty)
 }
 #endif
 
+/* Waits for `flags` on token and reads what fd has: `want`, then the end
+ * of the reading (MIO_EAGAIN, or 0 for the end of the stream). */
+static void expect_bytes(mio_poll *p, mio_token token, uint32_t flags, mio_fd fd,
+                         const char *want, ssize_t end)
+{
+    char buf[64];
+    ssize_t last;
+
+    EXPECT_EVENT(p, token, flags, TEST_LONG_WAIT);
+    CHECK_EQ(test_read_until(fd, buf, sizeof buf, &last), strlen(want));
+    CHECK(memcmp(buf, want, strlen(want)) == 0);
+    CHECK_EQ(last, end);
+}
+
 /* ---- TCP ---- */
 
 static void connect_and_accept(const char *text)
@@ -404,19 +419,11 @@ TEST(tcp_bytes_flow_both_ways)
 {
     mio_poll *p = test_poll();
     struct test_tcp t = test_tcp_pair(p, MIO_READABLE);
-    char buf[64];
-    ssize_t last;
 
     test_put(t.client, "ping");
-    EXPECT_EVENT(p, TEST_SERVER, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(test_read_until(t.server, buf, sizeof buf, &last), 4);
-    CHECK_EQ(last, MIO_EAGAIN);
-    CHECK(memcmp(buf, "ping", 4) == 0);
+    expect_bytes(p, TEST_SERVER, MIO_READABLE, t.server, "ping", MIO_EAGAIN);
     test_put(t.server, "pong!");
-    EXPECT_EVENT(p, TEST_CLIENT, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(test_read_until(t.client, buf, sizeof buf, &last), 5);
-    CHECK_EQ(last, MIO_EAGAIN);
-    CHECK(memcmp(buf, "pong!", 5) == 0);
+    expect_bytes(p, TEST_CLIENT, MIO_READABLE, t.client, "pong!", MIO_EAGAIN);
     test_close_tcp(t);
     mio_poll_free(p);
 }
@@ -456,20 +463,16 @@ TEST(tcp_peer_shutdown_is_end_of_stream)
     mio_poll *p = test_poll();
     struct test_tcp t = test_tcp_pair(NULL, 0);
     char buf[16];
-    ssize_t last;
 
     OK(mio_register(p, t.server, 1, MIO_READABLE));
     test_put(t.client, "bye");
     OK(mio_shutdown(t.client, MIO_SHUT_WR));
 #ifdef _WIN32
     /* AFD reports the shutdown once the data before it has been read. */
-    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    expect_bytes(p, 1, MIO_READABLE, t.server, "bye", 0);
 #else
-    EXPECT_EVENT(p, 1, MIO_READABLE | MIO_READ_CLOSED, TEST_LONG_WAIT);
+    expect_bytes(p, 1, MIO_READABLE | MIO_READ_CLOSED, t.server, "bye", 0);
 #endif
-    CHECK_EQ(test_read_until(t.server, buf, sizeof buf, &last), 3);
-    CHECK(memcmp(buf, "bye", 3) == 0);
-    CHECK_EQ(last, 0);
     /* End of stream stays end of stream; the other direction still works. */
     CHECK_EQ(mio_read(t.server, buf, sizeof buf), 0);
     test_put(t.server, "ok");
@@ -796,83 +799,97 @@ static mio_fd udp_on(const char *text, mio_addr *bound)
     return fd;
 }
 
+/* Two UDP sockets on loopback, each with its address, and a poll. */
+struct udp_pair {
+    mio_poll *p;
+    mio_fd a, b;
+    mio_addr aa, ba;
+};
+
+static struct udp_pair udp_pair(void)
+{
+    struct udp_pair u;
+    u.p = test_poll();
+    u.a = udp_on("127.0.0.1:0", &u.aa);
+    u.b = udp_on("127.0.0.1:0", &u.ba);
+    return u;
+}
+
+static void udp_pair_close(struct udp_pair u)
+{
+    OK(mio_close(u.a));
+    OK(mio_close(u.b));
+    mio_poll_free(u.p);
+}
+
 TEST(udp_send_to_recv_from)
 {
-    mio_poll *p = test_poll();
-    mio_addr aa, ba, from;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    mio_addr from;
+    struct udp_pair u = udp_pair();
     char buf[64];
 
-    OK(mio_register(p, b, 1, MIO_READABLE));
-    OK(mio_register(p, a, 2, MIO_READABLE));
-    CHECK_EQ(mio_udp_send_to(a, "hello", 5, &ba), 5);
-    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    OK(mio_register(u.p, u.b, 1, MIO_READABLE));
+    OK(mio_register(u.p, u.a, 2, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(u.a, "hello", 5, &u.ba), 5);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
     memset(&from, 0, sizeof from);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 5);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), 5);
     CHECK(memcmp(buf, "hello", 5) == 0);
-    check_same_addr(&from, &aa);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), MIO_EAGAIN);
+    check_same_addr(&from, &u.aa);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), MIO_EAGAIN);
 
-    CHECK_EQ(mio_udp_send_to(b, "back", 4, &from), 4);
-    EXPECT_EVENT(p, 2, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(mio_udp_recv_from(a, buf, sizeof buf, NULL), 4);
+    CHECK_EQ(mio_udp_send_to(u.b, "back", 4, &from), 4);
+    EXPECT_EVENT(u.p, 2, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.a, buf, sizeof buf, NULL), 4);
     CHECK(memcmp(buf, "back", 4) == 0);
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
+    udp_pair_close(u);
 }
 
 TEST(udp_empty_datagram)
 {
-    mio_poll *p = test_poll();
-    mio_addr aa, ba, from;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    mio_addr from;
+    struct udp_pair u = udp_pair();
     char buf[8];
 
-    OK(mio_register(p, b, 1, MIO_READABLE));
-    CHECK_EQ(mio_udp_send_to(a, NULL, 0, &ba), 0);
-    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 0);
-    check_same_addr(&from, &aa);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), MIO_EAGAIN);
+    OK(mio_register(u.p, u.b, 1, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(u.a, NULL, 0, &u.ba), 0);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), 0);
+    check_same_addr(&from, &u.aa);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), MIO_EAGAIN);
 
-    CHECK_EQ(mio_udp_send_to(a, buf, 0, &ba), 0);
-    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(mio_udp_recv_from(b, NULL, 0, NULL), 0);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), MIO_EAGAIN);
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
+    CHECK_EQ(mio_udp_send_to(u.a, buf, 0, &u.ba), 0);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.b, NULL, 0, NULL), 0);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, NULL), MIO_EAGAIN);
+    udp_pair_close(u);
 }
 
 TEST(udp_connected_read_write)
 {
-    mio_poll *p = test_poll();
-    mio_addr aa, ba, from, peer;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    mio_addr from, peer;
+    struct udp_pair u = udp_pair();
     char buf[16];
 
-    OK(mio_udp_connect(a, &ba));
-    OK(mio_udp_connect(b, &aa));
-    OK(mio_peer_addr(a, &peer));
-    check_same_addr(&peer, &ba);
-    OK(mio_register(p, a, 1, MIO_READABLE));
-    OK(mio_register(p, b, 2, MIO_READABLE));
+    OK(mio_udp_connect(u.a, &u.ba));
+    OK(mio_udp_connect(u.b, &u.aa));
+    OK(mio_peer_addr(u.a, &peer));
+    check_same_addr(&peer, &u.ba);
+    OK(mio_register(u.p, u.a, 1, MIO_READABLE));
+    OK(mio_register(u.p, u.b, 2, MIO_READABLE));
 
-    CHECK_EQ(mio_write(a, "one", 3), 3);
-    EXPECT_EVENT(p, 2, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 3);
+    CHECK_EQ(mio_write(u.a, "one", 3), 3);
+    EXPECT_EVENT(u.p, 2, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), 3);
     CHECK(memcmp(buf, "one", 3) == 0);
-    check_same_addr(&from, &aa);
+    check_same_addr(&from, &u.aa);
 
-    CHECK_EQ(mio_udp_send_to(b, "two", 3, NULL), 3);
-    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(mio_read(a, buf, sizeof buf), 3);
+    CHECK_EQ(mio_udp_send_to(u.b, "two", 3, NULL), 3);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_read(u.a, buf, sizeof buf), 3);
     CHECK(memcmp(buf, "two", 3) == 0);
-    CHECK_EQ(mio_read(a, buf, sizeof buf), MIO_EAGAIN);
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
+    CHECK_EQ(mio_read(u.a, buf, sizeof buf), MIO_EAGAIN);
+    udp_pair_close(u);
 }
 
 /* A datagram longer than the buffer: the bytes that fit, truncation said
@@ -880,37 +897,34 @@ TEST(udp_connected_read_write)
  * next read is the next datagram.  One that fits exactly is whole. */
 TEST(udp_long_datagram_truncated)
 {
-    mio_poll *p = test_poll();
-    mio_addr aa, ba, from;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    mio_addr from;
+    struct udp_pair u = udp_pair();
     char big[1500], buf[100];
     bool trunc = false;
     size_t i;
 
     for (i = 0; i < sizeof big; i++)
         big[i] = (char)('a' + i % 26);
-    OK(mio_register(p, b, 1, MIO_READABLE));
-    CHECK_EQ(mio_udp_send_to(a, big, sizeof big, &ba), sizeof big);
-    CHECK_EQ(mio_udp_send_to(a, big, sizeof big, &ba), sizeof big);
-    CHECK_EQ(mio_udp_send_to(a, big, sizeof buf, &ba), sizeof buf);
-    CHECK_EQ(mio_udp_send_to(a, "next", 4, &ba), 4);
-    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(mio_udp_recv_from(b, buf, 10, NULL), 10);
+    OK(mio_register(u.p, u.b, 1, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(u.a, big, sizeof big, &u.ba), sizeof big);
+    CHECK_EQ(mio_udp_send_to(u.a, big, sizeof big, &u.ba), sizeof big);
+    CHECK_EQ(mio_udp_send_to(u.a, big, sizeof buf, &u.ba), sizeof buf);
+    CHECK_EQ(mio_udp_send_to(u.a, "next", 4, &u.ba), 4);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, 10, NULL), 10);
     CHECK(memcmp(buf, big, 10) == 0);
-    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), sizeof buf);
+    CHECK_EQ(mio_udp_recv(u.b, buf, sizeof buf, NULL, &trunc), sizeof buf);
     CHECK(trunc);
     CHECK(memcmp(buf, big, sizeof buf) == 0);
-    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, &from, &trunc), sizeof buf);
+    CHECK_EQ(mio_udp_recv(u.b, buf, sizeof buf, &from, &trunc), sizeof buf);
     CHECK(!trunc);
-    check_same_addr(&from, &aa);
-    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), 4);
+    check_same_addr(&from, &u.aa);
+    CHECK_EQ(mio_udp_recv(u.b, buf, sizeof buf, NULL, &trunc), 4);
     CHECK(!trunc);
     CHECK(memcmp(buf, "next", 4) == 0);
-    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), MIO_EAGAIN);
+    CHECK_EQ(mio_udp_recv(u.b, buf, sizeof buf, NULL, &trunc), MIO_EAGAIN);
     CHECK(!trunc);
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
+    udp_pair_close(u);
 }
 
 /* A connected UDP socket's ICMP port-unreachable is a pending error, not a
@@ -1005,10 +1019,9 @@ TEST(unix_listen_connect_accept_echo)
 {
     const char *dir = test_tmp_dir();
     mio_poll *p = test_poll();
-    char path[128], buf[16];
+    char path[128];
     mio_addr peer;
     mio_fd l, c, s;
-    ssize_t last;
 
     need_unix_sockets();
     snprintf(path, sizeof path, "%s/echo.sock", dir);
@@ -1020,14 +1033,10 @@ TEST(unix_listen_connect_accept_echo)
     OK(mio_register(p, c, 2, MIO_READABLE | MIO_WRITABLE));
     /* A Unix connect may finish later on some systems, like TCP's. */
     EXPECT_EVENT(p, 2, MIO_WRITABLE, TEST_LONG_WAIT);
-    CHECK_EQ(mio_write(c, "echo", 4), 4);
-    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(test_read_until(s, buf, sizeof buf, &last), 4);
-    CHECK_EQ(last, MIO_EAGAIN);
-    CHECK_EQ(mio_write(s, buf, 4), 4);
-    EXPECT_EVENT(p, 2, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(test_read_until(c, buf, sizeof buf, &last), 4);
-    CHECK(memcmp(buf, "echo", 4) == 0);
+    test_put(c, "echo");
+    expect_bytes(p, 1, MIO_READABLE, s, "echo", MIO_EAGAIN);
+    test_put(s, "echo");
+    expect_bytes(p, 2, MIO_READABLE, c, "echo", MIO_EAGAIN);
     OK(mio_close(c));
     OK(mio_close(s));
     OK(mio_close(l));
@@ -1123,40 +1132,29 @@ TEST(unix_listen_existing_path)
 POSIX_TEST(pipe_bytes_flow)
 {
     mio_poll *p = test_poll();
-    mio_fd pfd[2];
-    char buf[16];
-    ssize_t last;
+    struct test_source s = test_pipe_source();
+    char c;
 
-    OK(mio_pipe(pfd));
-    OK(mio_register(p, pfd[0], 1, MIO_READABLE));
-    CHECK_EQ(mio_read(pfd[0], buf, sizeof buf), MIO_EAGAIN);
-    CHECK_EQ(mio_write(pfd[1], "flow", 4), 4);
-    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
-    CHECK_EQ(test_read_until(pfd[0], buf, sizeof buf, &last), 4);
-    CHECK_EQ(last, MIO_EAGAIN);
-    CHECK(memcmp(buf, "flow", 4) == 0);
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    CHECK_EQ(mio_read(s.r, &c, 1), MIO_EAGAIN);
+    test_put(s.w, "flow");
+    expect_bytes(p, 1, MIO_READABLE, s.r, "flow", MIO_EAGAIN);
     /* Data only flows one way. */
-    CHECK(mio_write(pfd[0], "x", 1) < 0);
-    OK(mio_close(pfd[0]));
-    OK(mio_close(pfd[1]));
+    CHECK(mio_write(s.r, "x", 1) < 0);
+    test_close_source(s);
     mio_poll_free(p);
 }
 
 POSIX_TEST(pipe_writer_closed_is_end_of_stream)
 {
     mio_poll *p = test_poll();
-    mio_fd pfd[2];
-    char buf[16];
-    ssize_t last;
+    struct test_source s = test_pipe_source();
 
-    OK(mio_pipe(pfd));
-    OK(mio_register(p, pfd[0], 1, MIO_READABLE));
-    CHECK_EQ(mio_write(pfd[1], "end", 3), 3);
-    OK(mio_close(pfd[1]));
-    EXPECT_EVENT(p, 1, MIO_READ_CLOSED, TEST_LONG_WAIT);
-    CHECK_EQ(test_read_until(pfd[0], buf, sizeof buf, &last), 3);
-    CHECK_EQ(last, 0);
-    OK(mio_close(pfd[0]));
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    test_put(s.w, "end");
+    OK(mio_close(s.w));
+    expect_bytes(p, 1, MIO_READ_CLOSED, s.r, "end", 0);
+    OK(mio_close(s.r));
     mio_poll_free(p);
 }
 

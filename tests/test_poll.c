@@ -13,7 +13,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #endif
 
@@ -656,50 +655,19 @@ TEST(created_fds_are_cloexec_and_nonblocking)
 /* ---- descriptor limits, which Windows lacks ---- */
 
 #ifndef _WIN32
-/* Fills every free descriptor number below the highest open one, so that a
- * limit just above it leaves an exact number free; returns how many. */
-static int fill_holes(int base, int *ballast, int max)
-{
-    int n = 0, fd, highest = 0;
-    for (fd = 0; fd < 4096; fd++)
-        if (fcntl(fd, F_GETFD) >= 0)
-            highest = fd;
-    for (;;) {
-        fd = fcntl(base, F_DUPFD_CLOEXEC, 0);
-        CHECK(fd >= 0);
-        if (fd > highest) {
-            close(fd);
-            return n;
-        }
-        CHECK(n < max);
-        ballast[n++] = fd;
-    }
-}
-
 /* Out of descriptors at every step of building a poll and a waker: each
  * failure is MIO_EMFILE and leaves nothing open behind. */
 POSIX_TEST(descriptor_exhaustion_is_emfile_and_leaks_nothing)
 {
-    static int ballast[4096];
-    struct rlimit old, lim;
     mio_poll *p = test_poll();
-    int base, fds, extra, failures = 0, done = 0;
+    int fds, left, failures = 0, done = 0;
 
     mio_poll_free(p);
-    base = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    CHECK(base >= 0);
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
     fds = test_open_fds();
-    for (extra = 0; extra < 16 && !done; extra++) {
+    for (left = 0; left < 16 && !done; left++) {
         mio_waker *w;
-        int err, nb = fill_holes(base, ballast, 4096), i, highest = 0, fd;
-        for (fd = 0; fd < 4096; fd++)
-            if (fcntl(fd, F_GETFD) >= 0)
-                highest = fd;
-        lim = old;
-        lim.rlim_cur = (rlim_t)highest + 1 + (rlim_t)extra;
-        CHECK(lim.rlim_cur <= old.rlim_cur);
-        CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+        int err;
+        test_fds_exhaust(16, left);
         err = mio_poll_new_backend(test_backend, &p);
         if (err == 0) {
             err = mio_waker_new(p, 1, &w);
@@ -709,9 +677,7 @@ POSIX_TEST(descriptor_exhaustion_is_emfile_and_leaks_nothing)
             }
             mio_poll_free(p);
         }
-        CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
-        for (i = 0; i < nb; i++)
-            close(ballast[i]);
+        test_fds_restore();
         if (err != 0) {
             /* libkqueue says EBADF when it cannot open its own descriptors. */
             if (!test_on_libkqueue() || err != MIO_EBADF)
@@ -722,6 +688,5 @@ POSIX_TEST(descriptor_exhaustion_is_emfile_and_leaks_nothing)
     }
     CHECK(done);
     CHECK(failures >= 1);
-    close(base);
 }
 #endif

@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 #ifndef _WIN32
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #endif
 
@@ -391,13 +390,11 @@ TEST(null_poll_refused)
  * force, which is right too. */
 static void refused_reregister(uint32_t trigger)
 {
-    static int ballast[4096];
     const char *dir = test_tmp_dir();
     char path[512];
-    struct rlimit old, lim;
     mio_poll *p = test_poll();
     mio_event ev[8];
-    int fd, err, n = 0, i, highest = 0, dup_fd;
+    int fd, err, n;
 
     snprintf(path, sizeof path, "%s/data", dir);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
@@ -411,23 +408,9 @@ static void refused_reregister(uint32_t trigger)
     EXPECT_EVENT(p, 1, R, MIO_SEC);
 
     /* No descriptor left to spare, and then the change. */
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    for (i = 0; i < 4096; i++)
-        if (fcntl(i, F_GETFD) >= 0)
-            highest = i;
-    lim = old;
-    lim.rlim_cur = (rlim_t)highest + 1 + 16;
-    CHECK(lim.rlim_cur <= old.rlim_cur);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    while ((dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
-        CHECK(n < 4096);
-        ballast[n++] = dup_fd;
-    }
-    CHECK_EQ(errno, EMFILE);
+    test_fds_exhaust(16, 0);
     err = mio_reregister(p, fd, 2, R | W | trigger);
-    for (i = 0; i < n; i++)
-        close(ballast[i]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    test_fds_restore();
 
     if (err == 0) {
         EXPECT_EVENT(p, 2, R | W, MIO_SEC);

@@ -614,102 +614,108 @@ static void *race_run(void *arg)
     return NULL;
 }
 
-static void start_racers(struct racer *rc, pthread_t *t, int n, mio_set_readiness *s,
-                         atomic_int *stop, atomic_long *sets)
+/* Threads setting random readiness, each through its own clone of a
+ * registration's handle, until stopped. */
+enum { RACERS = 4 };
+
+struct race {
+    struct user u;
+    struct racer rc[RACERS];
+    pthread_t t[RACERS];
+    atomic_int stop;
+    atomic_long sets;
+};
+
+/* Registers race->u (token 1, interest) on its poll and starts the racers. */
+static void race_start(struct race *ra, uint32_t interest)
 {
     int i;
-    for (i = 0; i < n; i++) {
-        rc[i].stop = stop;
-        rc[i].sets = sets;
-        OK(mio_set_readiness_clone(s, &rc[i].s));
-        CHECK_EQ(pthread_create(&t[i], NULL, race_run, &rc[i]), 0);
+
+    ra->u = user_open();
+    atomic_init(&ra->stop, 0);
+    atomic_init(&ra->sets, 0);
+    OK(mio_registration_register(ra->u.p, ra->u.r, 1, interest));
+    for (i = 0; i < RACERS; i++) {
+        ra->rc[i].stop = &ra->stop;
+        ra->rc[i].sets = &ra->sets;
+        OK(mio_set_readiness_clone(ra->u.s, &ra->rc[i].s));
+        CHECK_EQ(pthread_create(&ra->t[i], NULL, race_run, &ra->rc[i]), 0);
     }
 }
 
-/* Waits until the racers made some progress. */
-static void let_run(atomic_long *sets, long at_least)
+static void race_stop(struct race *ra)
 {
-    long start = atomic_load(sets);
+    int i;
+    atomic_store(&ra->stop, 1);
+    for (i = 0; i < RACERS; i++)
+        pthread_join(ra->t[i], NULL);
+}
+
+/* Waits until the racers made some progress. */
+static void let_run(struct race *ra, long at_least)
+{
+    long start = atomic_load(&ra->sets);
     int64_t deadline = test_now_ns() + 10 * MIO_SEC;
-    while (atomic_load(sets) - start < at_least && test_now_ns() < deadline)
+    while (atomic_load(&ra->sets) - start < at_least && test_now_ns() < deadline)
         sched_yield();
+}
+
+/* Whether to run round k of a race: three at least, then as many as fit in
+ * 5 s (a loaded machine does fewer) up to the scaled count. */
+static bool another_round(long k, int64_t end)
+{
+    return k < stress_scaled(100) && (k < 3 || test_now_ns() < end);
 }
 
 TEST(free_registration_racing_set)
 {
-    enum { RACERS = 4 };
-    long rounds = stress_scaled(100), k;
-    int64_t end = test_now_ns() + 5 * MIO_SEC;   /* a loaded machine does fewer */
+    int64_t end = test_now_ns() + 5 * MIO_SEC;
+    long k;
 
-    for (k = 0; k < rounds && (k < 3 || test_now_ns() < end); k++) {
-        mio_poll *p = test_poll();
-        mio_registration *r;
-        mio_set_readiness *s;
-        struct racer rc[RACERS];
-        pthread_t t[RACERS];
-        atomic_int stop = 0;
-        atomic_long sets = 0;
+    for (k = 0; another_round(k, end); k++) {
+        struct race ra;
         mio_event ev[16];
-        int i, j, n;
+        int i;
 
-        new_pair(&r, &s);
-        OK(mio_registration_register(p, r, 1, k % 2 ? R | W | MIO_LEVEL : R | W));
-        start_racers(rc, t, RACERS, s, &stop, &sets);
-        mio_set_readiness_free(s);  /* the racers hold clones */
-        test_wait(p, ev, 16, 0);
-        let_run(&sets, 100);
-        mio_registration_free(r);
+        race_start(&ra, k % 2 ? R | W | MIO_LEVEL : R | W);
+        mio_set_readiness_free(ra.u.s);     /* the racers hold clones */
+        test_wait(ra.u.p, ev, 16, 0);
+        let_run(&ra, 100);
+        mio_registration_free(ra.u.r);
         /* No event for it once freed, though the racers go on setting. */
-        for (i = 0; i < 3; i++) {
-            n = test_wait(p, ev, 16, 0);
-            CHECK_EQ(n, 0);
-        }
-        let_run(&sets, 100);
-        atomic_store(&stop, 1);
-        for (j = 0; j < RACERS; j++)
-            pthread_join(t[j], NULL);
-        mio_poll_free(p);
+        for (i = 0; i < 3; i++)
+            EXPECT_QUIET(ra.u.p, 0);
+        let_run(&ra, 100);
+        race_stop(&ra);
+        mio_poll_free(ra.u.p);
     }
 }
 
 TEST(free_poll_racing_set)
 {
-    enum { RACERS = 4 };
-    long rounds = stress_scaled(100), k;
-    int64_t end = test_now_ns() + 5 * MIO_SEC;   /* a loaded machine does fewer */
+    int64_t end = test_now_ns() + 5 * MIO_SEC;
+    long k;
 
-    for (k = 0; k < rounds && (k < 3 || test_now_ns() < end); k++) {
-        mio_poll *p = test_poll(), *q;
-        mio_registration *r;
-        mio_set_readiness *s;
-        struct racer rc[RACERS];
-        pthread_t t[RACERS];
-        atomic_int stop = 0;
-        atomic_long sets = 0;
+    for (k = 0; another_round(k, end); k++) {
+        struct race ra;
         mio_event ev[16];
         int j;
 
-        new_pair(&r, &s);
-        OK(mio_registration_register(p, r, 1, R | W));
-        start_racers(rc, t, RACERS, s, &stop, &sets);
+        race_start(&ra, R | W);
         /* Draining lets the racers push (and notify, after blocking waits)
          * again, so pushes are in flight when the poll goes. */
         for (j = 0; j < 50; j++)
-            test_wait(p, ev, 16, j % 2 ? MIO_MSEC : 0);
-        mio_poll_free(p);
-        let_run(&sets, 100);
+            test_wait(ra.u.p, ev, 16, j % 2 ? MIO_MSEC : 0);
+        mio_poll_free(ra.u.p);
+        let_run(&ra, 100);
         /* Detached while the racers still set: it can join another poll. */
-        q = test_poll();
-        OK(mio_registration_register(q, r, 2, R | W | MIO_LEVEL));
-        OK(mio_set_readiness_set(s, R));
-        atomic_store(&stop, 1);
-        for (j = 0; j < RACERS; j++)
-            pthread_join(t[j], NULL);
-        OK(mio_set_readiness_set(s, R));
-        CHECK_EQ(test_wait_token(q, 2, MIO_SEC), R);
-        mio_registration_free(r);
-        mio_set_readiness_free(s);
-        mio_poll_free(q);
+        ra.u.p = test_poll();
+        OK(mio_registration_register(ra.u.p, ra.u.r, 2, R | W | MIO_LEVEL));
+        OK(mio_set_readiness_set(ra.u.s, R));
+        race_stop(&ra);
+        OK(mio_set_readiness_set(ra.u.s, R));
+        CHECK_EQ(test_wait_token(ra.u.p, 2, MIO_SEC), R);
+        user_close(ra.u);
     }
 }
 

@@ -73,12 +73,10 @@ static void knock(const struct sockaddr_in *addr, int ms, int report, const int 
  * descriptor is free the listener accepts again. */
 static void emfile_scenario(uint32_t trigger)
 {
-    static int ballast[8192];
-    struct rlimit old, lim;
     mio_poll *p = test_poll();
     mio_addr la;
     mio_fd l = test_listen("127.0.0.1:0", &la), report[2], c, s;
-    int nb = 0, emfiles = 0, counts[2] = { -1, -1 }, wstatus, fd, highest = 0;
+    int emfiles = 0, counts[2] = { -1, -1 }, wstatus;
     int64_t wall0, cpu0, wall, cpu;
     pid_t pid;
     bool done = false;
@@ -87,25 +85,16 @@ static void emfile_scenario(uint32_t trigger)
     OK(mio_register(p, l, 1, MIO_READABLE | trigger));
     OK(mio_register(p, report[0], 2, MIO_READABLE));
 
-    /* Fill every descriptor up to a limit a little above the highest. */
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    for (fd = 0; fd < 4096; fd++)
-        if (fcntl(fd, F_GETFD) >= 0)
-            highest = fd;
-    lim = old;
-    lim.rlim_cur = (rlim_t)highest + 64;
-    CHECK(lim.rlim_cur <= old.rlim_cur);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0) {
-        CHECK(nb < 8192);
-        ballast[nb++] = fd;
-    }
-    CHECK_EQ(errno, EMFILE);
-
+    /* Every descriptor taken, up to a limit a little above the highest:
+     * the knocking child gives the ballast back for its own. */
+    test_fds_exhaust(63, 0);
     pid = fork();
     CHECK(pid >= 0);
-    if (pid == 0)
+    if (pid == 0) {
+        const int *ballast;
+        int nb = test_fds_ballast(&ballast);
         knock(&la.u.v4, 1000, report[1], ballast, nb);
+    }
 
     wall0 = test_now_ns();
     cpu0 = cpu_ns();
@@ -145,9 +134,7 @@ static void emfile_scenario(uint32_t trigger)
     CHECK(cpu < wall / 2);          /* no spinning */
 
     /* Descriptors free again: the listener accepts. */
-    while (nb > 0)
-        close(ballast[--nb]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    test_fds_restore();
     OK(mio_tcp_connect(&la, &c));
     EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     OK(mio_tcp_accept(l, &s, NULL));
@@ -174,11 +161,8 @@ POSIX_TEST(emfile_edge_does_not_stall)
  * mio_tcp_shed closes it for its client, and then finds nothing more. */
 POSIX_TEST(emfile_shed_drops_queued_connection)
 {
-    static int ballast[8192];
-    struct rlimit old, lim;
     mio_addr la;
     mio_fd l = test_listen("127.0.0.1:0", &la), c, s;
-    int nb = 0, fd, highest = 0;
     struct pollfd pfd;
     char byte;
 
@@ -187,24 +171,14 @@ POSIX_TEST(emfile_shed_drops_queued_connection)
     if (test_on_valgrind())
         SKIP("valgrind emulates the descriptor limit");
     OK(mio_tcp_connect(&la, &c));
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    for (fd = 0; fd < 4096; fd++)
-        if (fcntl(fd, F_GETFD) >= 0)
-            highest = fd;
-    lim = old;
-    lim.rlim_cur = (rlim_t)highest + 8;
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0)
-        ballast[nb++] = fd;
+    test_fds_exhaust(7, 0);
     test_sleep_ns(10 * MIO_MSEC);        /* the handshake completes in the kernel */
     CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);
     CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);
     CHECK_EQ(mio_tcp_shed(l), 1);
     CHECK_EQ(mio_tcp_shed(l), 0);
     CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);     /* still full */
-    while (nb > 0)
-        close(ballast[--nb]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    test_fds_restore();
     pfd.fd = c;
     pfd.events = POLLIN;
     CHECK_EQ(poll(&pfd, 1, 5000), 1);
@@ -222,8 +196,6 @@ POSIX_TEST(accept_error_leaves_edge_armed)
     mio_poll *p = test_poll();
     mio_addr la;
     mio_fd l = test_listen("127.0.0.1:0", &la), c1, c2, s1, s2;
-    int ballast[8192], nb = 0, fd;
-    struct rlimit old, lim;
 
     if (test_on_valgrind())
         SKIP("valgrind emulates the descriptor limit");
@@ -232,18 +204,9 @@ POSIX_TEST(accept_error_leaves_edge_armed)
     OK(mio_tcp_connect(&la, &c1));
     EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     /* No descriptor left: the accept fails, the connection stays queued. */
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    lim = old;
-    lim.rlim_cur = 1024 < old.rlim_cur ? 1024 : old.rlim_cur;
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0) {
-        CHECK(nb < 8192);
-        ballast[nb++] = fd;
-    }
+    test_fds_exhaust(8, 0);
     CHECK_EQ(mio_tcp_accept(l, &s1, NULL), MIO_EMFILE);
-    while (nb > 0)
-        close(ballast[--nb]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    test_fds_restore();
     /* The server gives up on this round; a new client is reported. */
     OK(mio_tcp_connect(&la, &c2));
     EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
