@@ -68,11 +68,14 @@ static void conn_stall(mio_loop *loop, struct server *s, size_t i)
         conn_close(loop, s, i);
 }
 
-/* Echoes until the socket has nothing more to read (MIO_EAGAIN) or cannot take
- * more (MIO_EAGAIN on write: WRITABLE will call this again). */
+/* Echoes until the socket has nothing more to read or cannot take more
+ * (MIO_EAGAIN on write: WRITABLE will call this again).  A read shorter
+ * than the buffer drained the stream (mio.h): the next bytes bring a new
+ * event, so the read that would only say MIO_EAGAIN is skipped. */
 static void conn_pump(mio_loop *loop, struct server *s, size_t i)
 {
     struct conn *c = s->conns[i];
+    bool drained = false;
 
     for (;;) {
         ssize_t n;
@@ -92,6 +95,8 @@ static void conn_pump(mio_loop *loop, struct server *s, size_t i)
             c->head += (size_t)n;
         }
         c->head = c->tail = 0;
+        if (drained)
+            return;
         n = mio_read(c->fd, c->buf, sizeof c->buf);
         if (n == MIO_EAGAIN)
             return;
@@ -104,6 +109,7 @@ static void conn_pump(mio_loop *loop, struct server *s, size_t i)
             return;
         }
         c->tail = (size_t)n;
+        drained = c->tail < sizeof c->buf;
     }
 }
 

@@ -26,10 +26,7 @@
  *   are not reported.
  * - notify makes a wait in progress, or the next one, return soon; it is
  *   async-signal-safe.
- * - A waker is a `struct mio_waker` poll.c allocated; waker_add sets up `fd`
- *   and/or `id` as the backend likes; waker_wake is async-signal-safe and must
- *   not touch the poll (the waker may outlive it); waker_del detaches it
- *   from a live poll, waker_close then releases what waker_add created.
+ *   (Wakers are the poll's own, waker.c: they use notify.)
  * - rearm (NULL where the OS has an edge trigger) asks the kernel again for
  *   directions `dirs` of an edge record, drained since they were reported;
  *   called by the waiting thread between waits.  forget (may be NULL) drops
@@ -47,26 +44,16 @@
 
 struct mio_backend;
 
-struct mio_waker {
-    const struct mio_backend *ops;
-    mio_poll *poll;                 /* NULL once the poll is freed */
-    mio_token token;
-    mio_fd fd;                      /* backend's descriptor, if any */
-    uintptr_t id;                   /* backend's identifier, if any */
-    atomic_int pending;             /* woken since the poll last returned */
-    struct mio_waker *prev, *next;  /* the poll's list, under poll->lock */
-};
-
 struct mio_readyq;                  /* user-space readiness (registration.c) */
+struct mio_wakehub;                 /* wakers (waker.c) */
 struct mio_fdrec;                   /* a descriptor's registration (registry.h) */
 
 struct mio_poll {
     const struct mio_backend *ops;
     atomic_int waiting;             /* a thread is inside mio_poll_wait */
     atomic_int woken;               /* mio__poll_wake() was called */
-    mio_mutex lock;                 /* guards wakers and registrations lists */
-    struct mio_waker *wakers;
-    atomic_int nwakers;             /* length of that list */
+    mio_mutex lock;                 /* guards the hub's creation and the readyq's lists */
+    _Atomic(struct mio_wakehub *) hub;  /* NULL until a waker is made (waker.c) */
     _Atomic(struct mio_readyq *) readyq;  /* NULL until a registration is registered */
     bool emulated;                  /* the backend emulates edges (has rearm) */
     mio_mutex reg_lock;             /* one register/reregister/deregister at a time */
@@ -86,10 +73,6 @@ struct mio_backend {
     int  (*unknown)(mio_fd fd);
     int  (*wait)(mio_poll *p, mio_event *events, size_t cap, int64_t timeout_ns);
     int  (*notify)(mio_poll *p);
-    int  (*waker_add)(mio_poll *p, struct mio_waker *w);
-    int  (*waker_wake)(struct mio_waker *w);
-    void (*waker_del)(mio_poll *p, struct mio_waker *w);
-    void (*waker_close)(struct mio_waker *w);
     void (*rearm)(mio_poll *p, struct mio_fdrec *r, uint32_t dirs);
     void (*forget)(mio_poll *p, struct mio_fdrec *r);
 };

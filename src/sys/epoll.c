@@ -185,39 +185,6 @@ static int ep_notify(mio_poll *base)
     return mio__wakefd_signal(((struct epoll_poll *)base)->wake.wfd);
 }
 
-/* A waker is an eventfd registered edge-triggered with the caller's token:
- * every write is a new edge, and nobody ever needs to read the counter. */
-static int ep_waker_add(mio_poll *base, struct mio_waker *w)
-{
-    struct mio_wakefd wf;
-    int err = mio__wakefd_open(&wf);
-    if (err < 0)
-        return err;
-    err = ctl((struct epoll_poll *)base, EPOLL_CTL_ADD, wf.rfd, w->token, EPOLLIN | EPOLLET);
-    if (err < 0) {
-        mio__wakefd_close(&wf);
-        return err;
-    }
-    w->fd = wf.rfd;
-    return 0;
-}
-
-static int ep_waker_wake(struct mio_waker *w)
-{
-    return mio__wakefd_signal(w->fd);
-}
-
-static void ep_waker_del(mio_poll *base, struct mio_waker *w)
-{
-    (void)ctl((struct epoll_poll *)base, EPOLL_CTL_DEL, w->fd, 0, 0);
-}
-
-static void ep_waker_close(struct mio_waker *w)
-{
-    struct mio_wakefd wf = { w->fd, w->fd };
-    mio__wakefd_close(&wf);
-}
-
 const struct mio_backend mio__backend_epoll = {
     .name = "epoll",
     .size = sizeof(struct epoll_poll),
@@ -229,8 +196,4 @@ const struct mio_backend mio__backend_epoll = {
     .unknown = mio__unix_fd_unknown,
     .wait = ep_wait,
     .notify = ep_notify,
-    .waker_add = ep_waker_add,
-    .waker_wake = ep_waker_wake,
-    .waker_del = ep_waker_del,
-    .waker_close = ep_waker_close,
 };
