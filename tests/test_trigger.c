@@ -10,10 +10,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#ifndef _WIN32
-#include <fcntl.h>
-#include <unistd.h>
-#endif
 
 /* No SIGPIPE to keep away where the flag is missing (Windows). */
 #ifndef MSG_NOSIGNAL
