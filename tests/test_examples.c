@@ -83,6 +83,35 @@ static void server_start(struct server *s)
     example_server_start(s, "echo_server", NULL, NULL);
 }
 
+/* The example server `name` with a group of `loops` loops spreading its
+ * connections by `mode` (-t, -m); skips when this OS lacks the mode (the
+ * server then says so and exits 1 before its first line). */
+static void example_group_start(struct server *s, const char *name, const char *loops,
+                                const char *mode)
+{
+    char path[4096], line[256], backend[32], tail[64];
+    char *argv[] = { path, "-b", (char *)test_backend, "-n", "60", "-t", (char *)loops, "-m",
+                     (char *)mode, "127.0.0.1:0", NULL };
+    int status;
+
+    example_path(path, sizeof path, name);
+    child_start(&s->child, argv, NULL, CHILD_STDOUT);
+    child_read_line(&s->child, line, sizeof line);
+    if (line[0] == '\0') {
+        status = child_wait(&s->child);
+        if (status == 77)
+            SKIP("%s has no backend %s", name, test_backend);
+        if (strcmp(mode, "handoff") != 0 && strcmp(mode, "least") != 0 &&
+            strcmp(mode, "exclusive") != 0)
+            SKIP("%s -m %s: not on this OS (exit %d)", name, mode, status);
+        FAIL("%s printed nothing and exited %d", name, status);
+    }
+    CHECK(sscanf(line, "listening on %79s backend %31s loops %*s mode %63s", s->addr, backend,
+                 tail) == 3);
+    CHECK(strcmp(backend, test_backend) == 0);
+    CHECK(strcmp(tail, mode) == 0);
+}
+
 /* The clean way out (SIGTERM; Ctrl-C in its console on Windows): the server
  * frees everything, says "stopped" and exits 0.  The line shows that its own
  * handling ran: wine's default for Ctrl-C exits 0 as well. */
@@ -114,19 +143,24 @@ static struct summary client_run(const struct server *s, const char *conns,
     return r;
 }
 
-/* examples/echo_client's load against the echo server `name`: every byte
- * comes back, in whole messages. */
-static void echo_load(const char *name, const char *seconds)
+/* examples/echo_client's load against a started echo server, which it then
+ * stops: every byte comes back, in whole messages. */
+static void echo_load_on(struct server *s, const char *seconds)
 {
-    struct server s;
-    struct summary r;
-    example_server_start(&s, name, NULL, NULL);
-    r = client_run(&s, "10", seconds, "64");
+    struct summary r = client_run(s, "10", seconds, "64");
     CHECK(r.requests_per_s > 0);
     CHECK_EQ(r.errors, 0);
     CHECK(r.verified > 0);
     CHECK_EQ(r.verified % 64, 0);
-    server_stop(&s);
+    server_stop(s);
+}
+
+/* The same against the echo server `name`. */
+static void echo_load(const char *name, const char *seconds)
+{
+    struct server s;
+    example_server_start(&s, name, NULL, NULL);
+    echo_load_on(&s, seconds);
 }
 
 TEST(echo_client_against_echo_server)
@@ -138,6 +172,34 @@ TEST(echo_client_against_echo_server)
 TEST(echo_client_against_loop_echo_server)
 {
     echo_load("loop_echo_server", "0.5");
+}
+
+/* echo_server -t: every byte back, whichever loop the connection went to. */
+static void echo_group_load(const char *mode)
+{
+    struct server s;
+    example_group_start(&s, "echo_server", "2", mode);
+    echo_load_on(&s, "1");
+}
+
+TEST(echo_server_loops_handoff)
+{
+    echo_group_load("handoff");
+}
+
+TEST(echo_server_loops_least)
+{
+    echo_group_load("least");
+}
+
+TEST(echo_server_loops_exclusive)
+{
+    echo_group_load("exclusive");
+}
+
+TEST(echo_server_loops_reuseport)
+{
+    echo_group_load("reuseport");
 }
 
 /* Messages far larger than the socket buffers: the server's writes come up
@@ -373,6 +435,31 @@ TEST(http_server_keep_alive_and_pipelining)
     CHECK(strcmp(body, "Hello, world!\n") == 0);
     CHECK_EQ(recv(fd, body, sizeof body, 0), 0);    /* then the server closes */
     mio_close(fd);
+    server_stop(&s);
+}
+
+/* http_server -t: keep-alive on each of several connections, spread over
+ * two loops. */
+TEST(http_server_loops_keep_alive)
+{
+    struct server s;
+    char body[64];
+    mio_fd fd[4];
+    int i, round;
+
+    example_group_start(&s, "http_server", "2", "handoff");
+    for (i = 0; i < 4; i++)
+        fd[i] = socket_to(s.addr, SOCK_STREAM);
+    for (round = 0; round < 3; round++) {
+        for (i = 0; i < 4; i++)
+            send_text(fd[i], "GET / HTTP/1.1\r\nHost: test\r\n\r\n");
+        for (i = 0; i < 4; i++) {
+            CHECK(!http_response(fd[i], body, sizeof body));
+            CHECK(strcmp(body, "Hello, world!\n") == 0);
+        }
+    }
+    for (i = 0; i < 4; i++)
+        mio_close(fd[i]);
     server_stop(&s);
 }
 
