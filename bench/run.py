@@ -67,6 +67,9 @@ TIMERS_LIBS = [("libmio timer wheel", "timers_mio"), ("libev", "timers_libev"),
                ("libevent", "timers_libevent"), ("libuv", "timers_libuv")]
 HTTP_SECONDS, HTTP_RUNS = 2, 5
 WAKE_N = 10_000 if QUICK else 50_000
+CHILD_N = 500 if QUICK else 2000
+CHILD_RUNS = [("epoll, pidfd", ["backend=epoll"]), ("poll(2), pidfd", ["backend=poll"]),
+              ("epoll, SIGCHLD path", ["backend=epoll", "path=sigchld"])]
 WAKE_LIBS = [("epoll (by hand, eventfd)", "wake_epoll"), ("libmio mio_waker", "wake_mio"),
              ("libev ev_async", "wake_libev"), ("libevent event_active", "wake_libevent"),
              ("libuv uv_async", "wake_libuv")]
@@ -648,6 +651,18 @@ def main():
     commands.append(f"{SHOWN}/wake_<lib> n={WAKE_N} runs={5 if QUICK else RUNS}")
     log(f"wake done at {time.time() - started:.0f} s")
 
+    # ---- child exit --------------------------------------------------------
+    child = {}
+    path = exe("child_exit_mio")
+    for label, args in CHILD_RUNS if path else []:
+        out = subprocess.run([path, f"n={CHILD_N}"] + args, capture_output=True, text=True)
+        if out.returncode != 0:
+            log(f"failed: child_exit_mio {' '.join(args)}: {out.stderr.strip()}")
+            continue
+        child[label] = fields(out.stdout)
+        log(f"child exit {label:22} {out.stdout.strip()}")
+    commands.append(f"{SHOWN}/child_exit_mio n={CHILD_N} backend=epoll|poll [path=sigchld]")
+
     # ---- multi-core ------------------------------------------------------
     group = run_group()
     log(f"multi-core done at {time.time() - started:.0f} s")
@@ -834,6 +849,24 @@ def main():
         md.append(f"| {label} | {float(w['pingpong_per_s']):.0f}{ratio('pingpong_per_s')} | "
                   f"{float(w['rtt_p50_ns']):.0f} | {float(w['rtt_p99_ns']):.0f} | "
                   f"{float(w['flood_per_s']):.0f}{ratio('flood_per_s')} |")
+    md.append("")
+
+    md.append("## Child exit\n")
+    md.append(f"From a child's exit to its event: {CHILD_N} children, one at a time, each "
+              "writing its monotonic clock to a pipe and exiting at once; the parent reads "
+              "the clock when mio_poll_wait reports the child (the kernel's teardown of the "
+              "child is inside the number).  The spawn column is mio_process_spawn itself "
+              "(vfork and exec, up to the exec's success).\n")
+    md.append("| path | exit to event p50 us | p99 us | spawn p50 us | spawn p99 us |")
+    md.append("|---|---|---|---|---|")
+    for label, _ in CHILD_RUNS:
+        c = child.get(label)
+        if not c:
+            md.append(f"| {label} | | | | |")
+            continue
+        md.append(f"| {label} | {float(c['exit_event_p50_us']):.0f} | "
+                  f"{float(c['exit_event_p99_us']):.0f} | {float(c['spawn_p50_us']):.0f} | "
+                  f"{float(c['spawn_p99_us']):.0f} |")
     md.append("")
 
     md.extend(group_markdown(group))

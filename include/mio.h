@@ -157,6 +157,8 @@ MIO_API const char *mio_version_string(void);
 #define MIO_EDESTADDRREQ  (-EDESTADDRREQ)
 #define MIO_ENOBUFS       (-ENOBUFS)    /* POSIX; Windows reports MIO_ENOMEM */
 #define MIO_EPROTO        (-EPROTO)
+#define MIO_ESRCH         (-ESRCH)      /* the child process was already waited for */
+#define MIO_ECHILD        (-ECHILD)     /* the child process was waited for by someone else */
 
 /* A short description of a MIO_E* code (or of any -errno); never NULL. */
 MIO_API const char *mio_strerror(int err);
@@ -475,6 +477,188 @@ MIO_API int mio_local_addr(mio_fd fd, mio_addr *out);
 MIO_API int mio_peer_addr(mio_fd fd, mio_addr *out);
 /* Closes a descriptor (deregister it first, see mio_deregister). */
 MIO_API int mio_close(mio_fd fd);
+
+/* ---- Signals ----------------------------------------------------------------
+ * A set of signals made pollable: the poll reports the source's token
+ * READABLE when one of them arrives, and mio_signal_read says which arrived
+ * since the last read and how many times.  Several sources, on one poll or
+ * on several (one per event loop, say), may watch the same signal: each sees
+ * every delivery.
+ *
+ * POSIX: while at least one source watches a signal, libmio's own handler
+ * (sigaction, SA_RESTART) is its disposition; the first source saves the
+ * disposition it replaces and freeing the last restores it, whatever it was
+ * (default, ignored, another handler, which is not called meanwhile).  No
+ * thread's signal mask is touched: the signal may arrive on any thread that
+ * does not block it, and a wait on that thread returns MIO_EINTR (the next
+ * wait reports the source).  The handler only counts and wakes: it takes no
+ * lock and allocates nothing, so signals may arrive at any moment, as often
+ * as they like (standard signals coalesce in the kernel: counts are
+ * deliveries of the handler, never more than were sent, and at least one
+ * per burst).  Do not change a watched signal's disposition behind
+ * libmio's back.  SIGKILL, SIGSTOP and the signals of faults (SIGSEGV,
+ * SIGBUS, SIGFPE, SIGILL), whose handler could only return to the fault, are
+ * MIO_EINVAL, as is any number the OS refuses to catch.
+ *
+ * Windows has no signals; its console control events come through the same
+ * sources, as these numbers (the handler Windows runs on a thread of its
+ * own is installed with the first source and removed with the last):
+ *   CTRL_C_EVENT        SIGINT (2)        Ctrl-C
+ *   CTRL_BREAK_EVENT    SIGBREAK (21)     Ctrl-Break
+ *   CTRL_CLOSE_EVENT    MIO_SIGHUP (1)    the console is closing
+ *   CTRL_LOGOFF_EVENT   MIO_SIGLOGOFF (23)  the user logs off (services only)
+ *   CTRL_SHUTDOWN_EVENT SIGTERM (15)      the system shuts down (services only)
+ * An event that a source watches is handled: Ctrl-C and Ctrl-Break no
+ * longer end the process.  For the last three Windows ends the process once
+ * its handler returns, so libmio's waits there, leaving the program the
+ * system's grace period (a few seconds) to finish and exit by itself.  Other
+ * numbers are MIO_EINVAL there.
+ *
+ * fork: a forked child keeps the handler and the sources' descriptors; it
+ * must not use the parent's sources (see "Poll").  Programs started with
+ * mio_process_spawn start with every signal at its default and none
+ * blocked. */
+
+#ifdef _WIN32
+#define MIO_SIGHUP    1     /* CTRL_CLOSE_EVENT */
+#define MIO_SIGLOGOFF 23    /* CTRL_LOGOFF_EVENT */
+#endif
+
+/* A set of signals watched through a poll. */
+typedef struct mio_signal mio_signal;
+
+/* One entry of mio_signal_read: a signal and how often it was delivered
+ * since the last read (>= 1). */
+typedef struct mio_signal_info {
+    int signo;
+    uint32_t count;
+} mio_signal_info;
+
+/* Starts watching the n signals (1 <= n <= 64; repeats are ignored) and
+ * registers the source with p under token: an edge, READABLE once per rise,
+ * as for a descriptor (a signal arriving after the read that answered the
+ * last event makes a new one).  Deliveries before this returns are not
+ * counted.  MIO_EINVAL for the reserved token, n out of range or a signal
+ * that cannot be watched; MIO_EMFILE and the like for its wake-up
+ * descriptor (one per source on POSIX, an eventfd or a pipe). */
+MIO_API int mio_signal_new(mio_poll *p, mio_token token, const int *signals, size_t n,
+                           mio_signal **out);
+/* Fills out with the watched signals delivered since the last read, each
+ * once with its count, lowest number first, and resets their counts;
+ * returns how many entries it filled (0: nothing arrived, a spurious
+ * event).  If it fills all cap, call it again: more may be waiting.  From
+ * the thread that polls (one thread at a time). */
+MIO_API int mio_signal_read(mio_signal *s, mio_signal_info *out, size_t cap);
+/* Deregisters and frees the source; the last source of a signal restores
+ * its disposition.  Deliveries in progress on other threads are waited out,
+ * so this must not be called from a signal handler.  NULL is a no-op.
+ * Before its poll is freed. */
+MIO_API void mio_signal_free(mio_signal *s);
+
+/* ---- Child processes --------------------------------------------------------
+ * Programs started without races against other threads: every descriptor
+ * libmio makes is close-on-exec, the pipes made for a child reach it only
+ * as its standard streams, and no other descriptor of this process reaches
+ * it (POSIX: all above 2 are closed at its exec; Windows: it inherits
+ * exactly its three standard handles, PROC_THREAD_ATTRIBUTE_HANDLE_LIST).
+ * Every signal starts at its default disposition and unblocked in the child
+ * (ignored signals and blocked masks are not inherited).  An exec that
+ * fails is the spawn's error in the parent (MIO_ENOENT for a missing
+ * program, MIO_EACCES, ...), never a child that exits 127.
+ *
+ * The exit is an event: mio_process_register makes a poll report the
+ * token READABLE once the child has exited; mio_process_try_wait then
+ * returns its status and reaps it.  How: a process descriptor on Linux
+ * (pidfd_open, 5.3+) polled like any descriptor; EVFILT_PROC NOTE_EXIT on
+ * kqueue; the process handle on Windows; elsewhere (and where pidfds are
+ * missing), SIGCHLD through a signal source (see Signals: while such a
+ * registration exists, SIGCHLD's disposition is libmio's).  libmio only ever
+ * waits for a child it started, by its process id (never waitpid(-1)), and
+ * leaves no zombie behind: mio_process_free ends and reaps a child still
+ * running.  A child reaped behind libmio's back (a SIGCHLD handler calling
+ * waitpid(-1), SIGCHLD ignored) reports MIO_ECHILD.
+ *
+ * A process handle is used from one thread at a time. */
+
+/* A child process started by mio_process_spawn. */
+typedef struct mio_process mio_process;
+
+/* What a child's standard stream is (mio_stdio.how). */
+#define MIO_STDIO_INHERIT 0     /* this process's own (the default: zero) */
+#define MIO_STDIO_NULL    1     /* the null device (/dev/null, NUL) */
+#define MIO_STDIO_CLOSE   2     /* closed in the child */
+#define MIO_STDIO_FD      3     /* mio_stdio.fd: a descriptor (a SOCKET or HANDLE
+                                   on Windows) of the caller, which keeps it */
+#define MIO_STDIO_PIPE    4     /* a new pipe (Windows: a socket pair): the
+                                   parent's end, non-blocking, close-on-exec,
+                                   ready to register, comes back in pipes[i] */
+
+/* One standard stream of a child. */
+typedef struct mio_stdio {
+    int how;                    /* MIO_STDIO_* */
+    mio_fd fd;                  /* for MIO_STDIO_FD */
+} mio_stdio;
+
+/* What to start.  A zeroed struct with argv set starts argv[0] with this
+ * process's environment, directory and standard streams. */
+typedef struct mio_process_options {
+    const char *file;           /* the program; NULL: argv[0].  Without a '/'
+                                   (POSIX) it is looked up in PATH: the PATH of
+                                   env if given, else this process's.  Windows:
+                                   SearchPath's rules, ".exe" added if missing */
+    const char *const *argv;    /* NULL-terminated, at least argv[0] */
+    const char *const *env;     /* NULL-terminated "NAME=value" strings; NULL:
+                                   this process's environment */
+    const char *cwd;            /* the child's directory; NULL: this process's */
+    mio_stdio stdio[3];         /* stdin, stdout, stderr */
+} mio_process_options;
+
+/* How a child ended. */
+typedef struct mio_exit_status {
+    int code;                   /* its exit status when signal is 0 (Windows: the
+                                   exit code as an int) */
+    int signal;                 /* the signal that ended it, else 0 (Windows:
+                                   the signal given to mio_process_kill when
+                                   that ended it) */
+} mio_exit_status;
+
+/* Starts a program.  pipes (may be NULL if no stream is MIO_STDIO_PIPE)
+ * gets, for each MIO_STDIO_PIPE stream, the parent's end: the write end for
+ * stdin, the read end for stdout and stderr; MIO_INVALID_FD for the others.
+ * The caller owns those ends (mio_close them).  Errors: MIO_EINVAL (no argv,
+ * an unknown `how`), MIO_EBADF (a MIO_STDIO_FD that is no descriptor),
+ * MIO_ENOENT (no such program or directory), MIO_EACCES, any other -errno
+ * of the failed exec (-ENOEXEC for a file that is no program: no shell is
+ * tried), MIO_EMFILE, ...; nothing is left behind then: no child, no
+ * descriptor.  Any thread (docs/signals-and-processes.md has the fork and
+ * exec notes). */
+MIO_API int mio_process_spawn(const mio_process_options *o, mio_fd pipes[3], mio_process **out);
+/* The child's process id (-1 for NULL). */
+MIO_API int64_t mio_process_pid(const mio_process *c);
+/* Makes p report token READABLE once the child has exited (at once if it
+ * already has): one event, which a spurious one may precede (then
+ * mio_process_try_wait says MIO_EAGAIN).  One poll at a time: MIO_EEXIST if
+ * registered; MIO_EINVAL for the reserved token; MIO_ESRCH once reaped. */
+MIO_API int mio_process_register(mio_poll *p, mio_process *c, mio_token token);
+/* No wait that starts after this returns reports the child.  MIO_ENOENT if
+ * not registered on p. */
+MIO_API int mio_process_deregister(mio_poll *p, mio_process *c);
+/* Never blocks: 0 and *out (may be NULL) once the child has exited, and it
+ * is reaped (later calls give the same status); MIO_EAGAIN while it runs;
+ * MIO_ECHILD if it was reaped behind libmio's back. */
+MIO_API int mio_process_try_wait(mio_process *c, mio_exit_status *out);
+/* Sends signo (POSIX; 0 only checks that the child exists).  Windows:
+ * SIGTERM, SIGINT, SIGBREAK and 9 (SIGKILL) end it with TerminateProcess
+ * (exit code 1, reported as that signal), 0 checks, others are MIO_ENOSYS.
+ * A child that exited but was not reaped yet takes it as a no-op;
+ * MIO_ESRCH once it was reaped. */
+MIO_API int mio_process_kill(mio_process *c, int signo);
+/* Deregisters (before its poll is freed) and frees the handle.  A child
+ * still running is killed (SIGKILL, TerminateProcess) and reaped first, so
+ * this may block for as long as the system takes to end it: to let it run
+ * on, do not free the handle (or start it detached, e.g. through a shell's
+ * `&`).  NULL is a no-op. */
+MIO_API void mio_process_free(mio_process *c);
 
 /* ---- Timer wheel ------------------------------------------------------------ */
 

@@ -33,6 +33,11 @@
  *   directions `dirs` of an edge record, drained since they were reported;
  *   called by the waiting thread between waits.  forget (may be NULL) drops
  *   a record before mio_close closes its descriptor.
+ * - proc (may be NULL: the process layer then polls a process descriptor or
+ *   SIGCHLD) watches child pid's exit, reported as token READABLE (add), or
+ *   stops watching it (!add; a watch the kernel already dropped after the
+ *   exit counts as stopped).  MIO_ESRCH from add: the child is a zombie the
+ *   kernel will not watch.
  *
  * Nothing else lives here: what poll.c offers the rest of the library is in
  * poll_hooks.h, the user-space readiness queue's hooks in readyq.h, the
@@ -79,6 +84,7 @@ struct mio_backend {
     int  (*notify)(mio_poll *p);
     void (*rearm)(mio_poll *p, struct mio_fdrec *r, uint32_t dirs);
     void (*forget)(mio_poll *p, struct mio_fdrec *r);
+    int  (*proc)(mio_poll *p, int64_t pid, mio_token token, bool add);
     uint32_t private_interest;      /* MIO__PRIVATE bits add understands; the
                                        registry strips the others */
 };

@@ -5,7 +5,10 @@
 
 #include "child.h"
 
-#ifndef _WIN32
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <signal.h>
 #include <sys/time.h>
 #endif
 #ifndef MSG_NOSIGNAL
@@ -601,6 +604,152 @@ TEST(event_loop_example_runs_in_order)
     event_loop_lines(&c, not_before);
     child_read_line(&c, line, sizeof line);
     CHECK(line[0] == '\0');                 /* nothing more */
+    CHECK_EQ(child_wait(&c), 0);
+}
+
+/* ---- processes and signals ---- */
+
+/* What run_with_timeout runs: this program again, as one of these. */
+CHILD_CASE(print_and_exit_3)
+{
+    printf("out line\n");
+    fflush(stdout);
+    fprintf(stderr, "err line\n");
+    exit(3);
+}
+
+CHILD_CASE(print_and_hang)
+{
+    printf("started\n");
+    fflush(stdout);
+    test_sleep_ms(60000);
+    exit(0);
+}
+
+/* run_with_timeout -b BACKEND SECONDS <this program> CASE BACKEND. */
+static void run_with_timeout(struct child *c, const char *seconds, const char *what)
+{
+    static char path[4096];
+    char *argv[] = { path, "-b", (char *)test_backend, (char *)seconds,
+                     (char *)child_self_path(), (char *)what, (char *)test_backend, NULL };
+    CHECK(argv[4] != NULL);
+    example_path(path, sizeof path, "run_with_timeout");
+    child_start(c, argv, NULL, CHILD_STDOUT);
+}
+
+TEST(run_with_timeout_streams_output_and_exits_with_its_status)
+{
+    struct child c;
+    char line[256];
+
+    run_with_timeout(&c, "60", "print_and_exit_3");
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "out line") == 0);
+    child_read_line(&c, line, sizeof line);
+    CHECK(line[0] == '\0');
+    CHECK_EQ(child_wait(&c), 3);
+    run_with_timeout(&c, "60", "no_such_case");     /* the harness says 2 */
+    CHECK_EQ(child_wait(&c), 2);
+}
+
+TEST(run_with_timeout_ends_a_command_past_its_deadline)
+{
+    struct child c;
+    char line[256];
+    int64_t start = test_now_ns();
+
+    /* Long enough for the command to start under a sanitizer or wine. */
+    run_with_timeout(&c, "3", "print_and_hang");
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "started") == 0);
+    CHECK_EQ(child_wait(&c), 124);
+    CHECK(test_now_ns() - start >= 3 * MIO_SEC);
+    CHECK(test_now_ns() - start < 30 * MIO_SEC);
+}
+
+TEST(run_with_timeout_says_a_missing_program_is_missing)
+{
+    static char path[4096];
+    char *argv[] = { path, "-b", (char *)test_backend, "10", "no-such-program-anywhere", NULL };
+    struct child c;
+    char line[256];
+
+    example_path(path, sizeof path, "run_with_timeout");
+    child_start(&c, argv, NULL, CHILD_STDERR);
+    child_read_line(&c, line, sizeof line);
+    CHECK(strstr(line, "no such file") != NULL);
+    CHECK_EQ(child_wait(&c), 125);
+}
+
+/* Reads "started worker I pid P" and returns P. */
+static long long started_worker(struct child *c, int i)
+{
+    char line[256];
+    int idx;
+    long long pid;
+    child_read_line(c, line, sizeof line);
+    if (sscanf(line, "started worker %d pid %lld", &idx, &pid) != 2 || idx != i)
+        FAIL("expected worker %d to start, got \"%s\"", i, line);
+    return pid;
+}
+
+static void end_process(long long pid)
+{
+#ifdef _WIN32
+    HANDLE h = OpenProcess(PROCESS_TERMINATE, FALSE, (DWORD)pid);
+    CHECK(h != NULL);
+    CHECK(TerminateProcess(h, 9));
+    CloseHandle(h);
+#else
+    CHECK_EQ(kill((pid_t)pid, SIGKILL), 0);
+#endif
+}
+
+TEST(supervisor_restarts_workers_and_stops_gracefully)
+{
+    char path[4096], line[256], want[256];
+    char *argv[] = { path, "-b", (char *)test_backend, "-n", "2", NULL };
+    struct child c;
+    long long pid0, pid1;
+    int i;
+
+    example_path(path, sizeof path, "supervisor");
+    child_start(&c, argv, NULL, CHILD_STDOUT);
+    pid0 = started_worker(&c, 0);
+    pid1 = started_worker(&c, 1);
+    /* A worker that dies comes back. */
+    end_process(pid1);
+    child_read_line(&c, line, sizeof line);
+#ifdef _WIN32
+    snprintf(want, sizeof want, "worker 1 pid %lld exited with code 9", pid1);
+#else
+    snprintf(want, sizeof want, "worker 1 pid %lld killed by signal %d", pid1, SIGKILL);
+#endif
+    if (strcmp(line, want) != 0)
+        FAIL("got \"%s\", expected \"%s\"", line, want);
+    pid1 = started_worker(&c, 1);
+#ifndef _WIN32
+    /* SIGHUP: all of them, each after its exit. */
+    CHECK_EQ(kill(c.pid, SIGHUP), 0);
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "restarting all") == 0);
+    for (i = 0; i < 4; i++) {
+        child_read_line(&c, line, sizeof line);
+        /* A worker just started may not watch SIGTERM yet: it dies of it. */
+        CHECK(strstr(line, "exited with code 0") != NULL || strncmp(line, "started", 7) == 0 ||
+              strstr(line, "killed by signal 15") != NULL);
+    }
+#endif
+    (void)pid0;
+    child_stop(&c);
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "stopping") == 0);
+    for (i = 0; i < 2; i++) {
+        child_read_line(&c, line, sizeof line);
+        CHECK(strncmp(line, "worker ", 7) == 0);
+    }
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "stopped") == 0);
     CHECK_EQ(child_wait(&c), 0);
 }
 
