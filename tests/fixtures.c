@@ -236,6 +236,24 @@ uint32_t test_expect_not_at(const char *file, int line, mio_poll *p, mio_token t
     return expect(file, line, p, token, flags, 0, true, other, timeout_ns);
 }
 
+bool test_await(mio_poll *p, mio_token token, int64_t timeout_ns)
+{
+    int64_t deadline = test_now_ns() + timeout_ns;
+    mio_event ev[64];
+
+    for (;;) {
+        int64_t left = deadline - test_now_ns();
+        int n = mio_poll_wait(p, ev, 64, left > 0 ? left : 0);
+        if (n == MIO_EINTR)
+            continue;
+        CHECK(n >= 0);
+        if (test_flags(ev, n, token) != 0)
+            return true;
+        if (left <= 0)
+            return false;
+    }
+}
+
 void test_expect_only_at(const char *file, int line, mio_poll *p, mio_token token,
                          uint32_t flags, int64_t timeout_ns)
 {

@@ -92,6 +92,10 @@ void test_close_tcp(struct test_tcp t);
  * token, with exactly `flags`. */
 #define EXPECT_ONLY(p, token, flags, timeout_ns)                              \
     test_expect_only_at(__FILE__, __LINE__, (p), (token), (flags), (timeout_ns))
+/* Waits up to timeout_ns, over as many waits as it takes, for an event of
+ * token, whatever its flags; a wait cut short by a signal (MIO_EINTR: the
+ * handler may run on this thread) goes on.  Whether one came. */
+bool test_await(mio_poll *p, mio_token token, int64_t timeout_ns);
 /* A wait of timeout_ns reports nothing for token. */
 #define EXPECT_NO_EVENT(p, token, timeout_ns)                                 \
     test_expect_no_event_at(__FILE__, __LINE__, (p), (token), (timeout_ns))
