@@ -248,11 +248,16 @@ int64_t test_now_ns(void)
     return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
 }
 
-void test_sleep_ms(int ms)
+void test_sleep_ns(int64_t ns)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = { (time_t)(ns / MIO_SEC), (long)(ns % MIO_SEC) };
     while (nanosleep(&ts, &ts) != 0)
         ;
+}
+
+void test_sleep_ms(int ms)
+{
+    test_sleep_ns((int64_t)ms * MIO_MSEC);
 }
 
 long test_scaled(long n)

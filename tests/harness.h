@@ -144,8 +144,9 @@ void test_hang_up(mio_fd fd);
 const char *test_tmp_dir(void);
 int test_dir_entries(const char *dir);
 
-/* The monotonic clock in nanoseconds, and a sleep that finishes its time. */
+/* The monotonic clock in nanoseconds, and sleeps that finish their time. */
 int64_t test_now_ns(void);
+void test_sleep_ns(int64_t ns);
 void test_sleep_ms(int ms);
 
 /* n divided by $MIO_TEST_SCALE (set under valgrind and TSan), at least 1:
@@ -163,5 +164,8 @@ void test_settle(void);
 
 /* Whether this run's backend emulates edge triggers. */
 int test_edge_emulated(void);
+
+/* Sources, I/O steps, expectations about waits, allocation and signals. */
+#include "fixtures.h"
 
 #endif

@@ -146,19 +146,24 @@ static struct summary client_run(const struct server *s, const char *conns,
     return r;
 }
 
-/* examples/echo_client's load against the echo server `name`: every byte
- * comes back, in whole messages. */
-static void echo_load(const char *name, const char *seconds)
+/* examples/echo_client's load against a started echo server, which it then
+ * stops: every byte comes back, in whole messages. */
+static void echo_load_on(struct server *s, const char *seconds)
 {
-    struct server s;
-    struct summary r;
-    example_server_start(&s, name, NULL, NULL);
-    r = client_run(&s, "10", seconds, "64");
+    struct summary r = client_run(s, "10", seconds, "64");
     CHECK(r.requests_per_s > 0);
     CHECK_EQ(r.errors, 0);
     CHECK(r.verified > 0);
     CHECK_EQ(r.verified % 64, 0);
-    server_stop(&s);
+    server_stop(s);
+}
+
+/* The same against the echo server `name`. */
+static void echo_load(const char *name, const char *seconds)
+{
+    struct server s;
+    example_server_start(&s, name, NULL, NULL);
+    echo_load_on(&s, seconds);
 }
 
 TEST(echo_client_against_echo_server)
@@ -167,18 +172,17 @@ TEST(echo_client_against_echo_server)
 }
 
 /* The same load on the event loop's echo server. */
+TEST(echo_client_against_loop_echo_server)
+{
+    echo_load("loop_echo_server", "0.5");
+}
+
 /* echo_server -t: every byte back, whichever loop the connection went to. */
 static void echo_group_load(const char *mode)
 {
     struct server s;
-    struct summary r;
     example_group_start(&s, "echo_server", "2", mode);
-    r = client_run(&s, "10", "1", "64");
-    CHECK(r.requests_per_s > 0);
-    CHECK_EQ(r.errors, 0);
-    CHECK(r.verified > 0);
-    CHECK_EQ(r.verified % 64, 0);
-    server_stop(&s);
+    echo_load_on(&s, "1");
 }
 
 TEST(echo_server_loops_handoff)
@@ -199,11 +203,6 @@ TEST(echo_server_loops_exclusive)
 TEST(echo_server_loops_reuseport)
 {
     echo_group_load("reuseport");
-}
-
-TEST(echo_client_against_loop_echo_server)
-{
-    echo_load("loop_echo_server", "0.5");
 }
 
 /* Messages far larger than the socket buffers: the server's writes come up
@@ -328,19 +327,25 @@ static void send_text(mio_fd fd, const char *text)
     CHECK_EQ(send(fd, text, (int)strlen(text), MSG_NOSIGNAL), (long long)strlen(text));
 }
 
-/* The next line from fd is `want` (without its newline). */
-static void expect_line(mio_fd fd, const char *want)
+/* The next line from fd, without its newline; fails if none comes in time. */
+static void read_line(mio_fd fd, char *line, size_t size)
 {
-    char line[256];
     size_t n = 0;
     for (;;) {
-        CHECK(n + 1 < sizeof line);
+        CHECK(n + 1 < size);
         CHECK_EQ(recv(fd, line + n, 1, 0), 1);
         if (line[n] == '\n')
             break;
         n++;
     }
     line[n] = '\0';
+}
+
+/* The next line from fd is `want`. */
+static void expect_line(mio_fd fd, const char *want)
+{
+    char line[256];
+    read_line(fd, line, sizeof line);
     if (strcmp(line, want) != 0)
         FAIL("got line \"%s\", expected \"%s\"", line, want);
 }
@@ -552,35 +557,51 @@ TEST(multi_connect_reports_each_server)
     server_stop(&b);
 }
 
+/* Examples that take the default backend run once: on the others they skip. */
+static void default_backend_only(const char *name)
+{
+    mio_poll *p;
+    OK(mio_poll_new(&p));
+    if (strcmp(mio_poll_backend(p), test_backend) != 0) {
+        mio_poll_free(p);
+        SKIP("%s runs on the default backend only", name);
+    }
+    mio_poll_free(p);
+}
+
+/* examples/event_loop's three lines, in order, each printed no earlier than
+ * not_before (NULL: whenever) seconds after it started. */
+static void event_loop_lines(struct child *c, const double *not_before)
+{
+    static const char *const want[] = { "channel notify", "time out", "shutdown event loop" };
+    char line[256], what[64];
+    double at;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        child_read_line(c, line, sizeof line);
+        CHECK(sscanf(line, "%lf %63[^\n]", &at, what) == 2);
+        if (strcmp(what, want[i]) != 0)
+            FAIL("line %d is \"%s\", expected \"%s\"", i + 1, line, want[i]);
+        if (not_before != NULL)
+            CHECK(at >= not_before[i] - 0.001);  /* printed with 3 decimals */
+    }
+}
+
 /* examples/event_loop at a tenth of its delays: the channel message at once,
  * the timeout after 0.3 s, the shutdown message after 0.5 s, in that order
  * and never early.  It takes the default backend, so it runs once. */
 TEST(event_loop_example_runs_in_order)
 {
-    static const char *const want[] = { "channel notify", "time out", "shutdown event loop" };
     static const double not_before[] = { 0, 0.3, 0.5 };
-    char path[4096], line[256], what[64];
+    char path[4096], line[256];
     char *argv[] = { path, "0.1", NULL };
     struct child c;
-    mio_poll *p;
-    double at;
-    int i;
 
-    OK(mio_poll_new(&p));
-    if (strcmp(mio_poll_backend(p), test_backend) != 0) {
-        mio_poll_free(p);
-        SKIP("event_loop runs on the default backend only");
-    }
-    mio_poll_free(p);
+    default_backend_only("event_loop");
     example_path(path, sizeof path, "event_loop");
     child_start(&c, argv, NULL, CHILD_STDOUT);
-    for (i = 0; i < 3; i++) {
-        child_read_line(&c, line, sizeof line);
-        CHECK(sscanf(line, "%lf %63[^\n]", &at, what) == 2);
-        if (strcmp(what, want[i]) != 0)
-            FAIL("line %d is \"%s\", expected \"%s\"", i + 1, line, want[i]);
-        CHECK(at >= not_before[i] - 0.001);  /* printed with 3 decimals */
-    }
+    event_loop_lines(&c, not_before);
     child_read_line(&c, line, sizeof line);
     CHECK(line[0] == '\0');                 /* nothing more */
     CHECK_EQ(child_wait(&c), 0);
@@ -887,20 +908,6 @@ static void echo_check(const struct server *s)
     CHECK_EQ(r.errors, 0);
     CHECK(r.verified > 0);
     CHECK_EQ(r.verified % 1000, 0);
-}
-
-/* The next line from fd; fails if none comes in time. */
-static void read_line(mio_fd fd, char *line, size_t size)
-{
-    size_t n = 0;
-    for (;;) {
-        CHECK(n + 1 < size);
-        CHECK_EQ(recv(fd, line + n, 1, 0), 1);
-        if (line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
 }
 
 /* Two clients: each is told of the other, a line from one reaches the
@@ -1228,46 +1235,36 @@ static void startup_sweep(const char *name, char *const extra[])
     FAIL("start-up has more than %d calls?", n);
 }
 
-POSIX_TEST(faults_startup_echo_server)
+/* The servers take the same command line. */
+static void server_startup_sweep(const char *name)
 {
     char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
-    startup_sweep("echo_server", extra);
+    startup_sweep(name, extra);
+}
+
+POSIX_TEST(faults_startup_echo_server)
+{
+    server_startup_sweep("echo_server");
 }
 
 POSIX_TEST(faults_startup_loop_echo_server)
 {
-    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
-    startup_sweep("loop_echo_server", extra);
+    server_startup_sweep("loop_echo_server");
 }
 
 POSIX_TEST(faults_startup_chat_server)
 {
-    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
-    startup_sweep("chat_server", extra);
+    server_startup_sweep("chat_server");
 }
 
 POSIX_TEST(faults_startup_http_server)
 {
-    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
-    startup_sweep("http_server", extra);
+    server_startup_sweep("http_server");
 }
 
 POSIX_TEST(faults_startup_udp_echo)
 {
-    char *extra[] = { "-b", (char *)test_backend, "-n", "60", "127.0.0.1:0", NULL };
-    startup_sweep("udp_echo", extra);
-}
-
-/* event_loop takes the default backend: it runs once. */
-static void default_backend_only(const char *name)
-{
-    mio_poll *p;
-    OK(mio_poll_new(&p));
-    if (strcmp(mio_poll_backend(p), test_backend) != 0) {
-        mio_poll_free(p);
-        SKIP("%s runs on the default backend only", name);
-    }
-    mio_poll_free(p);
+    server_startup_sweep("udp_echo");
 }
 
 POSIX_TEST(faults_startup_event_loop)
@@ -1326,25 +1323,17 @@ POSIX_TEST(faults_multi_connect)
  * memory: every line in order, a clean exit. */
 POSIX_TEST(faults_event_loop)
 {
-    static const char *const want[] = { "channel notify", "time out", "shutdown event loop" };
     struct faulty f;
-    char path[4096], line[256], what[64];
+    char path[4096];
     char *argv[] = { path, "0.05", NULL };
     const char *env;
-    double at;
-    int i;
 
     default_backend_only("event_loop");
     example_path(path, sizeof path, "event_loop");
     env = faults_prepare(&f, "epoll_wait,epoll_pwait2,poll,ppoll", "0.3", NULL, true);
     child_start(&f.s.child, argv, env, CHILD_STDOUT);
     faults_forget();
-    for (i = 0; i < 3; i++) {
-        child_read_line(&f.s.child, line, sizeof line);
-        CHECK(sscanf(line, "%lf %63[^\n]", &at, what) == 2);
-        if (strcmp(what, want[i]) != 0)
-            FAIL("line %d is \"%s\", expected \"%s\"", i + 1, line, want[i]);
-    }
+    event_loop_lines(&f.s.child, NULL);
     CHECK_EQ(child_wait(&f.s.child), 0);
     faults_report(&f);
 }

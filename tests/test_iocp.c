@@ -8,17 +8,29 @@
 #ifdef _WIN32
 #include "sys/afd.h"
 
-/* A connected socket pair registered as `token` with `interest` on p. */
-static void pair_on(mio_poll *p, mio_fd sv[2], mio_token token, uint32_t interest)
+/* A socket pair whose read end is registered as `token` with `interest`. */
+static struct test_source pair_on(mio_poll *p, mio_token token, uint32_t interest)
 {
-    OK(mio_socketpair(sv));
-    OK(mio_register(p, sv[0], token, interest));
+    struct test_source s = test_socket_source();
+    OK(mio_register(p, s.r, token, interest));
+    return s;
 }
 
-static void close_pair(mio_fd sv[2])
+/* A pair registered for reading whose poll is in flight, and the next
+ * `cancels` cancels of it made to fail. */
+static struct test_source polled_pair(mio_poll *p, int cancels)
 {
-    OK(mio_close(sv[0]));
-    OK(mio_close(sv[1]));
+    struct test_source s = pair_on(p, 1, MIO_READABLE);
+    EXPECT_NO_EVENT(p, 1, TEST_QUIET_WAIT);
+    mio__afd_fail_next(0, cancels);
+    return s;
+}
+
+static void close_pair(mio_poll *p, struct test_source s)
+{
+    OK(mio_deregister(p, s.r));
+    test_close_source(s);
+    mio_poll_free(p);
 }
 
 /* ---- AFD calls that fail ---- */
@@ -28,13 +40,13 @@ static void close_pair(mio_fd sv[2])
 WINDOWS_TEST(poll_failures_beyond_capacity_all_reported)
 {
     mio_poll *p = test_poll();
-    mio_fd sv[3][2];
+    struct test_source s[3];
     mio_event ev[8];
     int seen[3] = { 0 }, errors[3] = { 0 };
     int i, k, n;
 
     for (i = 0; i < 3; i++)
-        pair_on(p, sv[i], (mio_token)i, MIO_WRITABLE | MIO_LEVEL);
+        s[i] = pair_on(p, (mio_token)i, MIO_WRITABLE | MIO_LEVEL);
     /* Each reported once: each has its next poll waiting for a wait. */
     for (k = 0; k < 20 && !(seen[0] && seen[1] && seen[2]); k++) {
         n = test_wait(p, ev, 8, 100 * MIO_MSEC);
@@ -54,8 +66,8 @@ WINDOWS_TEST(poll_failures_beyond_capacity_all_reported)
     for (i = 0; i < 3; i++)
         CHECK_EQ(errors[i], 1);
     for (i = 0; i < 3; i++) {
-        OK(mio_deregister(p, sv[i][0]));
-        close_pair(sv[i]);
+        OK(mio_deregister(p, s[i].r));
+        test_close_source(s[i]);
     }
     mio_poll_free(p);
 }
@@ -65,16 +77,11 @@ WINDOWS_TEST(poll_failures_beyond_capacity_all_reported)
 WINDOWS_TEST(failed_cancel_is_retried)
 {
     mio_poll *p = test_poll();
-    mio_fd sv[2];
+    struct test_source s = polled_pair(p, 1);
 
-    pair_on(p, sv, 1, MIO_READABLE);
-    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
-    mio__afd_fail_next(0, 1);
-    OK(mio_reregister(p, sv[0], 1, MIO_READABLE | MIO_WRITABLE));
-    CHECK(test_wait_token(p, 1, MIO_SEC) & MIO_WRITABLE);
-    OK(mio_deregister(p, sv[0]));
-    close_pair(sv);
-    mio_poll_free(p);
+    OK(mio_reregister(p, s.r, 1, MIO_READABLE | MIO_WRITABLE));
+    EXPECT_EVENT(p, 1, MIO_WRITABLE, MIO_SEC);
+    close_pair(p, s);
 }
 
 /* A cancel that fails again is reported with MIO_ERROR, once; the poll in
@@ -83,23 +90,14 @@ WINDOWS_TEST(failed_cancel_is_retried)
 WINDOWS_TEST(cancel_failing_twice_reported_once)
 {
     mio_poll *p = test_poll();
-    mio_fd sv[2];
-    uint32_t f = 0;
-    int k;
+    struct test_source s = polled_pair(p, 2);
 
-    pair_on(p, sv, 1, MIO_READABLE);
-    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
-    mio__afd_fail_next(0, 2);
-    OK(mio_reregister(p, sv[0], 1, MIO_READABLE | MIO_WRITABLE));
+    OK(mio_reregister(p, s.r, 1, MIO_READABLE | MIO_WRITABLE));
     CHECK_EQ(test_wait_token(p, 1, MIO_SEC), MIO_ERROR);
-    CHECK_EQ(test_wait_token(p, 1, 50 * MIO_MSEC), 0);
-    CHECK_EQ(mio_write(sv[1], "x", 1), 1);
-    for (k = 0; k < 5 && (f & (MIO_READABLE | MIO_WRITABLE)) != (MIO_READABLE | MIO_WRITABLE); k++)
-        f |= test_wait_token(p, 1, 200 * MIO_MSEC);
-    CHECK_EQ(f & (MIO_READABLE | MIO_WRITABLE), MIO_READABLE | MIO_WRITABLE);
-    OK(mio_deregister(p, sv[0]));
-    close_pair(sv);
-    mio_poll_free(p);
+    EXPECT_NO_EVENT(p, 1, 50 * MIO_MSEC);
+    test_put(s.w, "x");
+    EXPECT_EVENT(p, 1, MIO_READABLE | MIO_WRITABLE, MIO_SEC);
+    close_pair(p, s);
 }
 
 /* Deregistering cancels the socket's poll; a cancel that fails is tried
@@ -108,17 +106,12 @@ WINDOWS_TEST(cancel_failing_twice_reported_once)
 WINDOWS_TEST(failed_cancel_on_deregister_is_retried)
 {
     mio_poll *p = test_poll();
-    mio_fd sv[2];
+    struct test_source s = polled_pair(p, 1);
 
-    pair_on(p, sv, 1, MIO_READABLE);
-    CHECK_EQ(test_wait_token(p, 1, 20 * MIO_MSEC), 0);
-    mio__afd_fail_next(0, 1);
-    OK(mio_deregister(p, sv[0]));
-    OK(mio_register(p, sv[0], 2, MIO_WRITABLE));
-    CHECK(test_wait_token(p, 2, MIO_SEC) & MIO_WRITABLE);
-    OK(mio_deregister(p, sv[0]));
-    close_pair(sv);
-    mio_poll_free(p);
+    OK(mio_deregister(p, s.r));
+    OK(mio_register(p, s.r, 2, MIO_WRITABLE));
+    EXPECT_EVENT(p, 2, MIO_WRITABLE, MIO_SEC);
+    close_pair(p, s);
 }
 
 /* ---- one poll per socket at a time ---- */
@@ -156,26 +149,25 @@ static void count_polls(int level, const char *msg, void *ud)
 WINDOWS_TEST(reregistered_socket_never_polled_twice)
 {
     mio_poll *p = test_poll();
-    mio_fd sv[2];
+    struct test_source s = test_socket_source();
     char c;
     int i;
 
-    OK(mio_socketpair(sv));
-    watched = sv[0];
+    watched = s.r;
     mio_set_log(count_polls, NULL);
     for (i = 0; i < 20; i++) {
-        OK(mio_register(p, sv[0], (mio_token)i, MIO_READABLE));
-        OK(mio_deregister(p, sv[0]));
-        OK(mio_register(p, sv[0], (mio_token)(100 + i), MIO_READABLE));
-        CHECK_EQ(mio_write(sv[1], "x", 1), 1);
-        CHECK(test_wait_token(p, (mio_token)(100 + i), MIO_SEC) & MIO_READABLE);
-        CHECK_EQ(mio_read(sv[0], &c, 1), 1);
-        OK(mio_deregister(p, sv[0]));
+        OK(mio_register(p, s.r, (mio_token)i, MIO_READABLE));
+        OK(mio_deregister(p, s.r));
+        OK(mio_register(p, s.r, (mio_token)(100 + i), MIO_READABLE));
+        test_put(s.w, "x");
+        EXPECT_EVENT(p, (mio_token)(100 + i), MIO_READABLE, MIO_SEC);
+        CHECK_EQ(mio_read(s.r, &c, 1), 1);
+        OK(mio_deregister(p, s.r));
     }
     mio_set_log(NULL, NULL);
     CHECK(issued >= 40);
     CHECK_EQ(most_in_flight, 1);
-    close_pair(sv);
+    test_close_source(s);
     mio_poll_free(p);
 }
 

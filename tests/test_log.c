@@ -11,15 +11,13 @@
 CHILD_CASE(traced_round)
 {
     mio_poll *p = test_poll();
-    mio_fd pair[2];
+    struct test_source s = test_socket_source();
     mio_event ev[4];
-    OK(mio_socketpair(pair));
-    OK(mio_register(p, pair[0], 5, MIO_READABLE));
-    CHECK_EQ(mio_write(pair[1], "x", 1), 1);
-    CHECK_EQ(mio_poll_wait(p, ev, 4, 5 * MIO_SEC), 1);
-    OK(mio_deregister(p, pair[0]));
-    mio_close(pair[0]);
-    mio_close(pair[1]);
+    OK(mio_register(p, s.r, 5, MIO_READABLE));
+    test_put(s.w, "x");
+    CHECK_EQ(mio_poll_wait(p, ev, 4, TEST_LONG_WAIT), 1);
+    OK(mio_deregister(p, s.r));
+    test_close_source(s);
     mio_poll_free(p);
 }
 
@@ -88,17 +86,21 @@ static void collect(int level, const char *msg, void *ud)
 {
     size_t n = strlen(lines);
     CHECK(ud == (void *)lines);
+    CHECK(level >= MIO_LOG_ERROR && level <= MIO_LOG_TRACE);
+    CHECK(msg != NULL);
     calls++;
     snprintf(lines + n, sizeof lines - n, "%d %s\n", level, msg);
 }
 
 /* The loop's ticks, at trace level, and registrations on its poll, at debug
- * level, reach the callback; after mio_set_log(NULL) nothing does. */
+ * level, reach the callback; after mio_set_log(NULL) nothing does, whatever
+ * the poll does. */
 TEST(callback_sees_ticks_and_registrations)
 {
     mio_loop_config config = { 0 };
+    struct test_source s;
     mio_loop *l;
-    mio_fd pair[2];
+    mio_poll *p;
     char expect[96];
     int before;
 
@@ -106,10 +108,11 @@ TEST(callback_sees_ticks_and_registrations)
     mio_set_log(collect, lines);
     if (mio_loop_new(&config, &l) == MIO_ENOSYS)
         SKIP("no backend %s", test_backend);
-    OK(mio_socketpair(pair));
-    OK(mio_register(mio_loop_poll(l), pair[0], 9, MIO_READABLE));
+    p = mio_loop_poll(l);
+    s = test_socket_source();
+    OK(mio_register(p, s.r, 9, MIO_READABLE));
     snprintf(expect, sizeof expect, "%d poll %p: register fd %lld token 9 interest 0x1: 0\n",
-             MIO_LOG_DEBUG, (void *)mio_loop_poll(l), (long long)pair[0]);
+             MIO_LOG_DEBUG, (void *)p, (long long)s.r);
     CHECK(strstr(lines, expect) != NULL);
 
     OK(mio_loop_run_once(l, &(mio_handler){ 0 }, NULL, 0));
@@ -118,18 +121,19 @@ TEST(callback_sees_ticks_and_registrations)
     CHECK(strstr(lines, expect) != NULL);
     CHECK(strstr(strstr(lines, expect) + 1, expect) != NULL);     /* twice */
 
-    OK(mio_deregister(mio_loop_poll(l), pair[0]));
+    OK(mio_deregister(p, s.r));
     snprintf(expect, sizeof expect, "%d poll %p: deregister fd %lld: 0\n",
-             MIO_LOG_DEBUG, (void *)mio_loop_poll(l), (long long)pair[0]);
+             MIO_LOG_DEBUG, (void *)p, (long long)s.r);
     CHECK(strstr(lines, expect) != NULL);
 
     mio_set_log(NULL, NULL);
     before = calls;
-    OK(mio_register(mio_loop_poll(l), pair[0], 9, MIO_READABLE));
+    OK(mio_register(p, s.r, 9, MIO_READABLE));
+    OK(mio_reregister(p, s.r, 9, MIO_WRITABLE));
+    EXPECT_EVENT(p, 9, MIO_WRITABLE, MIO_SEC);
     OK(mio_loop_run_once(l, &(mio_handler){ 0 }, NULL, 0));
-    OK(mio_deregister(mio_loop_poll(l), pair[0]));
+    OK(mio_deregister(p, s.r));
     mio_loop_free(l);
     CHECK_EQ(calls, before);
-    mio_close(pair[0]);
-    mio_close(pair[1]);
+    test_close_source(s);
 }

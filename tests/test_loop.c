@@ -827,58 +827,17 @@ TEST(run_from_a_callback_is_ebusy)
 /* ---- signals, which Windows lacks ---- */
 
 #ifndef _WIN32
-static void on_sigusr1(int sig)
-{
-    (void)sig;
-}
-
-struct signaller {
-    pthread_t target, thread;
-    atomic_int done;
-};
-
-/* Keeps signalling until the loop saw one inside its wait: a signal that
- * lands just before the wait starts interrupts nothing. */
-static void *signal_loop(void *arg)
-{
-    struct signaller *s = arg;
-    while (!atomic_load(&s->done)) {
-        test_sleep_ms(20);
-        pthread_kill(s->target, SIGUSR1);
-    }
-    return NULL;
-}
-
-/* Sends this thread SIGUSR1 every 20 ms until stop_signalling. */
-static void start_signalling(struct signaller *s)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigusr1;     /* no SA_RESTART: the wait sees EINTR */
-    sigemptyset(&sa.sa_mask);
-    OK(sigaction(SIGUSR1, &sa, NULL));
-    s->target = pthread_self();
-    atomic_init(&s->done, 0);
-    CHECK_EQ(pthread_create(&s->thread, NULL, signal_loop, s), 0);
-}
-
-static void stop_signalling(struct signaller *s)
-{
-    atomic_store(&s->done, 1);
-    CHECK_EQ(pthread_join(s->thread, NULL), 0);
-}
-
 POSIX_TEST(interrupted_when_a_signal_cuts_the_wait)
 {
     mio_loop *l = new_loop(NULL);
     struct rec r = { .stop_on = 0 };
-    struct signaller s;
+    struct test_signaller s;
     int ticks = 0;
 
-    start_signalling(&s);
+    test_signals_start(&s, SIGUSR1);
     while (r.interrupted == 0 && ticks++ < 500)
         OK(mio_loop_run_once(l, &recorder, &r, 10 * MIO_SEC));
-    stop_signalling(&s);
+    test_signals_stop(&s);
     CHECK_EQ(r.interrupted, 1);
     CHECK_EQ(r.ticks, ticks);
     CHECK(r.log[r.nlog - 2] == 'I' && r.log[r.nlog - 1] == 'K');
@@ -887,20 +846,14 @@ POSIX_TEST(interrupted_when_a_signal_cuts_the_wait)
 
 POSIX_TEST(shutdown_from_interrupted)
 {
-    struct signaller s;
-    start_signalling(&s);
+    struct test_signaller s;
+    test_signals_start(&s, SIGUSR1);
     shutdown_from('I');
-    stop_signalling(&s);
+    test_signals_stop(&s);
 }
 #endif
 
 /* ---- allocation ---- */
-
-static atomic_long allocations;
-
-static void *count_malloc(size_t n) { atomic_fetch_add(&allocations, 1); return malloc(n); }
-static void *count_calloc(size_t c, size_t n) { atomic_fetch_add(&allocations, 1); return calloc(c, n); }
-static void *count_realloc(void *p, size_t n) { atomic_fetch_add(&allocations, 1); return realloc(p, n); }
 
 TEST(ticks_allocate_nothing)
 {
@@ -911,7 +864,7 @@ TEST(ticks_allocate_nothing)
     long in_ticks = 0, before;
     int i;
 
-    OK(mio_set_allocator(count_malloc, count_realloc, count_calloc, free));
+    test_count_allocations();
     l = new_loop(NULL);
     OK(mio_socketpair(sv));
     OK(mio_register(mio_loop_poll(l), sv[0], 1, MIO_READABLE));
@@ -922,15 +875,15 @@ TEST(ticks_allocate_nothing)
         send_ok(s, NULL);
         OK(mio_loop_timeout(l, NULL, 0, NULL));
         OK(mio_loop_timeout(l, NULL, 1 * MIO_MSEC, NULL));
-        before = atomic_load(&allocations);
+        before = test_allocations();
         OK(mio_loop_run_once(l, &recorder, &r, 2 * MIO_MSEC));
-        in_ticks += atomic_load(&allocations) - before;
+        in_ticks += test_allocations() - before;
     }
-    before = atomic_load(&allocations);
+    before = test_allocations();
     while (r.timeouts < 100)
         OK(mio_loop_run_once(l, &recorder, &r, -1));
-    in_ticks += atomic_load(&allocations) - before;
-    CHECK(atomic_load(&allocations) > 0);      /* the counter does count */
+    in_ticks += test_allocations() - before;
+    CHECK(test_allocations() > 0);      /* the counter does count */
     CHECK_EQ(in_ticks, 0);
     CHECK(r.ready >= 1 && r.notify == 100 && r.timeouts == 100);
     mio_sender_free(s);

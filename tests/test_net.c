@@ -24,29 +24,7 @@
 #include <unistd.h>
 #endif
 
-/* "Eventually" means within this; nothing here should take close to it. */
-#define LONG_WAIT (5 * MIO_SEC)
-
 /* ---- helpers ---- */
-
-/* Waits until the flags reported for token (merged over events and waits)
- * contain every bit of `all` (when nonzero) and some bit of `any` (when
- * nonzero); returns every flag seen, or fails after LONG_WAIT. */
-static uint32_t wait_flags(mio_poll *p, mio_token token, uint32_t all, uint32_t any)
-{
-    int64_t deadline = test_now_ns() + LONG_WAIT;
-    uint32_t seen = 0;
-    mio_event ev[16];
-
-    while ((seen & all) != all || (any != 0 && (seen & any) == 0)) {
-        int64_t left = deadline - test_now_ns();
-        if (left <= 0)
-            FAIL("token %llu: waited for %#x (any of %#x), saw only %#x",
-                 (unsigned long long)token, all, any, seen);
-        seen |= test_flags(ev, test_wait(p, ev, 16, left), token);
-    }
-    return seen;
-}
 
 static mio_addr addr(const char *text)
 {
@@ -93,75 +71,6 @@ static void check_nonblock_cloexec(mio_fd fd)
 }
 #endif
 
-/* A listener on `text` (port 0) and the address it got. */
-static mio_fd listen_on(const char *text, mio_addr *bound)
-{
-    mio_addr a = addr(text);
-    mio_fd l = MIO_INVALID_FD;
-    OK(mio_tcp_listen(&a, 0, &l));
-    CHECK(l != MIO_INVALID_FD);
-    OK(mio_local_addr(l, bound));
-    return l;
-}
-
-/* Accepts one connection, waiting for it on a poll of this run's backend. */
-static mio_fd accept_one(mio_fd listener, mio_addr *peer)
-{
-    int64_t deadline = test_now_ns() + LONG_WAIT;
-    mio_poll *p = test_poll();
-    mio_fd fd = MIO_INVALID_FD;
-    mio_event ev[4];
-    int err;
-
-    OK(mio_register(p, listener, 1, MIO_READABLE));
-    while ((err = mio_tcp_accept(listener, &fd, peer)) == MIO_EAGAIN) {
-        CHECK(test_now_ns() < deadline);
-        test_wait(p, ev, 4, 100 * MIO_MSEC);
-    }
-    OK(err);
-    CHECK(fd != MIO_INVALID_FD);
-    OK(mio_deregister(p, listener));
-    mio_poll_free(p);
-    return fd;
-}
-
-/* A connected TCP pair on loopback (`text` is "127.0.0.1:0" or "[::1]:0"). */
-static void tcp_pair(const char *text, mio_fd *client, mio_fd *server)
-{
-    mio_addr bound;
-    mio_fd l = listen_on(text, &bound);
-    mio_poll *p = test_poll();
-
-    OK(mio_tcp_connect(&bound, client));
-    OK(mio_register(p, *client, 1, MIO_WRITABLE));
-    *server = accept_one(l, NULL);
-    wait_flags(p, 1, MIO_WRITABLE, 0);
-    OK(mio_socket_error(*client));
-    OK(mio_deregister(p, *client));
-    mio_poll_free(p);
-    OK(mio_close(l));
-}
-
-/* Reads until MIO_EAGAIN, end of stream or an error; returns how many bytes
- * arrived and stores the last result (0, MIO_EAGAIN or an error) in *last. */
-static size_t drain(mio_fd fd, char *buf, size_t cap, ssize_t *last)
-{
-    size_t got = 0;
-    ssize_t n;
-    char scratch[4096];
-    for (;;) {
-        if (buf != NULL && got < cap)
-            n = mio_read(fd, buf + got, cap - got);
-        else
-            n = mio_read(fd, scratch, sizeof scratch);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    *last = n;
-    return got;
-}
-
 /* A TCP port that refuses connections: bound, never listening, so no other
  * process can take it while the test runs. */
 static mio_fd refusing_port(mio_addr *out)
@@ -198,7 +107,7 @@ static void sigpipe_kills(void)
  * the peer's reset time to arrive between tries; returns that error. */
 static ssize_t write_until_error(mio_fd fd, bool vectored)
 {
-    int64_t deadline = test_now_ns() + LONG_WAIT;
+    int64_t deadline = test_now_ns() + TEST_LONG_WAIT;
     char byte = 'x';
     mio_iovec iov[2] = { { &byte, 1 }, { &byte, 1 } };
     ssize_t n;
@@ -286,6 +195,17 @@ TEST(addr_parse_ipv6)
     CHECK_EQ(ntohs(a.u.v6.sin6_port), 1);
 }
 
+/* Every one of the n texts is refused, MIO_EINVAL. */
+static void check_rejected(const char *const *bad, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        mio_addr a;
+        if (mio_addr_parse(bad[i], &a) != MIO_EINVAL)
+            FAIL("accepted \"%s\"", bad[i]);
+    }
+}
+
 TEST(addr_parse_rejects_malformed_ipv4)
 {
     static const char *const bad[] = {
@@ -295,12 +215,7 @@ TEST(addr_parse_rejects_malformed_ipv4)
         "1.2.3.4:80 ", "0x7f.0.0.1:80", "1.2.3.4:0x50", "1.2.3.4:80:80",
         "1..3.4:80", "1.2.3.4::80", "127.1:80",
     };
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        mio_addr a;
-        if (mio_addr_parse(bad[i], &a) != MIO_EINVAL)
-            FAIL("accepted \"%s\"", bad[i]);
-    }
+    check_rejected(bad, sizeof bad / sizeof bad[0]);
 }
 
 TEST(addr_parse_rejects_malformed_ipv6)
@@ -311,12 +226,7 @@ TEST(addr_parse_rejects_malformed_ipv6)
         "[::1]]:80", "[:::1]:80", "[::1] :80", "[fe80::1%-2]:80", "[fe80::1%2x]:80",
         "[fe80::1%99999999999]:80",
     };
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        mio_addr a;
-        if (mio_addr_parse(bad[i], &a) != MIO_EINVAL)
-            FAIL("accepted \"%s\"", bad[i]);
-    }
+    check_rejected(bad, sizeof bad / sizeof bad[0]);
 }
 
 /* No DNS, no interface-name lookup: only numbers. */
@@ -443,23 +353,37 @@ POSIX_TEST(addr_format_unnamed_unix_is_empty)
 }
 #endif
 
+/* Waits for `flags` on token and reads what fd has: `want`, then the end
+ * of the reading (MIO_EAGAIN, or 0 for the end of the stream). */
+static void expect_bytes(mio_poll *p, mio_token token, uint32_t flags, mio_fd fd,
+                         const char *want, ssize_t end)
+{
+    char buf[64];
+    ssize_t last;
+
+    EXPECT_EVENT(p, token, flags, TEST_LONG_WAIT);
+    CHECK_EQ(test_read_until(fd, buf, sizeof buf, &last), strlen(want));
+    CHECK(memcmp(buf, want, strlen(want)) == 0);
+    CHECK_EQ(last, end);
+}
+
 /* ---- TCP ---- */
 
 static void connect_and_accept(const char *text)
 {
     mio_poll *p = test_poll();
     mio_addr bound, local, peer, seen;
-    mio_fd l = listen_on(text, &bound), c, s;
+    mio_fd l = test_listen(text, &bound), c, s;
 
     CHECK(ntohs(bound.u.sa.sa_family == AF_INET ? bound.u.v4.sin_port
                                                  : bound.u.v6.sin6_port) != 0);
     OK(mio_tcp_connect(&bound, &c));
     CHECK(c != MIO_INVALID_FD);
     OK(mio_register(p, c, 1, MIO_WRITABLE));
-    CHECK(wait_flags(p, 1, MIO_WRITABLE, 0) & MIO_WRITABLE);
+    EXPECT_EVENT(p, 1, MIO_WRITABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_socket_error(c), 0);
 
-    s = accept_one(l, &peer);
+    s = test_accept(l, &peer);
     OK(mio_local_addr(c, &local));
     check_same_addr(&peer, &local);
     OK(mio_peer_addr(c, &seen));
@@ -494,25 +418,13 @@ TEST(tcp_connect_ipv6)
 TEST(tcp_bytes_flow_both_ways)
 {
     mio_poll *p = test_poll();
-    char buf[64];
-    ssize_t last;
-    mio_fd c, s;
+    struct test_tcp t = test_tcp_pair(p, MIO_READABLE);
 
-    tcp_pair("127.0.0.1:0", &c, &s);
-    OK(mio_register(p, s, 1, MIO_READABLE));
-    OK(mio_register(p, c, 2, MIO_READABLE));
-    CHECK_EQ(mio_write(c, "ping", 4), 4);
-    wait_flags(p, 1, MIO_READABLE, 0);
-    CHECK_EQ(drain(s, buf, sizeof buf, &last), 4);
-    CHECK_EQ(last, MIO_EAGAIN);
-    CHECK(memcmp(buf, "ping", 4) == 0);
-    CHECK_EQ(mio_write(s, "pong!", 5), 5);
-    wait_flags(p, 2, MIO_READABLE, 0);
-    CHECK_EQ(drain(c, buf, sizeof buf, &last), 5);
-    CHECK_EQ(last, MIO_EAGAIN);
-    CHECK(memcmp(buf, "pong!", 5) == 0);
-    OK(mio_close(c));
-    OK(mio_close(s));
+    test_put(t.client, "ping");
+    expect_bytes(p, TEST_SERVER, MIO_READABLE, t.server, "ping", MIO_EAGAIN);
+    test_put(t.server, "pong!");
+    expect_bytes(p, TEST_CLIENT, MIO_READABLE, t.client, "pong!", MIO_EAGAIN);
+    test_close_tcp(t);
     mio_poll_free(p);
 }
 
@@ -523,7 +435,6 @@ TEST(tcp_connect_refused)
     mio_addr target;
     mio_fd holder = refusing_port(&target);
     mio_fd c = MIO_INVALID_FD;
-    uint32_t flags;
     int err = mio_tcp_connect(&target, &c);
 
     if (err == MIO_ECONNREFUSED) {
@@ -534,8 +445,7 @@ TEST(tcp_connect_refused)
     }
     OK(err);
     OK(mio_register(p, c, 1, MIO_WRITABLE));
-    flags = wait_flags(p, 1, 0, MIO_WRITABLE | MIO_ERROR);
-    CHECK(flags & (MIO_WRITABLE | MIO_ERROR));
+    EXPECT_ANY(p, 1, MIO_WRITABLE | MIO_ERROR, TEST_LONG_WAIT);
     err = mio_socket_error(c);
     /* libkqueue reads the error to report it, which clears it. */
     if (!test_on_libkqueue() || err != 0)
@@ -551,29 +461,22 @@ TEST(tcp_connect_refused)
 TEST(tcp_peer_shutdown_is_end_of_stream)
 {
     mio_poll *p = test_poll();
+    struct test_tcp t = test_tcp_pair(NULL, 0);
     char buf[16];
-    ssize_t last;
-    mio_fd c, s;
 
-    tcp_pair("127.0.0.1:0", &c, &s);
-    OK(mio_register(p, s, 1, MIO_READABLE));
-    CHECK_EQ(mio_write(c, "bye", 3), 3);
-    OK(mio_shutdown(c, MIO_SHUT_WR));
+    OK(mio_register(p, t.server, 1, MIO_READABLE));
+    test_put(t.client, "bye");
+    OK(mio_shutdown(t.client, MIO_SHUT_WR));
 #ifdef _WIN32
     /* AFD reports the shutdown once the data before it has been read. */
-    CHECK(wait_flags(p, 1, MIO_READABLE, 0) & MIO_READABLE);
+    expect_bytes(p, 1, MIO_READABLE, t.server, "bye", 0);
 #else
-    CHECK(wait_flags(p, 1, MIO_READABLE | MIO_READ_CLOSED, 0) &
-          (MIO_READABLE | MIO_READ_CLOSED));
+    expect_bytes(p, 1, MIO_READABLE | MIO_READ_CLOSED, t.server, "bye", 0);
 #endif
-    CHECK_EQ(drain(s, buf, sizeof buf, &last), 3);
-    CHECK(memcmp(buf, "bye", 3) == 0);
-    CHECK_EQ(last, 0);
     /* End of stream stays end of stream; the other direction still works. */
-    CHECK_EQ(mio_read(s, buf, sizeof buf), 0);
-    CHECK_EQ(mio_write(s, "ok", 2), 2);
-    OK(mio_close(c));
-    OK(mio_close(s));
+    CHECK_EQ(mio_read(t.server, buf, sizeof buf), 0);
+    test_put(t.server, "ok");
+    test_close_tcp(t);
     mio_poll_free(p);
 }
 
@@ -591,18 +494,15 @@ TEST(tcp_peer_abort_is_reset)
     TEST_NOT_ON_WINE("recv after a reset says end of stream");
     struct linger lg = { 1, 0 };
     mio_poll *p = test_poll();
+    struct test_tcp t = test_tcp_pair(NULL, 0);
     char buf[16];
-    uint32_t flags;
-    mio_fd c, s;
 
-    tcp_pair("127.0.0.1:0", &c, &s);
-    OK(mio_register(p, s, 1, MIO_READABLE));
-    OK(setsockopt(c, SOL_SOCKET, SO_LINGER, (void *)&lg, sizeof lg));
-    OK(mio_close(c));
-    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READ_CLOSED);
-    CHECK(flags & (MIO_ERROR | MIO_READ_CLOSED));
-    check_reset(mio_read(s, buf, sizeof buf));
-    OK(mio_close(s));
+    OK(mio_register(p, t.server, 1, MIO_READABLE));
+    OK(setsockopt(t.client, SOL_SOCKET, SO_LINGER, (void *)&lg, sizeof lg));
+    OK(mio_close(t.client));
+    EXPECT_ANY(p, 1, MIO_ERROR | MIO_READ_CLOSED, TEST_LONG_WAIT);
+    check_reset(mio_read(t.server, buf, sizeof buf));
+    OK(mio_close(t.server));
     mio_poll_free(p);
 }
 
@@ -611,28 +511,23 @@ TEST(tcp_close_with_unread_data_is_reset)
 {
     TEST_NOT_ON_WINE("recv after a reset says end of stream");
     mio_poll *p = test_poll();
+    struct test_tcp t = test_tcp_pair(p, MIO_READABLE);
     char buf[16];
-    uint32_t flags;
-    mio_fd c, s;
 
-    tcp_pair("127.0.0.1:0", &c, &s);
-    OK(mio_register(p, c, 1, MIO_READABLE));
-    OK(mio_register(p, s, 2, MIO_READABLE));
-    CHECK_EQ(mio_write(c, "unread", 6), 6);
-    wait_flags(p, 2, MIO_READABLE, 0);
-    OK(mio_deregister(p, s));
-    OK(mio_close(s));
-    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READ_CLOSED);
-    CHECK(flags & (MIO_ERROR | MIO_READ_CLOSED));
-    check_reset(mio_read(c, buf, sizeof buf));
-    OK(mio_close(c));
+    test_put(t.client, "unread");
+    EXPECT_EVENT(p, TEST_SERVER, MIO_READABLE, TEST_LONG_WAIT);
+    OK(mio_deregister(p, t.server));
+    OK(mio_close(t.server));
+    EXPECT_ANY(p, TEST_CLIENT, MIO_ERROR | MIO_READ_CLOSED, TEST_LONG_WAIT);
+    check_reset(mio_read(t.client, buf, sizeof buf));
+    OK(mio_close(t.client));
     mio_poll_free(p);
 }
 
 TEST(tcp_accept_none_pending_is_eagain)
 {
     mio_addr bound, peer;
-    mio_fd l = listen_on("127.0.0.1:0", &bound), s = 0;
+    mio_fd l = test_listen("127.0.0.1:0", &bound), s = 0;
     CHECK_EQ(mio_tcp_accept(l, &s, &peer), MIO_EAGAIN);
     CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EAGAIN);
     OK(mio_close(l));
@@ -641,12 +536,12 @@ TEST(tcp_accept_none_pending_is_eagain)
 TEST(tcp_accept_peer_may_be_null)
 {
     mio_addr bound;
-    mio_fd l = listen_on("127.0.0.1:0", &bound), c, s;
+    mio_fd l = test_listen("127.0.0.1:0", &bound), c, s;
     char buf[4];
     ssize_t last;
     OK(mio_tcp_connect(&bound, &c));
-    s = accept_one(l, NULL);
-    CHECK_EQ(drain(s, buf, sizeof buf, &last), 0);
+    s = test_accept(l, NULL);
+    CHECK_EQ(test_read_until(s, buf, sizeof buf, &last), 0);
     CHECK_EQ(last, MIO_EAGAIN);
     OK(mio_close(c));
     OK(mio_close(s));
@@ -656,7 +551,7 @@ TEST(tcp_accept_peer_may_be_null)
 TEST(tcp_listen_port_in_use)
 {
     mio_addr bound;
-    mio_fd l = listen_on("127.0.0.1:0", &bound), l2 = MIO_INVALID_FD;
+    mio_fd l = test_listen("127.0.0.1:0", &bound), l2 = MIO_INVALID_FD;
     int before = test_open_fds();
     CHECK_EQ(mio_tcp_listen(&bound, 0, &l2), MIO_EADDRINUSE);
     CHECK_EQ(test_open_fds(), before);
@@ -670,7 +565,7 @@ TEST(tcp_listen_port_in_use)
 POSIX_TEST(tcp_listen_sets_reuseaddr)
 {
     mio_addr bound;
-    mio_fd l = listen_on("127.0.0.1:0", &bound);
+    mio_fd l = test_listen("127.0.0.1:0", &bound);
     int v = 0;
     socklen_t len = sizeof v;
     OK(getsockopt(l, SOL_SOCKET, SO_REUSEADDR, (void *)&v, &len));
@@ -683,16 +578,16 @@ POSIX_TEST(tcp_listen_sets_reuseaddr)
 TEST(tcp_listen_again_after_close)
 {
     mio_addr bound;
-    mio_fd l = listen_on("127.0.0.1:0", &bound), c, s;
+    mio_fd l = test_listen("127.0.0.1:0", &bound), c, s;
     char buf[4];
     ssize_t last;
 
     OK(mio_tcp_connect(&bound, &c));
-    s = accept_one(l, NULL);
+    s = test_accept(l, NULL);
     /* The server side closes first, so its end lingers in TIME_WAIT. */
     OK(mio_close(s));
     OK(mio_close(l));
-    drain(c, buf, sizeof buf, &last);
+    test_read_until(c, buf, sizeof buf, &last);
     OK(mio_close(c));
     OK(mio_tcp_listen(&bound, 16, &l));
     OK(mio_close(l));
@@ -700,23 +595,21 @@ TEST(tcp_listen_again_after_close)
 
 TEST(tcp_nodelay_toggles)
 {
-    mio_fd c, s;
+    struct test_tcp t = test_tcp_pair(NULL, 0);
     int v = -1;
     socklen_t len = sizeof v;
 
-    tcp_pair("127.0.0.1:0", &c, &s);
-    OK(mio_tcp_set_nodelay(c, true));
-    OK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, (void *)&v, &len));
+    OK(mio_tcp_set_nodelay(t.client, true));
+    OK(getsockopt(t.client, IPPROTO_TCP, TCP_NODELAY, (void *)&v, &len));
     CHECK(v != 0);
-    OK(mio_tcp_set_nodelay(c, false));
+    OK(mio_tcp_set_nodelay(t.client, false));
     len = sizeof v;
 #ifdef _WIN32
     v = 0;  /* Winsock writes a one-byte BOOLEAN */
 #endif
-    OK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, (void *)&v, &len));
+    OK(getsockopt(t.client, IPPROTO_TCP, TCP_NODELAY, (void *)&v, &len));
     CHECK_EQ(v, 0);
-    OK(mio_close(c));
-    OK(mio_close(s));
+    test_close_tcp(t);
 }
 
 TEST(tcp_connect_unix_family_rejected)
@@ -739,39 +632,39 @@ TEST(tcp_connect_unix_family_rejected)
 
 /* ---- SIGPIPE ---- */
 
+/* Writes (write or writev) to a connection whose peer closed end with an
+ * error, and the process lives. */
+static void write_to_closed_peer(bool vectored)
+{
+    struct test_tcp t;
+    ssize_t err;
+
+    sigpipe_kills();
+    t = test_tcp_pair(NULL, 0);
+    OK(mio_close(t.server));
+    err = write_until_error(t.client, vectored);
+    CHECK(err == MIO_EPIPE || err == MIO_ECONNRESET);
+    OK(mio_close(t.client));
+}
+
 TEST(tcp_write_to_closed_peer_no_sigpipe)
 {
-    mio_fd c, s;
-    ssize_t err;
-    sigpipe_kills();
-    tcp_pair("127.0.0.1:0", &c, &s);
-    OK(mio_close(s));
-    err = write_until_error(c, false);
-    CHECK(err == MIO_EPIPE || err == MIO_ECONNRESET);
-    OK(mio_close(c));
+    write_to_closed_peer(false);
 }
 
 TEST(tcp_writev_to_closed_peer_no_sigpipe)
 {
-    mio_fd c, s;
-    ssize_t err;
-    sigpipe_kills();
-    tcp_pair("127.0.0.1:0", &c, &s);
-    OK(mio_close(s));
-    err = write_until_error(c, true);
-    CHECK(err == MIO_EPIPE || err == MIO_ECONNRESET);
-    OK(mio_close(c));
+    write_to_closed_peer(true);
 }
 
 TEST(tcp_write_after_own_shutdown_no_sigpipe)
 {
-    mio_fd c, s;
+    struct test_tcp t;
     sigpipe_kills();
-    tcp_pair("127.0.0.1:0", &c, &s);
-    OK(mio_shutdown(c, MIO_SHUT_WR));
-    CHECK_EQ(mio_write(c, "x", 1), MIO_EPIPE);
-    OK(mio_close(c));
-    OK(mio_close(s));
+    t = test_tcp_pair(NULL, 0);
+    OK(mio_shutdown(t.client, MIO_SHUT_WR));
+    CHECK_EQ(mio_write(t.client, "x", 1), MIO_EPIPE);
+    test_close_tcp(t);
 }
 
 /* Unix socketpairs and pipes, and the caller's own SIGPIPE: POSIX only. */
@@ -794,100 +687,102 @@ static bool take_sigpipe(void)
     return sigtimedwait(&s, NULL, &zero) == SIGPIPE;
 }
 
-POSIX_TEST(socketpair_write_to_closed_peer_no_sigpipe)
+/* SIGPIPE with its default action, blocked by the caller. */
+static void block_sigpipe(void)
 {
-    mio_fd sv[2];
-    mio_iovec iov = { "x", 1 };
-    sigpipe_kills();
-    OK(mio_socketpair(sv));
-    OK(mio_close(sv[1]));
-    CHECK_EQ(mio_write(sv[0], "x", 1), MIO_EPIPE);
-    CHECK_EQ(mio_writev(sv[0], &iov, 1), MIO_EPIPE);
-    OK(mio_close(sv[0]));
-}
-
-POSIX_TEST(pipe_write_to_closed_reader_no_sigpipe)
-{
-    mio_fd pfd[2];
-    sigpipe_kills();
-    OK(mio_pipe(pfd));
-    OK(mio_close(pfd[0]));
-    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
-    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
-    OK(mio_close(pfd[1]));
-}
-
-POSIX_TEST(pipe_writev_to_closed_reader_no_sigpipe)
-{
-    mio_fd pfd[2];
-    mio_iovec iov[2] = { { "ab", 2 }, { "c", 1 } };
-    sigpipe_kills();
-    OK(mio_pipe(pfd));
-    OK(mio_close(pfd[0]));
-    CHECK_EQ(mio_writev(pfd[1], iov, 2), MIO_EPIPE);
-    OK(mio_close(pfd[1]));
-}
-
-/* With SIGPIPE blocked by the caller, the call leaves none pending either. */
-POSIX_TEST(pipe_write_leaves_no_sigpipe_pending)
-{
-    mio_fd pfd[2];
     sigset_t s;
     sigemptyset(&s);
     sigaddset(&s, SIGPIPE);
     signal(SIGPIPE, SIG_DFL);
     OK(pthread_sigmask(SIG_BLOCK, &s, NULL));
-    OK(mio_pipe(pfd));
-    OK(mio_close(pfd[0]));
+}
+
+/* The write end of a pipe whose reader is gone. */
+static mio_fd readerless_pipe(void)
+{
+    struct test_source s = test_pipe_source();
+    OK(mio_close(s.r));
+    return s.w;
+}
+
+POSIX_TEST(socketpair_write_to_closed_peer_no_sigpipe)
+{
+    struct test_source s;
+    mio_iovec iov = { "x", 1 };
+    sigpipe_kills();
+    s = test_socket_source();
+    OK(mio_close(s.w));
+    CHECK_EQ(mio_write(s.r, "x", 1), MIO_EPIPE);
+    CHECK_EQ(mio_writev(s.r, &iov, 1), MIO_EPIPE);
+    OK(mio_close(s.r));
+}
+
+POSIX_TEST(pipe_write_to_closed_reader_no_sigpipe)
+{
+    mio_fd w;
+    sigpipe_kills();
+    w = readerless_pipe();
+    CHECK_EQ(mio_write(w, "x", 1), MIO_EPIPE);
+    CHECK_EQ(mio_write(w, "x", 1), MIO_EPIPE);
+    OK(mio_close(w));
+}
+
+POSIX_TEST(pipe_writev_to_closed_reader_no_sigpipe)
+{
+    mio_iovec iov[2] = { { "ab", 2 }, { "c", 1 } };
+    mio_fd w;
+    sigpipe_kills();
+    w = readerless_pipe();
+    CHECK_EQ(mio_writev(w, iov, 2), MIO_EPIPE);
+    OK(mio_close(w));
+}
+
+/* With SIGPIPE blocked by the caller, the call leaves none pending either. */
+POSIX_TEST(pipe_write_leaves_no_sigpipe_pending)
+{
+    mio_fd w;
+    block_sigpipe();
+    w = readerless_pipe();
     CHECK(!sigpipe_pending());
-    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+    CHECK_EQ(mio_write(w, "x", 1), MIO_EPIPE);
     CHECK(!sigpipe_pending());
-    OK(mio_close(pfd[1]));
+    OK(mio_close(w));
 }
 
 /* A SIGPIPE the caller already had pending (blocked) is still pending after
  * the call: the library consumes only what its own write raised. */
 POSIX_TEST(pipe_write_keeps_callers_pending_sigpipe)
 {
-    mio_fd pfd[2];
     mio_iovec iov = { "x", 1 };
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    signal(SIGPIPE, SIG_DFL);
-    OK(pthread_sigmask(SIG_BLOCK, &s, NULL));
+    mio_fd w;
+    block_sigpipe();
     OK(pthread_kill(pthread_self(), SIGPIPE));
     CHECK(sigpipe_pending());
-    OK(mio_pipe(pfd));
-    OK(mio_close(pfd[0]));
-    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+    w = readerless_pipe();
+    CHECK_EQ(mio_write(w, "x", 1), MIO_EPIPE);
     CHECK(sigpipe_pending());
-    CHECK_EQ(mio_writev(pfd[1], &iov, 1), MIO_EPIPE);
+    CHECK_EQ(mio_writev(w, &iov, 1), MIO_EPIPE);
     CHECK(sigpipe_pending());
     CHECK(take_sigpipe());
     CHECK(!sigpipe_pending());
-    OK(mio_close(pfd[1]));
+    OK(mio_close(w));
 }
+
 /* A SIGPIPE pending for the whole process (kill) is not ours: the call
  * takes the one its own write raised and leaves that one alone. */
 POSIX_TEST(pipe_write_keeps_process_pending_sigpipe_only)
 {
-    mio_fd pfd[2];
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    signal(SIGPIPE, SIG_DFL);
-    OK(pthread_sigmask(SIG_BLOCK, &s, NULL));
+    mio_fd w;
+    block_sigpipe();
     OK(kill(getpid(), SIGPIPE));
     CHECK(sigpipe_pending());
-    OK(mio_pipe(pfd));
-    OK(mio_close(pfd[0]));
-    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
+    w = readerless_pipe();
+    CHECK_EQ(mio_write(w, "x", 1), MIO_EPIPE);
 #ifdef __linux__
     CHECK(take_sigpipe());
     CHECK(!sigpipe_pending());
 #endif
-    OK(mio_close(pfd[1]));
+    OK(mio_close(w));
 }
 #endif
 
@@ -904,107 +799,132 @@ static mio_fd udp_on(const char *text, mio_addr *bound)
     return fd;
 }
 
+/* Two UDP sockets on loopback, each with its address, and a poll. */
+struct udp_pair {
+    mio_poll *p;
+    mio_fd a, b;
+    mio_addr aa, ba;
+};
+
+static struct udp_pair udp_pair(void)
+{
+    struct udp_pair u;
+    u.p = test_poll();
+    u.a = udp_on("127.0.0.1:0", &u.aa);
+    u.b = udp_on("127.0.0.1:0", &u.ba);
+    return u;
+}
+
+static void udp_pair_close(struct udp_pair u)
+{
+    OK(mio_close(u.a));
+    OK(mio_close(u.b));
+    mio_poll_free(u.p);
+}
+
 TEST(udp_send_to_recv_from)
 {
-    mio_poll *p = test_poll();
-    mio_addr aa, ba, from;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    mio_addr from;
+    struct udp_pair u = udp_pair();
     char buf[64];
 
-    OK(mio_register(p, b, 1, MIO_READABLE));
-    OK(mio_register(p, a, 2, MIO_READABLE));
-    CHECK_EQ(mio_udp_send_to(a, "hello", 5, &ba), 5);
-    wait_flags(p, 1, MIO_READABLE, 0);
+    OK(mio_register(u.p, u.b, 1, MIO_READABLE));
+    OK(mio_register(u.p, u.a, 2, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(u.a, "hello", 5, &u.ba), 5);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
     memset(&from, 0, sizeof from);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 5);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), 5);
     CHECK(memcmp(buf, "hello", 5) == 0);
-    check_same_addr(&from, &aa);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), MIO_EAGAIN);
+    check_same_addr(&from, &u.aa);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), MIO_EAGAIN);
 
-    CHECK_EQ(mio_udp_send_to(b, "back", 4, &from), 4);
-    wait_flags(p, 2, MIO_READABLE, 0);
-    CHECK_EQ(mio_udp_recv_from(a, buf, sizeof buf, NULL), 4);
+    CHECK_EQ(mio_udp_send_to(u.b, "back", 4, &from), 4);
+    EXPECT_EVENT(u.p, 2, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.a, buf, sizeof buf, NULL), 4);
     CHECK(memcmp(buf, "back", 4) == 0);
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
+    udp_pair_close(u);
 }
 
 TEST(udp_empty_datagram)
 {
-    mio_poll *p = test_poll();
-    mio_addr aa, ba, from;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    mio_addr from;
+    struct udp_pair u = udp_pair();
     char buf[8];
 
-    OK(mio_register(p, b, 1, MIO_READABLE));
-    CHECK_EQ(mio_udp_send_to(a, NULL, 0, &ba), 0);
-    CHECK(wait_flags(p, 1, MIO_READABLE, 0) & MIO_READABLE);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 0);
-    check_same_addr(&from, &aa);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), MIO_EAGAIN);
+    OK(mio_register(u.p, u.b, 1, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(u.a, NULL, 0, &u.ba), 0);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), 0);
+    check_same_addr(&from, &u.aa);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), MIO_EAGAIN);
 
-    CHECK_EQ(mio_udp_send_to(a, buf, 0, &ba), 0);
-    CHECK(wait_flags(p, 1, MIO_READABLE, 0) & MIO_READABLE);
-    CHECK_EQ(mio_udp_recv_from(b, NULL, 0, NULL), 0);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), MIO_EAGAIN);
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
+    CHECK_EQ(mio_udp_send_to(u.a, buf, 0, &u.ba), 0);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.b, NULL, 0, NULL), 0);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, NULL), MIO_EAGAIN);
+    udp_pair_close(u);
 }
 
 TEST(udp_connected_read_write)
 {
-    mio_poll *p = test_poll();
-    mio_addr aa, ba, from, peer;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
+    mio_addr from, peer;
+    struct udp_pair u = udp_pair();
     char buf[16];
 
-    OK(mio_udp_connect(a, &ba));
-    OK(mio_udp_connect(b, &aa));
-    OK(mio_peer_addr(a, &peer));
-    check_same_addr(&peer, &ba);
-    OK(mio_register(p, a, 1, MIO_READABLE));
-    OK(mio_register(p, b, 2, MIO_READABLE));
+    OK(mio_udp_connect(u.a, &u.ba));
+    OK(mio_udp_connect(u.b, &u.aa));
+    OK(mio_peer_addr(u.a, &peer));
+    check_same_addr(&peer, &u.ba);
+    OK(mio_register(u.p, u.a, 1, MIO_READABLE));
+    OK(mio_register(u.p, u.b, 2, MIO_READABLE));
 
-    CHECK_EQ(mio_write(a, "one", 3), 3);
-    wait_flags(p, 2, MIO_READABLE, 0);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 3);
+    CHECK_EQ(mio_write(u.a, "one", 3), 3);
+    EXPECT_EVENT(u.p, 2, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, sizeof buf, &from), 3);
     CHECK(memcmp(buf, "one", 3) == 0);
-    check_same_addr(&from, &aa);
+    check_same_addr(&from, &u.aa);
 
-    CHECK_EQ(mio_udp_send_to(b, "two", 3, NULL), 3);
-    wait_flags(p, 1, MIO_READABLE, 0);
-    CHECK_EQ(mio_read(a, buf, sizeof buf), 3);
+    CHECK_EQ(mio_udp_send_to(u.b, "two", 3, NULL), 3);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_read(u.a, buf, sizeof buf), 3);
     CHECK(memcmp(buf, "two", 3) == 0);
-    CHECK_EQ(mio_read(a, buf, sizeof buf), MIO_EAGAIN);
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
+    CHECK_EQ(mio_read(u.a, buf, sizeof buf), MIO_EAGAIN);
+    udp_pair_close(u);
 }
 
+/* A datagram longer than the buffer: the bytes that fit, truncation said
+ * (by mio_udp_recv; mio_udp_recv_from says nothing), and the rest gone: the
+ * next read is the next datagram.  One that fits exactly is whole. */
 TEST(udp_long_datagram_truncated)
 {
-    mio_poll *p = test_poll();
-    mio_addr aa, ba;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
-    char big[1000], buf[10];
+    mio_addr from;
+    struct udp_pair u = udp_pair();
+    char big[1500], buf[100];
+    bool trunc = false;
     size_t i;
 
     for (i = 0; i < sizeof big; i++)
         big[i] = (char)('a' + i % 26);
-    OK(mio_register(p, b, 1, MIO_READABLE));
-    CHECK_EQ(mio_udp_send_to(a, big, sizeof big, &ba), sizeof big);
-    CHECK_EQ(mio_udp_send_to(a, "next", 4, &ba), 4);
-    wait_flags(p, 1, MIO_READABLE, 0);
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), sizeof buf);
+    OK(mio_register(u.p, u.b, 1, MIO_READABLE));
+    CHECK_EQ(mio_udp_send_to(u.a, big, sizeof big, &u.ba), sizeof big);
+    CHECK_EQ(mio_udp_send_to(u.a, big, sizeof big, &u.ba), sizeof big);
+    CHECK_EQ(mio_udp_send_to(u.a, big, sizeof buf, &u.ba), sizeof buf);
+    CHECK_EQ(mio_udp_send_to(u.a, "next", 4, &u.ba), 4);
+    EXPECT_EVENT(u.p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    CHECK_EQ(mio_udp_recv_from(u.b, buf, 10, NULL), 10);
+    CHECK(memcmp(buf, big, 10) == 0);
+    CHECK_EQ(mio_udp_recv(u.b, buf, sizeof buf, NULL, &trunc), sizeof buf);
+    CHECK(trunc);
     CHECK(memcmp(buf, big, sizeof buf) == 0);
-    /* The rest of that datagram is gone: the next read is the next datagram. */
-    CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), 4);
+    CHECK_EQ(mio_udp_recv(u.b, buf, sizeof buf, &from, &trunc), sizeof buf);
+    CHECK(!trunc);
+    check_same_addr(&from, &u.aa);
+    CHECK_EQ(mio_udp_recv(u.b, buf, sizeof buf, NULL, &trunc), 4);
+    CHECK(!trunc);
     CHECK(memcmp(buf, "next", 4) == 0);
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
+    CHECK_EQ(mio_udp_recv(u.b, buf, sizeof buf, NULL, &trunc), MIO_EAGAIN);
+    CHECK(!trunc);
+    udp_pair_close(u);
 }
 
 /* A connected UDP socket's ICMP port-unreachable is a pending error, not a
@@ -1027,9 +947,9 @@ static void udp_icmp_error(uint32_t interest)
     OK(mio_udp_connect(a, &ba));
     OK(mio_register(p, a, 1, interest));
     if (interest & MIO_WRITABLE)
-        wait_flags(p, 1, MIO_WRITABLE, 0);
+        EXPECT_EVENT(p, 1, MIO_WRITABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_udp_send_to(a, "x", 1, NULL), 1);
-    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_READABLE);
+    flags = EXPECT_ANY(p, 1, MIO_ERROR | MIO_READABLE, TEST_LONG_WAIT);
     CHECK_EQ(flags & (MIO_WRITE_CLOSED | MIO_READ_CLOSED), 0);
     err = mio_socket_error(a);
     CHECK_EQ(err, MIO_ECONNREFUSED);
@@ -1037,7 +957,7 @@ static void udp_icmp_error(uint32_t interest)
     if (mio_udp_bind(&ba, &c) < 0)
         SKIP("port %u was taken meanwhile", ntohs(ba.u.v4.sin_port));
     CHECK_EQ(mio_udp_send_to(c, "hello", 5, &aa), 5);
-    wait_flags(p, 1, MIO_READABLE, 0);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_udp_recv_from(a, buf, sizeof buf, &from), 5);
     CHECK(memcmp(buf, "hello", 5) == 0);
     OK(mio_deregister(p, a));
@@ -1082,7 +1002,7 @@ TEST(udp_ipv6)
     OK(mio_local_addr(b, &ba));
     OK(mio_register(p, b, 1, MIO_READABLE));
     CHECK_EQ(mio_udp_send_to(a, "six", 3, &ba), 3);
-    wait_flags(p, 1, MIO_READABLE, 0);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, &from), 3);
     CHECK_EQ(from.u.sa.sa_family, AF_INET6);
     check_same_addr(&from, &aa);
@@ -1099,29 +1019,24 @@ TEST(unix_listen_connect_accept_echo)
 {
     const char *dir = test_tmp_dir();
     mio_poll *p = test_poll();
-    char path[128], buf[16];
+    char path[128];
     mio_addr peer;
     mio_fd l, c, s;
-    ssize_t last;
 
     need_unix_sockets();
     snprintf(path, sizeof path, "%s/echo.sock", dir);
     OK(mio_unix_listen(path, 0, &l));
     OK(mio_unix_connect(path, &c));
-    s = accept_one(l, &peer);
+    s = test_accept(l, &peer);
     CHECK_EQ(peer.u.sa.sa_family, AF_UNIX);
     OK(mio_register(p, s, 1, MIO_READABLE));
     OK(mio_register(p, c, 2, MIO_READABLE | MIO_WRITABLE));
     /* A Unix connect may finish later on some systems, like TCP's. */
-    wait_flags(p, 2, MIO_WRITABLE, 0);
-    CHECK_EQ(mio_write(c, "echo", 4), 4);
-    wait_flags(p, 1, MIO_READABLE, 0);
-    CHECK_EQ(drain(s, buf, sizeof buf, &last), 4);
-    CHECK_EQ(last, MIO_EAGAIN);
-    CHECK_EQ(mio_write(s, buf, 4), 4);
-    wait_flags(p, 2, MIO_READABLE, 0);
-    CHECK_EQ(drain(c, buf, sizeof buf, &last), 4);
-    CHECK(memcmp(buf, "echo", 4) == 0);
+    EXPECT_EVENT(p, 2, MIO_WRITABLE, TEST_LONG_WAIT);
+    test_put(c, "echo");
+    expect_bytes(p, 1, MIO_READABLE, s, "echo", MIO_EAGAIN);
+    test_put(s, "echo");
+    expect_bytes(p, 2, MIO_READABLE, c, "echo", MIO_EAGAIN);
     OK(mio_close(c));
     OK(mio_close(s));
     OK(mio_close(l));
@@ -1163,7 +1078,7 @@ TEST(unix_path_longest_fits)
     path[SUN_PATH_SIZE - 1] = '\0';
     OK(mio_unix_listen(path, 0, &l));
     OK(mio_unix_connect(path, &c));
-    s = accept_one(l, NULL);
+    s = test_accept(l, NULL);
     OK(mio_close(c));
     OK(mio_close(s));
     OK(mio_close(l));
@@ -1217,87 +1132,35 @@ TEST(unix_listen_existing_path)
 POSIX_TEST(pipe_bytes_flow)
 {
     mio_poll *p = test_poll();
-    mio_fd pfd[2];
-    char buf[16];
-    ssize_t last;
+    struct test_source s = test_pipe_source();
+    char c;
 
-    OK(mio_pipe(pfd));
-    OK(mio_register(p, pfd[0], 1, MIO_READABLE));
-    CHECK_EQ(mio_read(pfd[0], buf, sizeof buf), MIO_EAGAIN);
-    CHECK_EQ(mio_write(pfd[1], "flow", 4), 4);
-    wait_flags(p, 1, MIO_READABLE, 0);
-    CHECK_EQ(drain(pfd[0], buf, sizeof buf, &last), 4);
-    CHECK_EQ(last, MIO_EAGAIN);
-    CHECK(memcmp(buf, "flow", 4) == 0);
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    CHECK_EQ(mio_read(s.r, &c, 1), MIO_EAGAIN);
+    test_put(s.w, "flow");
+    expect_bytes(p, 1, MIO_READABLE, s.r, "flow", MIO_EAGAIN);
     /* Data only flows one way. */
-    CHECK(mio_write(pfd[0], "x", 1) < 0);
-    OK(mio_close(pfd[0]));
-    OK(mio_close(pfd[1]));
+    CHECK(mio_write(s.r, "x", 1) < 0);
+    test_close_source(s);
     mio_poll_free(p);
 }
 
 POSIX_TEST(pipe_writer_closed_is_end_of_stream)
 {
     mio_poll *p = test_poll();
-    mio_fd pfd[2];
-    char buf[16];
-    ssize_t last;
+    struct test_source s = test_pipe_source();
 
-    OK(mio_pipe(pfd));
-    OK(mio_register(p, pfd[0], 1, MIO_READABLE));
-    CHECK_EQ(mio_write(pfd[1], "end", 3), 3);
-    OK(mio_close(pfd[1]));
-    CHECK(wait_flags(p, 1, MIO_READ_CLOSED, 0) & MIO_READ_CLOSED);
-    CHECK_EQ(drain(pfd[0], buf, sizeof buf, &last), 3);
-    CHECK_EQ(last, 0);
-    OK(mio_close(pfd[0]));
-    mio_poll_free(p);
-}
-
-POSIX_TEST(pipe_reader_closed_is_error)
-{
-    mio_poll *p = test_poll();
-    mio_fd pfd[2];
-    uint32_t flags;
-
-    sigpipe_kills();
-    OK(mio_pipe(pfd));
-    OK(mio_register(p, pfd[1], 1, MIO_WRITABLE));
-    OK(mio_close(pfd[0]));
-    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_WRITE_CLOSED);
-    CHECK(flags & (MIO_ERROR | MIO_WRITE_CLOSED));
-    CHECK_EQ(mio_write(pfd[1], "x", 1), MIO_EPIPE);
-    OK(mio_deregister(p, pfd[1]));
-    OK(mio_close(pfd[1]));
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    test_put(s.w, "end");
+    OK(mio_close(s.w));
+    expect_bytes(p, 1, MIO_READ_CLOSED, s.r, "end", 0);
+    OK(mio_close(s.r));
     mio_poll_free(p);
 }
 
 #endif
 
 /* ---- socketpair and vectored I/O ---- */
-
-/* The peer going away is a new readiness of its own: it is reported even
- * when the WRITABLE edge was already reported and nothing was written since
- * (an idle connection that only watches for writability). */
-TEST(peer_close_reported_after_writable_edge)
-{
-    mio_poll *p = test_poll();
-    mio_fd sv[2];
-    uint32_t flags;
-    ssize_t err;
-
-    OK(mio_socketpair(sv));
-    OK(mio_register(p, sv[0], 1, MIO_WRITABLE));
-    wait_flags(p, 1, MIO_WRITABLE, 0);
-    test_hang_up(sv[1]);
-    flags = wait_flags(p, 1, 0, MIO_ERROR | MIO_WRITE_CLOSED);
-    CHECK(flags & (MIO_ERROR | MIO_WRITE_CLOSED));
-    err = mio_write(sv[0], "x", 1);
-    CHECK(err == MIO_EPIPE || err == MIO_ECONNRESET);   /* reset: on Windows */
-    OK(mio_deregister(p, sv[0]));
-    OK(mio_close(sv[0]));
-    mio_poll_free(p);
-}
 
 TEST(socketpair_readv_writev)
 {
@@ -1310,7 +1173,7 @@ TEST(socketpair_readv_writev)
     OK(mio_socketpair(sv));
     OK(mio_register(p, sv[1], 1, MIO_READABLE));
     CHECK_EQ(mio_writev(sv[0], out, 4), 8);
-    wait_flags(p, 1, MIO_READABLE, 0);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_readv(sv[1], in, 3), 8);
     CHECK(memcmp(a, "abc", 3) == 0);
     CHECK(memcmp(b, "d", 1) == 0);
@@ -1357,128 +1220,6 @@ TEST(null_buffer_with_length_is_einval)
     OK(mio_close(v));
 }
 
-/* ---- emulated edges re-arm when a libmio I/O call sees MIO_EAGAIN ---- */
-
-TEST(read_eagain_rearms_edge)
-{
-    mio_poll *p = test_poll();
-    mio_fd sv[2];
-    char buf[8];
-    ssize_t last;
-    int round;
-
-    OK(mio_socketpair(sv));
-    OK(mio_register(p, sv[1], 1, MIO_READABLE));
-    for (round = 0; round < 3; round++) {
-        CHECK_EQ(mio_write(sv[0], "r", 1), 1);
-        wait_flags(p, 1, MIO_READABLE, 0);
-        CHECK_EQ(drain(sv[1], buf, sizeof buf, &last), 1);
-        CHECK_EQ(last, MIO_EAGAIN);
-    }
-    OK(mio_close(sv[0]));
-    OK(mio_close(sv[1]));
-    mio_poll_free(p);
-}
-
-TEST(readv_eagain_rearms_edge)
-{
-    mio_poll *p = test_poll();
-    mio_fd sv[2];
-    char buf[8];
-    mio_iovec iov = { buf, sizeof buf };
-    int round;
-
-    OK(mio_socketpair(sv));
-    OK(mio_register(p, sv[1], 1, MIO_READABLE));
-    for (round = 0; round < 3; round++) {
-        CHECK_EQ(mio_write(sv[0], "v", 1), 1);
-        wait_flags(p, 1, MIO_READABLE, 0);
-        CHECK_EQ(mio_readv(sv[1], &iov, 1), 1);
-        CHECK_EQ(mio_readv(sv[1], &iov, 1), MIO_EAGAIN);
-    }
-    OK(mio_close(sv[0]));
-    OK(mio_close(sv[1]));
-    mio_poll_free(p);
-}
-
-TEST(accept_eagain_rearms_edge)
-{
-    mio_poll *p = test_poll();
-    mio_addr bound;
-    mio_fd l = listen_on("127.0.0.1:0", &bound), c, s, none;
-    int round;
-
-    OK(mio_register(p, l, 1, MIO_READABLE));
-    for (round = 0; round < 3; round++) {
-        OK(mio_tcp_connect(&bound, &c));
-        wait_flags(p, 1, MIO_READABLE, 0);
-        OK(mio_tcp_accept(l, &s, NULL));
-        CHECK_EQ(mio_tcp_accept(l, &none, NULL), MIO_EAGAIN);
-        OK(mio_close(s));
-        OK(mio_close(c));
-    }
-    OK(mio_close(l));
-    mio_poll_free(p);
-}
-
-TEST(recv_from_eagain_rearms_edge)
-{
-    mio_poll *p = test_poll();
-    mio_addr aa, ba;
-    mio_fd a = udp_on("127.0.0.1:0", &aa), b = udp_on("127.0.0.1:0", &ba);
-    char buf[8];
-    int round;
-
-    OK(mio_register(p, b, 1, MIO_READABLE));
-    for (round = 0; round < 3; round++) {
-        CHECK_EQ(mio_udp_send_to(a, "u", 1, &ba), 1);
-        wait_flags(p, 1, MIO_READABLE, 0);
-        CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), 1);
-        CHECK_EQ(mio_udp_recv_from(b, buf, sizeof buf, NULL), MIO_EAGAIN);
-    }
-    OK(mio_close(a));
-    OK(mio_close(b));
-    mio_poll_free(p);
-}
-
-/* Fills the socket until MIO_EAGAIN (by write or writev), lets the peer
- * drain it, and expects WRITABLE again, three times over. */
-static void write_rearm_rounds(bool vectored)
-{
-    static char chunk[65536];
-    mio_poll *p = test_poll();
-    mio_iovec iov = { chunk, sizeof chunk };
-    mio_fd sv[2];
-    ssize_t n, last;
-    int round;
-
-    OK(mio_socketpair(sv));
-    OK(mio_register(p, sv[0], 1, MIO_WRITABLE));
-    wait_flags(p, 1, MIO_WRITABLE, 0);
-    for (round = 0; round < 3; round++) {
-        do
-            n = vectored ? mio_writev(sv[0], &iov, 1) : mio_write(sv[0], chunk, sizeof chunk);
-        while (n > 0);
-        CHECK_EQ(n, MIO_EAGAIN);
-        CHECK(drain(sv[1], NULL, 0, &last) > 0);
-        CHECK_EQ(last, MIO_EAGAIN);
-        wait_flags(p, 1, MIO_WRITABLE, 0);
-    }
-    OK(mio_close(sv[0]));
-    OK(mio_close(sv[1]));
-    mio_poll_free(p);
-}
-
-TEST(write_eagain_rearms_edge)
-{
-    write_rearm_rounds(false);
-}
-
-TEST(writev_eagain_rearms_edge)
-{
-    write_rearm_rounds(true);
-}
-
 /* ---- descriptors: non-blocking, close-on-exec (not inheritable) ---- */
 
 /* One descriptor from each call that creates one (connected TCP and Unix
@@ -1490,10 +1231,10 @@ static int make_every_kind(mio_fd *fds)
     mio_fd l;
     int n = 0;
 
-    l = listen_on("127.0.0.1:0", &bound);
+    l = test_listen("127.0.0.1:0", &bound);
     fds[n++] = l;                                   /* mio_tcp_listen */
     OK(mio_tcp_connect(&bound, &fds[n++]));         /* mio_tcp_connect */
-    fds[n++] = accept_one(l, NULL);                 /* mio_tcp_accept */
+    fds[n++] = test_accept(l, NULL);                 /* mio_tcp_accept */
     fds[n++] = udp_on("127.0.0.1:0", &ua);          /* mio_udp_bind */
     OK(mio_socketpair(&fds[n]));                    /* mio_socketpair */
     n += 2;
@@ -1503,7 +1244,7 @@ static int make_every_kind(mio_fd *fds)
         OK(mio_unix_listen(path, 0, &l));
         fds[n++] = l;                               /* mio_unix_listen */
         OK(mio_unix_connect(path, &fds[n++]));      /* mio_unix_connect */
-        fds[n++] = accept_one(l, NULL);             /* mio_tcp_accept, Unix */
+        fds[n++] = test_accept(l, NULL);             /* mio_tcp_accept, Unix */
     }
 #ifndef _WIN32
     OK(mio_pipe(&fds[n]));                          /* mio_pipe */
@@ -1553,7 +1294,7 @@ TEST(null_out_pointers_einval)
 {
     const char *dir = test_tmp_dir();
     mio_addr any = addr("127.0.0.1:0"), bound, ua;
-    mio_fd l = listen_on("127.0.0.1:0", &bound), u = udp_on("127.0.0.1:0", &ua);
+    mio_fd l = test_listen("127.0.0.1:0", &bound), u = udp_on("127.0.0.1:0", &ua);
     char path[128];
     int before = test_open_fds();
 

@@ -159,26 +159,6 @@ static void run_env(struct run *r, const char *extra)
     r->o.env = r->env;
 }
 
-/* Waits up to timeout_ns for an event of token, whatever its flags (a
- * pipe's end may come as READ_CLOSED alone); MIO_EINTR: go on. */
-static bool wait_token(mio_poll *p, mio_token token, int64_t timeout_ns)
-{
-    int64_t deadline = test_now_ns() + timeout_ns;
-    mio_event ev[64];
-
-    for (;;) {
-        int64_t left = deadline - test_now_ns();
-        int n = mio_poll_wait(p, ev, 64, left > 0 ? left : 0);
-        if (n == MIO_EINTR)
-            continue;
-        CHECK(n >= 0);
-        if (test_flags(ev, n, token) != 0)
-            return true;
-        if (left <= 0)
-            return false;
-    }
-}
-
 /* Waits for the exit event of c, then its status. */
 static mio_exit_status wait_exit(mio_poll *p, mio_process *c, mio_token token)
 {
@@ -188,7 +168,7 @@ static mio_exit_status wait_exit(mio_poll *p, mio_process *c, mio_token token)
 
     while ((r = mio_process_try_wait(c, &st)) == MIO_EAGAIN) {
         CHECK(test_now_ns() < deadline);
-        (void)wait_token(p, token, 1 * MIO_SEC);
+        (void)test_await(p, token, 1 * MIO_SEC);
     }
     OK(r);
     return st;
@@ -211,7 +191,7 @@ static size_t read_all(mio_poll *p, mio_fd fd, mio_token token, char *buf, size_
         }
         CHECK_EQ(n, MIO_EAGAIN);
         CHECK(test_now_ns() < deadline);
-        (void)wait_token(p, token, 1 * MIO_SEC);
+        (void)test_await(p, token, 1 * MIO_SEC);
     }
     buf[got] = '\0';
     return got;
@@ -275,7 +255,7 @@ TEST(exit_status_is_reported_through_the_poll)
         CHECK(mio_process_pid(c) > 0);
         OK(mio_process_register(p, c, 10 + i));
         CHECK_EQ(mio_process_register(p, c, 10 + i), MIO_EEXIST);
-        CHECK(wait_token(p, 10 + i, 30 * MIO_SEC));
+        CHECK(test_await(p, 10 + i, 30 * MIO_SEC));
         OK(mio_process_try_wait(c, &st));
         CHECK_EQ(st.code, codes[i]);
         CHECK_EQ(st.signal, 0);
@@ -299,7 +279,7 @@ TEST(running_child_says_eagain_until_killed)
     run_case(&r, "sleep_long");
     OK(mio_process_spawn(&r.o, NULL, &c));
     OK(mio_process_register(p, c, 3));
-    CHECK(!wait_token(p, 3, 100 * MIO_MSEC));
+    CHECK(!test_await(p, 3, 100 * MIO_MSEC));
     CHECK_EQ(mio_process_try_wait(c, &st), MIO_EAGAIN);
     OK(mio_process_kill(c, 0));
     OK(mio_process_kill(c, SIGTERM));
@@ -333,7 +313,7 @@ TEST(registering_after_the_exit_reports_at_once)
     }
 #endif
     OK(mio_process_register(p, c, 4));
-    CHECK(wait_token(p, 4, 10 * MIO_SEC));
+    CHECK(test_await(p, 4, 10 * MIO_SEC));
     OK(mio_process_try_wait(c, &st));
     CHECK_EQ(st.code, 5);
     mio_process_free(c);
@@ -352,9 +332,9 @@ TEST(deregistered_child_is_not_reported)
     OK(mio_process_register(p, c, 4));
     OK(mio_process_deregister(p, c));
     test_sleep_ms(300);
-    CHECK(!wait_token(p, 4, 200 * MIO_MSEC));
+    CHECK(!test_await(p, 4, 200 * MIO_MSEC));
     OK(mio_process_register(p, c, 5));      /* again, after its exit */
-    CHECK(wait_token(p, 5, 10 * MIO_SEC));
+    CHECK(test_await(p, 5, 10 * MIO_SEC));
     OK(mio_process_try_wait(c, &st));
     CHECK_EQ(mio_process_register(p, c, 6), MIO_EEXIST);
     OK(mio_process_deregister(p, c));
@@ -550,7 +530,7 @@ TEST(writing_to_a_child_that_closed_its_input_is_epipe)
     while ((n = mio_write(pipes[0], buf, sizeof buf)) >= 0 || n == MIO_EAGAIN) {
         CHECK(test_now_ns() < deadline);
         if (n == MIO_EAGAIN)
-            (void)wait_token(p, 1, 100 * MIO_MSEC);
+            (void)test_await(p, 1, 100 * MIO_MSEC);
         else
             test_sleep_ms(5);
     }
@@ -865,12 +845,12 @@ POSIX_TEST(sigchld_path_reports_each_child_alone)
     run_env(&r2, "MIO_TEST_EXIT=8");
     OK(mio_process_spawn(&r2.o, NULL, &fast));
     OK(mio_process_register(p, fast, 2));
-    CHECK(wait_token(p, 2, 30 * MIO_SEC));
-    CHECK(!wait_token(p, 1, 100 * MIO_MSEC));   /* not woken by the other's exit */
+    CHECK(test_await(p, 2, 30 * MIO_SEC));
+    CHECK(!test_await(p, 1, 100 * MIO_MSEC));   /* not woken by the other's exit */
     OK(mio_process_try_wait(fast, &st));
     CHECK_EQ(st.code, 8);
     OK(mio_process_kill(slow, SIGKILL));
-    CHECK(wait_token(p, 1, 30 * MIO_SEC));
+    CHECK(test_await(p, 1, 30 * MIO_SEC));
     OK(mio_process_try_wait(slow, &st));
     CHECK_EQ(st.signal, SIGKILL);
     mio_process_free(fast);

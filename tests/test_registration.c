@@ -47,214 +47,171 @@ static void new_pair(mio_registration **r, mio_set_readiness **s)
     CHECK(*r != NULL && *s != NULL);
 }
 
-/* Exactly one event, for token, with these flags. */
-static void expect_event(mio_poll *p, mio_token token, uint32_t flags)
-{
-    mio_event ev[8];
-    int n = test_wait(p, ev, 8, 1 * MIO_SEC);
-    CHECK_EQ(n, 1);
-    CHECK_EQ(ev[0].token, token);
-    CHECK_EQ(ev[0].flags, flags);
-}
-
-static void expect_none(mio_poll *p)
-{
-    mio_event ev[8];
-    CHECK_EQ(test_wait(p, ev, 8, 0), 0);
-}
-
-/* ---- semantics ---- */
-
-TEST(edge_reports_once_per_rise)
-{
-    mio_poll *p = test_poll();
+/* A poll and one registration, with its readiness handle. */
+struct user {
+    mio_poll *p;
     mio_registration *r;
     mio_set_readiness *s;
+};
 
-    new_pair(&r, &s);
-    OK(mio_registration_register(p, r, 7, R | MIO_EDGE));
-    expect_none(p);
-    OK(mio_set_readiness_set(s, R));
-    expect_event(p, 7, R);
-    expect_none(p);
-    OK(mio_set_readiness_set(s, R));    /* the same value: no rise */
-    expect_none(p);
-    OK(mio_set_readiness_set(s, R | W));    /* W is not asked for: no rise */
-    expect_none(p);
-    OK(mio_set_readiness_set(s, 0));
-    expect_none(p);
-    OK(mio_set_readiness_set(s, R));
-    expect_event(p, 7, R);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+static struct user user_open(void)
+{
+    struct user u;
+    u.p = test_poll();
+    new_pair(&u.r, &u.s);
+    return u;
+}
+
+static void user_close(struct user u)
+{
+    mio_registration_free(u.r);
+    mio_set_readiness_free(u.s);
+    mio_poll_free(u.p);
+}
+
+/* ---- semantics ----
+ * Scripts: what is done to one registration and its readiness, and what
+ * each wait must report (one event, exactly, or none at all). */
+
+enum user_op { U_END, U_REGISTER, U_REREGISTER, U_DEREGISTER, U_SET, U_GET, U_EVENT, U_NONE };
+
+struct user_step {
+    enum user_op op;
+    mio_token token;
+    uint32_t flags;     /* interest, readiness, or the event's flags */
+    int result;         /* what a deregister returns */
+};
+
+#define REGISTER(t, i)   { .op = U_REGISTER, .token = (t), .flags = (i) }
+#define REREGISTER(t, i) { .op = U_REREGISTER, .token = (t), .flags = (i) }
+#define DEREGISTER(e)    { .op = U_DEREGISTER, .result = (e) }  /* returning e */
+#define SET(v)           { .op = U_SET, .flags = (v) }
+#define GET(v)           { .op = U_GET, .flags = (v) }          /* mio_set_readiness_get */
+#define EVENT(t, f)      { .op = U_EVENT, .token = (t), .flags = (f) }
+#define NONE             { .op = U_NONE }
+#define END              { .op = U_END }
+
+static void run(const struct user_step *st)
+{
+    struct user u = user_open();
+
+    for (; st->op != U_END; st++) {
+        switch (st->op) {
+        case U_END:
+            break;
+        case U_REGISTER:
+            OK(mio_registration_register(u.p, u.r, st->token, st->flags));
+            break;
+        case U_REREGISTER:
+            OK(mio_registration_reregister(u.p, u.r, st->token, st->flags));
+            break;
+        case U_DEREGISTER:
+            CHECK_EQ(mio_registration_deregister(u.p, u.r), st->result);
+            break;
+        case U_SET:
+            OK(mio_set_readiness_set(u.s, st->flags));
+            break;
+        case U_GET:
+            CHECK_EQ(mio_set_readiness_get(u.s), st->flags);
+            break;
+        case U_EVENT:
+            EXPECT_ONLY(u.p, st->token, st->flags, MIO_SEC);
+            break;
+        case U_NONE:
+            EXPECT_QUIET(u.p, 0);
+            break;
+        }
+    }
+    user_close(u);
+}
+
+/* A rise of what is asked for: the same value again, or one that adds only
+ * what is not asked for, is none. */
+TEST(edge_reports_once_per_rise)
+{
+    static const struct user_step steps[] = {
+        REGISTER(7, R | MIO_EDGE), NONE, SET(R), EVENT(7, R), NONE,
+        SET(R), NONE, SET(R | W), NONE, SET(0), NONE, SET(R), EVENT(7, R), END
+    };
+    run(steps);
 }
 
 TEST(set_replaces_readiness)
 {
-    mio_poll *p = test_poll();
-    mio_registration *r;
-    mio_set_readiness *s;
-
-    new_pair(&r, &s);
-    OK(mio_registration_register(p, r, 1, R | W));
-    OK(mio_set_readiness_set(s, R));
-    CHECK_EQ(mio_set_readiness_get(s), R);
-    expect_event(p, 1, R);
-    OK(mio_set_readiness_set(s, W));    /* W rises, R is gone */
-    CHECK_EQ(mio_set_readiness_get(s), W);
-    expect_event(p, 1, W);
-    OK(mio_set_readiness_set(s, R | W));    /* R rises again */
-    expect_event(p, 1, R | W);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+    static const struct user_step steps[] = {
+        REGISTER(1, R | W), SET(R), GET(R), EVENT(1, R),
+        SET(W), GET(W), EVENT(1, W),            /* W rises, R is gone */
+        SET(R | W), EVENT(1, R | W), END        /* R rises again */
+    };
+    run(steps);
 }
 
+/* Readiness-only flags are always reported, as for descriptors. */
 TEST(events_carry_readiness_and_interest)
 {
-    mio_poll *p = test_poll();
-    mio_registration *r;
-    mio_set_readiness *s;
-
-    new_pair(&r, &s);
-    OK(mio_registration_register(p, r, 3, R | P));
-    OK(mio_set_readiness_set(s, R | W | P));
-    expect_event(p, 3, R | P);
-    OK(mio_set_readiness_set(s, W));
-    expect_none(p);
-    /* Readiness-only flags are always reported, as for descriptors. */
-    OK(mio_set_readiness_set(s, W | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED));
-    expect_event(p, 3, MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+    static const struct user_step steps[] = {
+        REGISTER(3, R | P), SET(R | W | P), EVENT(3, R | P), SET(W), NONE,
+        SET(W | MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED),
+        EVENT(3, MIO_ERROR | MIO_READ_CLOSED | MIO_WRITE_CLOSED), END
+    };
+    run(steps);
 }
 
 TEST(level_reports_every_wait_while_ready)
 {
-    mio_poll *p = test_poll();
-    mio_registration *r;
-    mio_set_readiness *s;
-    int i;
-
-    new_pair(&r, &s);
-    OK(mio_registration_register(p, r, 5, R | MIO_LEVEL));
-    expect_none(p);
-    OK(mio_set_readiness_set(s, R | W));
-    for (i = 0; i < 5; i++)
-        expect_event(p, 5, R);
-    OK(mio_set_readiness_set(s, W));
-    expect_none(p);
-    expect_none(p);
-    OK(mio_set_readiness_set(s, R));
-    expect_event(p, 5, R);
-    expect_event(p, 5, R);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+    static const struct user_step steps[] = {
+        REGISTER(5, R | MIO_LEVEL), NONE, SET(R | W),
+        EVENT(5, R), EVENT(5, R), EVENT(5, R), EVENT(5, R), EVENT(5, R),
+        SET(W), NONE, NONE, SET(R), EVENT(5, R), EVENT(5, R), END
+    };
+    run(steps);
 }
 
+/* Re-arming reports the readiness still present at once. */
 TEST(oneshot_disarms_until_reregister)
 {
-    mio_poll *p = test_poll();
-    mio_registration *r;
-    mio_set_readiness *s;
-
-    new_pair(&r, &s);
-    OK(mio_registration_register(p, r, 9, R | MIO_ONESHOT));
-    OK(mio_set_readiness_set(s, R));
-    expect_event(p, 9, R);
-    OK(mio_set_readiness_set(s, 0));
-    OK(mio_set_readiness_set(s, R));
-    expect_none(p);
-    /* Re-arming reports the readiness still present at once. */
-    OK(mio_registration_reregister(p, r, 10, R | MIO_ONESHOT));
-    expect_event(p, 10, R);
-    expect_none(p);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+    static const struct user_step steps[] = {
+        REGISTER(9, R | MIO_ONESHOT), SET(R), EVENT(9, R), SET(0), SET(R), NONE,
+        REREGISTER(10, R | MIO_ONESHOT), EVENT(10, R), NONE, END
+    };
+    run(steps);
 }
 
 TEST(level_oneshot_reports_once)
 {
-    mio_poll *p = test_poll();
-    mio_registration *r;
-    mio_set_readiness *s;
-
-    new_pair(&r, &s);
-    OK(mio_set_readiness_set(s, W));
-    OK(mio_registration_register(p, r, 4, W | MIO_LEVEL | MIO_ONESHOT));
-    expect_event(p, 4, W);
-    expect_none(p);
-    OK(mio_registration_reregister(p, r, 4, W | MIO_LEVEL));
-    expect_event(p, 4, W);
-    expect_event(p, 4, W);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+    static const struct user_step steps[] = {
+        SET(W), REGISTER(4, W | MIO_LEVEL | MIO_ONESHOT), EVENT(4, W), NONE,
+        REREGISTER(4, W | MIO_LEVEL), EVENT(4, W), EVENT(4, W), END
+    };
+    run(steps);
 }
 
 TEST(register_reports_present_readiness)
 {
-    mio_poll *p = test_poll();
-    mio_registration *r;
-    mio_set_readiness *s;
-
-    new_pair(&r, &s);
-    OK(mio_set_readiness_set(s, R | W));
-    OK(mio_registration_register(p, r, 2, W));
-    expect_event(p, 2, W);
-    expect_none(p);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+    static const struct user_step steps[] = {
+        SET(R | W), REGISTER(2, W), EVENT(2, W), NONE, END
+    };
+    run(steps);
 }
 
+/* A change while the node is queued is what gets reported. */
 TEST(reregister_changes_token_and_interest)
 {
-    mio_poll *p = test_poll();
-    mio_registration *r;
-    mio_set_readiness *s;
-
-    new_pair(&r, &s);
-    OK(mio_registration_register(p, r, 1, W));
-    OK(mio_set_readiness_set(s, R));
-    expect_none(p);
-    OK(mio_registration_reregister(p, r, 2, R));
-    expect_event(p, 2, R);
-    /* A change while the node is queued is what gets reported. */
-    OK(mio_set_readiness_set(s, 0));
-    OK(mio_set_readiness_set(s, R | W));
-    OK(mio_registration_reregister(p, r, 3, W));
-    expect_event(p, 3, W);
-    expect_none(p);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+    static const struct user_step steps[] = {
+        REGISTER(1, W), SET(R), NONE, REREGISTER(2, R), EVENT(2, R),
+        SET(0), SET(R | W), REREGISTER(3, W), EVENT(3, W), NONE, END
+    };
+    run(steps);
 }
 
+/* What was queued, never reported, goes too. */
 TEST(deregister_stops_events)
 {
-    mio_poll *p = test_poll();
-    mio_registration *r;
-    mio_set_readiness *s;
-
-    new_pair(&r, &s);
-    OK(mio_registration_register(p, r, 1, R | MIO_LEVEL));
-    OK(mio_set_readiness_set(s, R));    /* queued, never reported */
-    OK(mio_registration_deregister(p, r));
-    expect_none(p);
-    OK(mio_set_readiness_set(s, 0));
-    OK(mio_set_readiness_set(s, R));
-    expect_none(p);
-    CHECK_EQ(mio_registration_deregister(p, r), MIO_ENOENT);
-    OK(mio_registration_register(p, r, 6, R));
-    expect_event(p, 6, R);
-    mio_registration_free(r);
-    mio_set_readiness_free(s);
-    mio_poll_free(p);
+    static const struct user_step steps[] = {
+        REGISTER(1, R | MIO_LEVEL), SET(R), DEREGISTER(0), NONE, SET(0), SET(R), NONE,
+        DEREGISTER(MIO_ENOENT), REGISTER(6, R), EVENT(6, R), END
+    };
+    run(steps);
 }
 
 TEST(errors)
@@ -328,14 +285,14 @@ TEST(clones_share_readiness)
     OK(mio_registration_register(p, r, 8, R | W));
     OK(mio_set_readiness_set(c, W));
     CHECK_EQ(mio_set_readiness_get(s), W);
-    expect_event(p, 8, W);
+    EXPECT_ONLY(p, 8, W, MIO_SEC);
     mio_set_readiness_free(s);          /* the clone still works */
     OK(mio_set_readiness_set(c, R));
-    expect_event(p, 8, R);
+    EXPECT_ONLY(p, 8, R, MIO_SEC);
     mio_registration_free(r);           /* sets are now no-ops for the poll */
     OK(mio_set_readiness_set(c, W));
     CHECK_EQ(mio_set_readiness_get(c), W);
-    expect_none(p);
+    EXPECT_QUIET(p, 0);
     mio_set_readiness_free(c);
     mio_poll_free(p);
 }
@@ -351,7 +308,7 @@ TEST(free_registration_while_queued)
     OK(mio_set_readiness_set(s, R));
     mio_set_readiness_free(s);
     mio_registration_free(r);   /* still in the queue: the poll frees it */
-    expect_none(p);
+    EXPECT_QUIET(p, 0);
     mio_poll_free(p);
 }
 
@@ -373,7 +330,7 @@ TEST(poll_free_detaches_registrations)
     q = test_poll();
     CHECK_EQ(mio_registration_deregister(q, r1), MIO_ENOENT);
     OK(mio_registration_register(q, r2, 22, R));
-    expect_event(q, 22, R);
+    EXPECT_ONLY(q, 22, R, MIO_SEC);
     mio_registration_free(r1);
     mio_registration_free(r2);
     mio_set_readiness_free(s1);
@@ -451,76 +408,62 @@ TEST(fair_with_kernel_events)
 
 /* ---- other threads ---- */
 
+/* What another thread does to u, 50 ms after it starts, while the wait
+ * blocks: register it (as token 12), set its readiness to W, or both. */
+enum { SET, REGISTER, REGISTER_THEN_SET };
+
 struct later {
-    mio_poll *p;
-    mio_registration *r;
-    mio_set_readiness *s;
-    int register_it;
+    struct user u;
+    int what;
 };
 
-static void *set_later(void *arg)
+static void *act_later(void *arg)
 {
     struct later *l = arg;
     test_sleep_ms(50);
-    if (l->register_it)
-        OK(mio_registration_register(l->p, l->r, 12, W));
-    if (l->register_it != 1)
-        OK(mio_set_readiness_set(l->s, W));
+    if (l->what != SET)
+        OK(mio_registration_register(l->u.p, l->u.r, 12, W));
+    if (l->what != REGISTER)
+        OK(mio_set_readiness_set(l->u.s, W));
     return NULL;
+}
+
+/* A wait with no timeout, woken by that: one event, token with W. */
+static void wakes_blocked_wait(struct later *l, mio_token token)
+{
+    pthread_t t;
+
+    test_watchdog(20);
+    CHECK_EQ(pthread_create(&t, NULL, act_later, l), 0);
+    EXPECT_ONLY(l->u.p, token, W, -1);
+    pthread_join(t, NULL);
+    test_watchdog(0);
 }
 
 TEST(set_from_thread_wakes_blocked_wait)
 {
-    mio_poll *p = test_poll();
-    struct later l = { p, NULL, NULL, 0 };
-    pthread_t t;
-    mio_event ev[4];
-    int n;
+    struct later l = { user_open(), SET };
 
-    new_pair(&l.r, &l.s);
-    OK(mio_registration_register(p, l.r, 11, W));
-    test_watchdog(20);
-    CHECK_EQ(pthread_create(&t, NULL, set_later, &l), 0);
-    n = test_wait(p, ev, 4, -1);
-    CHECK_EQ(n, 1);
-    CHECK_EQ(ev[0].token, 11);
-    CHECK_EQ(ev[0].flags, W);
-    pthread_join(t, NULL);
-    test_watchdog(0);
-    mio_registration_free(l.r);
-    mio_set_readiness_free(l.s);
-    mio_poll_free(p);
+    OK(mio_registration_register(l.u.p, l.u.r, 11, W));
+    wakes_blocked_wait(&l, 11);
+    user_close(l.u);
 }
 
 TEST(register_from_thread_wakes_blocked_wait)
 {
-    mio_poll *p = test_poll();
-    struct later l = { p, NULL, NULL, 1 };
+    struct later l = { user_open(), REGISTER };
     mio_registration *other;
     mio_set_readiness *other_s;
-    pthread_t t;
-    mio_event ev[4];
-    int n;
 
     /* The first registration makes the queue; the second arrives ready
      * while the wait blocks. */
     new_pair(&other, &other_s);
-    OK(mio_registration_register(p, other, 1, R));
-    new_pair(&l.r, &l.s);
-    OK(mio_set_readiness_set(l.s, W));
-    test_watchdog(20);
-    CHECK_EQ(pthread_create(&t, NULL, set_later, &l), 0);
-    n = test_wait(p, ev, 4, -1);
-    CHECK_EQ(n, 1);
-    CHECK_EQ(ev[0].token, 12);
-    CHECK_EQ(ev[0].flags, W);
-    pthread_join(t, NULL);
-    test_watchdog(0);
-    mio_registration_free(l.r);
-    mio_set_readiness_free(l.s);
+    OK(mio_registration_register(l.u.p, other, 1, R));
+    OK(mio_set_readiness_set(l.u.s, W));
+    wakes_blocked_wait(&l, 12);
     mio_registration_free(other);
     mio_set_readiness_free(other_s);
-    mio_poll_free(p);
+    user_close(l.u);
 }
 
 /* The first registration a poll ever gets, made ready by another thread
@@ -528,28 +471,12 @@ TEST(register_from_thread_wakes_blocked_wait)
  * the wait starts, and the wait must still wake. */
 static void first_registration_wakes(int register_ready)
 {
-    mio_poll *p = test_poll();
-    struct later l = { p, NULL, NULL, 1 };
-    pthread_t t;
-    mio_event ev[4];
-    int n;
+    struct later l = { user_open(), register_ready ? REGISTER : REGISTER_THEN_SET };
 
-    new_pair(&l.r, &l.s);
     if (register_ready)
-        OK(mio_set_readiness_set(l.s, W));
-    else
-        l.register_it = 2;  /* register, then set */
-    test_watchdog(20);
-    CHECK_EQ(pthread_create(&t, NULL, set_later, &l), 0);
-    n = test_wait(p, ev, 4, -1);
-    CHECK_EQ(n, 1);
-    CHECK_EQ(ev[0].token, 12);
-    CHECK_EQ(ev[0].flags, W);
-    pthread_join(t, NULL);
-    test_watchdog(0);
-    mio_registration_free(l.r);
-    mio_set_readiness_free(l.s);
-    mio_poll_free(p);
+        OK(mio_set_readiness_set(l.u.s, W));
+    wakes_blocked_wait(&l, 12);
+    user_close(l.u);
 }
 
 TEST(first_registration_ready_wakes_blocked_wait)
@@ -687,102 +614,108 @@ static void *race_run(void *arg)
     return NULL;
 }
 
-static void start_racers(struct racer *rc, pthread_t *t, int n, mio_set_readiness *s,
-                         atomic_int *stop, atomic_long *sets)
+/* Threads setting random readiness, each through its own clone of a
+ * registration's handle, until stopped. */
+enum { RACERS = 4 };
+
+struct race {
+    struct user u;
+    struct racer rc[RACERS];
+    pthread_t t[RACERS];
+    atomic_int stop;
+    atomic_long sets;
+};
+
+/* Registers race->u (token 1, interest) on its poll and starts the racers. */
+static void race_start(struct race *ra, uint32_t interest)
 {
     int i;
-    for (i = 0; i < n; i++) {
-        rc[i].stop = stop;
-        rc[i].sets = sets;
-        OK(mio_set_readiness_clone(s, &rc[i].s));
-        CHECK_EQ(pthread_create(&t[i], NULL, race_run, &rc[i]), 0);
+
+    ra->u = user_open();
+    atomic_init(&ra->stop, 0);
+    atomic_init(&ra->sets, 0);
+    OK(mio_registration_register(ra->u.p, ra->u.r, 1, interest));
+    for (i = 0; i < RACERS; i++) {
+        ra->rc[i].stop = &ra->stop;
+        ra->rc[i].sets = &ra->sets;
+        OK(mio_set_readiness_clone(ra->u.s, &ra->rc[i].s));
+        CHECK_EQ(pthread_create(&ra->t[i], NULL, race_run, &ra->rc[i]), 0);
     }
 }
 
-/* Waits until the racers made some progress. */
-static void let_run(atomic_long *sets, long at_least)
+static void race_stop(struct race *ra)
 {
-    long start = atomic_load(sets);
+    int i;
+    atomic_store(&ra->stop, 1);
+    for (i = 0; i < RACERS; i++)
+        pthread_join(ra->t[i], NULL);
+}
+
+/* Waits until the racers made some progress. */
+static void let_run(struct race *ra, long at_least)
+{
+    long start = atomic_load(&ra->sets);
     int64_t deadline = test_now_ns() + 10 * MIO_SEC;
-    while (atomic_load(sets) - start < at_least && test_now_ns() < deadline)
+    while (atomic_load(&ra->sets) - start < at_least && test_now_ns() < deadline)
         sched_yield();
+}
+
+/* Whether to run round k of a race: three at least, then as many as fit in
+ * 5 s (a loaded machine does fewer) up to the scaled count. */
+static bool another_round(long k, int64_t end)
+{
+    return k < stress_scaled(100) && (k < 3 || test_now_ns() < end);
 }
 
 TEST(free_registration_racing_set)
 {
-    enum { RACERS = 4 };
-    long rounds = stress_scaled(100), k;
-    int64_t end = test_now_ns() + 5 * MIO_SEC;   /* a loaded machine does fewer */
+    int64_t end = test_now_ns() + 5 * MIO_SEC;
+    long k;
 
-    for (k = 0; k < rounds && (k < 3 || test_now_ns() < end); k++) {
-        mio_poll *p = test_poll();
-        mio_registration *r;
-        mio_set_readiness *s;
-        struct racer rc[RACERS];
-        pthread_t t[RACERS];
-        atomic_int stop = 0;
-        atomic_long sets = 0;
+    for (k = 0; another_round(k, end); k++) {
+        struct race ra;
         mio_event ev[16];
-        int i, j, n;
+        int i;
 
-        new_pair(&r, &s);
-        OK(mio_registration_register(p, r, 1, k % 2 ? R | W | MIO_LEVEL : R | W));
-        start_racers(rc, t, RACERS, s, &stop, &sets);
-        mio_set_readiness_free(s);  /* the racers hold clones */
-        test_wait(p, ev, 16, 0);
-        let_run(&sets, 100);
-        mio_registration_free(r);
+        race_start(&ra, k % 2 ? R | W | MIO_LEVEL : R | W);
+        mio_set_readiness_free(ra.u.s);     /* the racers hold clones */
+        test_wait(ra.u.p, ev, 16, 0);
+        let_run(&ra, 100);
+        mio_registration_free(ra.u.r);
         /* No event for it once freed, though the racers go on setting. */
-        for (i = 0; i < 3; i++) {
-            n = test_wait(p, ev, 16, 0);
-            CHECK_EQ(n, 0);
-        }
-        let_run(&sets, 100);
-        atomic_store(&stop, 1);
-        for (j = 0; j < RACERS; j++)
-            pthread_join(t[j], NULL);
-        mio_poll_free(p);
+        for (i = 0; i < 3; i++)
+            EXPECT_QUIET(ra.u.p, 0);
+        let_run(&ra, 100);
+        race_stop(&ra);
+        mio_poll_free(ra.u.p);
     }
 }
 
 TEST(free_poll_racing_set)
 {
-    enum { RACERS = 4 };
-    long rounds = stress_scaled(100), k;
-    int64_t end = test_now_ns() + 5 * MIO_SEC;   /* a loaded machine does fewer */
+    int64_t end = test_now_ns() + 5 * MIO_SEC;
+    long k;
 
-    for (k = 0; k < rounds && (k < 3 || test_now_ns() < end); k++) {
-        mio_poll *p = test_poll(), *q;
-        mio_registration *r;
-        mio_set_readiness *s;
-        struct racer rc[RACERS];
-        pthread_t t[RACERS];
-        atomic_int stop = 0;
-        atomic_long sets = 0;
+    for (k = 0; another_round(k, end); k++) {
+        struct race ra;
         mio_event ev[16];
         int j;
 
-        new_pair(&r, &s);
-        OK(mio_registration_register(p, r, 1, R | W));
-        start_racers(rc, t, RACERS, s, &stop, &sets);
+        race_start(&ra, R | W);
         /* Draining lets the racers push (and notify, after blocking waits)
          * again, so pushes are in flight when the poll goes. */
         for (j = 0; j < 50; j++)
-            test_wait(p, ev, 16, j % 2 ? MIO_MSEC : 0);
-        mio_poll_free(p);
-        let_run(&sets, 100);
+            test_wait(ra.u.p, ev, 16, j % 2 ? MIO_MSEC : 0);
+        mio_poll_free(ra.u.p);
+        let_run(&ra, 100);
         /* Detached while the racers still set: it can join another poll. */
-        q = test_poll();
-        OK(mio_registration_register(q, r, 2, R | W | MIO_LEVEL));
-        OK(mio_set_readiness_set(s, R));
-        atomic_store(&stop, 1);
-        for (j = 0; j < RACERS; j++)
-            pthread_join(t[j], NULL);
-        OK(mio_set_readiness_set(s, R));
-        CHECK_EQ(test_wait_token(q, 2, MIO_SEC), R);
-        mio_registration_free(r);
-        mio_set_readiness_free(s);
-        mio_poll_free(q);
+        ra.u.p = test_poll();
+        OK(mio_registration_register(ra.u.p, ra.u.r, 2, R | W | MIO_LEVEL));
+        OK(mio_set_readiness_set(ra.u.s, R));
+        race_stop(&ra);
+        OK(mio_set_readiness_set(ra.u.s, R));
+        CHECK_EQ(test_wait_token(ra.u.p, 2, MIO_SEC), R);
+        user_close(ra.u);
     }
 }
 
@@ -1018,7 +951,7 @@ TEST(model_stress)
             OK(mio_registration_deregister(p, regs[k].r));
         regs[k].registered = false;
     }
-    expect_none(p);
+    EXPECT_QUIET(p, 0);
     for (k = 0; k < MODEL_REGS; k++) {
         uint32_t final = mio_set_readiness_get(regs[k].s);
         mio_event ev[8];
@@ -1027,7 +960,7 @@ TEST(model_stress)
         n = test_wait(p, ev, 8, final != 0 ? MIO_SEC : 0);
         CHECK_EQ(n, final != 0);
         CHECK(n == 0 || (ev[0].token == 1000 && ev[0].flags == final));
-        expect_none(p);
+        EXPECT_QUIET(p, 0);
         OK(mio_registration_deregister(p, regs[k].r));
     }
     for (k = 0; k < MODEL_REGS; k++) {
@@ -1040,11 +973,6 @@ TEST(model_stress)
 }
 
 /* ---- allocation ---- */
-
-static atomic_long allocations;
-static void *count_malloc(size_t n) { atomic_fetch_add(&allocations, 1); return malloc(n); }
-static void *count_realloc(void *q, size_t n) { atomic_fetch_add(&allocations, 1); return realloc(q, n); }
-static void *count_calloc(size_t c, size_t n) { atomic_fetch_add(&allocations, 1); return calloc(c, n); }
 
 static void *set_from_thread(void *arg)
 {
@@ -1070,14 +998,14 @@ TEST(no_allocation_on_set_and_wait)
     long before;
     int i;
 
-    OK(mio_set_allocator(count_malloc, count_realloc, count_calloc, free));
+    test_count_allocations();
     p = test_poll();
     new_pair(&r, &s);
     new_pair(&lr, &ls);
     OK(mio_registration_register(p, r, 1, R | W));
     OK(mio_registration_register(p, lr, 2, R | MIO_LEVEL));
-    CHECK(atomic_load(&allocations) > 0);   /* the allocator is in use */
-    before = atomic_load(&allocations);
+    CHECK(test_allocations() > 0);   /* the allocator is in use */
+    before = test_allocations();
     for (i = 0; i < 1000; i++) {
         OK(mio_set_readiness_set(s, i % 2 ? R : W));
         OK(mio_set_readiness_set(ls, i % 3 ? R : 0));
@@ -1091,7 +1019,7 @@ TEST(no_allocation_on_set_and_wait)
     OK(mio_registration_reregister(p, r, 3, R));
     OK(mio_registration_deregister(p, lr));
     test_wait(p, ev, 8, 0);
-    CHECK_EQ(atomic_load(&allocations), before);
+    CHECK_EQ(test_allocations(), before);
     mio_registration_free(r);
     mio_registration_free(lr);
     mio_set_readiness_free(s);

@@ -22,60 +22,6 @@
 #include <unistd.h>
 #endif
 
-/* "Eventually" means within this; nothing here should take close to it. */
-#define LONG_WAIT (5 * MIO_SEC)
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = { (time_t)(ns / MIO_SEC), (long)(ns % MIO_SEC) };
-    while (nanosleep(&ts, &ts) < 0)
-        ;
-}
-
-/* Merged flags for token over waits, until they hold all of `all`. */
-static uint32_t wait_flags(mio_poll *p, mio_token token, uint32_t all)
-{
-    int64_t deadline = test_now_ns() + LONG_WAIT;
-    uint32_t seen = 0;
-    mio_event ev[16];
-
-    while ((seen & all) != all) {
-        int64_t left = deadline - test_now_ns();
-        if (left <= 0)
-            FAIL("token %llu: waited for %#x, saw only %#x", (unsigned long long)token, all, seen);
-        seen |= test_flags(ev, test_wait(p, ev, 16, left), token);
-    }
-    return seen;
-}
-
-static mio_fd listen_any(mio_addr *bound)
-{
-    mio_addr a;
-    mio_fd l;
-    OK(mio_addr_parse("127.0.0.1:0", &a));
-    OK(mio_tcp_listen(&a, 128, &l));
-    OK(mio_local_addr(l, bound));
-    return l;
-}
-
-/* A connected TCP pair on loopback: *client from mio_tcp_connect, *server
- * accepted. */
-static void tcp_pair(mio_fd *client, mio_fd *server)
-{
-    mio_addr la;
-    mio_fd l = listen_any(&la);
-    int64_t deadline = test_now_ns() + LONG_WAIT;
-    int err;
-
-    OK(mio_tcp_connect(&la, client));
-    while ((err = mio_tcp_accept(l, server, NULL)) == MIO_EAGAIN) {
-        CHECK(test_now_ns() < deadline);
-        sleep_ns(MIO_MSEC);
-    }
-    OK(err);
-    OK(mio_close(l));
-}
-
 /* ---- out of descriptors ---- */
 #ifndef _WIN32
 
@@ -114,7 +60,7 @@ static void knock(const struct sockaddr_in *addr, int ms, int report, const int 
         else
             counts[1]++;
         close(s);
-        sleep_ns(MIO_MSEC);     /* a knock a millisecond */
+        test_sleep_ns(MIO_MSEC);     /* a knock a millisecond */
     }
     if (write(report, counts, sizeof counts) != (ssize_t)sizeof counts)
         _exit(5);
@@ -127,12 +73,10 @@ static void knock(const struct sockaddr_in *addr, int ms, int report, const int 
  * descriptor is free the listener accepts again. */
 static void emfile_scenario(uint32_t trigger)
 {
-    static int ballast[8192];
-    struct rlimit old, lim;
     mio_poll *p = test_poll();
     mio_addr la;
-    mio_fd l = listen_any(&la), report[2], c, s;
-    int nb = 0, emfiles = 0, counts[2] = { -1, -1 }, wstatus, fd, highest = 0;
+    mio_fd l = test_listen("127.0.0.1:0", &la), report[2], c, s;
+    int emfiles = 0, counts[2] = { -1, -1 }, wstatus;
     int64_t wall0, cpu0, wall, cpu;
     pid_t pid;
     bool done = false;
@@ -141,31 +85,22 @@ static void emfile_scenario(uint32_t trigger)
     OK(mio_register(p, l, 1, MIO_READABLE | trigger));
     OK(mio_register(p, report[0], 2, MIO_READABLE));
 
-    /* Fill every descriptor up to a limit a little above the highest. */
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    for (fd = 0; fd < 4096; fd++)
-        if (fcntl(fd, F_GETFD) >= 0)
-            highest = fd;
-    lim = old;
-    lim.rlim_cur = (rlim_t)highest + 64;
-    CHECK(lim.rlim_cur <= old.rlim_cur);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0) {
-        CHECK(nb < 8192);
-        ballast[nb++] = fd;
-    }
-    CHECK_EQ(errno, EMFILE);
-
+    /* Every descriptor taken, up to a limit a little above the highest:
+     * the knocking child gives the ballast back for its own. */
+    test_fds_exhaust(63, 0);
     pid = fork();
     CHECK(pid >= 0);
-    if (pid == 0)
+    if (pid == 0) {
+        const int *ballast;
+        int nb = test_fds_ballast(&ballast);
         knock(&la.u.v4, 1000, report[1], ballast, nb);
+    }
 
     wall0 = test_now_ns();
     cpu0 = cpu_ns();
     while (!done) {
         mio_event ev[8];
-        int i, n = test_wait(p, ev, 8, LONG_WAIT);
+        int i, n = test_wait(p, ev, 8, TEST_LONG_WAIT);
         CHECK(n > 0);       /* nothing for 5 s: the listener stalled */
         for (i = 0; i < n; i++) {
             if (ev[i].token == 2) {
@@ -199,11 +134,9 @@ static void emfile_scenario(uint32_t trigger)
     CHECK(cpu < wall / 2);          /* no spinning */
 
     /* Descriptors free again: the listener accepts. */
-    while (nb > 0)
-        close(ballast[--nb]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    test_fds_restore();
     OK(mio_tcp_connect(&la, &c));
-    wait_flags(p, 1, MIO_READABLE);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     OK(mio_tcp_accept(l, &s, NULL));
     CHECK_EQ(mio_write(c, "hi", 2), 2);
     OK(mio_close(c));
@@ -228,11 +161,8 @@ POSIX_TEST(emfile_edge_does_not_stall)
  * mio_tcp_shed closes it for its client, and then finds nothing more. */
 POSIX_TEST(emfile_shed_drops_queued_connection)
 {
-    static int ballast[8192];
-    struct rlimit old, lim;
     mio_addr la;
-    mio_fd l = listen_any(&la), c, s;
-    int nb = 0, fd, highest = 0;
+    mio_fd l = test_listen("127.0.0.1:0", &la), c, s;
     struct pollfd pfd;
     char byte;
 
@@ -241,24 +171,14 @@ POSIX_TEST(emfile_shed_drops_queued_connection)
     if (test_on_valgrind())
         SKIP("valgrind emulates the descriptor limit");
     OK(mio_tcp_connect(&la, &c));
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    for (fd = 0; fd < 4096; fd++)
-        if (fcntl(fd, F_GETFD) >= 0)
-            highest = fd;
-    lim = old;
-    lim.rlim_cur = (rlim_t)highest + 8;
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0)
-        ballast[nb++] = fd;
-    sleep_ns(10 * MIO_MSEC);        /* the handshake completes in the kernel */
+    test_fds_exhaust(7, 0);
+    test_sleep_ns(10 * MIO_MSEC);        /* the handshake completes in the kernel */
     CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);
     CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);
     CHECK_EQ(mio_tcp_shed(l), 1);
     CHECK_EQ(mio_tcp_shed(l), 0);
     CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EMFILE);     /* still full */
-    while (nb > 0)
-        close(ballast[--nb]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    test_fds_restore();
     pfd.fd = c;
     pfd.events = POLLIN;
     CHECK_EQ(poll(&pfd, 1, 5000), 1);
@@ -275,32 +195,21 @@ POSIX_TEST(accept_error_leaves_edge_armed)
 {
     mio_poll *p = test_poll();
     mio_addr la;
-    mio_fd l = listen_any(&la), c1, c2, s1, s2;
-    int ballast[8192], nb = 0, fd;
-    struct rlimit old, lim;
+    mio_fd l = test_listen("127.0.0.1:0", &la), c1, c2, s1, s2;
 
     if (test_on_valgrind())
         SKIP("valgrind emulates the descriptor limit");
 
     OK(mio_register(p, l, 1, MIO_READABLE));
     OK(mio_tcp_connect(&la, &c1));
-    wait_flags(p, 1, MIO_READABLE);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     /* No descriptor left: the accept fails, the connection stays queued. */
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    lim = old;
-    lim.rlim_cur = 1024 < old.rlim_cur ? 1024 : old.rlim_cur;
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    while ((fd = fcntl(l, F_DUPFD_CLOEXEC, 0)) >= 0) {
-        CHECK(nb < 8192);
-        ballast[nb++] = fd;
-    }
+    test_fds_exhaust(8, 0);
     CHECK_EQ(mio_tcp_accept(l, &s1, NULL), MIO_EMFILE);
-    while (nb > 0)
-        close(ballast[--nb]);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    test_fds_restore();
     /* The server gives up on this round; a new client is reported. */
     OK(mio_tcp_connect(&la, &c2));
-    wait_flags(p, 1, MIO_READABLE);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     OK(mio_tcp_accept(l, &s1, NULL));
     OK(mio_tcp_accept(l, &s2, NULL));
     OK(mio_close(s1));
@@ -335,7 +244,7 @@ TEST(shed_from_threads_keeps_the_reserve)
     void *res;
 
     for (i = 0; i < 3; i++)
-        l[i] = listen_any(&la[i]);
+        l[i] = test_listen("127.0.0.1:0", &la[i]);
     fds = test_open_fds();
     for (i = 0; i < 3; i++)
         CHECK_EQ(pthread_create(&t[i], NULL, shed_loop, &l[i]), 0);
@@ -355,33 +264,31 @@ TEST(shed_from_threads_keeps_the_reserve)
 TEST(peer_reset_mid_write)
 {
     mio_poll *p = test_poll();
-    mio_fd c, s;
+    struct test_tcp t;
     struct linger lg = { 1, 0 };
     static char chunk[65536];
     ssize_t n = 0;
     int64_t deadline;
     uint32_t seen = 0;
 
-    tcp_pair(&c, &s);
-    OK(mio_register(p, s, 1, MIO_WRITABLE | MIO_READABLE));
-    while ((n = mio_write(s, chunk, sizeof chunk)) > 0)
-        ;
-    CHECK_EQ(n, MIO_EAGAIN);
-    CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg), 0);
-    OK(mio_close(c));               /* unread data + linger 0: a reset */
-    deadline = test_now_ns() + LONG_WAIT;
+    t = test_tcp_pair(NULL, 0);
+    OK(mio_register(p, t.server, 1, MIO_WRITABLE | MIO_READABLE));
+    test_fill(t.server);
+    CHECK_EQ(setsockopt(t.client, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg), 0);
+    OK(mio_close(t.client));               /* unread data + linger 0: a reset */
+    deadline = test_now_ns() + TEST_LONG_WAIT;
     for (;;) {
         mio_event ev[4];
         CHECK(test_now_ns() < deadline);
         seen |= test_flags(ev, test_wait(p, ev, 4, 100 * MIO_MSEC), 1);
-        n = mio_write(s, chunk, sizeof chunk);
+        n = mio_write(t.server, chunk, sizeof chunk);
         if (n == MIO_ECONNRESET || n == MIO_EPIPE)
             break;
         CHECK(n == MIO_EAGAIN || n > 0);
     }
     seen |= test_wait_token(p, 1, 0);
     CHECK(seen & (MIO_ERROR | MIO_WRITE_CLOSED | MIO_READ_CLOSED));
-    OK(mio_close(s));
+    OK(mio_close(t.server));
     mio_poll_free(p);
 }
 
@@ -390,30 +297,30 @@ TEST(peer_reset_mid_write)
 TEST(peer_half_close_still_gets_answer)
 {
     mio_poll *p = test_poll();
-    mio_fd c, s;
+    struct test_tcp t;
     static char answer[200000], got[200000];
     char req[16];
     size_t sent = 0, recvd = 0, got_req = 0, i;
-    int64_t deadline = test_now_ns() + LONG_WAIT;
+    int64_t deadline = test_now_ns() + TEST_LONG_WAIT;
 
     for (i = 0; i < sizeof answer; i++)
         answer[i] = (char)(i * 7);
-    tcp_pair(&c, &s);
-    OK(mio_register(p, s, 1, MIO_READABLE | MIO_WRITABLE));
-    OK(mio_register(p, c, 2, MIO_READABLE));
-    CHECK_EQ(mio_write(c, "request", 7), 7);
-    OK(mio_shutdown(c, MIO_SHUT_WR));
+    t = test_tcp_pair(NULL, 0);
+    OK(mio_register(p, t.server, 1, MIO_READABLE | MIO_WRITABLE));
+    OK(mio_register(p, t.client, 2, MIO_READABLE));
+    CHECK_EQ(mio_write(t.client, "request", 7), 7);
+    OK(mio_shutdown(t.client, MIO_SHUT_WR));
     /* MIO_READ_CLOSED is a hint (some systems flag the shutdown only once
      * the data before it is read): end of stream is a read of 0. */
     for (;;) {
-        ssize_t n = mio_read(s, req + got_req, sizeof req - got_req);
+        ssize_t n = mio_read(t.server, req + got_req, sizeof req - got_req);
         if (n == 0)
             break;
         CHECK(n > 0 || n == MIO_EAGAIN);
         if (n > 0)
             got_req += (size_t)n;
         else
-            wait_flags(p, 1, MIO_READABLE);
+            EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     }
     CHECK_EQ(got_req, 7);
     CHECK(memcmp(req, "request", 7) == 0);
@@ -421,19 +328,18 @@ TEST(peer_half_close_still_gets_answer)
         mio_event ev[4];
         ssize_t n;
         CHECK(test_now_ns() < deadline);
-        while (sent < sizeof answer && (n = mio_write(s, answer + sent, sizeof answer - sent)) > 0)
+        while (sent < sizeof answer && (n = mio_write(t.server, answer + sent, sizeof answer - sent)) > 0)
             sent += (size_t)n;
         if (sent == sizeof answer)
-            OK(mio_shutdown(s, MIO_SHUT_WR));
-        while ((n = mio_read(c, got + recvd, sizeof got - recvd)) > 0)
+            OK(mio_shutdown(t.server, MIO_SHUT_WR));
+        while ((n = mio_read(t.client, got + recvd, sizeof got - recvd)) > 0)
             recvd += (size_t)n;
         CHECK(n == MIO_EAGAIN || (n == 0 && recvd == sizeof answer));
         if (recvd < sizeof answer)
             test_wait(p, ev, 4, 100 * MIO_MSEC);
     }
     CHECK(memcmp(got, answer, sizeof answer) == 0);
-    OK(mio_close(c));
-    OK(mio_close(s));
+    test_close_tcp(t);
     mio_poll_free(p);
 }
 
@@ -450,7 +356,7 @@ CHILD_CASE(vanishing_peer)
     OK(mio_addr_parse(peer, &a));
     OK(mio_tcp_connect(&a, &fd));
     OK(mio_register(p, fd, 1, MIO_WRITABLE));
-    CHECK(wait_flags(p, 1, MIO_WRITABLE) & MIO_WRITABLE);
+    EXPECT_EVENT(p, 1, MIO_WRITABLE, TEST_LONG_WAIT);
     OK(mio_socket_error(fd));
     CHECK_EQ(mio_write(fd, "x", 1), 1);
     printf("connected\n");
@@ -468,7 +374,7 @@ TEST(peer_process_vanishes)
     char *argv[] = { (char *)self, "vanishing_peer", (char *)test_backend, NULL };
     char env[32 + MIO_ADDR_STRLEN], line[64], buf[64];
     mio_addr la;
-    mio_fd l = listen_any(&la), s;
+    mio_fd l = test_listen("127.0.0.1:0", &la), s;
     struct child c;
 
     if (self == NULL)
@@ -480,12 +386,12 @@ TEST(peer_process_vanishes)
     CHECK(strcmp(line, "connected") == 0);
     OK(mio_tcp_accept(l, &s, NULL));
     OK(mio_register(p, s, 1, MIO_READABLE));
-    wait_flags(p, 1, MIO_READABLE);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_read(s, buf, sizeof buf), 1);
     CHECK_EQ(mio_read(s, buf, sizeof buf), MIO_EAGAIN);
     child_kill(&c);
     CHECK(child_wait(&c) != 0);
-    CHECK(wait_flags(p, 1, MIO_READ_CLOSED) & MIO_READ_CLOSED);
+    EXPECT_EVENT(p, 1, MIO_READ_CLOSED, TEST_LONG_WAIT);
     CHECK_EQ(mio_read(s, buf, sizeof buf), 0);
     OK(mio_close(s));
     OK(mio_close(l));
@@ -504,9 +410,9 @@ static void *slow_write(void *arg)
     for (i = 0; i < w->len; i++) {
         char c = (char)('a' + i % 26);
         while (mio_write(w->fd, &c, 1) != 1)
-            sleep_ns(100 * MIO_USEC);
+            test_sleep_ns(100 * MIO_USEC);
         if (i % 8 == 0)
-            sleep_ns(50 * MIO_USEC);
+            test_sleep_ns(50 * MIO_USEC);
     }
     return NULL;
 }
@@ -517,38 +423,37 @@ static void *slow_write(void *arg)
 TEST(slowloris_byte_at_a_time)
 {
     mio_poll *p = test_poll();
-    mio_fd c, s;
+    struct test_tcp t;
     struct slow_writer w;
-    pthread_t t;
+    pthread_t th;
     size_t len = (size_t)test_scaled(2000), got = 0;
     long wakes = 0;
     int64_t deadline = test_now_ns() + 30 * MIO_SEC;
 
-    tcp_pair(&c, &s);
-    OK(mio_tcp_set_nodelay(c, true));
-    OK(mio_register(p, s, 1, MIO_READABLE));
-    w.fd = c;
+    t = test_tcp_pair(NULL, 0);
+    OK(mio_tcp_set_nodelay(t.client, true));
+    OK(mio_register(p, t.server, 1, MIO_READABLE));
+    w.fd = t.client;
     w.len = len;
-    CHECK_EQ(pthread_create(&t, NULL, slow_write, &w), 0);
+    CHECK_EQ(pthread_create(&th, NULL, slow_write, &w), 0);
     while (got < len) {
         mio_event ev[4];
         char buf[64];
         ssize_t n;
         CHECK(test_now_ns() < deadline);
-        if (test_wait(p, ev, 4, LONG_WAIT) == 0)
+        if (test_wait(p, ev, 4, TEST_LONG_WAIT) == 0)
             FAIL("stalled after %zu of %zu bytes", got, len);
         wakes++;
-        while ((n = mio_read(s, buf, sizeof buf)) > 0) {
+        while ((n = mio_read(t.server, buf, sizeof buf)) > 0) {
             ssize_t i;
             for (i = 0; i < n; i++, got++)
                 CHECK_EQ(buf[i], 'a' + got % 26);
         }
         CHECK_EQ(n, MIO_EAGAIN);
     }
-    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(pthread_join(th, NULL), 0);
     CHECK(wakes <= (long)len + 10);
-    OK(mio_close(c));
-    OK(mio_close(s));
+    test_close_tcp(t);
     mio_poll_free(p);
 }
 
@@ -565,49 +470,13 @@ TEST(zero_length_io_consumes_nothing)
     CHECK_EQ(mio_write(sp[0], buf, 0), 0);
     CHECK_EQ(test_wait_token(p, 1, 50 * MIO_MSEC), 0);    /* nothing sent */
     CHECK_EQ(mio_write(sp[0], "abc", 3), 3);
-    wait_flags(p, 1, MIO_READABLE);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_read(sp[1], buf, 0), 0);
-    CHECK(test_wait_token(p, 1, LONG_WAIT) & MIO_READABLE);
+    CHECK(test_wait_token(p, 1, TEST_LONG_WAIT) & MIO_READABLE);
     CHECK_EQ(mio_read(sp[1], buf, sizeof buf), 3);
     CHECK(memcmp(buf, "abc", 3) == 0);
     OK(mio_close(sp[0]));
     OK(mio_close(sp[1]));
-    mio_poll_free(p);
-}
-
-/* A datagram longer than the buffer: the bytes that fit, and truncation
- * reported; one that fits exactly is not truncated. */
-TEST(udp_truncation_reported)
-{
-    mio_poll *p = test_poll();
-    mio_addr aa, ba;
-    mio_fd a, b;
-    char big[1500], buf[100];
-    bool trunc = false;
-    size_t i;
-
-    OK(mio_addr_parse("127.0.0.1:0", &aa));
-    OK(mio_udp_bind(&aa, &a));
-    OK(mio_udp_bind(&aa, &b));
-    OK(mio_local_addr(b, &ba));
-    for (i = 0; i < sizeof big; i++)
-        big[i] = (char)i;
-    OK(mio_register(p, b, 1, MIO_READABLE));
-    CHECK_EQ(mio_udp_send_to(a, big, sizeof big, &ba), sizeof big);
-    CHECK_EQ(mio_udp_send_to(a, big, sizeof buf, &ba), sizeof buf);
-    CHECK_EQ(mio_udp_send_to(a, big, 3, &ba), 3);
-    wait_flags(p, 1, MIO_READABLE);
-    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), sizeof buf);
-    CHECK(trunc);
-    CHECK(memcmp(buf, big, sizeof buf) == 0);
-    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, &aa, &trunc), sizeof buf);
-    CHECK(!trunc);
-    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), 3);
-    CHECK(!trunc);
-    CHECK_EQ(mio_udp_recv(b, buf, sizeof buf, NULL, &trunc), MIO_EAGAIN);
-    CHECK(!trunc);
-    OK(mio_close(a));
-    OK(mio_close(b));
     mio_poll_free(p);
 }
 
@@ -823,7 +692,7 @@ POSIX_TEST(exec_child_inherits_no_library_fd)
     for (fd = 0; fd < 1024; fd++)
         inherited[fd] = fd_open(fd);
     p = test_poll();
-    l = listen_any(&la);
+    l = test_listen("127.0.0.1:0", &la);
     OK(mio_waker_new(p, 1, &w));
     OK(mio_registration_new(&r, &sr));
     OK(mio_registration_register(p, r, 2, MIO_READABLE));
@@ -884,7 +753,7 @@ POSIX_TEST(forked_child_leaves_parent_poll_working)
             mio_register(mine, sp[1], 3, MIO_READABLE) != 0 ||
             mio_write(sp[0], "c", 1) != 1)
             _exit(1);
-        n = mio_poll_wait(mine, ev, 4, LONG_WAIT);
+        n = mio_poll_wait(mine, ev, 4, TEST_LONG_WAIT);
         if (n != 1 || ev[0].token != 3 || mio_read(sp[1], buf, sizeof buf) != 1)
             _exit(2);
         mio_poll_free(mine);
@@ -895,9 +764,9 @@ POSIX_TEST(forked_child_leaves_parent_poll_working)
     /* The child's byte may have woken us already; drain and go on. */
     test_wait(p, (mio_event[4]){ { 0, 0 } }, 4, 0);
     OK(mio_waker_wake(w));
-    CHECK(wait_flags(p, 7, MIO_READABLE) & MIO_READABLE);
+    EXPECT_EVENT(p, 7, MIO_READABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_write(sp[0], "p", 1), 1);
-    CHECK(wait_flags(p, 1, MIO_READABLE) & MIO_READABLE);
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
     CHECK_EQ(mio_read(sp[1], buf, sizeof buf), 1);
     CHECK_EQ(buf[0], 'p');
     OK(mio_close(sp[0]));
@@ -955,24 +824,21 @@ static void *pump_out(void *arg)
 POSIX_TEST(signal_storm_loses_nothing)
 {
     mio_poll *p = test_poll();
-    mio_fd c, s;
+    struct test_tcp t;
     struct pump pu;
-    struct sigaction sa;
     struct itimerval it = { { 0, 200 }, { 0, 200 } }, off = { { 0, 0 }, { 0, 0 } };
-    pthread_t t;
+    pthread_t th;
     void *res;
     size_t got = 0;
     long eintr = 0;
     int64_t deadline = test_now_ns() + 60 * MIO_SEC, until = test_now_ns() + MIO_SEC;
 
-    tcp_pair(&c, &s);
-    pu.fd = c;
+    t = test_tcp_pair(NULL, 0);
+    pu.fd = t.client;
     pu.len = (size_t)test_scaled(64L << 20);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;      /* no SA_RESTART: waits are interrupted */
-    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
-    OK(mio_register(p, s, 1, MIO_READABLE));
-    CHECK_EQ(pthread_create(&t, NULL, pump_out, &pu), 0);
+    test_catch_signal(SIGALRM, on_alarm);      /* no SA_RESTART: waits are interrupted */
+    OK(mio_register(p, t.server, 1, MIO_READABLE));
+    CHECK_EQ(pthread_create(&th, NULL, pump_out, &pu), 0);
     CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
     while (got < pu.len || test_now_ns() < until) {
         mio_event ev[4];
@@ -986,7 +852,7 @@ POSIX_TEST(signal_storm_loses_nothing)
             continue;
         }
         CHECK(k >= 0);
-        while ((n = mio_read(s, buf, sizeof buf)) > 0) {
+        while ((n = mio_read(t.server, buf, sizeof buf)) > 0) {
             ssize_t i;
             for (i = 0; i < n; i++, got++)
                 if ((unsigned char)buf[i] != (got % 4096) % 251)
@@ -995,14 +861,13 @@ POSIX_TEST(signal_storm_loses_nothing)
         CHECK(n == MIO_EAGAIN);
     }
     CHECK_EQ(setitimer(ITIMER_REAL, &off, NULL), 0);
-    CHECK_EQ(pthread_join(t, &res), 0);
+    CHECK_EQ(pthread_join(th, &res), 0);
     CHECK(res == NULL);
     CHECK_EQ(got, pu.len);
     fprintf(stderr, "%ld signals, %ld interrupted waits, %zu bytes\n",
             atomic_load(&signals_seen), eintr, got);
     CHECK(atomic_load(&signals_seen) > 0);
-    OK(mio_close(c));
-    OK(mio_close(s));
+    test_close_tcp(t);
     mio_poll_free(p);
 }
 #endif

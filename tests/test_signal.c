@@ -16,26 +16,6 @@
 #include <unistd.h>
 #endif
 
-/* Waits until token is reported or timeout_ns passes; a wait cut short by
- * a signal (MIO_EINTR, as the handler may run on this thread) goes on. */
-static bool wait_token(mio_poll *p, mio_token token, int64_t timeout_ns)
-{
-    int64_t deadline = test_now_ns() + timeout_ns;
-    mio_event ev[16];
-
-    for (;;) {
-        int64_t left = deadline - test_now_ns();
-        int n = mio_poll_wait(p, ev, 16, left > 0 ? left : 0);
-        if (n == MIO_EINTR)
-            continue;
-        CHECK(n >= 0);
-        if (test_flags(ev, n, token) & MIO_READABLE)
-            return true;
-        if (left <= 0)
-            return false;
-    }
-}
-
 /* The count read for signo (0 if absent). */
 static inline uint32_t count_of(const mio_signal_info *info, int n, int signo)
 {
@@ -83,7 +63,7 @@ CHILD_CASE(report_stop_request)
     OK(mio_signal_new(p, 1, sigs, 2, &s));
     printf("ready\n");
     fflush(stdout);
-    CHECK(wait_token(p, 1, 60 * MIO_SEC));
+    CHECK(test_await(p, 1, 60 * MIO_SEC));
     CHECK_EQ(mio_signal_read(s, info, 2), 1);
     printf("%d %u\n", info[0].signo, (unsigned)info[0].count);
     fflush(stdout);
@@ -143,11 +123,11 @@ POSIX_TEST(signal_is_reported_with_its_count)
     int i, n;
 
     OK(mio_signal_new(p, 7, sigs, 3, &s));
-    CHECK(!wait_token(p, 7, 0));
+    CHECK(!test_await(p, 7, 0));
     for (i = 0; i < 3; i++)
         CHECK_EQ(raise(SIGUSR1), 0);     /* the handler runs before raise returns */
     CHECK_EQ(raise(SIGUSR2), 0);
-    CHECK(wait_token(p, 7, 5 * MIO_SEC));
+    CHECK(test_await(p, 7, 5 * MIO_SEC));
     n = mio_signal_read(s, info, 4);
     CHECK_EQ(n, 2);
     CHECK_EQ(info[0].signo, SIGUSR1);    /* lowest number first */
@@ -169,11 +149,11 @@ POSIX_TEST(each_arrival_after_a_read_is_a_new_event)
     OK(mio_signal_new(p, 3, &sig, 1, &s));
     for (round = 0; round < 5; round++) {
         CHECK_EQ(raise(SIGUSR1), 0);
-        CHECK(wait_token(p, 3, 5 * MIO_SEC));
-        CHECK(!wait_token(p, 3, 0));             /* one event per rise */
+        CHECK(test_await(p, 3, 5 * MIO_SEC));
+        CHECK(!test_await(p, 3, 0));             /* one event per rise */
         CHECK_EQ(mio_signal_read(s, info, 1), 1);
         CHECK_EQ(info[0].count, 1);
-        CHECK(!wait_token(p, 3, 0));
+        CHECK(!test_await(p, 3, 0));
     }
     mio_signal_free(s);
     mio_poll_free(p);
@@ -190,7 +170,7 @@ POSIX_TEST(a_full_read_leaves_the_rest_for_the_next)
     CHECK_EQ(raise(SIGUSR1), 0);
     CHECK_EQ(raise(SIGUSR2), 0);
     CHECK_EQ(raise(SIGHUP), 0);
-    CHECK(wait_token(p, 3, 5 * MIO_SEC));
+    CHECK(test_await(p, 3, 5 * MIO_SEC));
     CHECK_EQ(mio_signal_read(s, info, 2), 2);
     CHECK_EQ(info[0].signo, SIGHUP);
     CHECK_EQ(info[1].signo, SIGUSR1);
@@ -213,7 +193,7 @@ POSIX_TEST(terminating_signal_is_only_counted_while_watched)
     CHECK_EQ(raise(SIGTERM), 0);
     CHECK_EQ(raise(SIGINT), 0);
     CHECK_EQ(raise(SIGPIPE), 0);
-    CHECK(wait_token(p, 1, 5 * MIO_SEC));
+    CHECK(test_await(p, 1, 5 * MIO_SEC));
     CHECK_EQ(mio_signal_read(s, info, 3), 3);
     mio_signal_free(s);
     mio_poll_free(p);
@@ -236,7 +216,7 @@ static void *watch_loop(void *arg)
 
     atomic_store(&w->ready, 1);
     while (!atomic_load(&w->stop)) {
-        if (wait_token(w->p, 9, 50 * MIO_MSEC)) {
+        if (test_await(w->p, 9, 50 * MIO_MSEC)) {
             int n = mio_signal_read(w->s, info, 2);
             CHECK(n >= 0);
             atomic_fetch_add(&w->seen, count_of(info, n, SIGUSR1));
@@ -317,7 +297,7 @@ POSIX_TEST(last_source_restores_the_previous_disposition)
     CHECK(handler_of(SIGUSR2) != SIG_IGN);
     CHECK_EQ(raise(SIGUSR1), 0);
     CHECK_EQ(atomic_load(&own_handler_runs), 0);     /* ours is not chained */
-    CHECK(wait_token(p, 1, 5 * MIO_SEC));
+    CHECK(test_await(p, 1, 5 * MIO_SEC));
     CHECK_EQ(mio_signal_read(a, info, 2), 1);
     CHECK_EQ(mio_signal_read(b, info, 2), 1);
 
@@ -380,7 +360,7 @@ POSIX_TEST(no_signal_mask_changes)
     CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &before), 0);
     OK(mio_signal_new(p, 1, sigs, 2, &s));
     CHECK_EQ(raise(SIGUSR1), 0);
-    CHECK(wait_token(p, 1, 5 * MIO_SEC));
+    CHECK(test_await(p, 1, 5 * MIO_SEC));
     CHECK_EQ(mio_signal_read(s, info, 2), 1);
     CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &after), 0);
     CHECK(same_mask(&before, &after));
@@ -479,11 +459,11 @@ POSIX_TEST(storm_of_kills_loses_no_report_and_never_spins)
     for (i = 0; i < THREADS; i++)
         CHECK_EQ(pthread_join(t[i], NULL), 0);
     /* What is still on its way, then quiet. */
-    while (wait_token(p, 5, 200 * MIO_MSEC)) {
+    while (test_await(p, 5, 200 * MIO_MSEC)) {
         int got = mio_signal_read(s, info, 2);
         counted += count_of(info, got, SIGUSR1) + count_of(info, got, SIGUSR2);
     }
-    CHECK(!wait_token(p, 5, 100 * MIO_MSEC));
+    CHECK(!test_await(p, 5, 100 * MIO_MSEC));
     CHECK_EQ(mio_signal_read(s, info, 2), 0);
     CHECK(counted >= st.bursts);
     CHECK(counted <= atomic_load(&st.sent));
@@ -624,7 +604,7 @@ WINDOWS_TEST(console_events_map_to_signal_numbers)
     OK(mio_signal_new(p, 6, sigs, 5, &s));
     for (i = 0; i < sizeof map / sizeof map[0]; i++) {
         CHECK_EQ(mio__console_event(map[i].event), 1);
-        CHECK(wait_token(p, 6, 5 * MIO_SEC));
+        CHECK(test_await(p, 6, 5 * MIO_SEC));
         CHECK_EQ(mio_signal_read(s, info, 8), 1);
         CHECK_EQ(info[0].signo, map[i].signo);
         CHECK_EQ(info[0].count, 1);
@@ -672,14 +652,14 @@ WINDOWS_TEST(console_events_from_many_threads)
     for (i = 0; i < 200; i++) {
         OK(mio_signal_new(p, 2, &sig, 1, &s));
         mio_signal_free(s);
-        if (wait_token(p, 1, 0) && mio_signal_read(keep, info, 1) == 1)
+        if (test_await(p, 1, 0) && mio_signal_read(keep, info, 1) == 1)
             counted += info[0].count;
     }
     for (i = 0; i < 2; i++) {
         CHECK_EQ(WaitForSingleObject(t[i], INFINITE), WAIT_OBJECT_0);
         CloseHandle(t[i]);
     }
-    while (wait_token(p, 1, 100 * MIO_MSEC))
+    while (test_await(p, 1, 100 * MIO_MSEC))
         if (mio_signal_read(keep, info, 1) == 1)
             counted += info[0].count;
     CHECK_EQ(counted, 20000);    /* a thread each: nothing coalesces */

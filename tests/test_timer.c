@@ -5,13 +5,6 @@
 #include "harness.h"
 #include "timer.h"
 
-#include <time.h>
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = { (time_t)(ns / MIO_SEC), (long)(ns % MIO_SEC) };
-    nanosleep(&ts, NULL);
-}
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 
@@ -81,7 +74,7 @@ static void check_never_early(uint64_t tick_ns, size_t wheel)
             popped++;
         } else {
             CHECK(test_now_ns() < deadline);
-            sleep_ns(100 * MIO_USEC);
+            test_sleep_ns(100 * MIO_USEC);
         }
     }
     CHECK_EQ(mio_timer_next(t), -1);
@@ -316,7 +309,7 @@ TEST(long_delay_beyond_one_turn)
             break;
         }
         CHECK(elapsed < 2 * MIO_SEC);
-        sleep_ns(MIO_MSEC / 2);
+        test_sleep_ns(MIO_MSEC / 2);
     }
     CHECK(elapsed >= 50 * MIO_MSEC);
     CHECK(!mio_timer_poll(t, NULL));
@@ -504,7 +497,7 @@ TEST(defaults_work)
     set(t, MIO_MSEC, 1);
     while (!mio_timer_poll(t, &arg)) {
         CHECK(test_now_ns() - start < 2 * MIO_SEC);
-        sleep_ns(100 * MIO_USEC);
+        test_sleep_ns(100 * MIO_USEC);
     }
     CHECK(test_now_ns() - start >= MIO_MSEC);
     CHECK_EQ((uintptr_t)arg, 1);
