@@ -34,6 +34,12 @@
  *   directions `dirs` of an edge record, drained since they were reported;
  *   called by the waiting thread between waits.  forget (may be NULL) drops
  *   a record before mio_close closes its descriptor.
+ * - release (may be NULL) is told of every mio_close before it closes fd,
+ *   whatever poll it was registered with: a backend whose kernel still holds
+ *   the file of a registration already ended (io_uring's poll requests hold
+ *   a reference until cancelled) lets go of it, so that closing the
+ *   descriptor closes the file.  Any thread; cheap when there is nothing to
+ *   let go.
  *
  * Nothing else lives here: what poll.c offers the rest of the library is in
  * poll_hooks.h, the user-space readiness queue's hooks in readyq.h, the
@@ -92,11 +98,13 @@ struct mio_backend {
     void (*waker_close)(struct mio_waker *w);
     void (*rearm)(mio_poll *p, struct mio_fdrec *r, uint32_t dirs);
     void (*forget)(mio_poll *p, struct mio_fdrec *r);
+    void (*release)(mio_fd fd);
 };
 
 extern const struct mio_backend mio__backend_epoll;
 extern const struct mio_backend mio__backend_poll;
 extern const struct mio_backend mio__backend_kqueue;
 extern const struct mio_backend mio__backend_iocp;
+extern const struct mio_backend mio__backend_uring;
 
 #endif
