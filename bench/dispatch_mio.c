@@ -1,5 +1,7 @@
-/* dispatch on libmio.  timers=0: the Poll API (backend=epoll|poll,
- * trigger=edge|level), the pair's index as token.  timers=1: the event loop,
+/* dispatch on libmio.  timers=0: the Poll API (backend=epoll|poll|uring,
+ * trigger=edge|level|oneshot), the pair's index as token; a oneshot
+ * registration is re-armed with mio_reregister after each event, as a
+ * server handing connections to workers would.  timers=1: the event loop,
  * whose ready callback re-arms the pair's timeout (clear, then set again). */
 #include "driver.h"
 #include "mio.h"
@@ -25,7 +27,8 @@ static void *init(struct dispatch *d)
     if (c == NULL)
         bench_die("out of memory", 0);
     c->d = d;
-    c->interest = MIO_READABLE | (d->o->level ? MIO_LEVEL : MIO_EDGE);
+    c->interest = MIO_READABLE | (d->o->level ? MIO_LEVEL : MIO_EDGE) |
+                  (d->o->oneshot ? MIO_ONESHOT : 0);
     if (d->o->timers) {
         mio_loop_config cfg;
         mio_loop_config_default(&cfg);
@@ -104,8 +107,15 @@ static void run(void *arg)
         int i, n = mio_poll_wait(c->poll, events, EVENTS, -1);
         if (n < 0 && n != MIO_EINTR)
             bench_die("mio_poll_wait", n);
-        for (i = 0; i < n; i++)
-            dispatch_readable(c->d, (long)events[i].token);
+        for (i = 0; i < n; i++) {
+            long idx = (long)events[i].token;
+            dispatch_readable(c->d, idx);
+            if (c->d->o->oneshot) {
+                int err = mio_reregister(c->poll, c->d->fds[2 * idx], (mio_token)idx, c->interest);
+                if (err < 0)
+                    bench_die("mio_reregister", err);
+            }
+        }
     }
 }
 

@@ -50,6 +50,7 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
     o->runs = 7;
     o->backend = NULL;
     o->level = 0;
+    o->oneshot = 0;
     o->port = 9000;
     o->http = 0;
     for (i = 1; i < argc; i++) {
@@ -73,11 +74,14 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
             o->port = (int)number(argv[i], v);
         else if (KEY("backend"))
             o->backend = v;
-        else if (KEY("trigger") && (strcmp(v, "edge") == 0 || strcmp(v, "level") == 0))
+        else if (KEY("trigger") && (strcmp(v, "edge") == 0 || strcmp(v, "level") == 0 ||
+                                    strcmp(v, "oneshot") == 0)) {
             o->level = strcmp(v, "level") == 0;
+            o->oneshot = strcmp(v, "oneshot") == 0;
+        }
         else {
             fprintf(stderr, "bench: unknown option %s\n"
-                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level port= http=0|1\n", argv[i]);
+                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level|oneshot port= http=0|1\n", argv[i]);
             exit(2);
         }
 #undef KEY

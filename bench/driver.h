@@ -23,6 +23,7 @@ struct bench_opts {
     int runs;           /* measured runs; the median is reported */
     const char *backend;/* libmio backend (NULL: the best) */
     int level;          /* libmio and hand-written epoll: level trigger */
+    int oneshot;        /* libmio dispatch: oneshot, re-armed after each event */
     int port;           /* echo: the server's port on 127.0.0.1 */
     int http;           /* echo servers: answer HTTP/1.1 keep-alive instead */
 };

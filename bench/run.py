@@ -47,6 +47,8 @@ DISPATCH_LIBS = [
     ("libmio epoll (edge)", "dispatch_mio", ["backend=epoll"]),
     ("libmio epoll (level)", "dispatch_mio", ["backend=epoll", "trigger=level"]),
     ("libmio poll (level)", "dispatch_mio", ["backend=poll", "trigger=level"]),
+    ("libmio uring (edge)", "dispatch_mio", ["backend=uring"]),
+    ("libmio uring (level)", "dispatch_mio", ["backend=uring", "trigger=level"]),
     ("libev", "dispatch_libev", []),
     ("libevent", "dispatch_libevent", []),
     ("libuv", "dispatch_libuv", []),
@@ -63,12 +65,14 @@ TIMERS_LIBS = [("libmio timer wheel", "timers_mio"), ("libev", "timers_libev"),
 HTTP_SECONDS, HTTP_RUNS = 2, 5
 WAKE_N = 10_000 if QUICK else 50_000
 WAKE_LIBS = [("epoll (by hand, eventfd)", "wake_epoll"), ("libmio mio_waker", "wake_mio"),
+             ("libmio mio_waker on uring", "wake_mio backend=uring"),
              ("libev ev_async", "wake_libev"), ("libevent event_active", "wake_libevent"),
              ("libuv uv_async", "wake_libuv")]
 ECHO_LIBS = [
     ("epoll (by hand, edge)", "echo_epoll", []),
     ("libmio epoll (edge)", "echo_mio", ["backend=epoll"]),
     ("libmio poll (level)", "echo_mio", ["backend=poll", "trigger=level"]),
+    ("libmio uring (edge)", "echo_mio", ["backend=uring"]),
     ("libev", "echo_libev", []),
     ("libevent", "echo_libevent", []),
     ("libuv", "echo_libuv", []),
@@ -275,6 +279,78 @@ def run_timers(prog):
     return {k: median(v) for k, v in values.items()}
 
 
+# ---- system calls per event: perf's syscall tracepoints, else strace -c ----
+ONESHOT_N = 1000
+ONESHOT_W1, ONESHOT_W2 = (1000, 6000) if QUICK else (2000, 12000)
+POLL_SYSCALLS = ("io_uring_enter", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2")
+
+
+def syscall_counter():
+    """How this machine counts a program's system calls: "perf" (the kernel's
+    syscall tracepoints, no ptrace, no cost to the program), "strace" (-f -c,
+    ptrace), or None."""
+    if shutil.which("perf"):
+        out = subprocess.run(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "true"],
+                             capture_output=True, text=True)
+        if out.returncode == 0 and re.search(r"^\d+,", out.stderr, re.M):
+            return "perf"
+    if shutil.which("strace"):
+        out = subprocess.run(["strace", "-f", "-c", "-o", "/dev/null", "true"],
+                             capture_output=True, text=True)
+        if out.returncode == 0:
+            return "strace"
+    return None
+
+
+def count_syscalls(cmd, how):
+    """{"total": all system calls, "poll": those of POLL_SYSCALLS} of one run."""
+    if how == "perf":
+        events = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{n}" for n in POLL_SYSCALLS]
+        args = ["perf", "stat", "-x,"]
+        for e in events:
+            args += ["-e", e]
+        out = subprocess.run(args + ["--"] + cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            log(f"failed: {' '.join(args + cmd)}: {out.stderr.strip()[-300:]}")
+            return None
+        counts = {}
+        for line in out.stderr.splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[0].isdigit():
+                counts[f[2]] = int(f[0])
+        return {"total": counts.get("raw_syscalls:sys_enter", 0),
+                "poll": sum(counts.get(f"syscalls:sys_enter_{n}", 0) for n in POLL_SYSCALLS)}
+    path = os.path.join(BUILD, f"strace.{os.getpid()}")
+    out = subprocess.run(["strace", "-f", "-c", "-o", path] + cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        log(f"failed: strace {' '.join(cmd)}: {out.stderr.strip()[-300:]}")
+        return None
+    total, poll = 0, 0
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 5 and f[3].isdigit() and f[-1] != "total":
+            total += int(f[3])
+            poll += int(f[3]) if f[-1] in POLL_SYSCALLS else 0
+    os.unlink(path)
+    return {"total": total, "poll": poll}
+
+
+def syscalls_per_event(backend, a, how):
+    """The oneshot re-arm workload (dispatch with trigger=oneshot: each event
+    is read, passed on and re-armed with mio_reregister) counted twice, with
+    w = ONESHOT_W1 and ONESHOT_W2: the difference over the difference in
+    events leaves setup and exit out."""
+    path = exe("dispatch_mio")
+    if path is None or how is None:
+        return None
+    base = [path, f"n={ONESHOT_N}", f"a={a}", "runs=1", "trigger=oneshot", f"backend={backend}"]
+    c1 = count_syscalls(base + [f"w={ONESHOT_W1}"], how)
+    c2 = count_syscalls(base + [f"w={ONESHOT_W2}"], how)
+    if c1 is None or c2 is None:
+        return None
+    return {k: (c2[k] - c1[k]) / (ONESHOT_W2 - ONESHOT_W1) for k in c1}
+
+
 def fmt_ratio(v, ref):
     if v is None or ref is None or ref == 0:
         return ""
@@ -328,7 +404,7 @@ def main():
                         log(f"dispatch {label:24} n={n:<5} a={a:<3} timers={timers} "
                             f"setup {r['setup_us']:>9} us  {r['event_ns']:>8} ns/event")
     commands.append(f"{SHOWN}/dispatch_<lib> n=N a=A w={DISPATCH_W} timers=0|1 runs={RUNS} "
-                    "[backend=epoll|poll] [trigger=edge|level]")
+                    "[backend=epoll|poll|uring] [trigger=edge|level]")
 
     log(f"dispatch done at {time.time() - started:.0f} s")
 
@@ -381,10 +457,11 @@ def main():
     # ---- wake ------------------------------------------------------------
     wake = {}
     for label, prog in WAKE_LIBS:
+        prog, *extra = prog.split()
         path = exe(prog)
         if path is None:
             continue
-        out = subprocess.run([path, f"n={WAKE_N}", f"runs={5 if QUICK else RUNS}"],
+        out = subprocess.run([path, f"n={WAKE_N}", f"runs={5 if QUICK else RUNS}"] + extra,
                              capture_output=True, text=True)
         if out.returncode != 0:
             log(f"failed: {prog}: {out.stderr.strip()}")
@@ -393,6 +470,31 @@ def main():
         log(f"wake {label:24} {out.stdout.strip()}")
     commands.append(f"{SHOWN}/wake_<lib> n={WAKE_N} runs={5 if QUICK else RUNS}")
     log(f"wake done at {time.time() - started:.0f} s")
+
+    # ---- uring against epoll: the oneshot re-arm workload -----------------
+    how = syscall_counter()
+    oneshot_sc, oneshot_ns = {}, {}
+    if how is None:
+        log("skipped: system call counts (neither perf nor strace works here)")
+    for backend in ("epoll", "uring"):
+        for a in (1, 100):
+            if how is not None:
+                oneshot_sc[(backend, a)] = syscalls_per_event(backend, a, how)
+                log(f"oneshot {backend:6} a={a:<3} syscalls per event: {oneshot_sc[(backend, a)]}")
+            for n in (ONESHOT_N, DISPATCH_N[-1]):
+                r = run_dispatch("dispatch_mio", [f"backend={backend}", "trigger=oneshot"], n, a, 0)
+                oneshot_ns[(backend, n, a)] = r
+                if r:
+                    log(f"oneshot {backend:6} n={n:<5} a={a:<3} {r['event_ns']:>8} ns/event")
+    commands.append(f"{SHOWN}/dispatch_mio n=N a=A w={DISPATCH_W} runs={RUNS} trigger=oneshot "
+                    "backend=epoll|uring")
+    if how == "perf":
+        commands.append(f"perf stat -x, -e raw_syscalls:sys_enter -e syscalls:sys_enter_<call> "
+                        f"{SHOWN}/dispatch_mio n={ONESHOT_N} a=A runs=1 trigger=oneshot "
+                        f"backend=epoll|uring w={ONESHOT_W1}|{ONESHOT_W2}")
+    elif how == "strace":
+        commands.append(f"strace -f -c {SHOWN}/dispatch_mio n={ONESHOT_N} a=A runs=1 "
+                        f"trigger=oneshot backend=epoll|uring w={ONESHOT_W1}|{ONESHOT_W2}")
 
     load_after = loadavg()
 
@@ -576,6 +678,84 @@ def main():
         md.append(f"| {label} | {float(w['pingpong_per_s']):.0f}{ratio('pingpong_per_s')} | "
                   f"{float(w['rtt_p50_ns']):.0f} | {float(w['rtt_p99_ns']):.0f} | "
                   f"{float(w['flood_per_s']):.0f}{ratio('flood_per_s')} |")
+    md.append("")
+
+    # ---- uring against epoll ---------------------------------------------
+    md.append("## io_uring against epoll\n")
+    md.append("The uring backend (`mio_poll_new_backend(\"uring\", ...)`) beside the epoll "
+              "backend, both through libmio, from the runs above and two of their own.  "
+              "Registration changes on uring make no system call (register only its "
+              "`fstat`, deregister likewise): they go to the kernel as SQEs with the next "
+              "wait, in the one `io_uring_enter` that waits.\n")
+    md.append("- **Setup**: the dispatch setup above, registering n read ends (after the first "
+              "run: deregistering, then registering them again).")
+    md.append("- **Oneshot re-arm**: `dispatch_mio trigger=oneshot`, the dispatch workload "
+              "with every registration oneshot and re-armed with `mio_reregister` after its "
+              "event (a thread handing each ready connection on and taking it back).  System "
+              "calls per event are counted from outside the program, "
+              + ("with perf's syscall tracepoints (`perf stat -e raw_syscalls:sys_enter -e "
+                 "syscalls:sys_enter_io_uring_enter ...`: the kernel counts, no ptrace, the "
+                 "program unchanged)" if how == "perf" else
+                 "with `strace -f -c` (ptrace: the counts are exact, the program slower)"
+                 if how == "strace" else "(not counted: neither perf nor strace works here)")
+              + f", at n = {ONESHOT_N} for w = {ONESHOT_W1} and w = {ONESHOT_W2}: the "
+              "difference over the difference in events, which leaves setup and exit out.  "
+              "\"Poll calls\" are `epoll_ctl`, `epoll_wait`, `epoll_pwait`, `epoll_pwait2` and "
+              "`io_uring_enter`; \"all\" includes the workload's own reads and writes.")
+    md.append("- **Dispatch** and **echo**: the tables above, edge-triggered.\n")
+    rows = []
+
+    def row(what, e, u, target, better_low=True):
+        if e is None or u is None or e == 0:
+            rows.append(f"| {what} | {'' if e is None else f'{e:.3g}'} | "
+                        f"{'' if u is None else f'{u:.3g}'} | | {target[0]} | |")
+            return
+        ratio = u / e
+        ok = ratio <= target[1] if better_low else ratio >= target[1]
+        met = "" if target[1] is None else "yes" if ok else "**no**"
+        rows.append(f"| {what} | {e:.3g} | {u:.3g} | {ratio:.2f}x | {target[0]} | {met} |")
+
+    nmax = DISPATCH_N[-1]
+    for a in (1, 100):
+        e = disp.get(("libmio epoll (edge)", nmax, a, 0))
+        u = disp.get(("libmio uring (edge)", nmax, a, 0))
+        row(f"setup of n = {nmax}, a = {a} (us)", float(e["setup_us"]) if e else None,
+            float(u["setup_us"]) if u else None, ("<= 0.30x", 0.30))
+    for a in (1, 100):
+        e, u = oneshot_sc.get(("epoll", a)), oneshot_sc.get(("uring", a))
+        row(f"oneshot re-arm, a = {a}: poll calls per event", e and e["poll"], u and u["poll"],
+            ("<= 0.50x", 0.50))
+        row(f"oneshot re-arm, a = {a}: all system calls per event", e and e["total"],
+            u and u["total"], ("", None))
+    for a in (1, 100):
+        for n in (ONESHOT_N, nmax):
+            e, u = oneshot_ns.get(("epoll", n, a)), oneshot_ns.get(("uring", n, a))
+            row(f"oneshot re-arm, n = {n}, a = {a} (ns/event)", e and float(e["event_ns"]),
+                u and float(u["event_ns"]), ("<= 1.05x", 1.05))
+    for a in (1, 100):
+        for n in DISPATCH_N:
+            e = disp.get(("libmio epoll (edge)", n, a, 0))
+            u = disp.get(("libmio uring (edge)", n, a, 0))
+            row(f"dispatch edge, n = {n}, a = {a} (ns/event)", e and float(e["event_ns"]),
+                u and float(u["event_ns"]), ("<= 1.05x", 1.05))
+            e = disp.get(("libmio epoll (level)", n, a, 0))
+            u = disp.get(("libmio uring (level)", n, a, 0))
+            row(f"dispatch level, n = {n}, a = {a} (ns/event)", e and float(e["event_ns"]),
+                u and float(u["event_ns"]), ("<= 1.05x", 1.05))
+    for size in ECHO_SIZES:
+        e, u = echo.get(("libmio epoll (edge)", size)), echo.get(("libmio uring (edge)", size))
+        row(f"echo {size} B (req/s)", e and e[0], u and u[0], (">= 0.95x", 0.95), False)
+    if http:
+        e, u = http.get("libmio epoll (edge)"), http.get("libmio uring (edge)")
+        row("http (req/s)", e and e[0], u and u[0], (">= 0.95x", 0.95), False)
+    if cg:
+        for a in (1, 100):
+            row(f"callgrind, a = {a}: user-space instructions per event",
+                cg.get(("libmio epoll (edge)", a, 0)), cg.get(("libmio uring (edge)", a, 0)),
+                ("", None))
+    md.append("| measure | epoll | uring | uring/epoll | target | met |")
+    md.append("|---|---|---|---|---|---|")
+    md.extend(rows)
     md.append("")
 
     # ---- plot ------------------------------------------------------------
