@@ -46,7 +46,8 @@ test-tsan:
 test-valgrind:
 	cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Debug '-DMIO_TEST_WRAPPER=$(VALGRIND)'
 	cmake --build build-valgrind -j$(JOBS)
-	cd build-valgrind && MIO_TEST_SCALE=10 $(CTEST)
+	@echo "test-valgrind: the uring backend is skipped: valgrind runs io_uring_enter holding its thread lock, so a blocked wait stops every other thread"
+	cd build-valgrind && MIO_TEST_SCALE=10 $(CTEST) -E '\.uring$$'
 
 # The whole suite on the kqueue backend, through libkqueue built from
 # ../shared/third_party (the `shared` directory next to this repository);
