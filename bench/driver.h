@@ -92,10 +92,18 @@ struct dispatch_impl {
     /* Runs the loop until d->count == d->fired. */
     void (*run)(void *ctx);
     void (*fini)(void *ctx);
+    /* May be NULL: after setup, a wait that returns at once, so that a
+     * library handing its changes to the kernel only when it waits has
+     * done so (timed apart, as armed_us). */
+    void (*arm)(void *ctx);
 };
 
 /* Parses, runs o.runs timed setup+dispatch rounds and prints
- *   dispatch lib=L n= a= w= timers= runs= setup_us= dispatch_us= event_ns= */
+ *   dispatch lib=L n= a= w= timers= runs= setup_us= dispatch_us= event_ns=
+ *            armed_us= setup_cpu_us= cpu_event_ns=
+ * armed_us is setup_us plus the arming wait; the _cpu figures are the
+ * process's CPU time (user and system), which a loaded machine inflates
+ * far less than the wall clock. */
 int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl);
 
 /* ---- echo: a TCP echo server per library, loaded by bench_echo_client ----
