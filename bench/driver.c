@@ -163,7 +163,7 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
     ctx = impl->init(&d);
     space = o.n / o.a;
     for (r = 0; r < o.runs; r++) {
-        int64_t t0, t1, t2, ta, c0, c1, c2;
+        int64_t t0, t1, t2, ta, c0, c1, c2, ca;
 
         c0 = bench_cpu_ns();
         t0 = bench_now_ns();
@@ -173,6 +173,7 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
         if (impl->arm != NULL)
             impl->arm(ctx);
         ta = bench_now_ns();
+        ca = bench_cpu_ns();
         d.count = 0;
         d.fired = 0;
         d.writes = o.w;
@@ -187,9 +188,9 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
             bench_die("dispatch lost bytes", 0);
         setup[r] = (double)(t1 - t0) / 1e3;
         armed[r] = (double)(ta - t0) / 1e3;
-        run[r] = (double)(t2 - t1) / 1e3;
+        run[r] = (double)(t2 - ta) / 1e3;
         setup_cpu[r] = (double)(c1 - c0) / 1e3;
-        run_cpu[r] = (double)(c2 - c1) / 1e3;
+        run_cpu[r] = (double)(c2 - ca) / 1e3;
     }
     {
         double s = bench_median(setup, o.runs), dt = bench_median(run, o.runs);

@@ -101,7 +101,9 @@ struct dispatch_impl {
 /* Parses, runs o.runs timed setup+dispatch rounds and prints
  *   dispatch lib=L n= a= w= timers= runs= setup_us= dispatch_us= event_ns=
  *            armed_us= setup_cpu_us= cpu_event_ns=
- * armed_us is setup_us plus the arming wait; the _cpu figures are the
+ * armed_us is setup_us plus the arming wait, which dispatch_us leaves out
+ * (a library that queues its changes until it waits pays for them there,
+ * not in setup_us); the _cpu figures are the
  * process's CPU time (user and system), which a loaded machine inflates
  * far less than the wall clock. */
 int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl);

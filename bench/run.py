@@ -597,7 +597,11 @@ def main():
             md.append("")
     md.append("libev's setup only queues its changes: it calls epoll_ctl in the next "
               "loop iteration, inside the dispatch time (and a stop and start of the "
-              "same fd in one iteration costs it no system call at all).\n")
+              "same fd in one iteration costs it no system call at all).  libmio's uring "
+              "backend queues them too, but the driver makes a wait with a zero timeout "
+              "after libmio's setup and leaves it out of the dispatch time: that wait "
+              "hands uring's registrations to the kernel (setup plus that wait is "
+              "`armed_us`, in the io_uring section below).\n")
 
     md.append("## Echo\n")
     md.append(f"TCP ping-pong over loopback: {ECHO_CONNS} connections, each sending a "
