@@ -55,6 +55,7 @@ static mio_fd pair_at(mio_fd fd)
     OK(mio_close(sv[0]));
     return sv[1];
 }
+#endif
 
 /* ---- changes from another thread reach a wait blocked for good ---- */
 
@@ -126,6 +127,7 @@ TEST(changes_from_thread_reach_wait_without_timeout)
 
 /* ---- a number registered again never hears its old registration ---- */
 
+#ifndef _WIN32
 /* Deregistered and closed (plainly, after the deregister, as the contract
  * allows), then the same number for another socket, registered before any
  * wait: the old socket's activity never comes with the new token, nor its
