@@ -4,6 +4,7 @@
 #include "registry.h"
 #include "poll_hooks.h"
 #include "readyq.h"
+#include "waker.h"
 
 #include <string.h>
 
@@ -32,10 +33,6 @@ void mio__backends_release(mio_fd fd)
         if (backends[i]->release != NULL)
             backends[i]->release(fd);
 }
-
-/* Guards every waker's `poll` link against its poll going away: freeing a
- * waker may race freeing its poll.  Taken only by those two calls. */
-static mio_mutex wakers_lock = MIO_MUTEX_INIT;
 
 int mio_poll_new(mio_poll **out)
 {
@@ -71,6 +68,8 @@ int mio_poll_new_backend(const char *name, mio_poll **out)
     mio_mutex_init(&p->lock);
     mio_mutex_init(&p->reg_lock);
     p->emulated = ops->rearm != NULL;
+    atomic_init(&p->nrecords, 0);
+    p->token_limit = MIO_TOKEN_RESERVED;
     mio__queue_init(&p->rearmq, 0);
     err = ops->init(p);
     if (err < 0) {
@@ -93,23 +92,12 @@ const char *mio_poll_backend(const mio_poll *p)
 
 void mio_poll_free(mio_poll *p)
 {
-    struct mio_waker *w;
-
     if (p == NULL)
         return;
     mio__registry_detach(p);
     if (p->emulated)
         atomic_fetch_sub(&mio__emulating_polls, 1);
-    /* Wakers outlive the poll as no-ops: their own descriptor stays theirs. */
-    mio_mutex_lock(&wakers_lock);
-    mio_mutex_lock(&p->lock);
-    for (w = p->wakers; w != NULL; w = w->next) {
-        p->ops->waker_del(p, w);
-        w->poll = NULL;
-    }
-    p->wakers = NULL;
-    mio_mutex_unlock(&p->lock);
-    mio_mutex_unlock(&wakers_lock);
+    mio__wakers_detach(p);      /* they outlive the poll as no-ops */
     if (p->readyq != NULL)
         mio__readyq_detach(p);
     p->ops->fini(p);
@@ -117,21 +105,6 @@ void mio_poll_free(mio_poll *p)
     mio_mutex_destroy(&p->lock);
     MIO_TRACE(MIO_LOG_DEBUG, "poll %p: freed", (void *)p);
     mio__free(p);
-}
-
-/* A wake while one is pending makes no system call: the poll has not
- * returned since, so the event it owes covers this wake too.  Clearing after
- * the backend's wait (which took any event the wakes caused) and before the
- * caller sees the batch loses no wake: one that set `pending` before the
- * clear either reached this batch or will write and be seen by the next. */
-static void rearm_wakers(mio_poll *p)
-{
-    struct mio_waker *w;
-
-    mio_mutex_lock(&p->lock);
-    for (w = p->wakers; w != NULL; w = w->next)
-        atomic_store(&w->pending, 0);
-    mio_mutex_unlock(&p->lock);
 }
 
 /* The general wait: a deadline to keep across internal wake-ups, queued
@@ -159,6 +132,8 @@ static int wait_general(mio_poll *p, mio_event *events, size_t capacity, int64_t
          * then the kernel's wait must not block), the rest of it after. */
         if (p->readyq != NULL)
             first = mio__readyq_prepare(p, events, capacity, &t);
+        if (t != 0 && mio__wakers_sleep(p))
+            t = 0;
         n = first < capacity ? p->ops->wait(p, events + first, capacity - first, t) : 0;
         if (p->emulated)
             mio__registry_awake(p);
@@ -166,6 +141,8 @@ static int wait_general(mio_poll *p, mio_event *events, size_t capacity, int64_t
             n = 0;  /* what was taken from the queue must be returned */
         if (n >= 0)
             n += (int)first;
+        if (n >= 0)
+            n += (int)mio__wakers_take(p, events + n, capacity - (size_t)n);
         if (p->readyq != NULL && n >= 0)
             n += (int)mio__readyq_drain(p, events + n, capacity - (size_t)n);
         if (n != 0 || timeout_ns == 0 ||
@@ -198,7 +175,8 @@ int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t t
      * one call into the backend.  An internal wake-up (0 events before the
      * timeout) goes on in the general wait, which needs to know when the
      * wait began if it has a timeout. */
-    if (MIO_LIKELY(!p->emulated && p->readyq == NULL && (timeout_ns <= 0 || now >= 0))) {
+    if (MIO_LIKELY(!p->emulated && p->readyq == NULL && p->hub == NULL &&
+                   (timeout_ns <= 0 || now >= 0))) {
         n = p->ops->wait(p, events, capacity, timeout_ns);
         if (MIO_UNLIKELY(n == 0) && timeout_ns != 0 &&
             !atomic_load_explicit(&p->woken, memory_order_acquire)) {
@@ -213,8 +191,6 @@ int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t t
     } else {
         n = wait_general(p, events, capacity, timeout_ns, now);
     }
-    if (atomic_load_explicit(&p->nwakers, memory_order_relaxed) != 0)
-        rearm_wakers(p);
     /* Returning answers every mio__poll_wake() made so far. */
     if (atomic_load_explicit(&p->woken, memory_order_relaxed))
         atomic_store_explicit(&p->woken, 0, memory_order_relaxed);
@@ -228,88 +204,23 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
     return mio__poll_wait_at(p, events, capacity, timeout_ns, -1);
 }
 
-int mio__poll_notify(mio_poll *p)
+size_t mio__poll_records(const mio_poll *p)
 {
-    return p->ops->notify(p);
+    return atomic_load_explicit(&p->nrecords, memory_order_relaxed);
+}
+
+void mio__poll_keep_tokens(mio_poll *p, mio_token first)
+{
+    p->token_limit = first;
+}
+
+uint32_t mio__poll_private_interest(const mio_poll *p)
+{
+    return p->ops->private_interest;
 }
 
 int mio__poll_wake(mio_poll *p)
 {
     atomic_store_explicit(&p->woken, 1, memory_order_release);
     return p->ops->notify(p);
-}
-
-/* ---- wakers ---- */
-
-int mio_waker_new(mio_poll *p, mio_token token, mio_waker **out)
-{
-    struct mio_waker *w;
-    int err;
-
-    if (out != NULL)
-        *out = NULL;
-    if (p == NULL || out == NULL || token == MIO_TOKEN_RESERVED)
-        return MIO_EINVAL;
-    w = mio__calloc(1, sizeof *w);
-    if (w == NULL)
-        return MIO_ENOMEM;
-    w->ops = p->ops;
-    w->poll = p;
-    w->token = token;
-    w->fd = MIO_INVALID_FD;
-    mio_mutex_lock(&p->lock);
-    err = p->ops->waker_add(p, w);
-    if (err == 0) {
-        w->next = p->wakers;
-        if (w->next != NULL)
-            w->next->prev = w;
-        p->wakers = w;
-        atomic_fetch_add(&p->nwakers, 1);
-    }
-    mio_mutex_unlock(&p->lock);
-    if (err < 0) {
-        mio__free(w);
-        return err;
-    }
-    *out = w;
-    return 0;
-}
-
-int mio_waker_wake(mio_waker *w)
-{
-    int err;
-
-    if (w == NULL)
-        return MIO_EINVAL;
-    if (atomic_exchange(&w->pending, 1) != 0)
-        return 0;
-    err = w->ops->waker_wake(w);
-    if (err < 0)
-        atomic_store(&w->pending, 0);   /* nothing was sent: let the next try */
-    return err;
-}
-
-void mio_waker_free(mio_waker *w)
-{
-    mio_poll *p;
-
-    if (w == NULL)
-        return;
-    mio_mutex_lock(&wakers_lock);
-    p = w->poll;
-    if (p != NULL) {
-        mio_mutex_lock(&p->lock);
-        p->ops->waker_del(p, w);
-        if (w->prev != NULL)
-            w->prev->next = w->next;
-        else
-            p->wakers = w->next;
-        if (w->next != NULL)
-            w->next->prev = w->prev;
-        atomic_fetch_sub(&p->nwakers, 1);
-        mio_mutex_unlock(&p->lock);
-    }
-    mio_mutex_unlock(&wakers_lock);
-    w->ops->waker_close(w);
-    mio__free(w);
 }

@@ -26,10 +26,9 @@
  *   are not reported.
  * - notify makes a wait in progress, or the next one, return soon; it is
  *   async-signal-safe.
- * - A waker is a `struct mio_waker` poll.c allocated; waker_add sets up `fd`
- *   and/or `id` as the backend likes; waker_wake is async-signal-safe and must
- *   not touch the poll (the waker may outlive it); waker_del detaches it
- *   from a live poll, waker_close then releases what waker_add created.
+ *   (Wakers are the poll's own, waker.c: they use notify.)
+ * - private_interest names the internal interest bits (common.h) that add
+ *   honours; add never sees the others.  mod is never asked for them.
  * - rearm (NULL where the OS has an edge trigger) asks the kernel again for
  *   directions `dirs` of an edge record, drained since they were reported;
  *   called by the waiting thread between waits.  forget (may be NULL) drops
@@ -40,6 +39,11 @@
  *   a reference until cancelled) lets go of it, so that closing the
  *   descriptor closes the file.  Any thread; cheap when there is nothing to
  *   let go.
+ * - proc (may be NULL: the process layer then polls a process descriptor or
+ *   SIGCHLD) watches child pid's exit, reported as token READABLE (add), or
+ *   stops watching it (!add; a watch the kernel already dropped after the
+ *   exit counts as stopped).  MIO_ESRCH from add: the child is a zombie the
+ *   kernel will not watch.
  *
  * Nothing else lives here: what poll.c offers the rest of the library is in
  * poll_hooks.h, the user-space readiness queue's hooks in readyq.h, the
@@ -53,30 +57,22 @@
 
 struct mio_backend;
 
-struct mio_waker {
-    const struct mio_backend *ops;
-    mio_poll *poll;                 /* NULL once the poll is freed */
-    mio_token token;
-    mio_fd fd;                      /* backend's descriptor, if any */
-    uintptr_t id;                   /* backend's identifier, if any */
-    atomic_int pending;             /* woken since the poll last returned */
-    struct mio_waker *prev, *next;  /* the poll's list, under poll->lock */
-};
-
 struct mio_readyq;                  /* user-space readiness (registration.c) */
+struct mio_wakehub;                 /* wakers (waker.c) */
 struct mio_fdrec;                   /* a descriptor's registration (registry.h) */
 
 struct mio_poll {
     const struct mio_backend *ops;
     atomic_int waiting;             /* a thread is inside mio_poll_wait */
     atomic_int woken;               /* mio__poll_wake() was called */
-    mio_mutex lock;                 /* guards wakers and registrations lists */
-    struct mio_waker *wakers;
-    atomic_int nwakers;             /* length of that list */
+    mio_mutex lock;                 /* guards the hub's creation and the readyq's lists */
+    _Atomic(struct mio_wakehub *) hub;  /* NULL until a waker is made (waker.c) */
     _Atomic(struct mio_readyq *) readyq;  /* NULL until a registration is registered */
     bool emulated;                  /* the backend emulates edges (has rearm) */
     mio_mutex reg_lock;             /* one register/reregister/deregister at a time */
     struct mio_fdrec *records;      /* live descriptor records, under reg_lock */
+    atomic_size_t nrecords;         /* how many: written under reg_lock, read anywhere */
+    mio_token token_limit;          /* callers' tokens stay below (a group keeps the rest) */
     struct mio_queue rearmq;        /* records whose drained edge awaits re-arming */
 };
 
@@ -92,13 +88,12 @@ struct mio_backend {
     int  (*unknown)(mio_fd fd);
     int  (*wait)(mio_poll *p, mio_event *events, size_t cap, int64_t timeout_ns);
     int  (*notify)(mio_poll *p);
-    int  (*waker_add)(mio_poll *p, struct mio_waker *w);
-    int  (*waker_wake)(struct mio_waker *w);
-    void (*waker_del)(mio_poll *p, struct mio_waker *w);
-    void (*waker_close)(struct mio_waker *w);
     void (*rearm)(mio_poll *p, struct mio_fdrec *r, uint32_t dirs);
     void (*forget)(mio_poll *p, struct mio_fdrec *r);
     void (*release)(mio_fd fd);
+    int  (*proc)(mio_poll *p, int64_t pid, mio_token token, bool add);
+    uint32_t private_interest;      /* MIO__PRIVATE bits add understands; the
+                                       registry strips the others */
 };
 
 extern const struct mio_backend mio__backend_epoll;

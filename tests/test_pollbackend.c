@@ -15,6 +15,10 @@
 #include <unistd.h>
 #endif
 
+/* What a BSD kernel does at close(), libkqueue cannot see: the filters stay,
+ * and the next descriptor with that number finds them. */
+#define CLOSE_UNSEEN "close() leaves the filters behind, for the number's next owner"
+
 /* Reads until MIO_EAGAIN: the step that re-arms an emulated edge. */
 static void drain(mio_fd fd)
 {
@@ -513,10 +517,6 @@ POSIX_TEST(pipe_reader_gone_flags)
 }
 
 /* ---- descriptors closed while registered ---- */
-
-/* What a BSD kernel does at close(), libkqueue cannot see: the filters stay,
- * and the next descriptor with that number finds them. */
-#define CLOSE_UNSEEN "close() leaves the filters behind, for the number's next owner"
 
 /* Makes the free number `fd` one end of a new socket pair again and returns
  * the other end. */

@@ -435,6 +435,63 @@ TEST(waker_outlives_poll)
     CHECK_EQ(test_open_fds(), fds);
 }
 
+/* A wake racing the waiter's announcement that it goes to sleep is never
+ * lost: each round the waiter blocks (no timeout) until its waker's event,
+ * and the waking thread wakes at a varying moment around that block. */
+struct sleeper_race {
+    mio_waker *w;
+    long rounds;
+    atomic_long taken;      /* rounds the waiter finished */
+};
+
+static void *wake_each_round(void *arg)
+{
+    struct sleeper_race *r = arg;
+    uint32_t seed = 7;
+    long k;
+
+    for (k = 0; k < r->rounds; k++) {
+        int spin;
+        while (atomic_load(&r->taken) < k)
+            ;
+        seed = seed * 1103515245u + 12345u;
+        for (spin = (int)((seed >> 16) % 2000); spin > 0; spin--)
+            atomic_signal_fence(memory_order_seq_cst);
+        OK(mio_waker_wake(r->w));
+    }
+    return NULL;
+}
+
+TEST(wake_racing_sleep_is_never_lost)
+{
+    mio_poll *p = test_poll();
+    struct sleeper_race r;
+    pthread_t t;
+    long k;
+
+    OK(mio_waker_new(p, 5, &r.w));
+    r.rounds = test_scaled(10000);
+    atomic_init(&r.taken, 0);
+    test_watchdog(60);
+    CHECK_EQ(pthread_create(&t, NULL, wake_each_round, &r), 0);
+    for (k = 0; k < r.rounds; k++) {
+        mio_event ev[4];
+        int n = test_wait(p, ev, 4, k % 3 == 0 ? 0 : -1), i;
+        bool woken = false;
+        for (i = 0; i < n; i++)
+            woken |= ev[i].token == 5;
+        if (!woken) {
+            k--;        /* a non-blocking look that came too early */
+            continue;
+        }
+        atomic_store(&r.taken, k + 1);
+    }
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    test_watchdog(0);
+    mio_waker_free(r.w);
+    mio_poll_free(p);
+}
+
 /* Freeing a waker may race freeing its poll, in either order (TSan, ASan). */
 struct waker_freer {
     mio_waker *w;

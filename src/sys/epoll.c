@@ -25,9 +25,20 @@ _Static_assert(MIO_READABLE == EPOLLIN && MIO_PRIORITY == EPOLLPRI &&
                MIO_WRITABLE == EPOLLOUT && MIO_ERROR == EPOLLERR,
                "flag values follow epoll's");
 
+/* Linux 4.5; older headers lack the name, older kernels ignore the bit. */
+#ifndef EPOLLEXCLUSIVE
+#define EPOLLEXCLUSIVE (1u << 28)
+#endif
+
 static uint32_t to_epoll(uint32_t interest)
 {
     uint32_t e = interest & (MIO_READABLE | MIO_PRIORITY | MIO_WRITABLE);
+    /* An exclusive entry takes only in, out and the trigger (the kernel
+     * refuses EPOLLRDHUP, EPOLLPRI and EPOLLONESHOT with it): the group's
+     * listeners, which need nothing else. */
+    if (MIO_UNLIKELY(interest & MIO__EXCLUSIVE))
+        return (e & (EPOLLIN | EPOLLOUT)) | EPOLLEXCLUSIVE |
+               (interest & MIO_LEVEL ? 0 : EPOLLET);
     if (interest & MIO_READABLE)
         e |= EPOLLRDHUP;
     if (!(interest & MIO_LEVEL))
@@ -185,39 +196,6 @@ static int ep_notify(mio_poll *base)
     return mio__wakefd_signal(((struct epoll_poll *)base)->wake.wfd);
 }
 
-/* A waker is an eventfd registered edge-triggered with the caller's token:
- * every write is a new edge, and nobody ever needs to read the counter. */
-static int ep_waker_add(mio_poll *base, struct mio_waker *w)
-{
-    struct mio_wakefd wf;
-    int err = mio__wakefd_open(&wf);
-    if (err < 0)
-        return err;
-    err = ctl((struct epoll_poll *)base, EPOLL_CTL_ADD, wf.rfd, w->token, EPOLLIN | EPOLLET);
-    if (err < 0) {
-        mio__wakefd_close(&wf);
-        return err;
-    }
-    w->fd = wf.rfd;
-    return 0;
-}
-
-static int ep_waker_wake(struct mio_waker *w)
-{
-    return mio__wakefd_signal(w->fd);
-}
-
-static void ep_waker_del(mio_poll *base, struct mio_waker *w)
-{
-    (void)ctl((struct epoll_poll *)base, EPOLL_CTL_DEL, w->fd, 0, 0);
-}
-
-static void ep_waker_close(struct mio_waker *w)
-{
-    struct mio_wakefd wf = { w->fd, w->fd };
-    mio__wakefd_close(&wf);
-}
-
 const struct mio_backend mio__backend_epoll = {
     .name = "epoll",
     .size = sizeof(struct epoll_poll),
@@ -229,8 +207,5 @@ const struct mio_backend mio__backend_epoll = {
     .unknown = mio__unix_fd_unknown,
     .wait = ep_wait,
     .notify = ep_notify,
-    .waker_add = ep_waker_add,
-    .waker_wake = ep_waker_wake,
-    .waker_del = ep_waker_del,
-    .waker_close = ep_waker_close,
+    .private_interest = MIO__EXCLUSIVE,
 };

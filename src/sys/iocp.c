@@ -6,8 +6,8 @@
  * \Device\Afd that a group of sockets shares (afd.c).  The poll completes on
  * the port when any of the asked-for AFD events holds; wait dequeues
  * completions with GetQueuedCompletionStatusEx and turns each into at most
- * one event; the socket's next poll follows.  Wakers and notify post their
- * own completions.
+ * one event; the socket's next poll follows.  notify (which wakers use)
+ * posts a completion of its own.
  *
  * AFD polls are level-triggered and one-shot by nature.  A completed socket's
  * next poll is issued when the next wait starts, so that it asks about the
@@ -47,7 +47,6 @@
 
 #define COMPLETION_AFD    1
 #define COMPLETION_NOTIFY 2
-#define COMPLETION_WAKER  3
 
 /* Sockets sharing one AFD helper handle. */
 #define GROUP_SIZE 32
@@ -84,17 +83,6 @@ struct sock {
     struct sock *heir;          /* (of a blocker) the one it holds back */
 };
 
-/* A waker's completions name it by `seq`, never by an address (a waker
- * freed with a wake still queued may be followed by another at the same
- * address), and a wake posts only while `busy`, which waker_del waits out:
- * after it the port may be closed, and its handle value reused. */
-struct iocp_waker {
-    _Atomic(HANDLE) port;       /* NULL once detached from the poll */
-    atomic_int busy;            /* wakes between reading port and posting */
-    atomic_int posted;          /* a wake is queued and not yet seen */
-    uint64_t seq;               /* unique among the poll's wakers, ever */
-};
-
 struct iocp_poll {
     mio_poll base;
     HANDLE port;
@@ -105,7 +93,6 @@ struct iocp_poll {
     struct sock *queue;         /* completed sockets whose next poll waits */
     struct sock *dying;         /* deleted sockets whose poll is in flight */
     struct afd_group *groups;
-    uint64_t wakers_made;       /* the last waker's seq (under base.lock) */
     bool reissue;               /* the queue holds polls cancelled to widen,
                                    or held back (see iocp_add) */
     atomic_int notified;
@@ -660,56 +647,12 @@ static void iocp_rearm(mio_poll *base, struct mio_fdrec *r, uint32_t dirs)
     mio_mutex_unlock(&p->lock);
 }
 
-/* A waker's seq travels in the completion: its low half as the OVERLAPPED
- * pointer, its high half as the byte count (posted completions carry both
- * untouched). */
-static uint64_t waker_seq(const OVERLAPPED_ENTRY *e)
-{
-    return (uint64_t)e->dwNumberOfBytesTransferred << 32 |
-           (uint32_t)(uintptr_t)e->lpOverlapped;
-}
-
-/* The waker the poll still has with that seq, if any (a wake posted before
- * mio_waker_free may be dequeued after it). */
-static struct mio_waker *live_waker(mio_poll *base, uint64_t seq)
-{
-    struct mio_waker *w;
-    for (w = base->wakers; w != NULL; w = w->next)
-        if (((struct iocp_waker *)w->id)->seq == seq)
-            return w;
-    return NULL;
-}
-
-/* The wakes among the first `got` entries, as events.  Wakers are listed
- * under the poll's own lock, which waker_add and waker_del run under. */
-static int take_wakes(mio_poll *base, ULONG got, mio_event *events)
-{
-    struct iocp_poll *p = to_iocp(base);
-    struct mio_waker *w;
-    ULONG k;
-    int n = 0;
-
-    mio_mutex_lock(&base->lock);
-    for (k = 0; k < got; k++) {
-        OVERLAPPED_ENTRY *e = &p->entries[k];
-        if (e->lpCompletionKey != COMPLETION_WAKER || (w = live_waker(base, waker_seq(e))) == NULL)
-            continue;
-        atomic_store(&((struct iocp_waker *)w->id)->posted, 0);
-        events[n].token = w->token;
-        events[n].flags = MIO_READABLE;
-        n++;
-    }
-    mio_mutex_unlock(&base->lock);
-    return n;
-}
-
 /* Dequeues completions (at most cap, the first waited for up to ms) and
  * turns them into events; how many, or the wait's error. */
 static int dequeue(struct iocp_poll *p, mio_event *events, size_t cap, DWORD ms)
 {
     ULONG want = cap < ENTRIES ? (ULONG)cap : ENTRIES, got = 0, k;
     int n = 0;
-    bool wakers = false;
 
     if (!GetQueuedCompletionStatusEx(p->port, p->entries, want, &got, ms, FALSE)) {
         DWORD err = GetLastError();
@@ -724,13 +667,9 @@ static int dequeue(struct iocp_poll *p, mio_event *events, size_t cap, DWORD ms)
                 n++;
         } else if (e->lpCompletionKey == COMPLETION_NOTIFY) {
             atomic_store_explicit(&p->notified, 0, memory_order_release);
-        } else if (e->lpCompletionKey == COMPLETION_WAKER) {
-            wakers = true;
         }
     }
     mio_mutex_unlock(&p->lock);
-    if (wakers)
-        n += take_wakes(&p->base, got, events + n);
     return n;
 }
 
@@ -786,57 +725,6 @@ static int iocp_notify(mio_poll *base)
     return 0;
 }
 
-/* ---- wakers: completions posted to the port ---- */
-
-static int iocp_waker_add(mio_poll *base, struct mio_waker *w)
-{
-    struct iocp_waker *iw = mio__calloc(1, sizeof *iw);
-    if (iw == NULL)
-        return MIO_ENOMEM;
-    atomic_init(&iw->port, to_iocp(base)->port);
-    atomic_init(&iw->busy, 0);
-    atomic_init(&iw->posted, 0);
-    iw->seq = ++to_iocp(base)->wakers_made;
-    w->id = (uintptr_t)iw;
-    return 0;
-}
-
-static int iocp_waker_wake(struct mio_waker *w)
-{
-    struct iocp_waker *iw = (struct iocp_waker *)w->id;
-    HANDLE port;
-    int err = 0;
-
-    atomic_fetch_add(&iw->busy, 1);
-    port = atomic_load(&iw->port);
-    /* port NULL: the poll is gone, a no-op; posted: coalesced with the wake
-     * still queued. */
-    if (port != NULL && atomic_exchange(&iw->posted, 1) == 0 &&
-        !PostQueuedCompletionStatus(port, (DWORD)(iw->seq >> 32), COMPLETION_WAKER,
-                                    (OVERLAPPED *)(uintptr_t)(uint32_t)iw->seq)) {
-        atomic_store(&iw->posted, 0);
-        err = mio__win_error(GetLastError());
-    }
-    atomic_fetch_sub(&iw->busy, 1);
-    return err;
-}
-
-static void iocp_waker_del(mio_poll *base, struct mio_waker *w)
-{
-    struct iocp_waker *iw = (struct iocp_waker *)w->id;
-
-    (void)base;
-    atomic_store(&iw->port, (HANDLE)NULL);
-    while (atomic_load(&iw->busy) != 0)
-        SwitchToThread();
-}
-
-static void iocp_waker_close(struct mio_waker *w)
-{
-    mio__free((void *)w->id);
-    w->id = 0;
-}
-
 const struct mio_backend mio__backend_iocp = {
     .name = "iocp",
     .size = sizeof(struct iocp_poll),
@@ -848,10 +736,6 @@ const struct mio_backend mio__backend_iocp = {
     .unknown = not_registered,
     .wait = iocp_wait,
     .notify = iocp_notify,
-    .waker_add = iocp_waker_add,
-    .waker_wake = iocp_waker_wake,
-    .waker_del = iocp_waker_del,
-    .waker_close = iocp_waker_close,
     .rearm = iocp_rearm,
     .forget = iocp_forget,
 };

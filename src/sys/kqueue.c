@@ -17,8 +17,8 @@
  * filter reports readiness still present, like EPOLL_CTL_MOD.  If the kernel
  * refuses the new ones, the old ones are put back as they were.
  *
- * Wakers and notify() use EVFILT_USER with NOTE_TRIGGER; where the OS lacks it
- * they use a wake descriptor (wakefd.c) read edge-triggered.
+ * notify(), which wakers use too, is EVFILT_USER with NOTE_TRIGGER; where the
+ * OS lacks it, a wake descriptor (wakefd.c) read edge-triggered.
  *
  * struct kevent is two to four times a mio_event, so wait reads the kernel's
  * events into a small array on the stack, chunk by chunk until the caller's
@@ -318,7 +318,7 @@ static int kq_init(mio_poll *base)
     (void)fcntl(p->kq, F_SETFL, O_NONBLOCK);
     c.n = 0;
 #ifdef USE_EVFILT_USER
-    /* Ident 0 is notify's: wakers use their own heap addresses. */
+    /* Ident 0: the only user filter. */
     change(&c, 0, EVFILT_USER, EV_ADD | EV_CLEAR, 0, MIO_TOKEN_RESERVED);
     apply(p->kq, &c);
     err = c.err[0];
@@ -497,6 +497,8 @@ static uint32_t readiness(const struct kevent *k)
     case EVFILT_USER:
         return MIO_READABLE;
 #endif
+    case EVFILT_PROC:               /* NOTE_EXIT; its EV_EOF is no descriptor's */
+        return MIO_READABLE;
     default:
         break;
     }
@@ -527,7 +529,7 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
         struct changes c;
         size_t f;
 
-        if (!(kev[i].flags & ONESHOT_FLAG))
+        if (!(kev[i].flags & ONESHOT_FLAG) || kev[i].filter == EVFILT_PROC)
             continue;
         /* Valid while the lock is held: kq_del takes it (registry.h). */
         r = mio__rec_lookup(&p->base, (mio_fd)kev[i].ident);
@@ -649,117 +651,23 @@ static int kq_notify(mio_poll *base)
 #endif
 }
 
-/* ---- wakers ----
- *
- * With EVFILT_USER a waker is a user filter whose ident is the address of a
- * small state it owns (w->id).  waker_wake must not trigger through the
- * poll's kqueue after the poll is freed (the descriptor number may belong to
- * something else by then), so the state holds the kqueue descriptor until
- * waker_del, and a count of wakes in flight that waker_del waits out: both
- * atomics, so waking stays async-signal-safe.  Without EVFILT_USER a waker
- * owns a wake descriptor (w->fd reads, w->id writes). */
-
-#ifdef USE_EVFILT_USER
-struct user_waker {
-    atomic_int kq;      /* the poll's kqueue, -1 once detached */
-    atomic_int busy;    /* wakes between reading kq and leaving kevent() */
-};
-
-static int kq_waker_add(mio_poll *base, struct mio_waker *w)
-{
-    struct kqueue_poll *p = (struct kqueue_poll *)base;
-    struct user_waker *u = mio__malloc(sizeof *u);
-    struct changes c;
-
-    if (u == NULL)
-        return MIO_ENOMEM;
-    atomic_init(&u->kq, p->kq);
-    atomic_init(&u->busy, 0);
-    c.n = 0;
-    change(&c, (uintptr_t)u, EVFILT_USER, EV_ADD | EV_CLEAR, 0, w->token);
-    apply(p->kq, &c);
-    if (c.err[0] < 0) {
-        mio__free(u);
-        return c.err[0];
-    }
-    w->id = (uintptr_t)u;
-    return 0;
-}
-
-static int kq_waker_wake(struct mio_waker *w)
-{
-    struct user_waker *u = (struct user_waker *)w->id;
-    int kq, err = 0;
-
-    atomic_fetch_add(&u->busy, 1);
-    kq = atomic_load(&u->kq);
-    if (kq >= 0)
-        err = trigger(kq, w->id, w->token);
-    atomic_fetch_sub(&u->busy, 1);
-    return err;
-}
-
-static void kq_waker_del(mio_poll *base, struct mio_waker *w)
-{
-    struct kqueue_poll *p = (struct kqueue_poll *)base;
-    struct user_waker *u = (struct user_waker *)w->id;
-    struct changes c;
-
-    atomic_store(&u->kq, -1);
-    while (atomic_load(&u->busy) != 0)
-        sched_yield();
-    c.n = 0;
-    change(&c, w->id, EVFILT_USER, EV_DELETE, 0, 0);
-    apply(p->kq, &c);
-}
-
-static void kq_waker_close(struct mio_waker *w)
-{
-    mio__free((void *)w->id);
-}
-#else
-static int kq_waker_add(mio_poll *base, struct mio_waker *w)
-{
-    struct kqueue_poll *p = (struct kqueue_poll *)base;
-    struct mio_wakefd wf;
-    struct changes c;
-    int err = mio__wakefd_open(&wf);
-
-    if (err < 0)
-        return err;
-    c.n = 0;
-    change(&c, (uintptr_t)wf.rfd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, w->token);
-    apply(p->kq, &c);
-    if (c.err[0] < 0) {
-        mio__wakefd_close(&wf);
-        return c.err[0];
-    }
-    w->fd = wf.rfd;
-    w->id = (uintptr_t)wf.wfd;
-    return 0;
-}
-
-static int kq_waker_wake(struct mio_waker *w)
-{
-    return kick(w->fd, (int)w->id);
-}
-
-static void kq_waker_del(mio_poll *base, struct mio_waker *w)
+/* ---- child processes ----
+ * EVFILT_PROC with NOTE_EXIT: the kernel reports the exit (once: it drops
+ * the filter then) without reaping the child.  The ident is the pid, no
+ * descriptor, so no record is involved. */
+static int kq_proc(mio_poll *base, int64_t pid, mio_token token, bool add)
 {
     struct kqueue_poll *p = (struct kqueue_poll *)base;
     struct changes c;
 
     c.n = 0;
-    change(&c, (uintptr_t)w->fd, EVFILT_READ, EV_DELETE, 0, 0);
+    change(&c, (uintptr_t)pid, EVFILT_PROC, add ? EV_ADD | EV_CLEAR : EV_DELETE, NOTE_EXIT,
+           token);
     apply(p->kq, &c);
+    if (!add && (c.err[0] == MIO_ENOENT || c.err[0] == MIO_ESRCH))
+        return 0;
+    return c.err[0];
 }
-
-static void kq_waker_close(struct mio_waker *w)
-{
-    struct mio_wakefd wf = { w->fd, (int)w->id };
-    mio__wakefd_close(&wf);
-}
-#endif
 
 const struct mio_backend mio__backend_kqueue = {
     .name = "kqueue",
@@ -772,8 +680,5 @@ const struct mio_backend mio__backend_kqueue = {
     .unknown = mio__unix_fd_unknown,
     .wait = kq_wait,
     .notify = kq_notify,
-    .waker_add = kq_waker_add,
-    .waker_wake = kq_waker_wake,
-    .waker_del = kq_waker_del,
-    .waker_close = kq_waker_close,
+    .proc = kq_proc,
 };

@@ -45,7 +45,7 @@
 #define RDHUP 0
 #endif
 
-enum entry_kind { ENTRY_FD, ENTRY_WAKER, ENTRY_NOTIFY, ENTRY_DEAD };
+enum entry_kind { ENTRY_FD, ENTRY_NOTIFY, ENTRY_DEAD };
 
 /* Which file a descriptor is: a number closed behind the library's back
  * and reused names another one. */
@@ -57,7 +57,6 @@ struct file_id {
 struct entry {
     struct mio_fdrec *rec;  /* ENTRY_FD, ENTRY_DEAD: its registration */
     struct file_id id;      /* ENTRY_FD: its file, taken at add */
-    mio_token token;        /* ENTRY_WAKER: the waker's */
     int fd;                 /* the descriptor, also while pfds[i].fd is disabled */
     uint32_t armed;         /* directions the kernel is asked about now */
     bool muted;             /* out of the kernel's view until re-armed */
@@ -207,8 +206,7 @@ static void arm(struct pollfd_poll *p, size_t i, uint32_t interest)
 }
 
 /* A new slot for fd: a registration's (rec) or the library's own. */
-static int append(struct pollfd_poll *p, int fd, enum entry_kind kind, struct mio_fdrec *rec,
-                  mio_token token)
+static int append(struct pollfd_poll *p, int fd, enum entry_kind kind, struct mio_fdrec *rec)
 {
     int err = reserve(p);
     if (err < 0)
@@ -216,7 +214,6 @@ static int append(struct pollfd_poll *p, int fd, enum entry_kind kind, struct mi
     p->entries[p->count].fd = fd;
     p->entries[p->count].kind = kind;
     p->entries[p->count].rec = rec;
-    p->entries[p->count].token = token;
     if (rec != NULL)
         rec->slot = p->count;
     arm(p, p->count, rec != NULL ? rec->interest : MIO_READABLE);
@@ -251,7 +248,7 @@ static int pp_init(mio_poll *base)
         goto fail_lock;
     if ((err = mio__wakefd_open(&p->wake)) < 0)
         goto fail_cond;
-    if ((err = append(p, p->wake.rfd, ENTRY_NOTIFY, NULL, MIO_TOKEN_RESERVED)) < 0)
+    if ((err = append(p, p->wake.rfd, ENTRY_NOTIFY, NULL)) < 0)
         goto fail_all;
     return 0;
 
@@ -343,7 +340,7 @@ static int pp_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
     } else {
         pause_waiter(p);
         mio__rec_set(r, token, interest);
-        if (i == 0 && (err = append(p, r->fd, ENTRY_FD, r, 0)) == 0)
+        if (i == 0 && (err = append(p, r->fd, ENTRY_FD, r)) == 0)
             i = p->count - 1;
         if (err == 0) {
             p->entries[i].kind = ENTRY_FD;
@@ -468,10 +465,6 @@ static int collect(struct pollfd_poll *p, mio_event *events, size_t cap, int rea
                     e->kind = ENTRY_DEAD;
                 e->muted = true;
                 sync_slot(p, i);
-            } else if (e->kind == ENTRY_WAKER) {
-                mio__wakefd_drain(e->fd);   /* wakes coalesce into one event */
-                events[n].token = e->token;
-                events[n++].flags = MIO_READABLE;
             } else if (e->kind == ENTRY_FD) {
                 uint32_t interest = e->rec->interest;
                 uint32_t flags = from_poll(e->fd, re, interest);
@@ -526,56 +519,6 @@ static int pp_notify(mio_poll *base)
     return mio__wakefd_signal(((struct pollfd_poll *)base)->wake.wfd);
 }
 
-/* A waker is a wake-up descriptor of its own in the array: its read end in
- * `fd`, its write end in `id`, so that waking never touches the poll. */
-static int pp_waker_add(mio_poll *base, struct mio_waker *w)
-{
-    struct pollfd_poll *p = (struct pollfd_poll *)base;
-    struct mio_wakefd wf;
-    int err = mio__wakefd_open(&wf);
-
-    if (err < 0)
-        return err;
-    pthread_mutex_lock(&p->lock);
-    pause_waiter(p);
-    err = append(p, wf.rfd, ENTRY_WAKER, NULL, w->token);
-    resume_waiter(p);
-    pthread_mutex_unlock(&p->lock);
-    if (err < 0) {
-        mio__wakefd_close(&wf);
-        return err;
-    }
-    w->fd = wf.rfd;
-    w->id = (uintptr_t)wf.wfd;
-    return 0;
-}
-
-static int pp_waker_wake(struct mio_waker *w)
-{
-    return mio__wakefd_signal((int)w->id);
-}
-
-static void pp_waker_del(mio_poll *base, struct mio_waker *w)
-{
-    struct pollfd_poll *p = (struct pollfd_poll *)base;
-    size_t i;
-
-    pthread_mutex_lock(&p->lock);
-    for (i = 1; i < p->count; i++) {
-        if (p->entries[i].kind == ENTRY_WAKER && p->entries[i].fd == w->fd) {
-            drop_slot(p, i);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&p->lock);
-}
-
-static void pp_waker_close(struct mio_waker *w)
-{
-    struct mio_wakefd wf = { w->fd, (int)w->id };
-    mio__wakefd_close(&wf);
-}
-
 const struct mio_backend mio__backend_poll = {
     .name = "poll",
     .size = sizeof(struct pollfd_poll),
@@ -587,10 +530,6 @@ const struct mio_backend mio__backend_poll = {
     .unknown = mio__unix_fd_unknown,
     .wait = pp_wait,
     .notify = pp_notify,
-    .waker_add = pp_waker_add,
-    .waker_wake = pp_waker_wake,
-    .waker_del = pp_waker_del,
-    .waker_close = pp_waker_close,
     .rearm = pp_rearm,
     .forget = pp_forget,
 };

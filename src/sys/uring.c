@@ -17,9 +17,10 @@
  * EPOLL_CTL_MOD do; a multishot request that ends by itself (a full
  * completion queue ends it, its one last completion kept) is added again.
  *
- * Entries.  The poll keeps a table of entries, one per registration, waker and
- * the internal wake-up: a request's user data is its entry's index and a
- * sequence number counted per entry, never a pointer.  A reregister makes
+ * Entries.  The poll keeps a table of entries, one per registration and one
+ * for the internal wake-up (which wakers use too, waker.c): a request's user
+ * data is its entry's index and a sequence number counted per entry, never
+ * a pointer.  A reregister makes
  * the completions of earlier requests stale (`since`), a deregister retires
  * the entry; an entry is reused only once every request it sent has
  * completed (`inflight`), so a late completion never reaches another
@@ -66,7 +67,7 @@
 _Static_assert(MIO_READABLE == POLLIN && MIO_PRIORITY == POLLPRI && MIO_WRITABLE == POLLOUT &&
                MIO_ERROR == POLLERR, "flag values follow poll's");
 
-enum kind { K_FREE, K_FD, K_WAKER, K_NOTIFY, K_GONE };
+enum kind { K_FREE, K_FD, K_NOTIFY, K_GONE };
 enum mode { M_EDGE, M_LEVEL, M_ONESHOT };
 
 struct entry {
@@ -82,7 +83,6 @@ struct entry {
     bool queued;            /* on the ready list */
     bool dead;              /* the kernel found no such descriptor (EBADF) */
     bool fifo;              /* a pipe: POLLERR is its reader gone */
-    bool sent;              /* a request was sent for it before */
     uint32_t seq;           /* the latest request's sequence number */
     uint32_t since;         /* completions of requests before this one are stale */
     uint32_t inflight;      /* requests sent and not completed, any sequence */
@@ -92,7 +92,6 @@ struct entry {
     uint32_t link;          /* change list, free list */
     dev_t dev;              /* K_FD: the file registered */
     ino_t ino;
-    struct mio_waker *waker;    /* K_WAKER */
 };
 
 struct uring_poll {
@@ -149,7 +148,7 @@ static uint32_t entry_new(struct uring_poll *p)
     e->fd = -1;
     e->kind = K_FREE;
     e->mode = M_EDGE;
-    e->armed = e->live = e->cancel = e->dirty = e->queued = e->dead = e->fifo = e->sent = false;
+    e->armed = e->live = e->cancel = e->dirty = e->queued = e->dead = e->fifo = false;
     e->since = (e->seq + 1) & SEQ_MASK;
     e->inflight = 0;
     e->flags = 0;
@@ -158,7 +157,6 @@ static uint32_t entry_new(struct uring_poll *p)
     e->prev = e->next = e->link = NIL;
     e->dev = 0;
     e->ino = 0;
-    e->waker = NULL;
     return i;
 }
 
@@ -291,22 +289,6 @@ static struct io_uring_sqe *get_sqe(struct uring_poll *p)
     return sqe;
 }
 
-/* A waker's request is asked again (its thread changed, or it ended): the
- * eventfd, never read otherwise, is emptied so that the new request does
- * not report wakes already reported, and a wake the poll has not answered
- * yet (`pending`, poll.c) is reported from here. */
-static void rearm_waker(struct uring_poll *p, uint32_t i)
-{
-    struct entry *e = &p->entries[i];
-
-    mio__wakefd_drain(e->fd);
-    if (e->waker != NULL && atomic_load(&e->waker->pending) && !e->queued &&
-        e->batch != p->batch) {
-        e->flags = MIO_READABLE;
-        enqueue(p, i);
-    }
-}
-
 /* Turns the change list into SQEs: cancels, and (for the waiting thread)
  * the requests to add.  Returns how many SQEs are queued, not submitted. */
 static unsigned flush(struct uring_poll *p, bool waiter)
@@ -347,8 +329,6 @@ static unsigned flush(struct uring_poll *p, bool waiter)
                 uint32_t seq = (e->seq + 1) & SEQ_MASK;
                 if ((sqe = get_sqe(p)) == NULL)
                     goto full;
-                if (e->kind == K_WAKER && e->sent)
-                    rearm_waker(p, i);
                 if (e->mode == M_EDGE)
                     io_uring_prep_poll_multishot(sqe, e->fd, e->mask);
                 else
@@ -356,7 +336,6 @@ static unsigned flush(struct uring_poll *p, bool waiter)
                 sqe->user_data = user_data(i, seq);
                 e->seq = seq;
                 e->live = true;
-                e->sent = true;
                 e->inflight++;
             }
             e->dirty = false;
@@ -461,18 +440,14 @@ static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio
         mark(p, i);     /* a multishot request ended by itself */
     if (e->kind == K_NOTIFY)
         return n;
-    if (e->kind == K_WAKER) {
-        flags = MIO_READABLE;
-    } else {
-        flags = decode(e, (uint32_t)cqe->res);
-        if (flags == 0) {
-            if (e->mode != M_EDGE && !e->live)
-                mark(p, i);     /* nothing asked for: still armed */
-            return n;
-        }
-        if (e->mode == M_ONESHOT)
-            e->armed = false;
+    flags = decode(e, (uint32_t)cqe->res);
+    if (flags == 0) {
+        if (e->mode != M_EDGE && !e->live)
+            mark(p, i);     /* nothing asked for: still armed */
+        return n;
     }
+    if (e->mode == M_ONESHOT)
+        e->armed = false;
     return report(p, i, flags, events, cap, n);
 }
 
@@ -884,64 +859,6 @@ static int ur_notify(mio_poll *base)
     return mio__wakefd_signal(((struct uring_poll *)base)->wakefd);
 }
 
-/* A waker is an eventfd of its own under a multishot request: every write
- * is a completion, and nobody ever reads the counter. */
-static int ur_waker_add(mio_poll *base, struct mio_waker *w)
-{
-    struct uring_poll *p = (struct uring_poll *)base;
-    struct mio_wakefd wf;
-    uint32_t i;
-    int err = mio__wakefd_open(&wf);
-
-    if (err < 0)
-        return err;
-    mio_mutex_lock(&p->lock);
-    i = entry_new(p);
-    if (i != NIL) {
-        struct entry *e = &p->entries[i];
-        e->kind = K_WAKER;
-        e->fd = wf.rfd;
-        e->token = w->token;
-        e->mask = POLLIN;
-        e->armed = true;
-        e->waker = w;
-        mark(p, i);
-        kick(p);
-    }
-    mio_mutex_unlock(&p->lock);
-    if (i == NIL) {
-        mio__wakefd_close(&wf);
-        return MIO_ENOMEM;
-    }
-    w->fd = wf.rfd;
-    w->id = i;
-    return 0;
-}
-
-static int ur_waker_wake(struct mio_waker *w)
-{
-    return mio__wakefd_signal(w->fd);
-}
-
-static void ur_waker_del(mio_poll *base, struct mio_waker *w)
-{
-    struct uring_poll *p = (struct uring_poll *)base;
-    uint32_t i = (uint32_t)w->id;
-
-    mio_mutex_lock(&p->lock);
-    if (i < p->count && p->entries[i].kind == K_WAKER && p->entries[i].fd == w->fd) {
-        retire(p, i);
-        kick(p);
-    }
-    mio_mutex_unlock(&p->lock);
-}
-
-static void ur_waker_close(struct mio_waker *w)
-{
-    struct mio_wakefd wf = { w->fd, w->fd };
-    mio__wakefd_close(&wf);
-}
-
 const struct mio_backend mio__backend_uring = {
     .name = "uring",
     .size = sizeof(struct uring_poll),
@@ -953,10 +870,6 @@ const struct mio_backend mio__backend_uring = {
     .unknown = mio__unix_fd_unknown,
     .wait = ur_wait,
     .notify = ur_notify,
-    .waker_add = ur_waker_add,
-    .waker_wake = ur_waker_wake,
-    .waker_del = ur_waker_del,
-    .waker_close = ur_waker_close,
     .forget = ur_forget,
     .release = ur_release,
 };
