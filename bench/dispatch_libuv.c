@@ -102,6 +102,6 @@ static void fini(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct dispatch_impl impl = { "libuv", 1, init, setup, run, fini };
+    static const struct dispatch_impl impl = { "libuv", 1, init, setup, run, fini, NULL };
     return dispatch_main(argc, argv, &impl);
 }

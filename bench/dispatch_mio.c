@@ -1,5 +1,7 @@
-/* dispatch on libmio.  timers=0: the Poll API (backend=epoll|poll,
- * trigger=edge|level), the pair's index as token.  timers=1: the event loop,
+/* dispatch on libmio.  timers=0: the Poll API (backend=epoll|poll|uring,
+ * trigger=edge|level|oneshot), the pair's index as token; a oneshot
+ * registration is re-armed with mio_reregister after each event, as a
+ * server handing connections to workers would.  timers=1: the event loop,
  * whose ready callback re-arms the pair's timeout (clear, then set again). */
 #include "driver.h"
 #include "mio.h"
@@ -25,7 +27,8 @@ static void *init(struct dispatch *d)
     if (c == NULL)
         bench_die("out of memory", 0);
     c->d = d;
-    c->interest = MIO_READABLE | (d->o->level ? MIO_LEVEL : MIO_EDGE);
+    c->interest = MIO_READABLE | (d->o->level ? MIO_LEVEL : MIO_EDGE) |
+                  (d->o->oneshot ? MIO_ONESHOT : 0);
     if (d->o->timers) {
         mio_loop_config cfg;
         mio_loop_config_default(&cfg);
@@ -104,9 +107,34 @@ static void run(void *arg)
         int i, n = mio_poll_wait(c->poll, events, EVENTS, -1);
         if (n < 0 && n != MIO_EINTR)
             bench_die("mio_poll_wait", n);
-        for (i = 0; i < n; i++)
-            dispatch_readable(c->d, (long)events[i].token);
+        for (i = 0; i < n; i++) {
+            long idx = (long)events[i].token;
+            dispatch_readable(c->d, idx);
+            if (c->d->o->oneshot) {
+                int err = mio_reregister(c->poll, c->d->fds[2 * idx], (mio_token)idx, c->interest);
+                if (err < 0)
+                    bench_die("mio_reregister", err);
+            }
+        }
     }
+}
+
+/* A wait that returns at once: the uring backend hands the registrations to
+ * the kernel here (epoll made them in setup already). */
+static void arm(void *arg)
+{
+    struct ctx *c = arg;
+    mio_event events[8];
+    int n;
+
+    if (c->loop != NULL) {
+        static const mio_handler h = { NULL, NULL, NULL, NULL, NULL };
+        n = mio_loop_run_once(c->loop, &h, c, 0);
+    } else {
+        n = mio_poll_wait(c->poll, events, 8, 0);
+    }
+    if (n != 0)
+        bench_die("arming wait", n < 0 ? n : 0);
 }
 
 static void fini(void *arg)
@@ -122,6 +150,6 @@ static void fini(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct dispatch_impl impl = { "mio", 1, init, setup, run, fini };
+    static const struct dispatch_impl impl = { "mio", 1, init, setup, run, fini, arm };
     return dispatch_main(argc, argv, &impl);
 }

@@ -50,6 +50,7 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
     o->runs = 7;
     o->backend = NULL;
     o->level = 0;
+    o->oneshot = 0;
     o->port = 9000;
     o->http = 0;
     o->loops = 1;
@@ -80,8 +81,11 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
             o->port = (int)number(argv[i], v);
         else if (KEY("backend"))
             o->backend = v;
-        else if (KEY("trigger") && (strcmp(v, "edge") == 0 || strcmp(v, "level") == 0))
+        else if (KEY("trigger") && (strcmp(v, "edge") == 0 || strcmp(v, "level") == 0 ||
+                                    strcmp(v, "oneshot") == 0)) {
             o->level = strcmp(v, "level") == 0;
+            o->oneshot = strcmp(v, "oneshot") == 0;
+        }
         else if (KEY("loops"))
             o->loops = number(argv[i], v);
         else if (KEY("mode"))
@@ -98,8 +102,8 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
             o->size = number(argv[i], v);
         else {
             fprintf(stderr, "bench: unknown option %s\n"
-                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level port= http=0|1 "
-                    "loops= mode= pin=0|1 pingpong= conns= concurrency= size=\n", argv[i]);
+                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level|oneshot "
+                    "port= http=0|1 loops= mode= pin=0|1 pingpong= conns= concurrency= size=\n", argv[i]);
             exit(2);
         }
 #undef KEY
@@ -151,7 +155,7 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
 {
     struct bench_opts o;
     struct dispatch d;
-    double *setup, *run;
+    double *setup, *run, *armed, *setup_cpu, *run_cpu;
     void *ctx;
     long i, space;
     int r;
@@ -168,7 +172,11 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
     d.fds = malloc(sizeof *d.fds * 2 * (size_t)o.n);
     setup = malloc(sizeof *setup * (size_t)o.runs);
     run = malloc(sizeof *run * (size_t)o.runs);
-    if (d.fds == NULL || setup == NULL || run == NULL)
+    armed = malloc(sizeof *armed * (size_t)o.runs);
+    setup_cpu = malloc(sizeof *setup_cpu * (size_t)o.runs);
+    run_cpu = malloc(sizeof *run_cpu * (size_t)o.runs);
+    if (d.fds == NULL || setup == NULL || run == NULL || armed == NULL || setup_cpu == NULL ||
+        run_cpu == NULL)
         bench_die("out of memory", 0);
     for (i = 0; i < o.n; i++) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, d.fds + 2 * i) < 0)
@@ -177,11 +185,17 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
     ctx = impl->init(&d);
     space = o.n / o.a;
     for (r = 0; r < o.runs; r++) {
-        int64_t t0, t1, t2;
+        int64_t t0, t1, t2, ta, c0, c1, c2, ca;
 
+        c0 = bench_cpu_ns();
         t0 = bench_now_ns();
         impl->setup(ctx, r == 0);
         t1 = bench_now_ns();
+        c1 = bench_cpu_ns();
+        if (impl->arm != NULL)
+            impl->arm(ctx);
+        ta = bench_now_ns();
+        ca = bench_cpu_ns();
         d.count = 0;
         d.fired = 0;
         d.writes = o.w;
@@ -191,17 +205,24 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
         }
         impl->run(ctx);
         t2 = bench_now_ns();
+        c2 = bench_cpu_ns();
         if (d.count != d.fired || d.fired != o.a + o.w)
             bench_die("dispatch lost bytes", 0);
         setup[r] = (double)(t1 - t0) / 1e3;
-        run[r] = (double)(t2 - t1) / 1e3;
+        armed[r] = (double)(ta - t0) / 1e3;
+        run[r] = (double)(t2 - ta) / 1e3;
+        setup_cpu[r] = (double)(c1 - c0) / 1e3;
+        run_cpu[r] = (double)(c2 - ca) / 1e3;
     }
     {
         double s = bench_median(setup, o.runs), dt = bench_median(run, o.runs);
+        double cdt = bench_median(run_cpu, o.runs);
         printf("dispatch lib=%s n=%ld a=%ld w=%ld timers=%d runs=%d setup_us=%.1f "
-               "dispatch_us=%.1f event_ns=%.1f\n",
+               "dispatch_us=%.1f event_ns=%.1f armed_us=%.1f setup_cpu_us=%.1f "
+               "cpu_event_ns=%.1f\n",
                impl->lib, o.n, o.a, o.w, o.timers, o.runs, s, dt,
-               dt * 1e3 / (double)(o.a + o.w));
+               dt * 1e3 / (double)(o.a + o.w), bench_median(armed, o.runs),
+               bench_median(setup_cpu, o.runs), cdt * 1e3 / (double)(o.a + o.w));
     }
     impl->fini(ctx);
     for (i = 0; i < 2 * o.n; i++)
@@ -209,6 +230,9 @@ int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl)
     free(d.fds);
     free(setup);
     free(run);
+    free(armed);
+    free(setup_cpu);
+    free(run_cpu);
     return 0;
 }
 

@@ -23,6 +23,7 @@ struct bench_opts {
     int runs;           /* measured runs; the median is reported */
     const char *backend;/* libmio backend (NULL: the best) */
     int level;          /* libmio and hand-written epoll: level trigger */
+    int oneshot;        /* libmio dispatch: oneshot, re-armed after each event */
     int port;           /* echo: the server's port on 127.0.0.1 */
     int http;           /* echo servers: answer HTTP/1.1 keep-alive instead */
     long loops;         /* group: loops (0: one per CPU) */
@@ -98,10 +99,20 @@ struct dispatch_impl {
     /* Runs the loop until d->count == d->fired. */
     void (*run)(void *ctx);
     void (*fini)(void *ctx);
+    /* May be NULL: after setup, a wait that returns at once, so that a
+     * library handing its changes to the kernel only when it waits has
+     * done so (timed apart, as armed_us). */
+    void (*arm)(void *ctx);
 };
 
 /* Parses, runs o.runs timed setup+dispatch rounds and prints
- *   dispatch lib=L n= a= w= timers= runs= setup_us= dispatch_us= event_ns= */
+ *   dispatch lib=L n= a= w= timers= runs= setup_us= dispatch_us= event_ns=
+ *            armed_us= setup_cpu_us= cpu_event_ns=
+ * armed_us is setup_us plus the arming wait, which dispatch_us leaves out
+ * (a library that queues its changes until it waits pays for them there,
+ * not in setup_us); the _cpu figures are the
+ * process's CPU time (user and system), which a loaded machine inflates
+ * far less than the wall clock. */
 int dispatch_main(int argc, char **argv, const struct dispatch_impl *impl);
 
 /* ---- echo: a TCP echo server per library, loaded by bench_echo_client ----

@@ -52,6 +52,8 @@ DISPATCH_LIBS = [
     ("libmio epoll (edge)", "dispatch_mio", ["backend=epoll"]),
     ("libmio epoll (level)", "dispatch_mio", ["backend=epoll", "trigger=level"]),
     ("libmio poll (level)", "dispatch_mio", ["backend=poll", "trigger=level"]),
+    ("libmio uring (edge)", "dispatch_mio", ["backend=uring"]),
+    ("libmio uring (level)", "dispatch_mio", ["backend=uring", "trigger=level"]),
     ("libev", "dispatch_libev", []),
     ("libevent", "dispatch_libevent", []),
     ("libuv", "dispatch_libuv", []),
@@ -71,12 +73,14 @@ CHILD_N = 500 if QUICK else 2000
 CHILD_RUNS = [("epoll, pidfd", ["backend=epoll"]), ("poll(2), pidfd", ["backend=poll"]),
               ("epoll, SIGCHLD path", ["backend=epoll", "path=sigchld"])]
 WAKE_LIBS = [("epoll (by hand, eventfd)", "wake_epoll"), ("libmio mio_waker", "wake_mio"),
+             ("libmio mio_waker on uring", "wake_mio backend=uring"),
              ("libev ev_async", "wake_libev"), ("libevent event_active", "wake_libevent"),
              ("libuv uv_async", "wake_libuv")]
 ECHO_LIBS = [
     ("epoll (by hand, edge)", "echo_epoll", []),
     ("libmio epoll (edge)", "echo_mio", ["backend=epoll"]),
     ("libmio poll (level)", "echo_mio", ["backend=poll", "trigger=level"]),
+    ("libmio uring (edge)", "echo_mio", ["backend=uring"]),
     ("libev", "echo_libev", []),
     ("libevent", "echo_libevent", []),
     ("libuv", "echo_libuv", []),
@@ -193,16 +197,28 @@ def run_echo_all(size, base_port):
                     pin(SERVER_CPU, [path, f"port={base_port + i}"] + extra)))
         time.sleep(0.5)
         for _ in range(ECHO_RUNS):
-            for label, (port, _) in servers.items():
+            for label, (port, proc) in servers.items():
+                cpu0 = cpu_seconds(proc.pid)
                 r = echo_client(port, size, ECHO_SECONDS)
+                cpu1 = cpu_seconds(proc.pid)
                 if r is not None:
-                    samples.setdefault(label, []).append(r)
+                    cpu = (cpu1 - cpu0) * 1e6 / r[3] if r[3] and cpu0 is not None and cpu1 is not None else 0.0
+                    samples.setdefault(label, []).append(r[:3] + (cpu,))
     finally:
         for _, proc in servers.values():
             proc.send_signal(signal.SIGTERM)
             proc.wait()
-    return {label: tuple(median([r[i] for r in rs]) for i in range(3))
+    return {label: tuple(median([r[i] for r in rs]) for i in range(4))
             for label, rs in samples.items() if len(rs) == ECHO_RUNS}
+
+
+def cpu_seconds(pid):
+    """The process's CPU time so far (user and system), from /proc."""
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def echo_instructions(prog, extra, size, port):
@@ -518,6 +534,78 @@ def run_timers(prog):
     return {k: median(v) for k, v in values.items()}
 
 
+# ---- system calls per event: perf's syscall tracepoints, else strace -c ----
+ONESHOT_N = 1000
+ONESHOT_W1, ONESHOT_W2 = (1000, 6000) if QUICK else (2000, 12000)
+POLL_SYSCALLS = ("io_uring_enter", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2")
+
+
+def syscall_counter():
+    """How this machine counts a program's system calls: "perf" (the kernel's
+    syscall tracepoints, no ptrace, no cost to the program), "strace" (-f -c,
+    ptrace), or None."""
+    if shutil.which("perf"):
+        out = subprocess.run(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "true"],
+                             capture_output=True, text=True)
+        if out.returncode == 0 and re.search(r"^\d+,", out.stderr, re.M):
+            return "perf"
+    if shutil.which("strace"):
+        out = subprocess.run(["strace", "-f", "-c", "-o", "/dev/null", "true"],
+                             capture_output=True, text=True)
+        if out.returncode == 0:
+            return "strace"
+    return None
+
+
+def count_syscalls(cmd, how):
+    """{"total": all system calls, "poll": those of POLL_SYSCALLS} of one run."""
+    if how == "perf":
+        events = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{n}" for n in POLL_SYSCALLS]
+        args = ["perf", "stat", "-x,"]
+        for e in events:
+            args += ["-e", e]
+        out = subprocess.run(args + ["--"] + cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            log(f"failed: {' '.join(args + cmd)}: {out.stderr.strip()[-300:]}")
+            return None
+        counts = {}
+        for line in out.stderr.splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[0].isdigit():
+                counts[f[2]] = int(f[0])
+        return {"total": counts.get("raw_syscalls:sys_enter", 0),
+                "poll": sum(counts.get(f"syscalls:sys_enter_{n}", 0) for n in POLL_SYSCALLS)}
+    path = os.path.join(BUILD, f"strace.{os.getpid()}")
+    out = subprocess.run(["strace", "-f", "-c", "-o", path] + cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        log(f"failed: strace {' '.join(cmd)}: {out.stderr.strip()[-300:]}")
+        return None
+    total, poll = 0, 0
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 5 and f[3].isdigit() and f[-1] != "total":
+            total += int(f[3])
+            poll += int(f[3]) if f[-1] in POLL_SYSCALLS else 0
+    os.unlink(path)
+    return {"total": total, "poll": poll}
+
+
+def syscalls_per_event(backend, a, how):
+    """The oneshot re-arm workload (dispatch with trigger=oneshot: each event
+    is read, passed on and re-armed with mio_reregister) counted twice, with
+    w = ONESHOT_W1 and ONESHOT_W2: the difference over the difference in
+    events leaves setup and exit out."""
+    path = exe("dispatch_mio")
+    if path is None or how is None:
+        return None
+    base = [path, f"n={ONESHOT_N}", f"a={a}", "runs=1", "trigger=oneshot", f"backend={backend}"]
+    c1 = count_syscalls(base + [f"w={ONESHOT_W1}"], how)
+    c2 = count_syscalls(base + [f"w={ONESHOT_W2}"], how)
+    if c1 is None or c2 is None:
+        return None
+    return {k: (c2[k] - c1[k]) / (ONESHOT_W2 - ONESHOT_W1) for k in c1}
+
+
 def fmt_ratio(v, ref):
     if v is None or ref is None or ref == 0:
         return ""
@@ -585,7 +673,7 @@ def main():
                         log(f"dispatch {label:24} n={n:<5} a={a:<3} timers={timers} "
                             f"setup {r['setup_us']:>9} us  {r['event_ns']:>8} ns/event")
     commands.append(f"{SHOWN}/dispatch_<lib> n=N a=A w={DISPATCH_W} timers=0|1 runs={RUNS} "
-                    "[backend=epoll|poll] [trigger=edge|level]")
+                    "[backend=epoll|poll|uring] [trigger=edge|level]")
 
     log(f"dispatch done at {time.time() - started:.0f} s")
 
@@ -638,10 +726,11 @@ def main():
     # ---- wake ------------------------------------------------------------
     wake = {}
     for label, prog in WAKE_LIBS:
+        prog, *extra = prog.split()
         path = exe(prog)
         if path is None:
             continue
-        out = subprocess.run([path, f"n={WAKE_N}", f"runs={5 if QUICK else RUNS}"],
+        out = subprocess.run([path, f"n={WAKE_N}", f"runs={5 if QUICK else RUNS}"] + extra,
                              capture_output=True, text=True)
         if out.returncode != 0:
             log(f"failed: {prog}: {out.stderr.strip()}")
@@ -650,6 +739,31 @@ def main():
         log(f"wake {label:24} {out.stdout.strip()}")
     commands.append(f"{SHOWN}/wake_<lib> n={WAKE_N} runs={5 if QUICK else RUNS}")
     log(f"wake done at {time.time() - started:.0f} s")
+
+    # ---- uring against epoll: the oneshot re-arm workload -----------------
+    how = syscall_counter()
+    oneshot_sc, oneshot_ns = {}, {}
+    if how is None:
+        log("skipped: system call counts (neither perf nor strace works here)")
+    for backend in ("epoll", "uring"):
+        for a in (1, 100):
+            if how is not None:
+                oneshot_sc[(backend, a)] = syscalls_per_event(backend, a, how)
+                log(f"oneshot {backend:6} a={a:<3} syscalls per event: {oneshot_sc[(backend, a)]}")
+            for n in (ONESHOT_N, DISPATCH_N[-1]):
+                r = run_dispatch("dispatch_mio", [f"backend={backend}", "trigger=oneshot"], n, a, 0)
+                oneshot_ns[(backend, n, a)] = r
+                if r:
+                    log(f"oneshot {backend:6} n={n:<5} a={a:<3} {r['event_ns']:>8} ns/event")
+    commands.append(f"{SHOWN}/dispatch_mio n=N a=A w={DISPATCH_W} runs={RUNS} trigger=oneshot "
+                    "backend=epoll|uring")
+    if how == "perf":
+        commands.append(f"perf stat -x, -e raw_syscalls:sys_enter -e syscalls:sys_enter_<call> "
+                        f"{SHOWN}/dispatch_mio n={ONESHOT_N} a=A runs=1 trigger=oneshot "
+                        f"backend=epoll|uring w={ONESHOT_W1}|{ONESHOT_W2}")
+    elif how == "strace":
+        commands.append(f"strace -f -c {SHOWN}/dispatch_mio n={ONESHOT_N} a=A runs=1 "
+                        f"trigger=oneshot backend=epoll|uring w={ONESHOT_W1}|{ONESHOT_W2}")
 
     # ---- child exit --------------------------------------------------------
     child = {}
@@ -756,7 +870,11 @@ def main():
             md.append("")
     md.append("libev's setup only queues its changes: it calls epoll_ctl in the next "
               "loop iteration, inside the dispatch time (and a stop and start of the "
-              "same fd in one iteration costs it no system call at all).\n")
+              "same fd in one iteration costs it no system call at all).  libmio's uring "
+              "backend queues them too, but the driver makes a wait with a zero timeout "
+              "after libmio's setup and leaves it out of the dispatch time: that wait "
+              "hands uring's registrations to the kernel (setup plus that wait is "
+              "`armed_us`, in the io_uring section below).\n")
 
     md.append("## Echo\n")
     md.append(f"TCP ping-pong over loopback: {ECHO_CONNS} connections, each sending a "
@@ -850,6 +968,100 @@ def main():
                   f"{float(w['rtt_p50_ns']):.0f} | {float(w['rtt_p99_ns']):.0f} | "
                   f"{float(w['flood_per_s']):.0f}{ratio('flood_per_s')} |")
     md.append("")
+
+    # ---- uring against epoll ---------------------------------------------
+    md.append("## io_uring against epoll\n")
+    md.append("The uring backend (`mio_poll_new_backend(\"uring\", ...)`) beside the epoll "
+              "backend, both through libmio, from the runs above and two of their own.  "
+              "Registration changes on uring make no system call (register only its "
+              "`fstat`, deregister likewise): they go to the kernel as SQEs with the next "
+              "wait, in the one `io_uring_enter` that waits.\n")
+    md.append("- **Setup**: the dispatch setup above, registering n read ends (after the first "
+              "run: deregistering, then registering them again).")
+    md.append("- **Oneshot re-arm**: `dispatch_mio trigger=oneshot`, the dispatch workload "
+              "with every registration oneshot and re-armed with `mio_reregister` after its "
+              "event (a thread handing each ready connection on and taking it back).  System "
+              "calls per event are counted from outside the program, "
+              + ("with perf's syscall tracepoints (`perf stat -e raw_syscalls:sys_enter -e "
+                 "syscalls:sys_enter_io_uring_enter ...`: the kernel counts, no ptrace, the "
+                 "program unchanged)" if how == "perf" else
+                 "with `strace -f -c` (ptrace: the counts are exact, the program slower)"
+                 if how == "strace" else "(not counted: neither perf nor strace works here)")
+              + f", at n = {ONESHOT_N} for w = {ONESHOT_W1} and w = {ONESHOT_W2}: the "
+              "difference over the difference in events, which leaves setup and exit out.  "
+              "\"Poll calls\" are `epoll_ctl`, `epoll_wait`, `epoll_pwait`, `epoll_pwait2` and "
+              "`io_uring_enter`; \"all\" includes the workload's own reads and writes.")
+    md.append("- **Dispatch** and **echo**: the tables above, edge-triggered.  Beside the wall "
+              "clock, the CPU time the program (the echo server) spent, user and system, which "
+              "other work on a shared machine inflates far less: `setup_cpu_us` and "
+              "`cpu_event_ns` from the dispatch driver, the server's `/proc/PID/stat` times "
+              "over each echo run divided by its requests.\n")
+    rows = []
+
+    def row(what, e, u, target, better_low=True):
+        if e is None or u is None or e == 0:
+            rows.append(f"| {what} | {'' if e is None else f'{e:.3g}'} | "
+                        f"{'' if u is None else f'{u:.3g}'} | | {target[0]} | |")
+            return
+        ratio = u / e
+        if target[1] is None:
+            met = ""
+        else:
+            ok = ratio <= target[1] if better_low else ratio >= target[1]
+            met = "yes" if ok else "**no**"
+        rows.append(f"| {what} | {e:.3g} | {u:.3g} | {ratio:.2f}x | {target[0]} | {met} |")
+
+    nmax = DISPATCH_N[-1]
+    for a in (1, 100):
+        e = disp.get(("libmio epoll (edge)", nmax, a, 0))
+        u = disp.get(("libmio uring (edge)", nmax, a, 0))
+        for key, what in (("setup_us", "setup"), ("setup_cpu_us", "setup, CPU time"),
+                          ("armed_us", "setup and the wait that arms it")):
+            row(f"{what}, n = {nmax}, a = {a} (us)", float(e[key]) if e else None,
+                float(u[key]) if u else None,
+                ("<= 0.30x", 0.30) if key != "armed_us" else ("", None))
+    for a in (1, 100):
+        e, u = oneshot_sc.get(("epoll", a)), oneshot_sc.get(("uring", a))
+        row(f"oneshot re-arm, a = {a}: poll calls per event", e and e["poll"], u and u["poll"],
+            ("<= 0.50x", 0.50))
+        row(f"oneshot re-arm, a = {a}: all system calls per event", e and e["total"],
+            u and u["total"], ("", None))
+    for a in (1, 100):
+        for n in (ONESHOT_N, nmax):
+            e, u = oneshot_ns.get(("epoll", n, a)), oneshot_ns.get(("uring", n, a))
+            row(f"oneshot re-arm, n = {n}, a = {a} (ns/event)", e and float(e["event_ns"]),
+                u and float(u["event_ns"]), ("", None))
+            row(f"oneshot re-arm, n = {n}, a = {a} (CPU ns/event)",
+                e and float(e["cpu_event_ns"]), u and float(u["cpu_event_ns"]), ("", None))
+    for a in (1, 100):
+        for n in DISPATCH_N:
+            e = disp.get(("libmio epoll (edge)", n, a, 0))
+            u = disp.get(("libmio uring (edge)", n, a, 0))
+            row(f"dispatch edge, n = {n}, a = {a} (ns/event)", e and float(e["event_ns"]),
+                u and float(u["event_ns"]), ("<= 1.05x", 1.05))
+            row(f"dispatch edge, n = {n}, a = {a} (CPU ns/event)",
+                e and float(e["cpu_event_ns"]), u and float(u["cpu_event_ns"]), ("<= 1.05x", 1.05))
+            e = disp.get(("libmio epoll (level)", n, a, 0))
+            u = disp.get(("libmio uring (level)", n, a, 0))
+            row(f"dispatch level, n = {n}, a = {a} (ns/event)", e and float(e["event_ns"]),
+                u and float(u["event_ns"]), ("<= 1.05x", 1.05))
+    for size in ECHO_SIZES:
+        e, u = echo.get(("libmio epoll (edge)", size)), echo.get(("libmio uring (edge)", size))
+        row(f"echo {size} B (req/s)", e and e[0], u and u[0], (">= 0.95x", 0.95), False)
+        row(f"echo {size} B (server CPU us/request)", e and e[3], u and u[3], ("<= 1.05x", 1.05))
+    if http:
+        e, u = http.get("libmio epoll (edge)"), http.get("libmio uring (edge)")
+        row("http (req/s)", e and e[0], u and u[0], (">= 0.95x", 0.95), False)
+    if cg:
+        for a in (1, 100):
+            row(f"callgrind, a = {a}: user-space instructions per event",
+                cg.get(("libmio epoll (edge)", a, 0)), cg.get(("libmio uring (edge)", a, 0)),
+                ("", None))
+    md.append("| measure | epoll | uring | uring/epoll | target | met |")
+    md.append("|---|---|---|---|---|---|")
+    md.extend(rows)
+    md.append("")
+
 
     md.append("## Child exit\n")
     md.append(f"From a child's exit to its event: {CHILD_N} children, one at a time, each "

@@ -1,8 +1,11 @@
-/* wake on libmio: a mio_waker per poll. */
+/* wake on libmio: a mio_waker per poll (backend=epoll|poll|uring, the
+ * default if none). */
 #include "driver.h"
 #include "mio.h"
 
 #include <stdlib.h>
+
+static struct bench_opts opts;
 
 struct side {
     mio_poll *poll;
@@ -15,7 +18,7 @@ static void *side_new(void)
     int err;
     if (s == NULL)
         bench_die("out of memory", 0);
-    err = mio_poll_new(&s->poll);
+    err = mio_poll_new_backend(opts.backend, &s->poll);
     if (err == 0)
         err = mio_waker_new(s->poll, 1, &s->waker);
     if (err < 0)
@@ -40,5 +43,6 @@ static void wait_side(void *arg)
 int main(int argc, char **argv)
 {
     static const struct wake_impl impl = { "mio", side_new, wake, wait_side };
+    bench_parse(argc, argv, &opts);
     return wake_main(argc, argv, &impl);
 }

@@ -3,9 +3,10 @@
  *
  * One small API over each OS's event notification: epoll (Linux, Android),
  * kqueue (macOS, iOS, the BSDs), IOCP with AFD polling (Windows), and poll(2)
- * as the portable fallback.  On top of it: user-space readiness, a hashed timer
- * wheel, a bounded cross-thread channel, a single-threaded event loop, and a
- * group of such loops, one per core, with listeners spread over them.
+ * as the portable fallback; on Linux also io_uring's poll requests, by
+ * name.  On top of it: user-space readiness, a hashed timer wheel, a bounded
+ * cross-thread channel, a single-threaded event loop, and a group of such
+ * loops, one per core, with listeners spread over them.
  *
  * Portability contract
  * --------------------
@@ -60,7 +61,8 @@
  *   flagged MIO_READ_CLOSED or only READABLE (the poll(2) backend without
  *   POLLRDHUP): end of stream is what mio_read returning 0 says.
  * - What varies by backend, within the above: edge and oneshot are native on
- *   epoll and kqueue, emulated on poll(2) and Windows (the re-arm rule above);
+ *   epoll, kqueue and io_uring, emulated on poll(2) and Windows (the re-arm
+ *   rule above);
  *   timeout resolution (1 ns, or 1 ms rounded up); MIO_PRIORITY is
  *   MIO_ENOSYS on kqueue without EVFILT_EXCEPT; Windows polls only sockets.
  *
@@ -261,8 +263,13 @@ typedef struct mio_poll mio_poll;
 
 /* A poll on the best backend of this OS. */
 MIO_API int mio_poll_new(mio_poll **out);
-/* A poll on the named backend: "epoll", "kqueue", "iocp", "poll"; NULL is the
- * best.  A backend this build or OS lacks is MIO_ENOSYS. */
+/* A poll on the named backend: "epoll", "kqueue", "iocp", "poll", "uring";
+ * NULL is the best.  A backend this build or OS lacks is MIO_ENOSYS.
+ * "uring" (Linux 5.13 or later, built with liburing; never the best) may
+ * also be refused at run time: MIO_EPERM where io_uring is forbidden (a
+ * seccomp filter, as in many containers, or kernel.io_uring_disabled),
+ * MIO_ENOSYS where the kernel lacks it or is older; nothing is left open
+ * then, and the other backends are unaffected. */
 MIO_API int mio_poll_new_backend(const char *name, mio_poll **out);
 /* The backend's name, as accepted by mio_poll_new_backend; NULL for NULL. */
 MIO_API const char *mio_poll_backend(const mio_poll *p);
@@ -290,7 +297,10 @@ MIO_API int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t int
 /* Removes fd; no wait that starts after this returns reports it.  Deregister
  * before closing: epoll and kqueue drop a closed fd by themselves, the poll(2)
  * and Windows backends only once they notice (or when it is closed with
- * mio_close). */
+ * mio_close).  On io_uring the kernel holds the file until the deregistration
+ * reaches it, with the next wait or at once when fd is closed with
+ * mio_close: close(2) alone may leave a socket open (its peer not hung up)
+ * until that wait. */
 MIO_API int mio_deregister(mio_poll *p, mio_fd fd);
 
 /* ---- Waker ----------------------------------------------------------------
@@ -755,7 +765,8 @@ typedef struct mio_loop_config {
 /* Fills c with the defaults above (every size > 0). */
 MIO_API void mio_loop_config_default(mio_loop_config *c);
 /* A loop with config c (NULL: the defaults).  Everything a tick needs is
- * allocated here.  An unknown backend is MIO_ENOSYS. */
+ * allocated here.  An unknown backend is MIO_ENOSYS, a refused one what
+ * mio_poll_new_backend says. */
 MIO_API int  mio_loop_new(const mio_loop_config *c, mio_loop **out);
 /* Frees the loop, its poll and its timers; not from one of its callbacks.
  * Senders stay valid and their sends fail with MIO_EPIPE from now on.

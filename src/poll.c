@@ -21,7 +21,18 @@ static const struct mio_backend *const backends[] = {
 #if defined(MIO_HAVE_POLL)
     &mio__backend_poll,
 #endif
+#if defined(MIO_HAVE_URING)
+    &mio__backend_uring,    /* by name only: epoll stays the default */
+#endif
 };
+
+void mio__backends_release(mio_fd fd)
+{
+    size_t i;
+    for (i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (backends[i]->release != NULL)
+            backends[i]->release(fd);
+}
 
 int mio_poll_new(mio_poll **out)
 {

@@ -505,6 +505,7 @@ void mio__io_close(mio_fd fd)
 {
     struct slot *s = slot_of(fd, false);
 
+    mio__backends_release(fd);
     if (s == NULL)
         return;
     for (;;) {

@@ -85,6 +85,9 @@ void mio__registry_awake(mio_poll *p);
 /* mio_poll_free: drops every record of p (the backend is torn down after). */
 void mio__registry_detach(mio_poll *p);
 
+/* poll.c: every backend's release hook (sys.h), before mio_close closes fd. */
+void mio__backends_release(mio_fd fd);
+
 /* How many polls emulate edges now (poll.c counts them). */
 extern atomic_int mio__emulating_polls;
 

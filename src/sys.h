@@ -33,6 +33,12 @@
  *   directions `dirs` of an edge record, drained since they were reported;
  *   called by the waiting thread between waits.  forget (may be NULL) drops
  *   a record before mio_close closes its descriptor.
+ * - release (may be NULL) is told of every mio_close before it closes fd,
+ *   whatever poll it was registered with: a backend whose kernel still holds
+ *   the file of a registration already ended (io_uring's poll requests hold
+ *   a reference until cancelled) lets go of it, so that closing the
+ *   descriptor closes the file.  Any thread; cheap when there is nothing to
+ *   let go.
  * - proc (may be NULL: the process layer then polls a process descriptor or
  *   SIGCHLD) watches child pid's exit, reported as token READABLE (add), or
  *   stops watching it (!add; a watch the kernel already dropped after the
@@ -84,6 +90,7 @@ struct mio_backend {
     int  (*notify)(mio_poll *p);
     void (*rearm)(mio_poll *p, struct mio_fdrec *r, uint32_t dirs);
     void (*forget)(mio_poll *p, struct mio_fdrec *r);
+    void (*release)(mio_fd fd);
     int  (*proc)(mio_poll *p, int64_t pid, mio_token token, bool add);
     uint32_t private_interest;      /* MIO__PRIVATE bits add understands; the
                                        registry strips the others */
@@ -93,5 +100,6 @@ extern const struct mio_backend mio__backend_epoll;
 extern const struct mio_backend mio__backend_poll;
 extern const struct mio_backend mio__backend_kqueue;
 extern const struct mio_backend mio__backend_iocp;
+extern const struct mio_backend mio__backend_uring;
 
 #endif

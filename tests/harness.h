@@ -162,6 +162,12 @@ void test_watchdog(unsigned seconds);
  * readiness is known at once. */
 void test_settle(void);
 
+/* Whether this process may not use io_uring: the errno io_uring_setup
+ * fails with (EPERM for a seccomp filter or kernel.io_uring_disabled, ENOSYS
+ * where the kernel lacks it), 0 if it works or this is not Linux.  Tests on
+ * the uring backend skip when it is refused. */
+int test_uring_refused(void);
+
 /* Whether this run's backend emulates edge triggers. */
 int test_edge_emulated(void);
 

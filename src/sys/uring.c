@@ -1,0 +1,875 @@
+/* The io_uring backend (Linux 5.13 or later, through liburing): readiness
+ * from IORING_OP_POLL_ADD requests, with every registration change queued
+ * and submitted by the next wait, in the same io_uring_enter that waits.
+ *
+ * Triggers.  An io_uring poll request is either single-shot (one completion,
+ * then it is gone) or multishot (a completion for every wake-up of the file
+ * that matches its mask, the mask read at that moment, until cancelled): the
+ * kernel's own EPOLLET, so edge is native here.
+ * - edge: one multishot request per registration.  Several completions for
+ *   one registration in a batch (or waiting beyond the caller's capacity)
+ *   merge into one event, as epoll's ready list would have it.
+ * - level: a single-shot request, asked again by the wait after the one that
+ *   reported it; it completes at once while the source is still ready, so
+ *   each wait reports it again.
+ * - oneshot: a single-shot request that nothing but a reregister asks again.
+ * Adding a request reports what is ready at that moment, as EPOLL_CTL_ADD and
+ * EPOLL_CTL_MOD do; a multishot request that ends by itself (a full
+ * completion queue ends it, its one last completion kept) is added again.
+ *
+ * Entries.  The poll keeps a table of entries, one per registration and one
+ * for the internal wake-up (which wakers use too, waker.c): a request's user
+ * data is its entry's index and a sequence number counted per entry, never
+ * a pointer.  A reregister makes
+ * the completions of earlier requests stale (`since`), a deregister retires
+ * the entry; an entry is reused only once every request it sent has
+ * completed (`inflight`), so a late completion never reaches another
+ * registration, nor memory that was freed (the registry's records never
+ * appear in a request).
+ *
+ * Changes.  register, reregister and deregister only change the table and
+ * put the entry on the change list; the waiting thread turns the list into
+ * SQEs (a cancel of the request in force, an add of the new one) and submits
+ * them with the io_uring_enter that waits.  A change made while a wait is in
+ * progress (`busy`) also signals the internal wake-up, an eventfd the ring
+ * polls, so that the waiter comes out, and the next round of its wait
+ * submits the change.
+ *
+ * Threads.  io_uring completes a request on the thread that submitted it
+ * (its task work), and a request whose thread has exited completes only with
+ * ECANCELED, late, at its next wake-up.  So only a waiting thread submits
+ * requests, and a wait on another thread than the last re-submits the
+ * requests in force first (`owner`).  Other threads submit only cancels.
+ *
+ * Files.  A poll request holds a reference on its file: until the request
+ * is cancelled, a close() of the descriptor does not close the socket.  A
+ * deregistration's cancel goes with the next wait, or at once when the
+ * descriptor is closed with mio_close (release) or forgotten by it
+ * (forget). */
+#include "../registry.h"
+#include "wakefd.h"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define SQ_ENTRIES 1024u
+#define CQ_ENTRIES 8192u
+
+#define NIL UINT32_MAX
+#define SEQ_MASK 0x7fffffffu
+#define UD_CANCEL (UINT64_C(1) << 63)   /* a cancel's own completion */
+
+_Static_assert(MIO_READABLE == POLLIN && MIO_PRIORITY == POLLPRI && MIO_WRITABLE == POLLOUT &&
+               MIO_ERROR == POLLERR, "flag values follow poll's");
+
+enum kind { K_FREE, K_FD, K_NOTIFY, K_GONE };
+enum mode { M_EDGE, M_LEVEL, M_ONESHOT };
+
+struct entry {
+    mio_token token;
+    uint32_t interest;      /* K_FD: as registered */
+    uint32_t mask;          /* poll events asked of the kernel */
+    int fd;
+    uint8_t kind, mode;
+    bool armed;             /* should have a request in the kernel */
+    bool live;              /* request `seq` was queued and has not completed */
+    bool cancel;            /* request `seq` is to be cancelled */
+    bool dirty;             /* on the change list */
+    bool queued;            /* on the ready list */
+    bool dead;              /* the kernel found no such descriptor (EBADF) */
+    bool fifo;              /* a pipe: POLLERR is its reader gone */
+    uint32_t seq;           /* the latest request's sequence number */
+    uint32_t since;         /* completions of requests before this one are stale */
+    uint32_t inflight;      /* requests sent and not completed, any sequence */
+    uint32_t flags;         /* readiness waiting on the ready list */
+    uint32_t batch, at;     /* the wait that reported it, and where in its events */
+    uint32_t prev, next;    /* ready list */
+    uint32_t link;          /* change list, free list */
+    dev_t dev;              /* K_FD: the file registered */
+    ino_t ino;
+};
+
+struct uring_poll {
+    mio_poll base;
+    struct io_uring ring;
+    mio_mutex lock;             /* everything below, and the submission queue */
+    struct entry *entries;
+    uint32_t count, cap;        /* entries in use or retired, allocated */
+    uint32_t free;              /* free list */
+    uint32_t changes;           /* change list */
+    uint32_t head, tail;        /* ready list, oldest first */
+    uint32_t batch;             /* counts the waits */
+    uint32_t held;              /* retired entries whose request is still to be cancelled */
+    uint32_t notify;            /* the internal wake-up's entry */
+    int wakefd;
+    bool taskrun;               /* the ring flags completions still to become CQEs */
+    bool busy;                  /* a waiter has SQEs out or sits in the kernel */
+    bool kicked;                /* ... and was signalled since */
+    pid_t owner;                /* the thread whose requests are in force */
+    struct uring_poll *prev_poll, *next_poll;   /* every uring poll, for release */
+};
+
+/* ---- every uring poll, for mio_close ---- */
+
+static mio_mutex polls_lock = MIO_MUTEX_INIT;
+static struct uring_poll *polls;
+static atomic_uint held_total;     /* the polls' `held`, summed */
+
+/* ---- entries ---- */
+
+static uint32_t entry_new(struct uring_poll *p)
+{
+    uint32_t i = p->free;
+    struct entry *e;
+
+    if (i != NIL) {
+        p->free = p->entries[i].link;
+    } else {
+        if (p->count == p->cap) {
+            uint32_t cap = p->cap != 0 ? 2 * p->cap : 64;
+            struct entry *grown;
+            if (cap > SEQ_MASK || (grown = mio__realloc(p->entries, cap * sizeof *grown)) == NULL)
+                return NIL;
+            p->entries = grown;
+            p->cap = cap;
+        }
+        i = p->count++;
+        p->entries[i].seq = 0;
+    }
+    e = &p->entries[i];
+    e->token = 0;
+    e->interest = 0;
+    e->mask = 0;
+    e->fd = -1;
+    e->kind = K_FREE;
+    e->mode = M_EDGE;
+    e->armed = e->live = e->cancel = e->dirty = e->queued = e->dead = e->fifo = false;
+    e->since = (e->seq + 1) & SEQ_MASK;
+    e->inflight = 0;
+    e->flags = 0;
+    e->batch = 0;
+    e->at = 0;
+    e->prev = e->next = e->link = NIL;
+    e->dev = 0;
+    e->ino = 0;
+    return i;
+}
+
+/* The sequence number keeps counting across reuses. */
+static void entry_free(struct uring_poll *p, uint32_t i)
+{
+    p->entries[i].kind = K_FREE;
+    p->entries[i].link = p->free;
+    p->free = i;
+}
+
+static void mark(struct uring_poll *p, uint32_t i)
+{
+    struct entry *e = &p->entries[i];
+    if (!e->dirty) {
+        e->dirty = true;
+        e->link = p->changes;
+        p->changes = i;
+    }
+}
+
+static void enqueue(struct uring_poll *p, uint32_t i)
+{
+    struct entry *e = &p->entries[i];
+    e->queued = true;
+    e->next = NIL;
+    e->prev = p->tail;
+    if (p->tail != NIL)
+        p->entries[p->tail].next = i;
+    else
+        p->head = i;
+    p->tail = i;
+}
+
+static void dequeue(struct uring_poll *p, uint32_t i)
+{
+    struct entry *e = &p->entries[i];
+    if (!e->queued)
+        return;
+    if (e->prev != NIL)
+        p->entries[e->prev].next = e->next;
+    else
+        p->head = e->next;
+    if (e->next != NIL)
+        p->entries[e->next].prev = e->prev;
+    else
+        p->tail = e->prev;
+    e->queued = false;
+    e->flags = 0;
+}
+
+/* Whether a completion of request `seq` is older than what e stands for. */
+static bool stale(const struct entry *e, uint32_t seq)
+{
+    return ((seq - e->since) & SEQ_MASK) >= (SEQ_MASK >> 1);
+}
+
+static uint64_t user_data(uint32_t i, uint32_t seq)
+{
+    return (uint64_t)seq << 32 | i;
+}
+
+/* Makes the request in force stale: the next one is asked afresh. */
+static void renew(struct uring_poll *p, uint32_t i)
+{
+    struct entry *e = &p->entries[i];
+    if (e->live)
+        e->cancel = true;
+    e->since = (e->seq + 1) & SEQ_MASK;
+    dequeue(p, i);
+    mark(p, i);
+}
+
+/* Takes entry i out of service: its requests are cancelled, their
+ * completions dropped, and the entry freed once the last one is in. */
+static void retire(struct uring_poll *p, uint32_t i)
+{
+    struct entry *e = &p->entries[i];
+    dequeue(p, i);
+    e->kind = K_GONE;
+    e->armed = false;
+    if (e->live)
+        e->cancel = true;
+    if (e->cancel) {    /* counted until the cancel is written */
+        p->held++;
+        atomic_fetch_add_explicit(&held_total, 1, memory_order_relaxed);
+    }
+    mark(p, i);
+}
+
+/* A change was made while a wait may be in the kernel: bring it out. */
+static void kick(struct uring_poll *p)
+{
+    if (p->busy && !p->kicked) {
+        p->kicked = true;
+        (void)mio__wakefd_signal(p->wakefd);
+    }
+}
+
+/* ---- the submission queue (under the lock, never while busy) ---- */
+
+static unsigned publish(struct uring_poll *p)
+{
+    struct io_uring_sq *sq = &p->ring.sq;
+    sq->sqe_head = sq->sqe_tail;
+    io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+    return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
+}
+
+static int enter(struct uring_poll *p, unsigned submit, unsigned wait, unsigned flags,
+                 struct io_uring_getevents_arg *arg)
+{
+    return io_uring_enter2((unsigned)p->ring.ring_fd, submit, wait, flags, (sigset_t *)arg,
+                           arg != NULL ? sizeof *arg : 0);
+}
+
+/* A free SQE; with the queue full, what is in it is submitted first.  NULL
+ * if the kernel takes nothing (the change then waits for the next wait). */
+static struct io_uring_sqe *get_sqe(struct uring_poll *p)
+{
+    struct io_uring_sqe *sqe;
+    int tries = 0;
+
+    while ((sqe = io_uring_get_sqe(&p->ring)) == NULL) {
+        unsigned pending = publish(p);
+        int r = enter(p, pending, 0, IORING_ENTER_GETEVENTS, NULL);
+        if (r <= 0 && ++tries > 3)
+            return NULL;
+    }
+    return sqe;
+}
+
+/* Turns the change list into SQEs: cancels, and (for the waiting thread)
+ * the requests to add.  Returns how many SQEs are queued, not submitted. */
+static unsigned flush(struct uring_poll *p, bool waiter)
+{
+    uint32_t i = p->changes, keep = NIL;
+
+    p->changes = NIL;
+    while (i != NIL) {
+        struct entry *e = &p->entries[i];
+        uint32_t next = e->link;
+        struct io_uring_sqe *sqe;
+
+        if (e->cancel) {
+            if (e->live) {
+                if ((sqe = get_sqe(p)) == NULL)
+                    goto full;
+                io_uring_prep_cancel64(sqe, user_data(i, e->seq), 0);
+                sqe->user_data = UD_CANCEL;
+                e->live = false;
+            }
+            e->cancel = false;
+            if (e->kind == K_GONE) {
+                p->held--;
+                atomic_fetch_sub_explicit(&held_total, 1, memory_order_relaxed);
+            }
+        }
+        if (e->kind == K_GONE) {
+            e->dirty = false;
+            if (e->inflight == 0)
+                entry_free(p, i);
+        } else if (!waiter || (e->mode == M_LEVEL && e->batch == p->batch)) {
+            /* The waiter adds it; a level request reported by this wait is
+             * asked again by the next one, not in this wait's own enter. */
+            e->link = keep;
+            keep = i;
+        } else {
+            if (e->armed && !e->live && !e->dead) {
+                uint32_t seq = (e->seq + 1) & SEQ_MASK;
+                if ((sqe = get_sqe(p)) == NULL)
+                    goto full;
+                if (e->mode == M_EDGE)
+                    io_uring_prep_poll_multishot(sqe, e->fd, e->mask);
+                else
+                    io_uring_prep_poll_add(sqe, e->fd, e->mask);
+                sqe->user_data = user_data(i, seq);
+                e->seq = seq;
+                e->live = true;
+                e->inflight++;
+            }
+            e->dirty = false;
+        }
+        i = next;
+        continue;
+full:
+        /* The kernel took nothing more: the rest waits for the next wait. */
+        while (i != NIL) {
+            next = p->entries[i].link;
+            p->entries[i].link = keep;
+            keep = i;
+            i = next;
+        }
+        break;
+    }
+    p->changes = keep;
+    return publish(p);
+}
+
+/* ---- completions ---- */
+
+/* The readiness a completion's poll mask `res` says, as epoll.c decodes it;
+ * a pipe whose reader is gone (POLLERR on a FIFO) is also WRITE_CLOSED. */
+static uint32_t decode(const struct entry *e, uint32_t res)
+{
+    uint32_t m = res & (e->mask | POLLERR | POLLHUP);
+    uint32_t r = m & (POLLIN | POLLPRI | POLLOUT | POLLERR);
+
+    if (m & (POLLHUP | POLLRDHUP))
+        r |= MIO_READ_CLOSED;
+    if ((m & POLLHUP) || ((m & POLLERR) && e->fifo))
+        r |= MIO_WRITE_CLOSED;
+    return r;
+}
+
+/* Entry i is reported at events[n]. */
+static void reported(struct uring_poll *p, uint32_t i, uint32_t n)
+{
+    struct entry *e = &p->entries[i];
+    e->batch = p->batch;
+    e->at = n;
+    if (e->mode == M_LEVEL && e->armed && !e->live)
+        mark(p, i);     /* asked again by the next wait */
+}
+
+static size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
+                     size_t cap, size_t n)
+{
+    struct entry *e = &p->entries[i];
+
+    if (e->queued) {
+        e->flags |= flags;
+    } else if (e->batch == p->batch) {
+        events[e->at].flags |= flags;   /* once per batch */
+    } else if (n < cap) {
+        events[n].token = e->token;
+        events[n].flags = flags;
+        reported(p, i, (uint32_t)n);
+        n++;
+    } else {
+        e->flags = flags;
+        enqueue(p, i);
+    }
+    return n;
+}
+
+static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio_event *events,
+                       size_t cap, size_t n)
+{
+    uint64_t ud = cqe->user_data;
+    uint32_t i = (uint32_t)ud, seq = (uint32_t)(ud >> 32), flags;
+    bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    struct entry *e;
+
+    if ((ud & UD_CANCEL) || i >= p->count)
+        return n;
+    e = &p->entries[i];
+    if (!more) {
+        e->inflight--;
+        if (e->live && seq == e->seq)
+            e->live = false;
+    }
+    if (e->kind == K_GONE) {
+        if (e->inflight == 0 && !e->dirty)
+            entry_free(p, i);
+        return n;
+    }
+    if (e->kind == K_FREE || stale(e, seq))
+        return n;
+    if (cqe->res < 0) {
+        /* EBADF: the descriptor was closed before the request was submitted;
+         * ECANCELED: the kernel dropped it (the thread that submitted it
+         * exited); anything else (ENOMEM) is worth asking again. */
+        if (cqe->res == -EBADF)
+            e->dead = true;
+        else if (e->armed && !e->live)
+            mark(p, i);
+        return n;
+    }
+    if (e->mode == M_EDGE && e->armed && !e->live)
+        mark(p, i);     /* a multishot request ended by itself */
+    if (e->kind == K_NOTIFY)
+        return n;
+    flags = decode(e, (uint32_t)cqe->res);
+    if (flags == 0) {
+        if (e->mode != M_EDGE && !e->live)
+            mark(p, i);     /* nothing asked for: still armed */
+        return n;
+    }
+    if (e->mode == M_ONESHOT)
+        e->armed = false;
+    return report(p, i, flags, events, cap, n);
+}
+
+/* Reads every completion there is, and what overflowed the ring. */
+static size_t harvest(struct uring_poll *p, mio_event *events, size_t cap, size_t n,
+                      unsigned *seen)
+{
+    int rounds = 0;
+
+    for (;;) {
+        struct io_uring_cqe *cqe;
+        unsigned head, k = 0;
+
+        io_uring_for_each_cqe(&p->ring, head, cqe) {
+            n = complete(p, cqe, events, cap, n);
+            k++;
+        }
+        io_uring_cq_advance(&p->ring, k);
+        *seen += k;
+        if (!(IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) || ++rounds > 4)
+            return n;
+        (void)enter(p, 0, 0, IORING_ENTER_GETEVENTS, NULL);
+    }
+}
+
+/* The ready list first: what did not fit the caller's room before. */
+static size_t take_ready(struct uring_poll *p, mio_event *events, size_t cap, size_t n)
+{
+    while (n < cap && p->head != NIL) {
+        uint32_t i = p->head;
+        uint32_t flags = p->entries[i].flags;
+        dequeue(p, i);
+        events[n].token = p->entries[i].token;
+        events[n].flags = flags;
+        reported(p, i, (uint32_t)n);
+        n++;
+    }
+    return n;
+}
+
+static pid_t thread_id(void)
+{
+    static _Thread_local pid_t tid;
+    if (tid == 0)
+        tid = (pid_t)syscall(SYS_gettid);
+    return tid;
+}
+
+/* This thread waits where another did: its requests are asked again from
+ * here (that thread may exit, and its requests with it). */
+static void adopt(struct uring_poll *p, pid_t self)
+{
+    uint32_t i;
+
+    for (i = 0; i < p->count; i++) {
+        struct entry *e = &p->entries[i];
+        if (e->kind != K_FREE && e->kind != K_GONE && e->live)
+            renew(p, i);
+    }
+    p->owner = self;
+}
+
+/* ---- the backend ---- */
+
+static int ur_init(mio_poll *base)
+{
+    struct uring_poll *p = (struct uring_poll *)base;
+    struct io_uring_params params;
+    const unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_RSRC_TAGS;
+    unsigned k;
+    int err;
+
+    /* COOP_TASKRUN: completions become CQEs when this process next enters
+     * the kernel, rather than by interrupting the thread that submitted
+     * the request at once; that interruption (a signal-like kick per
+     * wake-up) halves an echo server's throughput. */
+    memset(&params, 0, sizeof params);
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL |
+                   IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    params.cq_entries = CQ_ENTRIES;
+    err = io_uring_queue_init_params(SQ_ENTRIES, &p->ring, &params);
+    if (err == -EINVAL) {   /* before Linux 5.19 */
+        memset(&params, 0, sizeof params);
+        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        params.cq_entries = CQ_ENTRIES;
+        err = io_uring_queue_init_params(SQ_ENTRIES, &p->ring, &params);
+    }
+    if (err < 0)
+        return err == -EINVAL ? MIO_ENOSYS : err;   /* EPERM, ENOSYS, EMFILE, ENOMEM */
+    p->taskrun = (params.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
+    /* Multishot polls, poll updates and tagged resources came together
+     * (5.13); the nanosecond wait (EXT_ARG) and lossless completions before. */
+    if ((params.features & need) != need) {
+        io_uring_queue_exit(&p->ring);
+        return MIO_ENOSYS;
+    }
+    /* The contract: every descriptor the library creates is non-blocking.
+     * io_uring_enter does not look at it. */
+    if (fcntl(p->ring.ring_fd, F_SETFL, O_NONBLOCK) < 0) {
+        err = mio__err();
+        io_uring_queue_exit(&p->ring);
+        return err;
+    }
+    for (k = 0; k < p->ring.sq.ring_entries; k++)
+        p->ring.sq.array[k] = k;
+
+    p->free = p->changes = p->head = p->tail = NIL;
+    p->entries = NULL;
+    p->count = p->cap = 0;
+    p->batch = 1;
+    {
+        struct mio_wakefd wf;
+        if ((err = mio__wakefd_open(&wf)) < 0) {
+            io_uring_queue_exit(&p->ring);
+            return err;
+        }
+        p->wakefd = wf.rfd;
+    }
+    if ((p->notify = entry_new(p)) == NIL) {
+        struct mio_wakefd wf = { p->wakefd, p->wakefd };
+        mio__wakefd_close(&wf);
+        io_uring_queue_exit(&p->ring);
+        return MIO_ENOMEM;
+    }
+    p->entries[p->notify].kind = K_NOTIFY;
+    p->entries[p->notify].fd = p->wakefd;
+    p->entries[p->notify].mask = POLLIN;
+    p->entries[p->notify].armed = true;
+    mark(p, p->notify);     /* submitted by the first wait */
+    mio_mutex_init(&p->lock);
+
+    mio_mutex_lock(&polls_lock);
+    p->prev_poll = NULL;
+    p->next_poll = polls;
+    if (polls != NULL)
+        polls->prev_poll = p;
+    polls = p;
+    mio_mutex_unlock(&polls_lock);
+    return 0;
+}
+
+static void ur_fini(mio_poll *base)
+{
+    struct uring_poll *p = (struct uring_poll *)base;
+    struct mio_wakefd wf = { p->wakefd, p->wakefd };
+
+    mio_mutex_lock(&polls_lock);
+    if (p->prev_poll != NULL)
+        p->prev_poll->next_poll = p->next_poll;
+    else
+        polls = p->next_poll;
+    if (p->next_poll != NULL)
+        p->next_poll->prev_poll = p->prev_poll;
+    atomic_fetch_sub_explicit(&held_total, p->held, memory_order_relaxed);
+    mio_mutex_unlock(&polls_lock);
+    /* Closing the ring cancels every request (the kernel lets go of their
+     * files shortly after). */
+    io_uring_queue_exit(&p->ring);
+    mio__wakefd_close(&wf);
+    mio__free(p->entries);
+    mio_mutex_destroy(&p->lock);
+}
+
+/* r's entry, or NIL. */
+static uint32_t entry_of(const struct uring_poll *p, const struct mio_fdrec *r)
+{
+    size_t i = r->slot - 1;
+    return r->slot != 0 && i < p->count && p->entries[i].kind == K_FD ? (uint32_t)i : NIL;
+}
+
+static uint32_t to_poll(uint32_t interest)
+{
+    uint32_t m = interest & (MIO_READABLE | MIO_PRIORITY | MIO_WRITABLE);
+    if (interest & MIO_READABLE)
+        m |= POLLRDHUP;
+    /* io_uring leaves POLLPRI out when it matches a wake-up against the
+     * mask, and urgent data wakes with POLLIN|POLLPRI|POLLRDBAND: asking
+     * for POLLRDBAND too lets that wake-up through (sockets never report
+     * it, so it adds nothing to what completes the request). */
+    if (interest & MIO_PRIORITY)
+        m |= POLLRDBAND;
+    return m;
+}
+
+/* Entry i asks for token and interest from the next wait on. */
+static void set_interest(struct uring_poll *p, uint32_t i, mio_token token, uint32_t interest)
+{
+    struct entry *e = &p->entries[i];
+    e->token = token;
+    e->interest = interest;
+    e->mask = to_poll(interest);
+    e->mode = (interest & MIO_ONESHOT) ? M_ONESHOT : (interest & MIO_LEVEL) ? M_LEVEL : M_EDGE;
+    e->armed = true;
+    renew(p, i);
+}
+
+/* fd's file, or MIO_EBADF when fd is closed. */
+static int identify(mio_fd fd, struct stat *st)
+{
+    if (fstat(fd, st) < 0) {
+        if (errno == EBADF)
+            return MIO_EBADF;
+        memset(st, 0, sizeof *st);
+    }
+    return 0;
+}
+
+static int ur_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest,
+                  bool again)
+{
+    struct uring_poll *p = (struct uring_poll *)base;
+    struct stat st;
+    uint32_t i;
+    int err = identify(r->fd, &st);
+
+    if (err < 0)
+        return err;
+    mio_mutex_lock(&p->lock);
+    i = again ? entry_of(p, r) : NIL;
+    if (i != NIL && !p->entries[i].dead && p->entries[i].dev == st.st_dev &&
+        p->entries[i].ino == st.st_ino) {
+        err = MIO_EEXIST;
+    } else {
+        /* New, or the number was closed behind our back and now names
+         * another file, which takes the entry over. */
+        if (i == NIL && (i = entry_new(p)) == NIL) {
+            err = MIO_ENOMEM;
+        } else {
+            struct entry *e = &p->entries[i];
+            e->kind = K_FD;
+            e->fd = r->fd;
+            e->dev = st.st_dev;
+            e->ino = st.st_ino;
+            e->fifo = S_ISFIFO(st.st_mode);
+            e->dead = false;
+            r->slot = (size_t)i + 1;
+            set_interest(p, i, token, interest);
+            mio__rec_set(r, token, interest);
+            kick(p);
+        }
+    }
+    mio_mutex_unlock(&p->lock);
+    return err;
+}
+
+/* No system call: a reregister of a descriptor closed behind the library's
+ * back is refused once the kernel said so (its request failed EBADF). */
+static int ur_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t interest)
+{
+    struct uring_poll *p = (struct uring_poll *)base;
+    uint32_t i;
+    int err = 0;
+
+    mio_mutex_lock(&p->lock);
+    i = entry_of(p, r);
+    if (i == NIL || p->entries[i].dead) {
+        err = mio__unix_fd_unknown(r->fd);
+    } else {
+        set_interest(p, i, token, interest);
+        mio__rec_set(r, token, interest);
+        kick(p);
+    }
+    mio_mutex_unlock(&p->lock);
+    return err;
+}
+
+/* Goes in every case; says MIO_EBADF for a descriptor closed behind our back
+ * and MIO_ENOENT if its number now names another file. */
+static int ur_del(mio_poll *base, struct mio_fdrec *r)
+{
+    struct uring_poll *p = (struct uring_poll *)base;
+    struct stat st;
+    uint32_t i;
+    int err = identify(r->fd, &st);
+
+    mio_mutex_lock(&p->lock);
+    i = entry_of(p, r);
+    if (i != NIL) {
+        const struct entry *e = &p->entries[i];
+        if (err == 0 && (e->dead || e->dev != st.st_dev || e->ino != st.st_ino))
+            err = MIO_ENOENT;
+        retire(p, i);
+        kick(p);
+    } else if (err == 0) {
+        err = MIO_ENOENT;
+    }
+    r->slot = 0;
+    mio_mutex_unlock(&p->lock);
+    return err;
+}
+
+/* Writes and submits the cancels of retired entries now, unless a waiter
+ * is busy (it is kicked instead, and submits them itself). */
+static void cancel_now(struct uring_poll *p)
+{
+    if (p->busy) {
+        kick(p);
+        return;
+    }
+    if (flush(p, false) != 0)
+        (void)enter(p, p->ring.sq.sqe_tail - io_uring_smp_load_acquire(p->ring.sq.khead), 0, 0,
+                    NULL);
+}
+
+/* mio_close is about to close r's descriptor: the request goes at once, so
+ * that the close closes the file. */
+static void ur_forget(mio_poll *base, struct mio_fdrec *r)
+{
+    struct uring_poll *p = (struct uring_poll *)base;
+    uint32_t i;
+
+    mio_mutex_lock(&p->lock);
+    if ((i = entry_of(p, r)) != NIL) {
+        retire(p, i);
+        cancel_now(p);
+    }
+    r->slot = 0;
+    mio_mutex_unlock(&p->lock);
+}
+
+/* mio_close is about to close fd, deregistered already: a cancel still
+ * queued for it goes now. */
+static void ur_release(mio_fd fd)
+{
+    struct uring_poll *p;
+
+    if (atomic_load_explicit(&held_total, memory_order_relaxed) == 0)
+        return;
+    mio_mutex_lock(&polls_lock);
+    for (p = polls; p != NULL; p = p->next_poll) {
+        uint32_t i;
+        mio_mutex_lock(&p->lock);
+        for (i = p->held != 0 ? p->changes : NIL; i != NIL; i = p->entries[i].link) {
+            const struct entry *e = &p->entries[i];
+            if (e->kind == K_GONE && e->cancel && e->fd == fd) {
+                cancel_now(p);
+                break;
+            }
+        }
+        mio_mutex_unlock(&p->lock);
+    }
+    mio_mutex_unlock(&polls_lock);
+}
+
+static int ur_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeout_ns)
+{
+    struct uring_poll *p = (struct uring_poll *)base;
+    struct __kernel_timespec ts;
+    struct io_uring_getevents_arg arg;
+    unsigned submit, wait, flags = 0, seen = 0;
+    pid_t self = thread_id();
+    int64_t start = 0;
+    size_t n;
+    int r;
+
+    mio_mutex_lock(&p->lock);
+    p->batch++;
+    n = take_ready(p, events, cap, 0);
+    n = harvest(p, events, cap, n, &seen);
+    if (p->owner != self)
+        adopt(p, self);
+    submit = flush(p, true);
+    wait = n == 0 && p->head == NIL && timeout_ns != 0;
+    if (submit == 0 && !wait &&
+        (n > 0 || (p->taskrun && !(IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN)))) {
+        mio_mutex_unlock(&p->lock);
+        return (int)n;      /* nothing to tell the kernel, nothing to wait for or run */
+    }
+    p->busy = true;
+    p->kicked = false;
+    mio_mutex_unlock(&p->lock);
+
+    if (wait || n == 0)
+        flags |= IORING_ENTER_GETEVENTS;
+    if (wait && timeout_ns > 0) {
+        ts.tv_sec = timeout_ns / MIO_SEC;
+        ts.tv_nsec = timeout_ns % MIO_SEC;
+        memset(&arg, 0, sizeof arg);
+        arg.ts = (uint64_t)(uintptr_t)&ts;
+        flags |= IORING_ENTER_EXT_ARG;
+        if (submit != 0)
+            start = mio__now_ns();
+    }
+    r = enter(p, submit, wait, flags, (flags & IORING_ENTER_EXT_ARG) ? &arg : NULL);
+
+    mio_mutex_lock(&p->lock);
+    p->busy = false;
+    seen = 0;
+    n = harvest(p, events, cap, n, &seen);
+    n = take_ready(p, events, cap, n);
+    mio_mutex_unlock(&p->lock);
+
+    if (n > 0)
+        return (int)n;
+    if (r == -EINTR)
+        return MIO_EINTR;
+    /* An enter that submitted says how many it took, not why its wait
+     * ended: with nothing completed, before the timeout, a signal. */
+    if (wait && submit != 0 && r == (int)submit && seen == 0 &&
+        (timeout_ns < 0 || mio__now_ns() - start < timeout_ns))
+        return MIO_EINTR;
+    if (r < 0 && r != -ETIME && r != -EAGAIN && r != -EBUSY)
+        return r;
+    return 0;
+}
+
+static int ur_notify(mio_poll *base)
+{
+    return mio__wakefd_signal(((struct uring_poll *)base)->wakefd);
+}
+
+const struct mio_backend mio__backend_uring = {
+    .name = "uring",
+    .size = sizeof(struct uring_poll),
+    .init = ur_init,
+    .fini = ur_fini,
+    .add = ur_add,
+    .mod = ur_mod,
+    .del = ur_del,
+    .unknown = mio__unix_fd_unknown,
+    .wait = ur_wait,
+    .notify = ur_notify,
+    .forget = ur_forget,
+    .release = ur_release,
+};
