@@ -505,10 +505,11 @@ ssize_t mio__os_recv_batch(mio_fd fd, mio_datagram *d, size_t n)
 /* ---- receive options ---- */
 
 /* A receive option: the socket option that turns it on for the socket's
- * own family, and the one for the IPv4 datagrams of an IPv6 socket (level
- * 0: none). */
+ * own family, and the one for the IPv4 datagrams of an IPv6 socket (where
+ * `v4` says there is one). */
 struct recv_opt {
     int level, name;
+    bool v4;
     int v4_level, v4_name;
 };
 
@@ -522,6 +523,7 @@ static bool recv_opt(uint32_t what, int family, struct recv_opt *o)
     switch (what) {
     case MIO_UDP_RECV_ECN:
 #ifdef IP_RECVTOS
+        o->v4 = true;
         o->v4_level = IPPROTO_IP;
         o->v4_name = IP_RECVTOS;
 #endif
@@ -537,9 +539,11 @@ static bool recv_opt(uint32_t what, int family, struct recv_opt *o)
         break;
     case MIO_UDP_RECV_LOCAL:
 #if defined(HAVE_IP_PKTINFO)
+        o->v4 = true;
         o->v4_level = IPPROTO_IP;
         o->v4_name = IP_PKTINFO;
 #elif defined(IP_RECVDSTADDR)
+        o->v4 = true;
         o->v4_level = IPPROTO_IP;
         o->v4_name = IP_RECVDSTADDR;
 #endif
@@ -567,8 +571,10 @@ static bool recv_opt(uint32_t what, int family, struct recv_opt *o)
     /* An IPv4 socket's own option is the IPv4 one. */
     o->level = o->v4_level;
     o->name = o->v4_name;
-    o->v4_level = 0;
-    return o->level != 0;
+    if (!o->v4)
+        return false;
+    o->v4 = false;
+    return true;
 }
 
 /* Whether the option is there, and its value in *on. */
@@ -606,7 +612,7 @@ int mio__os_udp_enable(mio_fd fd, uint32_t what, bool on)
         if (setsockopt(fd, o[i].level, o[i].name, &v, sizeof v) < 0)
             return mio__err();
         /* The IPv4 datagrams of a dual-stack socket, where the OS lets it. */
-        if (o[i].v4_level != 0)
+        if (o[i].v4)
             (void)setsockopt(fd, o[i].v4_level, o[i].v4_name, &v, sizeof v);
     }
     return 0;
