@@ -653,6 +653,8 @@ static void ecn_round_trip(bool v6)
     char buf[8] = "ecn";
     int i;
 
+    if (v6)
+        TEST_NOT_ON_WINE("it sets no IPv6 traffic class, by socket or by message");
     need_caps(s, MIO_UDP_SEND_ECN, "ECN on send");
     need_caps(r, MIO_UDP_RECV_ECN, "ECN on receive");
     OK(mio_udp_enable(r, MIO_UDP_RECV_ECN));
@@ -665,7 +667,19 @@ static void ecn_round_trip(bool v6)
         out[i].peer = ra;
         out[i].ecn = (uint8_t)(i % 4);
     }
-    CHECK_EQ(mio_udp_send_batch(s, out, 8), 8);
+    if (test_on_wine()) {
+        /* wine sends no control messages: the receiving side is tested
+         * with the codepoints set on the socket. */
+        for (i = 0; i < 8; i++) {
+            int tos = i % 4;
+            CHECK(setsockopt(s, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TCLASS : IP_TOS,
+                             (const char *)&tos, sizeof tos) == 0);
+            out[i].ecn = 0;
+            CHECK_EQ(mio_udp_send_batch(s, out + i, 1), 1);
+        }
+    } else {
+        CHECK_EQ(mio_udp_send_batch(s, out, 8), 8);
+    }
     recv_exactly(r, in, 8);
     for (i = 0; i < 8; i++)
         CHECK_EQ(in[i].ecn, i % 4);
@@ -678,6 +692,11 @@ static void ecn_round_trip(bool v6)
     CHECK_EQ(mio_udp_send_batch(s, out, 1), 1);
     recv_exactly(r, in, 1);
     CHECK_EQ(in[0].ecn, 0);
+    /* On again. */
+    OK(mio_udp_enable(r, MIO_UDP_RECV_ECN));
+    CHECK_EQ(mio_udp_send_batch(s, out, 1), 1);
+    recv_exactly(r, in, 1);
+    CHECK_EQ(in[0].ecn, test_on_wine() ? 3 : MIO_ECN_CE);
     free_entries(in, 8);
     OK(mio_close(s));
     OK(mio_close(r));
@@ -731,8 +750,10 @@ TEST(local_address_round_trip_ipv4)
     CHECK_EQ(mio_udp_send_batch(r, in, N), N);
     recv_exactly(s, back, N);
     for (i = 0; i < N; i++) {
-        check_same_addr(&back[i].peer, &to[i]);
         CHECK_EQ(back[i].len, strlen(hosts[i]));
+        /* wine sends no control messages: the OS picks the source. */
+        if (!test_on_wine())
+            check_same_addr(&back[i].peer, &to[i]);
     }
     free_entries(in, N);
     free_entries(back, N);
