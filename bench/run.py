@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Runs the benchmark suite and writes bench/RESULTS.md (and bench/dispatch.png).
 
-    bench/run.py BUILD_DIR [--quick] [--out FILE]
+    bench/run.py BUILD_DIR [--quick] [--out FILE] [--only datagrams]
+
+--only datagrams runs the datagram section alone and puts it in place of the
+one in the results file, leaving the rest of the file as it was.
 
 BUILD_DIR holds the programs CMake builds with -DMIO_BUILD_BENCH=ON.  Every
 figure is the median of at least five runs; the callgrind table counts
@@ -18,7 +21,9 @@ import sys
 import time
 
 QUICK = "--quick" in sys.argv
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+ARGS = [a for i, a in enumerate(sys.argv[1:], 1)
+        if not a.startswith("--") and sys.argv[i - 1] not in ("--only", "--out")]
 BUILD = os.path.abspath(ARGS[0] if ARGS else "build-bench")
 SHOWN = ARGS[0] if ARGS else "build-bench"     # the build directory as the commands show it
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,6 +78,19 @@ ECHO_LIBS = [
     ("libevent", "echo_libevent", []),
     ("libuv", "echo_libuv", []),
 ]
+
+# Datagrams: (side, how, options, label); the first of each side is its
+# reference.
+DGRAM_CASES = [
+    ("send", "single", [], "one mio_udp_send_to per datagram"),
+    ("send", "batch", ["batch=32"], "mio_udp_send_batch, 32 datagrams per call"),
+    ("send", "gso", ["batch=8", "segs=32"], "mio_udp_send_batch, 8 entries of 32 segments (GSO)"),
+    ("recv", "single", [], "one mio_udp_recv_from per datagram"),
+    ("recv", "batch", ["batch=32"], "mio_udp_recv_batch, up to 32 per call"),
+    ("recv", "gro", ["batch=32"], "mio_udp_recv_batch with MIO_UDP_GRO, up to 32 per call"),
+]
+DGRAM_RUNS = 3 if QUICK else 7
+DGRAM_SECONDS = 0.5 if QUICK else 1.0
 
 commands = []
 skipped = set()
@@ -275,6 +293,88 @@ def run_timers(prog):
     return {k: median(v) for k, v in values.items()}
 
 
+def run_datagrams():
+    """Each case once per round, the rounds round-robin over the cases (the
+    machine's load drifts alike for all); medians of the rounds."""
+    res = {}
+    path = exe("dgram_mio")
+    if path is None:
+        return res
+    for _ in range(DGRAM_RUNS):
+        for side, how, extra, label in DGRAM_CASES:
+            cmd = [path, f"side={side}", f"how={how}", "runs=1", f"seconds={DGRAM_SECONDS}"] + extra
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                log(f"failed: {' '.join(cmd)}: {out.stderr.strip()}")
+                continue
+            res.setdefault((side, how), []).append(fields(out.stdout))
+    summary = {}
+    for key, runs in res.items():
+        summary[key] = {k: median([float(r[k]) for r in runs])
+                        for k in ("dgrams_per_s", "cpu_ns", "per_call")}
+        summary[key]["gso"] = runs[0].get("gso", "0")
+        label = dict(((s, h), l) for s, h, _, l in DGRAM_CASES)[key]
+        log(f"datagrams {label:52} {summary[key]['dgrams_per_s']:>10.0f}/s "
+            f"{summary[key]['cpu_ns']:>8.0f} ns CPU each")
+    return summary
+
+
+def datagram_markdown(dg):
+    md = ["## Datagrams\n"]
+    md.append("1200-byte UDP datagrams over loopback, `bench/dgram_mio.c` on the epoll "
+              "backend.  The measured thread runs on CPU 0, its partner on CPU 1.  Send "
+              "side: the measured thread sends to a socket its partner drains with "
+              "batches, one call per datagram against batches, and against batches of "
+              "segmented entries that the kernel cuts (UDP_SEGMENT: one system call and "
+              "one pass through the stack for 32 datagrams).  Receive side: the partner "
+              "keeps the measured thread's socket full with segmented batches, and the "
+              "measured thread drains it on each readable edge, one call per datagram "
+              "against batches (recvmmsg), and against batches with MIO_UDP_GRO on, where "
+              "on loopback the sender's segments reach the socket unsplit (on a real "
+              "interface GRO coalesces what the wire split).  Datagrams per second are "
+              "what the measured thread moved over the run's wall-clock time; CPU per "
+              "datagram is that thread's own CPU time (CLOCK_THREAD_CPUTIME_ID) over the "
+              "datagrams, which on loopback includes the receiving socket's share of the "
+              "stack for the sender (the kernel delivers in the sender's context) and "
+              "leaves out what ksoftirqd takes over under load.  Each case runs "
+              f"{DGRAM_SECONDS} s, once per round, the rounds going round-robin over the "
+              f"cases; medians of {DGRAM_RUNS} rounds.  Ratios are to one call per "
+              "datagram on the same side, in the same run.\n")
+    md.append("| side | how | datagrams/s | CPU ns per datagram | datagrams per call |")
+    md.append("|---|---|---|---|---|")
+    for side, how, _, label in DGRAM_CASES:
+        r = dg.get((side, how))
+        ref = dg.get((side, DGRAM_CASES[0 if side == "send" else 3][1]))
+        if not r:
+            md.append(f"| {side} | {label} | | | |")
+            continue
+        rate = f"{r['dgrams_per_s']:.0f}" + (fmt_ratio(r["dgrams_per_s"], ref["dgrams_per_s"])
+                                              if ref else "")
+        cpu = f"{r['cpu_ns']:.0f}" + (fmt_ratio(r["cpu_ns"], ref["cpu_ns"]) if ref else "")
+        note = "" if how != "gso" or r["gso"] == "1" else " (no offload here: cut by the library)"
+        md.append(f"| {side} | {label}{note} | {rate} | {cpu} | {r['per_call']:.1f} |")
+    md.append("")
+    return md
+
+
+def splice_section(text, section):
+    """text with its "## Datagrams" section (up to the next "## ") replaced
+    by section, or section put before "## Commands" (or at the end)."""
+    lines = text.rstrip("\n").split("\n")
+    new = [l for l in "\n".join(section).rstrip("\n").split("\n")]
+    if "## Datagrams" in lines:
+        start = lines.index("## Datagrams")
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        lines[start:end] = new + [""]
+    elif "## Commands" in lines:
+        at = lines.index("## Commands")
+        lines[at:at] = new + [""]
+    else:
+        lines += [""] + new
+    return "\n".join(lines) + "\n"
+
+
 def fmt_ratio(v, ref):
     if v is None or ref is None or ref == 0:
         return ""
@@ -297,6 +397,20 @@ def loadavg():
 
 
 def main():
+    if ONLY == "datagrams":
+        started = time.time()
+        section = datagram_markdown(run_datagrams())
+        section.append(f"(This section alone: `bench/run.py {SHOWN} --only datagrams"
+                       f"{' --quick' if QUICK else ''}`, "
+                       f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+                       f"{time.time() - started:.0f} s; load average after: {loadavg()}.)\n")
+        text = open(OUT).read() if os.path.exists(OUT) else "# libmio benchmark results\n"
+        with open(OUT, "w") as f:
+            f.write(splice_section(text, section))
+        log(f"wrote the datagram section of {OUT} in {time.time() - started:.0f} s")
+        return
+    if ONLY is not None:
+        sys.exit(f"--only: no section {ONLY} (datagrams is the one)")
     started = time.time()
     load_before = loadavg()
     model, cores, kernel = machine()
@@ -393,6 +507,12 @@ def main():
         log(f"wake {label:24} {out.stdout.strip()}")
     commands.append(f"{SHOWN}/wake_<lib> n={WAKE_N} runs={5 if QUICK else RUNS}")
     log(f"wake done at {time.time() - started:.0f} s")
+
+    # ---- datagrams -------------------------------------------------------
+    dgram = run_datagrams()
+    commands.append(f"{SHOWN}/dgram_mio side=send|recv how=single|batch|gso|gro runs=1 "
+                    f"seconds={DGRAM_SECONDS} [batch=32|8 segs=32]   ({DGRAM_RUNS} rounds)")
+    log(f"datagrams done at {time.time() - started:.0f} s")
 
     load_after = loadavg()
 
@@ -577,6 +697,8 @@ def main():
                   f"{float(w['rtt_p50_ns']):.0f} | {float(w['rtt_p99_ns']):.0f} | "
                   f"{float(w['flood_per_s']):.0f}{ratio('flood_per_s')} |")
     md.append("")
+
+    md += datagram_markdown(dgram)
 
     # ---- plot ------------------------------------------------------------
     if shutil.which("gnuplot"):
