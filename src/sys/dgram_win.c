@@ -2,7 +2,7 @@
  * mio_udp_recv_batch, and the receive options they report.
  *
  * Winsock has no call that moves several datagrams: each goes through its
- * own WSASendMsg or WSARecvMsg (the latter found through WSAIoctl), with
+ * own WSASendMsg or WSARecvMsg (both found through WSAIoctl), with
  * its control messages built on the stack: the ECN codepoint (IP_ECN,
  * IPV6_ECN), the source address and interface (IP_PKTINFO, IPV6_PKTINFO)
  * and, with UDP segmentation offload (USO, Windows 10 2004 and later), the
@@ -49,19 +49,58 @@ typedef union {
     char b[CTRL_ROOM];
 } ctrl_buf;
 
+/* The layout of control messages (ws2def.h): a WSACMSGHDR, then its data,
+ * each aligned as the header is.  Spelt out here: the SDKs differ in which
+ * of the WSA_CMSG_* macros they have. */
+#define CTRL_ALIGN(n)  (((n) + sizeof(SIZE_T) - 1) & ~(sizeof(SIZE_T) - 1))
+#define CTRL_HDR       CTRL_ALIGN(sizeof(WSACMSGHDR))
+#define CTRL_LEN(n)    (CTRL_HDR + (n))
+#define CTRL_SPACE(n)  (CTRL_HDR + CTRL_ALIGN(n))
+#define CTRL_DATA(c)   ((unsigned char *)(c) + CTRL_HDR)
+
+/* The next control message of a received msg after c (NULL: the first). */
+static WSACMSGHDR *ctrl_next(const WSAMSG *msg, WSACMSGHDR *c)
+{
+    char *start = msg->Control.buf, *end = start + msg->Control.len, *at;
+    at = c == NULL ? start : (char *)c + CTRL_ALIGN(c->cmsg_len);
+    if (start == NULL || at + sizeof(WSACMSGHDR) > end)
+        return NULL;
+    c = (WSACMSGHDR *)(void *)at;
+    return c->cmsg_len < CTRL_HDR || at + c->cmsg_len > end ? NULL : c;
+}
+
 /* A send's ECN codepoint was refused by the provider once: later sends
  * leave it out (it is a hint to the network, not the datagram). */
 static atomic_bool ecn_refused;
 
-/* ---- WSARecvMsg, found once ---- */
+/* ---- WSASendMsg and WSARecvMsg, found once ---- */
 
-static INIT_ONCE recvmsg_once = INIT_ONCE_STATIC_INIT;
-static LPFN_WSARECVMSG recvmsg_fn;
+typedef INT(WINAPI *send_msg_fn)(SOCKET, LPWSAMSG, DWORD, LPDWORD, LPWSAOVERLAPPED,
+                                 LPWSAOVERLAPPED_COMPLETION_ROUTINE);
+typedef INT(WINAPI *recv_msg_fn)(SOCKET, LPWSAMSG, LPDWORD, LPWSAOVERLAPPED,
+                                 LPWSAOVERLAPPED_COMPLETION_ROUTINE);
 
-static BOOL CALLBACK find_recvmsg(PINIT_ONCE once, PVOID param, PVOID *ctx)
+static INIT_ONCE msg_once = INIT_ONCE_STATIC_INIT;
+static send_msg_fn send_msg;
+static recv_msg_fn recv_msg;
+
+static void *extension(SOCKET s, GUID guid)
 {
-    GUID guid = WSAID_WSARECVMSG;
+    void *fn = NULL;
     DWORD bytes = 0;
+    if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &fn, sizeof fn,
+                 &bytes, NULL, NULL) == SOCKET_ERROR)
+        return NULL;
+    return fn;
+}
+
+static BOOL CALLBACK find_msg_calls(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    static const GUID send_guid = { 0xa441e712, 0x754f, 0x43ca,
+                                    { 0x84, 0xa7, 0x0d, 0xee, 0x44, 0xcf, 0x60, 0x6d } };
+    static const GUID recv_guid = { 0xf689d7c8, 0x6f1f, 0x436b,
+                                    { 0x8a, 0x53, 0xe5, 0x4f, 0xe3, 0x51, 0xc3, 0x22 } };
+    void *fn;
     SOCKET s;
     (void)once;
     (void)param;
@@ -71,17 +110,19 @@ static BOOL CALLBACK find_recvmsg(PINIT_ONCE once, PVOID param, PVOID *ctx)
     s = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
     if (s == INVALID_SOCKET)
         return TRUE;
-    if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &recvmsg_fn,
-                 sizeof recvmsg_fn, &bytes, NULL, NULL) == SOCKET_ERROR)
-        recvmsg_fn = NULL;
+    /* Through void *: the cast between function pointer types warns. */
+    fn = extension(s, send_guid);
+    memcpy(&send_msg, &fn, sizeof fn);
+    fn = extension(s, recv_guid);
+    memcpy(&recv_msg, &fn, sizeof fn);
     closesocket(s);
     return TRUE;
 }
 
-static LPFN_WSARECVMSG wsa_recvmsg(void)
+static bool msg_calls(void)
 {
-    InitOnceExecuteOnce(&recvmsg_once, find_recvmsg, NULL, NULL);
-    return recvmsg_fn;
+    InitOnceExecuteOnce(&msg_once, find_msg_calls, NULL, NULL);
+    return send_msg != NULL && recv_msg != NULL;
 }
 
 /* ---- control messages out ---- */
@@ -89,12 +130,12 @@ static LPFN_WSARECVMSG wsa_recvmsg(void)
 static size_t cmsg_put(char *ctrl, size_t at, int level, int type, const void *data, size_t len)
 {
     WSACMSGHDR *c = (WSACMSGHDR *)(void *)(ctrl + at);
-    memset(c, 0, WSA_CMSG_SPACE(len));
+    memset(c, 0, CTRL_SPACE(len));
     c->cmsg_level = level;
     c->cmsg_type = type;
-    c->cmsg_len = WSA_CMSG_LEN(len);
-    memcpy(WSA_CMSG_DATA(c), data, len);
-    return at + WSA_CMSG_SPACE(len);
+    c->cmsg_len = CTRL_LEN(len);
+    memcpy(CTRL_DATA(c), data, len);
+    return at + CTRL_SPACE(len);
 }
 
 static bool v4_mapped(const IN6_ADDR *a)
@@ -180,7 +221,7 @@ static int send_one(mio_fd fd, const mio_datagram *dg, char *buf, size_t len, in
         msg.dwBufferCount = 1;
         msg.Control.buf = clen > 0 ? ctrl.b : NULL;
         msg.Control.len = (ULONG)clen;
-        if (WSASendMsg(fd, &msg, 0, &sent, NULL, NULL) == 0)
+        if (send_msg(fd, &msg, 0, &sent, NULL, NULL) == 0)
             return 0;
         /* A provider that knows no ECN message: without it, for good. */
         if (ecn && dg->ecn != 0 && ip != 0 &&
@@ -200,6 +241,8 @@ ssize_t mio__os_send_batch(mio_fd fd, mio_datagram *d, size_t n, bool *gso)
     bool offload = false;
     int err = 0;
 
+    if (!msg_calls())
+        return MIO_ENOSYS;
     if (*gso) {
         for (i = 0; i < n && !offload; i++)
             offload = d[i].segment_size != 0 && d[i].len > d[i].segment_size;
@@ -254,11 +297,11 @@ ssize_t mio__os_send_batch(mio_fd fd, mio_datagram *d, size_t n, bool *gso)
 static INT cmsg_int(const WSACMSGHDR *c)
 {
     INT v = 0;
-    size_t len = c->cmsg_len - WSA_CMSGDATA_ALIGN(sizeof(WSACMSGHDR));
+    size_t len = c->cmsg_len - CTRL_HDR;
     if (len >= sizeof v)
-        memcpy(&v, WSA_CMSG_DATA(c), sizeof v);
+        memcpy(&v, CTRL_DATA(c), sizeof v);
     else if (len >= 1)
-        v = WSA_CMSG_DATA(c)[0];
+        v = CTRL_DATA(c)[0];
     return v;
 }
 
@@ -289,19 +332,19 @@ static void read_back(mio_datagram *dg, WSAMSG *msg, size_t len, bool cut)
     dg->local.len = 0;
     dg->ifindex = 0;
     dg->ecn = 0;
-    for (c = WSA_CMSG_FIRSTHDR(msg); c != NULL; c = WSA_CMSG_NXTHDR(msg, c)) {
+    for (c = ctrl_next(msg, NULL); c != NULL; c = ctrl_next(msg, c)) {
         if ((c->cmsg_level == IPPROTO_IP && (c->cmsg_type == IP_ECN || c->cmsg_type == IP_TOS)) ||
             (c->cmsg_level == IPPROTO_IPV6 &&
              (c->cmsg_type == IPV6_ECN || c->cmsg_type == IPV6_TCLASS))) {
             dg->ecn = (uint8_t)(cmsg_int(c) & 3);
         } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
             IN_PKTINFO pi;
-            memcpy(&pi, WSA_CMSG_DATA(c), sizeof pi);
+            memcpy(&pi, CTRL_DATA(c), sizeof pi);
             local_v4(dg, pi.ipi_addr);
             dg->ifindex = pi.ipi_ifindex;
         } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
             IN6_PKTINFO pi;
-            memcpy(&pi, WSA_CMSG_DATA(c), sizeof pi);
+            memcpy(&pi, CTRL_DATA(c), sizeof pi);
             memset(&dg->local, 0, sizeof dg->local);
             dg->local.u.v6.sin6_family = AF_INET6;
             dg->local.u.v6.sin6_addr = pi.ipi6_addr;
@@ -318,10 +361,9 @@ static void read_back(mio_datagram *dg, WSAMSG *msg, size_t len, bool cut)
 
 ssize_t mio__os_recv_batch(mio_fd fd, mio_datagram *d, size_t n)
 {
-    LPFN_WSARECVMSG recv_msg = wsa_recvmsg();
     size_t got;
 
-    if (recv_msg == NULL)
+    if (!msg_calls())
         return MIO_ENOSYS;
     for (got = 0; got < n; got++) {
         mio_datagram *dg = &d[got];

@@ -377,6 +377,16 @@ ssize_t mio__os_recvfrom(mio_fd fd, void *buf, size_t len, struct sockaddr_stora
 #define IPV6_MTU_DISCOVER 71
 #endif
 #define PMTUDISC_PROBE 3    /* PMTUD_STATE's IP_PMTUDISC_PROBE */
+#ifndef MCAST_JOIN_GROUP
+#define MCAST_JOIN_GROUP 41
+#define MCAST_LEAVE_GROUP 42
+#endif
+
+/* GROUP_REQ's layout (ws2ipdef.h), which not every SDK declares. */
+struct group_request {
+    ULONG gr_interface;
+    SOCKADDR_STORAGE gr_group;
+};
 
 int mio__os_family(mio_fd fd, int *family)
 {
@@ -603,7 +613,7 @@ static int old_membership(mio_fd fd, bool join, const mio_addr *group, uint32_t 
 
 int mio__os_multicast(mio_fd fd, bool join, const mio_addr *group, uint32_t ifindex)
 {
-    GROUP_REQ req;
+    struct group_request req;
     int level = group->u.sa.sa_family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
 
     memset(&req, 0, sizeof req);
