@@ -549,6 +549,30 @@ POSIX_TEST(gso_refused_falls_back_to_segments)
     OK(mio_close(again));
     OK(mio_close(r));
 }
+
+/* A segmented entry refused for a reason of its own (port 0, which Linux
+ * refuses with EINVAL as it refuses a failed offload) is refused without
+ * the offload too: the error is the entry's, and the socket keeps the
+ * offload. */
+POSIX_TEST(gso_kept_when_the_entry_is_at_fault)
+{
+    static unsigned char data[4000];
+    mio_addr sa;
+    mio_fd s = udp_on("127.0.0.1:0", &sa);
+    mio_datagram out;
+    mio_udp_capabilities caps;
+
+    need_caps(s, MIO_UDP_GSO, "segmentation offload");
+    memset(&out, 0, sizeof out);
+    out.buf = data;
+    out.len = sizeof data;
+    out.segment_size = 1000;
+    out.peer = addr("127.0.0.1:0");
+    CHECK_EQ(mio_udp_send_batch(s, &out, 1), MIO_EINVAL);
+    OK(mio_udp_caps(s, &caps));
+    CHECK_EQ(caps.gso_segments, 64);
+    OK(mio_close(s));
+}
 #endif
 
 /* ---- the same fallback, injected: the fault shim fails every sendmmsg

@@ -300,7 +300,7 @@ ssize_t mio__os_send_batch(mio_fd fd, mio_datagram *d, size_t n, bool *gso)
 {
     struct plan p;
     size_t done = 0, off = 0, i;
-    bool offload = false;
+    bool offload = false, retry = false;
     int err = 0;
 
     if (*gso) {
@@ -322,11 +322,17 @@ ssize_t mio__os_send_batch(mio_fd fd, mio_datagram *d, size_t n, bool *gso)
             if (p.gso[0] && (r == -EIO || r == MIO_EINVAL)) {
                 offload = false;
                 *gso = false;
+                retry = true;
                 continue;
             }
+            /* Refused again without the offload: it was not the offload's
+             * fault, which stays in use. */
+            if (retry && (r == -EIO || r == MIO_EINVAL))
+                *gso = true;
             err = r;
             break;
         }
+        retry = false;
         for (m = 0; m < r; m++) {
             if (p.last[m]) {
                 done++;

@@ -238,7 +238,7 @@ static int send_one(mio_fd fd, const mio_datagram *dg, char *buf, size_t len, in
 ssize_t mio__os_send_batch(mio_fd fd, mio_datagram *d, size_t n, bool *gso)
 {
     size_t done = 0, off = 0, i;
-    bool offload = false;
+    bool offload = false, retry = false;
     int err = 0;
 
     if (!msg_calls())
@@ -269,10 +269,15 @@ ssize_t mio__os_send_batch(mio_fd fd, mio_datagram *d, size_t n, bool *gso)
                 /* The offload refused: these segments one by one. */
                 offload = uso = false;
                 *gso = false;
+                retry = true;
                 chunk = seg;
                 err = 0;
                 continue;
             }
+            /* Refused again without it: not the offload's fault. */
+            if (retry && (err == MIO_EINVAL || err == -EIO || err == MIO_ENOSYS))
+                *gso = true;
+            retry = false;
             if (err < 0)
                 break;
             if (dg->len == 0)
