@@ -52,6 +52,13 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
     o->level = 0;
     o->port = 9000;
     o->http = 0;
+    o->loops = 1;
+    o->mode = "handoff";
+    o->pin = 0;
+    o->pingpong = 0;
+    o->conns = 100000;
+    o->concurrency = 50;
+    o->size = 64;
     for (i = 1; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
         size_t klen = eq ? (size_t)(eq - argv[i]) : 0;
@@ -75,9 +82,24 @@ void bench_parse(int argc, char **argv, struct bench_opts *o)
             o->backend = v;
         else if (KEY("trigger") && (strcmp(v, "edge") == 0 || strcmp(v, "level") == 0))
             o->level = strcmp(v, "level") == 0;
+        else if (KEY("loops"))
+            o->loops = number(argv[i], v);
+        else if (KEY("mode"))
+            o->mode = v;
+        else if (KEY("pin"))
+            o->pin = number(argv[i], v) != 0;
+        else if (KEY("pingpong"))
+            o->pingpong = number(argv[i], v);
+        else if (KEY("conns"))
+            o->conns = number(argv[i], v);
+        else if (KEY("concurrency"))
+            o->concurrency = number(argv[i], v);
+        else if (KEY("size"))
+            o->size = number(argv[i], v);
         else {
             fprintf(stderr, "bench: unknown option %s\n"
-                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level port= http=0|1\n", argv[i]);
+                    "options: n= a= w= timers=0|1 runs= backend= trigger=edge|level port= http=0|1 "
+                    "loops= mode= pin=0|1 pingpong= conns= concurrency= size=\n", argv[i]);
             exit(2);
         }
 #undef KEY

@@ -25,6 +25,13 @@ struct bench_opts {
     int level;          /* libmio and hand-written epoll: level trigger */
     int port;           /* echo: the server's port on 127.0.0.1 */
     int http;           /* echo servers: answer HTTP/1.1 keep-alive instead */
+    long loops;         /* group: loops (0: one per CPU) */
+    const char *mode;   /* group: reuseport|cpu|exclusive|handoff|least */
+    int pin;            /* group: loop i on CPU i */
+    long pingpong;      /* group: round trips between loops 0 and 1 instead of serving */
+    long conns;         /* connects: connections in all */
+    long concurrency;   /* connects: open at once */
+    long size;          /* connects: bytes each sends and gets back */
 };
 
 int64_t bench_now_ns(void);

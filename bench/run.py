@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Runs the benchmark suite and writes bench/RESULTS.md (and bench/dispatch.png).
 
-    bench/run.py BUILD_DIR [--quick] [--out FILE] [--only datagrams]
+    bench/run.py BUILD_DIR [--quick] [--out FILE] [--only multicore|datagrams]
 
---only datagrams runs the datagram section alone and puts it in place of the
-one in the results file, leaving the rest of the file as it was.
+--only multicore (or datagrams) runs the multi-core (or datagram) section
+alone and puts it in place of the one in the results file, leaving the rest
+of the file as it was.
 
 BUILD_DIR holds the programs CMake builds with -DMIO_BUILD_BENCH=ON.  Every
 figure is the median of at least five runs; the callgrind table counts
@@ -67,6 +68,9 @@ TIMERS_LIBS = [("libmio timer wheel", "timers_mio"), ("libev", "timers_libev"),
                ("libevent", "timers_libevent"), ("libuv", "timers_libuv")]
 HTTP_SECONDS, HTTP_RUNS = 2, 5
 WAKE_N = 10_000 if QUICK else 50_000
+CHILD_N = 500 if QUICK else 2000
+CHILD_RUNS = [("epoll, pidfd", ["backend=epoll"]), ("poll(2), pidfd", ["backend=poll"]),
+              ("epoll, SIGCHLD path", ["backend=epoll", "path=sigchld"])]
 WAKE_LIBS = [("epoll (by hand, eventfd)", "wake_epoll"), ("libmio mio_waker", "wake_mio"),
              ("libev ev_async", "wake_libev"), ("libevent event_active", "wake_libevent"),
              ("libuv uv_async", "wake_libuv")]
@@ -78,6 +82,20 @@ ECHO_LIBS = [
     ("libevent", "echo_libevent", []),
     ("libuv", "echo_libuv", []),
 ]
+
+# The group of loops: each mode with 1 and 2 loops (bench/group_mio.c).
+GROUP_MODES = [
+    ("reuseport", "MIO_GROUP_REUSEPORT", True),
+    ("cpu", "MIO_GROUP_REUSEPORT_CPU", False),
+    ("exclusive", "MIO_GROUP_EXCLUSIVE", True),
+    ("handoff", "MIO_GROUP_HANDOFF", True),
+    ("least", "MIO_GROUP_HANDOFF_LEAST", True),
+]   # (mode=, name, whether the server can be held to SERVER_CPU by taskset)
+GROUP_LOOPS = (1, 2)
+GROUP_RUNS = 3 if QUICK else 5
+GROUP_CONNS = 20_000 if QUICK else 100_000
+GROUP_CONCURRENCY = 50
+PINGPONG_N = 10_000 if QUICK else 50_000
 
 # Datagrams: (side, how, options, label); the first of each side is its
 # reference.
@@ -272,6 +290,227 @@ def run_http_all(base_port):
             for label, rs in samples.items() if len(rs) == HTTP_RUNS}
 
 
+def group_snapshot(proc):
+    """The server's counters (SIGUSR1 makes it print them): served and ticks
+    per loop, CPU time in us."""
+    proc.send_signal(signal.SIGUSR1)
+    f = fields(proc.stdout.readline())
+    return ([int(x) for x in f["served"].split(",")], [int(x) for x in f["ticks"].split(",")],
+            int(f["cpu_us"]))
+
+
+def group_start(mode, loops, port, held):
+    """group_mio held to SERVER_CPU (all its loops on one core) when `held`,
+    else free to use both cores (its own pinning for mode=cpu)."""
+    cmd = [exe("group_mio"), f"port={port}", f"loops={loops}", f"mode={mode}"]
+    return subprocess.Popen(pin(SERVER_CPU, cmd) if held else cmd, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def where(key):
+    mode, _, held = key
+    return f"CPU {SERVER_CPU}" if held else ("CPU i" if mode == "cpu" else "both")
+
+
+def run_group():
+    """Echo (round-robin over every server, as run_echo_all), balance over
+    short connections, instructions per request, cross-loop latency."""
+    res = {"echo": {}, "balance": {}, "ir": {}, "pingpong": {}}
+    if exe("group_mio") is None or exe("bench_echo_client") is None or exe("connects_mio") is None:
+        return res
+    port = 21000 + os.getpid() % 400 * 20
+    configs = [("reference", 1, True)]
+    for mode, _, held in GROUP_MODES:
+        configs += [(mode, loops, held) for loops in GROUP_LOOPS]
+        if held:
+            configs.append((mode, 2, False))
+    servers, samples = {}, {}
+    try:
+        for i, key in enumerate(configs):
+            if key[0] == "reference":
+                proc = subprocess.Popen(pin(SERVER_CPU, [exe("echo_mio"), f"port={port + i}",
+                                                         "backend=epoll"]))
+            else:
+                proc = group_start(key[0], key[1], port + i, key[2])
+            servers[key] = (port + i, proc)
+        time.sleep(0.5)
+        for _ in range(GROUP_RUNS):
+            for key, (p, proc) in servers.items():
+                grouped = key[0] != "reference"
+                before = group_snapshot(proc) if grouped else None
+                r = echo_client(p, 64, ECHO_SECONDS)
+                after = group_snapshot(proc) if grouped else None
+                if r is None:
+                    continue
+                cpu = per_wait = None
+                if grouped:
+                    cpu = (after[2] - before[2]) / r[3]
+                    waits = sum(after[1]) - sum(before[1])
+                    per_wait = r[3] / waits if waits else None
+                samples.setdefault(key, []).append((r[0], r[1], r[2], cpu, per_wait))
+        for key, (p, proc) in servers.items():
+            if key[0] == "reference" or key[1] < 2:
+                continue
+            before = group_snapshot(proc)
+            cmd = pin(CLIENT_CPU, [exe("connects_mio"), f"port={p}", f"conns={GROUP_CONNS}",
+                                   f"concurrency={GROUP_CONCURRENCY}", "size=64"])
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            after = group_snapshot(proc)
+            f = fields(out.stdout)
+            if out.returncode != 0 or f.get("errors") != "0":
+                log(f"failed: {' '.join(cmd)}: {out.stdout.strip()} {out.stderr.strip()[:200]}")
+                continue
+            served = [a - b for a, b in zip(after[0], before[0])]
+            res["balance"][key] = (served, max(served) / max(1, min(served)),
+                                   float(f["conns_per_s"]))
+            log(f"balance {key[0]:10} on {where(key):6}: {served} "
+                f"{res['balance'][key][1]:.3f}, {f['conns_per_s']} connections/s")
+    finally:
+        for _, proc in servers.values():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+    for key, rs in samples.items():
+        if len(rs) == GROUP_RUNS:
+            res["echo"][key] = tuple(None if rs[0][i] is None else median([r[i] for r in rs])
+                                     for i in range(5))
+            e = res["echo"][key]
+            log(f"group echo {key[0]:10} {key[1]} loops on {where(key):6}: {e[0]:.0f} req/s"
+                + (f", {e[3]:.2f} us CPU/request, {e[4]:.1f} requests/wait" if e[3] else ""))
+
+    # User-space instructions per request with 1 and 2 loops: valgrind runs
+    # one thread at a time, so what the loops cost each other in user space.
+    if shutil.which("valgrind") and not QUICK:
+        for loops in GROUP_LOOPS:
+            port += 40
+            res["ir"][loops] = echo_instructions("group_mio",
+                                                 [f"loops={loops}", "mode=reuseport"], 64, port)
+            log(f"group callgrind {loops} loops: {res['ir'][loops]} instructions per request")
+
+    for pinned in (True, False):
+        out = subprocess.run([exe("group_mio"), f"pingpong={PINGPONG_N}", f"runs={GROUP_RUNS}",
+                              f"pin={int(pinned)}"], capture_output=True, text=True)
+        if out.returncode == 0:
+            res["pingpong"][pinned] = fields(out.stdout)
+            log(f"pingpong pin={int(pinned)}: {out.stdout.strip()}")
+        else:
+            log(f"failed: group_mio pingpong: {out.stderr.strip()}")
+    return res
+
+
+def group_markdown(res):
+    md = ["## Multi-core: a group of loops\n"]
+    md.append("`bench/group_mio.c`: a `mio_group` of 1 or 2 loops serving the echo "
+              f"workload above ({ECHO_CONNS} connections, 64 B messages, "
+              f"{ECHO_SECONDS} s per run, {GROUP_RUNS} runs round-robin over the servers, "
+              "medians), its listener spread over the loops in each mode; the client "
+              f"(`examples/echo_client.c`) on CPU {CLIENT_CPU}.  \"CPU {SERVER_CPU}\": the whole "
+              f"server held to CPU {SERVER_CPU} by taskset (with 2 loops, two threads on one "
+              "core); \"both\": the server free to use both cores, one of them the "
+              "client's; \"CPU i\": `REUSEPORT_CPU` pins loop i to CPU i itself.  "
+              "CPU/request is the server's user + system time (getrusage, read by the "
+              "server before and after each run) over the run's requests; requests per "
+              "wait are the requests over the loops' ticks (a tick is one wait).  The "
+              "reference is `echo_mio`, the same server on the bare poll API, in the "
+              "same round-robin.\n")
+    md.append("| mode | loops | on | req/s | p50 us | p99 us | CPU us/request | vs 1 loop | requests per wait |")
+    md.append("|---|---|---|---|---|---|---|---|---|")
+    e = res["echo"]
+    ref = e.get(("reference", 1, True))
+    if ref:
+        md.append(f"| reference: `echo_mio` (poll API) | 1 | CPU {SERVER_CPU} | {ref[0]:.0f} | "
+                  f"{ref[1]:.0f} | {ref[2]:.0f} | | | |")
+    for mode, name, held in GROUP_MODES:
+        one = e.get((mode, 1, held))
+        for key in [(mode, 1, held), (mode, 2, held)] + ([(mode, 2, False)] if held else []):
+            r = e.get(key)
+            if not r:
+                md.append(f"| `{name}` | {key[1]} | {where(key)} | | | | | | |")
+                continue
+            vs = f"{r[3] / one[3]:.2f}x" if one and one[3] and r[3] and key[1] > 1 else ""
+            md.append(f"| `{name}` | {key[1]} | {where(key)} | "
+                      f"{r[0]:.0f}{fmt_ratio(r[0], ref[0] if ref else None)} | {r[1]:.0f} | "
+                      f"{r[2]:.0f} | {r[3]:.2f} | {vs} | {r[4]:.1f} |")
+    md.append("\nRatios after req/s are to the reference.\n")
+    if res["ir"]:
+        md.append("User-space instructions per 64 B request (callgrind, two server lifetimes "
+                  "as for the echo servers above, mode `REUSEPORT`; valgrind runs one thread "
+                  "at a time): " +
+                  ", ".join(f"{loops} loop{'s' if loops > 1 else ''}: "
+                            f"{'?' if v is None else f'{v:.0f}'}" for loops, v in res["ir"].items())
+                  + ".\n")
+    md.append(f"### Balance over {GROUP_CONNS} short connections\n")
+    md.append(f"`bench/connects_mio.c` on CPU {CLIENT_CPU}: {GROUP_CONNS} connections, "
+              f"{GROUP_CONCURRENCY} at a time, each sending 64 B, reading the echo and "
+              "closing; the connections each of 2 loops adopted, and the busiest loop's "
+              "count over the quietest's (goal: at most 1.10 for the modes that spread by "
+              "design; `REUSEPORT` spreads by a hash of the addresses, `REUSEPORT_CPU` by "
+              "the CPU that received the connection, `HANDOFF_LEAST` by the connections "
+              "each loop holds, not by how many it served).\n")
+    md.append("| mode | on | loop 0 | loop 1 | busiest / quietest | connections/s |")
+    md.append("|---|---|---|---|---|---|")
+    for mode, name, held in GROUP_MODES:
+        for key in [(mode, 2, held)] + ([(mode, 2, False)] if held else []):
+            b = res["balance"].get(key)
+            if b:
+                ratio = (f"{b[1]:.3f}" if min(b[0]) > 0 else
+                         f"all on loop {b[0].index(max(b[0]))}")
+                md.append(f"| `{name}` | {where(key)} | {b[0][0]} | {b[0][1]} | {ratio} | "
+                          f"{b[2]:.0f} |")
+            else:
+                md.append(f"| `{name}` | {where(key)} | | | | |")
+    md.append("")
+    if res["pingpong"]:
+        md.append("### Messages between loops\n")
+        md.append(f"`group_mio pingpong={PINGPONG_N}`: loop 0 sends a message to loop 1 "
+                  "with `mio_group_send`, loop 1 sends it back; round-trip times, medians "
+                  f"of {GROUP_RUNS} runs.  Each message finds the other loop asleep, so a "
+                  "round trip is two wake-ups through the loops' own wake descriptors.\n")
+        md.append("| loops | RTT p50 us | RTT p99 us |")
+        md.append("|---|---|---|")
+        for pinned, f in res["pingpong"].items():
+            md.append(f"| {'pinned to CPUs 0 and 1' if pinned else 'not pinned'} | "
+                      f"{float(f['rtt_p50_ns']) / 1000:.1f} | {float(f['rtt_p99_ns']) / 1000:.1f} |")
+        md.append("")
+    md.append("**What two cores can and cannot show.**  The client needs a core of its own, so "
+              "the server gets one core (\"CPU 0\") or shares the client's (\"both\").  Neither"
+              " shows what a second core adds: held to one core, two loops take turns on it; "
+              "free to use both, the second loop competes with the client, which is the "
+              "bottleneck here (100 connections in lock-step keep the server far from "
+              "saturated: a wait finds about two requests).  What the run does show is what the"
+              " second loop costs (CPU time and user-space instructions per request, where "
+              "contention between the loops, a lock or a cache line both write, would appear), "
+              "how each mode spreads connections, and the price of a message between loops.  As"
+              " for scaling: the loops share no lock on the I/O path and, on epoll, write no "
+              "common cache line there, so with cores to spare and the load generated elsewhere, throughput should grow"
+              " with the loops until something they do share limits it (the NIC and its queues,"
+              " memory bandwidth, the one accept queue of `EXCLUSIVE`, loop 0's accepts in "
+              "`HANDOFF`); this machine measures none of that, and these figures say nothing "
+              "about where that limit lies." + "\n")
+    commands.append(f"[taskset -c {SERVER_CPU}] {SHOWN}/group_mio port=P loops=1|2 "
+                    "mode=reuseport|cpu|exclusive|handoff|least  (SIGUSR1: counters); "
+                    f"taskset -c {CLIENT_CPU} {SHOWN}/bench_echo_client -c {ECHO_CONNS} -d "
+                    f"{ECHO_SECONDS} -s 64 127.0.0.1:P  ({GROUP_RUNS} runs); taskset -c "
+                    f"{CLIENT_CPU} {SHOWN}/connects_mio port=P conns={GROUP_CONNS} "
+                    f"concurrency={GROUP_CONCURRENCY} size=64")
+    commands.append(f"{SHOWN}/group_mio pingpong={PINGPONG_N} runs={GROUP_RUNS} pin=0|1")
+    return md
+
+
+def splice_section(text, section, heading):
+    """Puts `section` (lines) in place of text's section whose heading starts
+    with `heading`, or before its notes, plot or commands when it has none."""
+    lines = text.split("\n")
+    start = next((i for i, l in enumerate(lines) if l.startswith(heading)), None)
+    if start is not None:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+    else:
+        start = end = next((i for i, l in enumerate(lines)
+                            if l.startswith(("## Notes on this run", "## Plot", "## Commands"))),
+                           len(lines))
+    return "\n".join(lines[:start] + "\n".join(section).split("\n") + lines[end:])
+
+
 def run_timers(prog):
     """Medians over RUNS runs of each figure of the two result lines."""
     path = exe(prog)
@@ -357,24 +596,6 @@ def datagram_markdown(dg):
     return md
 
 
-def splice_section(text, section):
-    """text with its "## Datagrams" section (up to the next "## ") replaced
-    by section, or section put before "## Commands" (or at the end)."""
-    lines = text.rstrip("\n").split("\n")
-    new = [l for l in "\n".join(section).rstrip("\n").split("\n")]
-    if "## Datagrams" in lines:
-        start = lines.index("## Datagrams")
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        lines[start:end] = new + [""]
-    elif "## Commands" in lines:
-        at = lines.index("## Commands")
-        lines[at:at] = new + [""]
-    else:
-        lines += [""] + new
-    return "\n".join(lines) + "\n"
-
-
 def fmt_ratio(v, ref):
     if v is None or ref is None or ref == 0:
         return ""
@@ -397,20 +618,25 @@ def loadavg():
 
 
 def main():
-    if ONLY == "datagrams":
+    sections = {"multicore": (lambda: group_markdown(run_group()), "## Multi-core",
+                              "multi-core"),
+                "datagrams": (lambda: datagram_markdown(run_datagrams()), "## Datagrams",
+                              "datagram")}
+    if ONLY in sections:
+        make, heading, name = sections[ONLY]
         started = time.time()
-        section = datagram_markdown(run_datagrams())
-        section.append(f"(This section alone: `bench/run.py {SHOWN} --only datagrams"
+        section = make()
+        section.append(f"(This section alone: `bench/run.py {SHOWN} --only {ONLY}"
                        f"{' --quick' if QUICK else ''}`, "
                        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                        f"{time.time() - started:.0f} s; load average after: {loadavg()}.)\n")
         text = open(OUT).read() if os.path.exists(OUT) else "# libmio benchmark results\n"
         with open(OUT, "w") as f:
-            f.write(splice_section(text, section))
-        log(f"wrote the datagram section of {OUT} in {time.time() - started:.0f} s")
+            f.write(splice_section(text, section, heading))
+        log(f"wrote the {name} section of {OUT} in {time.time() - started:.0f} s")
         return
     if ONLY is not None:
-        sys.exit(f"--only: no section {ONLY} (datagrams is the one)")
+        sys.exit(f"--only: no section {ONLY} (multicore or datagrams)")
     started = time.time()
     load_before = loadavg()
     model, cores, kernel = machine()
@@ -507,6 +733,22 @@ def main():
         log(f"wake {label:24} {out.stdout.strip()}")
     commands.append(f"{SHOWN}/wake_<lib> n={WAKE_N} runs={5 if QUICK else RUNS}")
     log(f"wake done at {time.time() - started:.0f} s")
+
+    # ---- child exit --------------------------------------------------------
+    child = {}
+    path = exe("child_exit_mio")
+    for label, args in CHILD_RUNS if path else []:
+        out = subprocess.run([path, f"n={CHILD_N}"] + args, capture_output=True, text=True)
+        if out.returncode != 0:
+            log(f"failed: child_exit_mio {' '.join(args)}: {out.stderr.strip()}")
+            continue
+        child[label] = fields(out.stdout)
+        log(f"child exit {label:22} {out.stdout.strip()}")
+    commands.append(f"{SHOWN}/child_exit_mio n={CHILD_N} backend=epoll|poll [path=sigchld]")
+
+    # ---- multi-core ------------------------------------------------------
+    group = run_group()
+    log(f"multi-core done at {time.time() - started:.0f} s")
 
     # ---- datagrams -------------------------------------------------------
     dgram = run_datagrams()
@@ -697,6 +939,26 @@ def main():
                   f"{float(w['rtt_p50_ns']):.0f} | {float(w['rtt_p99_ns']):.0f} | "
                   f"{float(w['flood_per_s']):.0f}{ratio('flood_per_s')} |")
     md.append("")
+
+    md.append("## Child exit\n")
+    md.append(f"From a child's exit to its event: {CHILD_N} children, one at a time, each "
+              "writing its monotonic clock to a pipe and exiting at once; the parent reads "
+              "the clock when mio_poll_wait reports the child (the kernel's teardown of the "
+              "child is inside the number).  The spawn column is mio_process_spawn itself "
+              "(vfork and exec, up to the exec's success).\n")
+    md.append("| path | exit to event p50 us | p99 us | spawn p50 us | spawn p99 us |")
+    md.append("|---|---|---|---|---|")
+    for label, _ in CHILD_RUNS:
+        c = child.get(label)
+        if not c:
+            md.append(f"| {label} | | | | |")
+            continue
+        md.append(f"| {label} | {float(c['exit_event_p50_us']):.0f} | "
+                  f"{float(c['exit_event_p99_us']):.0f} | {float(c['spawn_p50_us']):.0f} | "
+                  f"{float(c['spawn_p99_us']):.0f} |")
+    md.append("")
+
+    md.extend(group_markdown(group))
 
     md += datagram_markdown(dgram)
 

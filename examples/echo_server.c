@@ -1,8 +1,15 @@
 /* A TCP echo server on the Poll API: every byte a client sends comes back.
  *
- *   echo_server [-b BACKEND] [-n SECONDS] [ADDR]      (ADDR: 127.0.0.1:0)
+ *   echo_server [-b BACKEND] [-n SECONDS] [-t LOOPS [-m MODE]] [ADDR]
+ *                                                      (ADDR: 127.0.0.1:0)
  *
- * The first line of stdout is "listening on ADDR:PORT backend NAME".  It runs
+ * -t serves with a group of LOOPS event loops, one thread each (0: one per
+ * CPU), the connections spread by MODE: handoff (the default), least,
+ * exclusive, reuseport or cpu (docs/multicore.md); each loop runs the same
+ * connection code on its own table.
+ *
+ * The first line of stdout is "listening on ADDR:PORT backend NAME", with
+ * " loops N mode MODE" after it under -t.  It runs
  * until Ctrl-C or SIGTERM (on Windows: Ctrl-C or Ctrl-Break in its console)
  * or for SECONDS, then frees everything, prints "stopped" and exits 0.
  * Another program stops it with `kill -TERM PID`, or on Windows by attaching
@@ -47,6 +54,7 @@ struct server {
     bool accepting;         /* false while the listener rests */
     int64_t accept_at;      /* when a resting listener is watched again (0: not resting) */
     int64_t retry_at;       /* when stalled connections try again (0: none is) */
+    bool retry_set;         /* (-t) a loop timeout will call retry_stalled */
     struct conn *conns;     /* slot i has token FIRST_CONN + i */
     size_t capacity, free_head, live;
 };
@@ -102,6 +110,13 @@ static size_t slot_take(struct server *s)
     i = s->free_head;
     s->free_head = s->conns[i].next_free;
     return i;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: echo_server [-b epoll|poll|...] [-n SECONDS] "
+            "[-t LOOPS [-m handoff|least|exclusive|reuseport|cpu]] [ADDR]\n");
+    return 2;
 }
 
 static void conn_close(struct server *s, size_t i)
@@ -161,6 +176,43 @@ static void conn_ready(struct server *s, size_t i)
     }
 }
 
+/* Takes a new connection into the table and serves what it sent already. */
+static void conn_adopt(struct server *s, mio_fd fd)
+{
+    char *buf = malloc(BUF_SIZE);
+    size_t i = buf != NULL ? slot_take(s) : SIZE_MAX;
+
+    if (i == SIZE_MAX) {
+        free(buf);
+        mio_close(fd);                  /* out of memory: refuse this one */
+        return;
+    }
+    s->conns[i].fd = fd;
+    s->conns[i].buf = buf;
+    s->conns[i].head = s->conns[i].tail = 0;
+    s->conns[i].stalled = false;
+    s->live++;
+    mio_tcp_set_nodelay(fd, true);
+    /* Both directions, edge-triggered, once: WRITABLE only rises again
+     * after a write said MIO_EAGAIN, so it costs nothing while idle. */
+    if (mio_register(s->poll, fd, FIRST_CONN + i, MIO_READABLE | MIO_WRITABLE) < 0)
+        conn_close(s, i);
+    else
+        conn_ready(s, i);               /* the client may have spoken already */
+}
+
+/* Retries the connections a transient error stalled, once retry_at came. */
+static void retry_stalled(struct server *s)
+{
+    size_t slot;
+    s->retry_at = 0;
+    for (slot = 0; slot < s->capacity; slot++)
+        if (s->conns[slot].fd != MIO_INVALID_FD && s->conns[slot].stalled) {
+            s->conns[slot].stalled = false;
+            conn_ready(s, slot);
+        }
+}
+
 /* Accepts until MIO_EAGAIN, or until the listener has to rest: it never
  * returns with the listener watched but not drained, which an edge (native
  * or emulated) would not report again. */
@@ -169,8 +221,6 @@ static void accept_all(struct server *s)
     int skipped = 0;
     for (;;) {
         mio_fd fd;
-        char *buf;
-        size_t i;
         int err = mio_tcp_accept(s->listener, &fd, NULL);
         if (err == MIO_EAGAIN)
             return;
@@ -192,39 +242,156 @@ static void accept_all(struct server *s)
             listener_rest(s);           /* try again later, without spinning */
             return;
         }
-        buf = malloc(BUF_SIZE);
-        i = buf != NULL ? slot_take(s) : SIZE_MAX;
-        if (i == SIZE_MAX) {
-            free(buf);
-            mio_close(fd);              /* out of memory: refuse this one */
-            continue;
-        }
-        s->conns[i].fd = fd;
-        s->conns[i].buf = buf;
-        s->conns[i].head = s->conns[i].tail = 0;
-        s->conns[i].stalled = false;
-        s->live++;
-        mio_tcp_set_nodelay(fd, true);
-        /* Both directions, edge-triggered, once: WRITABLE only rises again
-         * after a write said MIO_EAGAIN, so it costs nothing while idle. */
-        if (mio_register(s->poll, fd, FIRST_CONN + i, MIO_READABLE | MIO_WRITABLE) < 0)
-            conn_close(s, i);
-        else
-            conn_ready(s, i);           /* the client may have spoken already */
+        conn_adopt(s, fd);
     }
 }
 
-static int usage(void)
+/* ---- -t: the same connections on a group of loops ----
+ * Each loop has a struct server of its own (its poll, its table, no
+ * listener: the group accepts and hands it connections through `adopt`).
+ * Stalled connections are retried on a timeout of the loop's, the signal
+ * waker lives on loop 0's poll, and any loop stops them all. */
+
+static char end_of_run;         /* the -n timeout's argument */
+
+static void group_adopt(mio_loop *l, void *ctx, mio_fd fd, void *data)
 {
-    fprintf(stderr, "usage: echo_server [-b epoll|poll|...] [-n SECONDS] [ADDR]\n");
-    return 2;
+    (void)l;
+    (void)data;
+    conn_adopt(ctx, fd);
+}
+
+static void group_ready(mio_loop *l, void *ctx, mio_token t, uint32_t readiness)
+{
+    struct server *s = ctx;
+    (void)readiness;
+    if (t == WAKER)
+        mio_group_shutdown(mio_loop_group(l));
+    else if (t >= FIRST_CONN && s->conns[t - FIRST_CONN].fd != MIO_INVALID_FD)
+        conn_ready(s, t - FIRST_CONN);
+}
+
+static void group_timeout(mio_loop *l, void *ctx, void *arg)
+{
+    struct server *s = ctx;
+    if (arg == &end_of_run) {
+        mio_group_shutdown(mio_loop_group(l));
+    } else {
+        s->retry_set = false;
+        retry_stalled(s);
+    }
+}
+
+/* After each tick: a stall this tick made gets its retry timeout (if none
+ * can be had, the next tick tries again). */
+static void group_tick(mio_loop *l, void *ctx)
+{
+    struct server *s = ctx;
+    if (s->retry_at > 0 && !s->retry_set) {
+        int64_t wait = s->retry_at - clock_now_ns();
+        s->retry_set = mio_loop_timeout(l, s, wait > 0 ? (uint64_t)wait : 0, NULL) == 0;
+    }
+}
+
+static void group_stop(mio_loop *l, void *ctx)
+{
+    struct server *s = ctx;
+    size_t slot;
+    (void)l;
+    for (slot = 0; slot < s->capacity; slot++)
+        if (s->conns[slot].fd != MIO_INVALID_FD)
+            conn_close(s, slot);
+}
+
+static int serve_group(const char *backend, size_t loops, const char *mode_name,
+                       const mio_addr *addr, int64_t deadline)
+{
+    static const struct { const char *name; int mode; } modes[] = {
+        { "handoff", MIO_GROUP_HANDOFF }, { "least", MIO_GROUP_HANDOFF_LEAST },
+        { "exclusive", MIO_GROUP_EXCLUSIVE }, { "reuseport", MIO_GROUP_REUSEPORT },
+        { "cpu", MIO_GROUP_REUSEPORT_CPU },
+    };
+    const mio_group_handler h = {
+        .loop = { .ready = group_ready, .timeout = group_timeout, .tick = group_tick },
+        .stop = group_stop,
+        .adopt = group_adopt,
+    };
+    mio_group_config config;
+    struct server *servers = NULL;
+    char name[MIO_ADDR_STRLEN];
+    mio_waker *waker = NULL;
+    mio_group *g = NULL;
+    mio_addr bound;
+    void **ctx = NULL;
+    int mode = -1, err;
+    size_t i;
+
+    for (i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(mode_name, modes[i].name) == 0)
+            mode = modes[i].mode;
+    if (mode < 0)
+        return usage();
+    mio_group_config_default(&config);
+    config.loops = loops;
+    config.loop.backend = backend;
+    config.pin = mode == MIO_GROUP_REUSEPORT_CPU;   /* it needs loop i on CPU i */
+    err = mio_group_new(&config, &g);
+    if (err == MIO_ENOSYS && !config.pin) {
+        fprintf(stderr, "echo_server: backend %s not available\n", backend);
+        return 77;
+    }
+    if (err == 0) {
+        loops = mio_group_size(g);
+        servers = calloc(loops, sizeof *servers);
+        ctx = calloc(loops, sizeof *ctx);
+        if (servers == NULL || ctx == NULL)
+            err = MIO_ENOMEM;
+    }
+    for (i = 0; err == 0 && i < loops; i++) {
+        servers[i].poll = mio_loop_poll(mio_group_loop(g, i));
+        servers[i].listener = MIO_INVALID_FD;
+        servers[i].accepting = true;    /* the group's listener, always */
+        ctx[i] = &servers[i];
+    }
+    if (err == 0 && (err = mio_waker_new(servers[0].poll, WAKER, &waker)) == 0 &&
+        (err = mio_group_listen(g, addr, 1024, mode, NULL)) >= 0 &&
+        (err = mio_group_local_addr(g, err, &bound)) == 0 && deadline > 0)
+        err = mio_loop_timeout(mio_group_loop(g, 0), &end_of_run,
+                               (uint64_t)(deadline - clock_now_ns()), NULL);
+    if (err < 0) {
+        fprintf(stderr, "echo_server: -t %zu -m %s: %s\n", loops, mode_name, mio_strerror(err));
+    } else {
+        stop_on_signal(waker);
+        mio_addr_format(&bound, name, sizeof name);
+        printf("listening on %s backend %s loops %zu mode %s\n", name,
+               mio_poll_backend(servers[0].poll), loops, mode_name);
+        fflush(stdout);
+        /* Loop 0 on this thread, which takes the signals; a wait that
+         * failed for want of memory is tried again. */
+        while ((err = mio_group_run(g, &h, ctx)) < 0 && error_is_transient(err))
+            ;
+        stop_on_signal(NULL);
+        if (err < 0)
+            fprintf(stderr, "echo_server: %s\n", mio_strerror(err));
+    }
+    mio_waker_free(waker);
+    mio_group_free(g);                  /* the loops closed their connections */
+    for (i = 0; servers != NULL && i < loops; i++)
+        free(servers[i].conns);
+    free(servers);
+    free(ctx);
+    if (err < 0)
+        return 1;
+    printf("stopped\n");
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    struct server s = { NULL, MIO_INVALID_FD, true, 0, 0, NULL, 0, 0, 0 };
-    const char *backend = NULL, *text = "127.0.0.1:0";
+    struct server s = { NULL, MIO_INVALID_FD, true, 0, 0, false, NULL, 0, 0, 0 };
+    const char *backend = NULL, *text = "127.0.0.1:0", *mode = "handoff";
     int64_t deadline = 0;
+    long loops = -1;
     char name[MIO_ADDR_STRLEN];
     mio_event events[EVENTS];
     mio_waker *waker = NULL;
@@ -240,6 +407,10 @@ int main(int argc, char **argv)
             backend = value;
         else if (strcmp(argv[arg], "-n") == 0 && atof(value) > 0)
             deadline = clock_now_ns() + (int64_t)(atof(value) * 1e9);
+        else if (strcmp(argv[arg], "-t") == 0 && (loops = atol(value)) >= 0)
+            ;
+        else if (strcmp(argv[arg], "-m") == 0)
+            mode = value;
         else
             return usage();
     }
@@ -247,6 +418,8 @@ int main(int argc, char **argv)
         text = argv[arg++];
     if (arg != argc || mio_addr_parse(text, &addr) < 0)
         return usage();
+    if (loops >= 0)
+        return serve_group(backend, (size_t)loops, mode, &addr, deadline);
 
     err = mio_poll_new_backend(backend, &s.poll);
     if (err == MIO_ENOSYS) {
@@ -286,14 +459,8 @@ int main(int argc, char **argv)
         now = clock_now_ns();
         if (s.accept_at > 0 && now >= s.accept_at)
             listener_resume(&s);
-        if (s.retry_at > 0 && now >= s.retry_at) {
-            s.retry_at = 0;
-            for (slot = 0; slot < s.capacity; slot++)
-                if (s.conns[slot].fd != MIO_INVALID_FD && s.conns[slot].stalled) {
-                    s.conns[slot].stalled = false;
-                    conn_ready(&s, slot);
-                }
-        }
+        if (s.retry_at > 0 && now >= s.retry_at)
+            retry_stalled(&s);
         if (n < 0 && error_is_transient(n))
             continue;   /* a signal (the waker reports it too), or short of memory */
         if (n < 0) {

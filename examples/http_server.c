@@ -1,10 +1,15 @@
 /* An HTTP/1.1 "hello" server on the event loop, with keep-alive and
  * pipelining: every GET or HEAD is answered "Hello, world!".
  *
- *   http_server [-b BACKEND] [-n SECONDS] [-k IDLE_SECONDS] [ADDR]
+ *   http_server [-b BACKEND] [-n SECONDS] [-k IDLE_SECONDS] [-t LOOPS [-m MODE]] [ADDR]
  *
  * ADDR defaults to 127.0.0.1:0.  The first line of stdout is "listening on
- * ADDR:PORT backend NAME".  A connection idle for IDLE_SECONDS (default 5) is
+ * ADDR:PORT backend NAME" (with " loops N mode MODE" after it under -t).
+ * -t serves with a group of LOOPS event loops, one thread each (0: one per
+ * CPU), running the same callbacks, each with its own connection table; the
+ * group spreads the connections by MODE: handoff (the default), least,
+ * exclusive, reuseport or cpu (docs/multicore.md).  A connection idle for
+ * IDLE_SECONDS (default 5) is
  * closed.  It serves until Ctrl-C or SIGTERM (on Windows: Ctrl-C or
  * Ctrl-Break in its console; see stop.h) or for SECONDS, then frees
  * everything, prints "stopped" and exits 0; a backend this build lacks
@@ -266,6 +271,27 @@ static void listener_resume(mio_loop *loop, struct server *s)
         listener_rest(loop, s);     /* try again later */
 }
 
+/* Takes a new connection into the table, with its idle timer. */
+static void conn_adopt(mio_loop *loop, struct server *s, mio_fd fd)
+{
+    struct conn *c;
+    size_t i;
+
+    for (i = 0; i < MAX_CONNS && s->conns[i] != NULL; i++)
+        ;
+    if (i == MAX_CONNS || (c = calloc(1, sizeof *c)) == NULL) {
+        mio_close(fd);
+        return;
+    }
+    c->fd = fd;
+    c->token = FIRST_CONN + i;
+    s->conns[i] = c;
+    mio_tcp_set_nodelay(fd, true);      /* replies go out at once */
+    if (mio_loop_timeout(loop, c, max_idle, &c->idle) < 0 ||
+        mio_register(mio_loop_poll(loop), fd, c->token, MIO_READABLE | MIO_WRITABLE) < 0)
+        conn_close(loop, s, c);
+}
+
 /* Accepts until MIO_EAGAIN, or until the listener rests: it never returns
  * with the listener watched but not drained, which an edge (native or
  * emulated) would not report again. */
@@ -273,9 +299,7 @@ static void accept_all(mio_loop *loop, struct server *s)
 {
     int skipped = 0;
     for (;;) {
-        struct conn *c;
         mio_fd fd;
-        size_t i;
         int err = mio_tcp_accept(s->listener, &fd, NULL);
         if (err == MIO_EAGAIN)
             return;
@@ -294,19 +318,7 @@ static void accept_all(mio_loop *loop, struct server *s)
             listener_rest(loop, s);     /* try again later, without spinning */
             return;
         }
-        for (i = 0; i < MAX_CONNS && s->conns[i] != NULL; i++)
-            ;
-        if (i == MAX_CONNS || (c = calloc(1, sizeof *c)) == NULL) {
-            mio_close(fd);
-            continue;
-        }
-        c->fd = fd;
-        c->token = FIRST_CONN + i;
-        s->conns[i] = c;
-        mio_tcp_set_nodelay(fd, true);  /* replies go out at once */
-        if (mio_loop_timeout(loop, c, max_idle, &c->idle) < 0 ||
-            mio_register(mio_loop_poll(loop), fd, c->token, MIO_READABLE | MIO_WRITABLE) < 0)
-            conn_close(loop, s, c);
+        conn_adopt(loop, s, fd);
     }
 }
 
@@ -343,12 +355,109 @@ static void on_timeout(mio_loop *loop, void *ctx, void *arg)
         conn_pump(loop, s, c);
 }
 
+/* ---- -t: the same callbacks on a group of loops ----
+ * Each loop has a struct server of its own (its table; no listener: the
+ * group accepts and hands it connections through `adopt`).  The signal
+ * waker is on loop 0's poll, as is the -n timer: mio_loop_shutdown on any
+ * loop of a group stops them all. */
+
+static void group_adopt(mio_loop *loop, void *ctx, mio_fd fd, void *data)
+{
+    (void)data;
+    conn_adopt(loop, ctx, fd);
+}
+
+static void group_stop(mio_loop *loop, void *ctx)
+{
+    struct server *s = ctx;
+    size_t i;
+    for (i = 0; i < MAX_CONNS; i++)
+        if (s->conns[i] != NULL)
+            conn_close(loop, s, s->conns[i]);
+}
+
+static int serve_group(const char *backend, size_t loops, const char *mode_name,
+                       const mio_addr *addr, double seconds)
+{
+    static const struct { const char *name; int mode; } modes[] = {
+        { "handoff", MIO_GROUP_HANDOFF }, { "least", MIO_GROUP_HANDOFF_LEAST },
+        { "exclusive", MIO_GROUP_EXCLUSIVE }, { "reuseport", MIO_GROUP_REUSEPORT },
+        { "cpu", MIO_GROUP_REUSEPORT_CPU },
+    };
+    const mio_group_handler h = {
+        .loop = { .ready = on_ready, .timeout = on_timeout },
+        .stop = group_stop,
+        .adopt = group_adopt,
+    };
+    mio_group_config config;
+    struct server *servers = NULL;
+    char name[MIO_ADDR_STRLEN];
+    mio_waker *waker = NULL;
+    mio_group *g = NULL;
+    mio_loop *first;
+    mio_addr bound;
+    void **ctx = NULL;
+    int mode = -1, err;
+    size_t i;
+
+    for (i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(mode_name, modes[i].name) == 0)
+            mode = modes[i].mode;
+    if (mode < 0)
+        return 2;
+    mio_group_config_default(&config);
+    config.loops = loops;
+    config.loop.backend = backend;
+    config.pin = mode == MIO_GROUP_REUSEPORT_CPU;   /* it needs loop i on CPU i */
+    if ((err = mio_group_new(&config, &g)) == MIO_ENOSYS && !config.pin)
+        return 77;
+    if (err == 0) {
+        loops = mio_group_size(g);
+        servers = calloc(loops, sizeof *servers);
+        ctx = calloc(loops, sizeof *ctx);
+        if (servers == NULL || ctx == NULL)
+            err = MIO_ENOMEM;
+    }
+    for (i = 0; err == 0 && i < loops; i++) {
+        servers[i].listener = MIO_INVALID_FD;
+        ctx[i] = &servers[i];
+    }
+    first = mio_group_loop(g, 0);
+    if (err == 0 && (err = mio_waker_new(mio_loop_poll(first), STOP, &waker)) == 0 &&
+        (err = mio_group_listen(g, addr, 1024, mode, NULL)) >= 0 &&
+        (err = mio_group_local_addr(g, err, &bound)) == 0 && seconds > 0)
+        err = mio_loop_timeout(first, END_OF_RUN, (uint64_t)(seconds * 1e9), NULL);
+    if (err == 0) {
+        stop_on_signal(waker);
+        mio_addr_format(&bound, name, sizeof name);
+        printf("listening on %s backend %s loops %zu mode %s\n", name,
+               mio_poll_backend(mio_loop_poll(first)), loops, mode_name);
+        fflush(stdout);
+        /* Loop 0 on this thread, which takes the signals; a wait that
+         * failed for want of memory is tried again. */
+        while ((err = mio_group_run(g, &h, ctx)) < 0 && error_is_transient(err))
+            ;
+        stop_on_signal(NULL);
+    }
+    if (err < 0)
+        fprintf(stderr, "http_server: -t %zu -m %s: %s\n", loops, mode_name, mio_strerror(err));
+    mio_waker_free(waker);
+    mio_group_free(g);                  /* the loops closed their connections */
+    free(servers);
+    free(ctx);
+    if (err < 0)
+        return 1;
+    printf("stopped\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct server s;
     const mio_handler handler = { .ready = on_ready, .timeout = on_timeout };
-    const char *text = "127.0.0.1:0";
+    const char *text = "127.0.0.1:0", *mode = "handoff";
     mio_loop_config config = { 0 };
+    long loops = -1;
     char name[MIO_ADDR_STRLEN];
     double seconds = 0;
     mio_waker *waker = NULL;
@@ -366,12 +475,21 @@ int main(int argc, char **argv)
             ;
         else if (strcmp(argv[arg], "-k") == 0 && atof(value) > 0)
             max_idle = (uint64_t)(atof(value) * 1e9);
+        else if (strcmp(argv[arg], "-t") == 0 && (loops = atol(value)) >= 0)
+            ;
+        else if (strcmp(argv[arg], "-m") == 0)
+            mode = value;
         else
             goto usage;
     }
     if (arg < argc)
         text = argv[arg++];
     if (arg != argc || mio_addr_parse(text, &addr) < 0)
+        goto usage;
+    if (loops >= 0 && (err = serve_group(config.backend, (size_t)loops, mode, &addr,
+                                         seconds)) != 2)
+        return err;
+    if (loops >= 0)
         goto usage;
 
     s.listener = MIO_INVALID_FD;
@@ -414,6 +532,7 @@ int main(int argc, char **argv)
     return 0;
 
 usage:
-    fprintf(stderr, "usage: http_server [-b epoll|poll|...] [-n SECONDS] [-k IDLE_SECONDS] [ADDR]\n");
+    fprintf(stderr, "usage: http_server [-b epoll|poll|...] [-n SECONDS] [-k IDLE_SECONDS] "
+            "[-t LOOPS [-m handoff|least|exclusive|reuseport|cpu]] [ADDR]\n");
     return 2;
 }

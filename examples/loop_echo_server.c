@@ -68,11 +68,17 @@ static void conn_stall(mio_loop *loop, struct server *s, size_t i)
         conn_close(loop, s, i);
 }
 
-/* Echoes until the socket has nothing more to read (MIO_EAGAIN) or cannot take
- * more (MIO_EAGAIN on write: WRITABLE will call this again). */
-static void conn_pump(mio_loop *loop, struct server *s, size_t i)
+/* Echoes until the socket has nothing more to read or cannot take more
+ * (MIO_EAGAIN on write: WRITABLE will call this again).  A read shorter
+ * than the buffer drained the stream (mio.h): the next bytes bring a new
+ * event, so the read that would only say MIO_EAGAIN is skipped, unless the
+ * event said the peer's end came too. */
+static void conn_pump(mio_loop *loop, struct server *s, size_t i, uint32_t readiness)
 {
     struct conn *c = s->conns[i];
+    bool drained = false;
+    /* The end of stream came with the data: read on to see it. */
+    bool to_the_end = (readiness & MIO_READ_CLOSED) != 0;
 
     for (;;) {
         ssize_t n;
@@ -92,6 +98,8 @@ static void conn_pump(mio_loop *loop, struct server *s, size_t i)
             c->head += (size_t)n;
         }
         c->head = c->tail = 0;
+        if (drained)
+            return;
         n = mio_read(c->fd, c->buf, sizeof c->buf);
         if (n == MIO_EAGAIN)
             return;
@@ -104,6 +112,7 @@ static void conn_pump(mio_loop *loop, struct server *s, size_t i)
             return;
         }
         c->tail = (size_t)n;
+        drained = c->tail < sizeof c->buf && !to_the_end;
     }
 }
 
@@ -184,14 +193,13 @@ static void accept_all(mio_loop *loop, struct server *s)
 static void on_ready(mio_loop *loop, void *ctx, mio_token token, uint32_t readiness)
 {
     struct server *s = ctx;
-    (void)readiness;                /* a hint: pumping finds out what is possible */
 
     if (token == LISTENER)
         accept_all(loop, s);
     else if (token == STOP)
         mio_loop_shutdown(loop);
     else if (s->conns[token - FIRST_CONN] != NULL)   /* may have closed this tick */
-        conn_pump(loop, s, token - FIRST_CONN);
+        conn_pump(loop, s, token - FIRST_CONN, readiness);
 }
 
 static void on_timeout(mio_loop *loop, void *ctx, void *arg)
@@ -205,7 +213,7 @@ static void on_timeout(mio_loop *loop, void *ctx, void *arg)
         listener_resume(loop, s);
     } else {                        /* a stalled connection's retry */
         c->retry = 0;
-        conn_pump(loop, s, c->index);
+        conn_pump(loop, s, c->index, MIO_READ_CLOSED);   /* read on */
     }
 }
 

@@ -4,7 +4,8 @@
  * One small API over each OS's event notification: epoll (Linux, Android),
  * kqueue (macOS, iOS, the BSDs), IOCP with AFD polling (Windows), and poll(2)
  * as the portable fallback.  On top of it: user-space readiness, a hashed timer
- * wheel, a bounded cross-thread channel and a single-threaded event loop.
+ * wheel, a bounded cross-thread channel, a single-threaded event loop, and a
+ * group of such loops, one per core, with listeners spread over them.
  *
  * Portability contract
  * --------------------
@@ -17,7 +18,9 @@
  *   means a call returned MIO_EAGAIN or, on a stream socket or a pipe, moved
  *   fewer bytes than asked (a short mio_read, mio_readv, mio_write or
  *   mio_writev: the next arrival, or room, is a new event on every backend, so
- *   the read that would only say MIO_EAGAIN can be skipped).  Datagram
+ *   the read that would only say MIO_EAGAIN can be skipped; but an end of
+ *   stream that came with the last bytes brings no event of its own: when the
+ *   event said MIO_READ_CLOSED, read on until mio_read returns 0).  Datagram
  *   sockets are drained only by MIO_EAGAIN, or by a batch call
  *   (mio_udp_recv_batch, mio_udp_send_batch) that moved fewer datagrams
  *   than asked: it met MIO_EAGAIN, or an error, on the way.  Level reports on every wait while
@@ -64,8 +67,9 @@
  *   timeout resolution (1 ns, or 1 ms rounded up); MIO_PRIORITY is
  *   MIO_ENOSYS on kqueue without EVFILT_EXCEPT; Windows polls only sockets.
  *
- * docs/ expands on this contract (concepts, threads, the event loop, per
- * platform notes, migrating from libuv/libev/libevent, tracing); every
+ * docs/ expands on this contract (concepts, threads, the event loop, one
+ * loop per core, per platform notes, migrating from libuv/libev/libevent,
+ * tracing); every
  * public name is documented where it is declared below.
  */
 #ifndef MIO_H
@@ -158,6 +162,8 @@ MIO_API const char *mio_version_string(void);
 #define MIO_EDESTADDRREQ  (-EDESTADDRREQ)
 #define MIO_ENOBUFS       (-ENOBUFS)    /* POSIX; Windows reports MIO_ENOMEM */
 #define MIO_EPROTO        (-EPROTO)
+#define MIO_ESRCH         (-ESRCH)      /* the child process was already waited for */
+#define MIO_ECHILD        (-ECHILD)     /* the child process was waited for by someone else */
 
 /* A short description of a MIO_E* code (or of any -errno); never NULL. */
 MIO_API const char *mio_strerror(int err);
@@ -743,6 +749,188 @@ MIO_API int mio_sockopt_set(mio_fd fd, int opt, int value);
 /* Reads option opt of socket fd into *value. */
 MIO_API int mio_sockopt_get(mio_fd fd, int opt, int *value);
 
+/* ---- Signals ----------------------------------------------------------------
+ * A set of signals made pollable: the poll reports the source's token
+ * READABLE when one of them arrives, and mio_signal_read says which arrived
+ * since the last read and how many times.  Several sources, on one poll or
+ * on several (one per event loop, say), may watch the same signal: each sees
+ * every delivery.
+ *
+ * POSIX: while at least one source watches a signal, libmio's own handler
+ * (sigaction, SA_RESTART) is its disposition; the first source saves the
+ * disposition it replaces and freeing the last restores it, whatever it was
+ * (default, ignored, another handler, which is not called meanwhile).  No
+ * thread's signal mask is touched: the signal may arrive on any thread that
+ * does not block it, and a wait on that thread returns MIO_EINTR (the next
+ * wait reports the source).  The handler only counts and wakes: it takes no
+ * lock and allocates nothing, so signals may arrive at any moment, as often
+ * as they like (standard signals coalesce in the kernel: counts are
+ * deliveries of the handler, never more than were sent, and at least one
+ * per burst).  Do not change a watched signal's disposition behind
+ * libmio's back.  SIGKILL, SIGSTOP and the signals of faults (SIGSEGV,
+ * SIGBUS, SIGFPE, SIGILL), whose handler could only return to the fault, are
+ * MIO_EINVAL, as is any number the OS refuses to catch.
+ *
+ * Windows has no signals; its console control events come through the same
+ * sources, as these numbers (the handler Windows runs on a thread of its
+ * own is installed with the first source and removed with the last):
+ *   CTRL_C_EVENT        SIGINT (2)        Ctrl-C
+ *   CTRL_BREAK_EVENT    SIGBREAK (21)     Ctrl-Break
+ *   CTRL_CLOSE_EVENT    MIO_SIGHUP (1)    the console is closing
+ *   CTRL_LOGOFF_EVENT   MIO_SIGLOGOFF (23)  the user logs off (services only)
+ *   CTRL_SHUTDOWN_EVENT SIGTERM (15)      the system shuts down (services only)
+ * An event that a source watches is handled: Ctrl-C and Ctrl-Break no
+ * longer end the process.  For the last three Windows ends the process once
+ * its handler returns, so libmio's waits there, leaving the program the
+ * system's grace period (a few seconds) to finish and exit by itself.  Other
+ * numbers are MIO_EINVAL there.
+ *
+ * fork: a forked child keeps the handler and the sources' descriptors; it
+ * must not use the parent's sources (see "Poll").  Programs started with
+ * mio_process_spawn start with every signal at its default and none
+ * blocked. */
+
+#ifdef _WIN32
+#define MIO_SIGHUP    1     /* CTRL_CLOSE_EVENT */
+#define MIO_SIGLOGOFF 23    /* CTRL_LOGOFF_EVENT */
+#endif
+
+/* A set of signals watched through a poll. */
+typedef struct mio_signal mio_signal;
+
+/* One entry of mio_signal_read: a signal and how often it was delivered
+ * since the last read (>= 1). */
+typedef struct mio_signal_info {
+    int signo;
+    uint32_t count;
+} mio_signal_info;
+
+/* Starts watching the n signals (1 <= n <= 64; repeats are ignored) and
+ * registers the source with p under token: an edge, READABLE once per rise,
+ * as for a descriptor (a signal arriving after the read that answered the
+ * last event makes a new one).  Deliveries before this returns are not
+ * counted.  MIO_EINVAL for the reserved token, n out of range or a signal
+ * that cannot be watched; MIO_EMFILE and the like for its wake-up
+ * descriptor (one per source on POSIX, an eventfd or a pipe). */
+MIO_API int mio_signal_new(mio_poll *p, mio_token token, const int *signals, size_t n,
+                           mio_signal **out);
+/* Fills out with the watched signals delivered since the last read, each
+ * once with its count, lowest number first, and resets their counts;
+ * returns how many entries it filled (0: nothing arrived, a spurious
+ * event).  If it fills all cap, call it again: more may be waiting.  From
+ * the thread that polls (one thread at a time). */
+MIO_API int mio_signal_read(mio_signal *s, mio_signal_info *out, size_t cap);
+/* Deregisters and frees the source; the last source of a signal restores
+ * its disposition.  Deliveries in progress on other threads are waited out,
+ * so this must not be called from a signal handler.  NULL is a no-op.
+ * Before its poll is freed. */
+MIO_API void mio_signal_free(mio_signal *s);
+
+/* ---- Child processes --------------------------------------------------------
+ * Programs started without races against other threads: every descriptor
+ * libmio makes is close-on-exec, the pipes made for a child reach it only
+ * as its standard streams, and no other descriptor of this process reaches
+ * it (POSIX: all above 2 are closed at its exec; Windows: it inherits
+ * exactly its three standard handles, PROC_THREAD_ATTRIBUTE_HANDLE_LIST).
+ * Every signal starts at its default disposition and unblocked in the child
+ * (ignored signals and blocked masks are not inherited).  An exec that
+ * fails is the spawn's error in the parent (MIO_ENOENT for a missing
+ * program, MIO_EACCES, ...), never a child that exits 127.
+ *
+ * The exit is an event: mio_process_register makes a poll report the
+ * token READABLE once the child has exited; mio_process_try_wait then
+ * returns its status and reaps it.  How: a process descriptor on Linux
+ * (pidfd_open, 5.3+) polled like any descriptor; EVFILT_PROC NOTE_EXIT on
+ * kqueue; the process handle on Windows; elsewhere (and where pidfds are
+ * missing), SIGCHLD through a signal source (see Signals: while such a
+ * registration exists, SIGCHLD's disposition is libmio's).  libmio only ever
+ * waits for a child it started, by its process id (never waitpid(-1)), and
+ * leaves no zombie behind: mio_process_free ends and reaps a child still
+ * running.  A child reaped behind libmio's back (a SIGCHLD handler calling
+ * waitpid(-1), SIGCHLD ignored) reports MIO_ECHILD.
+ *
+ * A process handle is used from one thread at a time. */
+
+/* A child process started by mio_process_spawn. */
+typedef struct mio_process mio_process;
+
+/* What a child's standard stream is (mio_stdio.how). */
+#define MIO_STDIO_INHERIT 0     /* this process's own (the default: zero) */
+#define MIO_STDIO_NULL    1     /* the null device (/dev/null, NUL) */
+#define MIO_STDIO_CLOSE   2     /* closed in the child */
+#define MIO_STDIO_FD      3     /* mio_stdio.fd: a descriptor (a SOCKET or HANDLE
+                                   on Windows) of the caller, which keeps it */
+#define MIO_STDIO_PIPE    4     /* a new pipe (Windows: a socket pair): the
+                                   parent's end, non-blocking, close-on-exec,
+                                   ready to register, comes back in pipes[i] */
+
+/* One standard stream of a child. */
+typedef struct mio_stdio {
+    int how;                    /* MIO_STDIO_* */
+    mio_fd fd;                  /* for MIO_STDIO_FD */
+} mio_stdio;
+
+/* What to start.  A zeroed struct with argv set starts argv[0] with this
+ * process's environment, directory and standard streams. */
+typedef struct mio_process_options {
+    const char *file;           /* the program; NULL: argv[0].  Without a '/'
+                                   (POSIX) it is looked up in PATH: the PATH of
+                                   env if given, else this process's.  Windows:
+                                   SearchPath's rules, ".exe" added if missing */
+    const char *const *argv;    /* NULL-terminated, at least argv[0] */
+    const char *const *env;     /* NULL-terminated "NAME=value" strings; NULL:
+                                   this process's environment */
+    const char *cwd;            /* the child's directory; NULL: this process's */
+    mio_stdio stdio[3];         /* stdin, stdout, stderr */
+} mio_process_options;
+
+/* How a child ended. */
+typedef struct mio_exit_status {
+    int code;                   /* its exit status when signal is 0 (Windows: the
+                                   exit code as an int) */
+    int signal;                 /* the signal that ended it, else 0 (Windows:
+                                   the signal given to mio_process_kill when
+                                   that ended it) */
+} mio_exit_status;
+
+/* Starts a program.  pipes (may be NULL if no stream is MIO_STDIO_PIPE)
+ * gets, for each MIO_STDIO_PIPE stream, the parent's end: the write end for
+ * stdin, the read end for stdout and stderr; MIO_INVALID_FD for the others.
+ * The caller owns those ends (mio_close them).  Errors: MIO_EINVAL (no argv,
+ * an unknown `how`), MIO_EBADF (a MIO_STDIO_FD that is no descriptor),
+ * MIO_ENOENT (no such program or directory), MIO_EACCES, any other -errno
+ * of the failed exec (-ENOEXEC for a file that is no program: no shell is
+ * tried), MIO_EMFILE, ...; nothing is left behind then: no child, no
+ * descriptor.  Any thread (docs/signals-and-processes.md has the fork and
+ * exec notes). */
+MIO_API int mio_process_spawn(const mio_process_options *o, mio_fd pipes[3], mio_process **out);
+/* The child's process id (-1 for NULL). */
+MIO_API int64_t mio_process_pid(const mio_process *c);
+/* Makes p report token READABLE once the child has exited (at once if it
+ * already has): one event, which a spurious one may precede (then
+ * mio_process_try_wait says MIO_EAGAIN).  One poll at a time: MIO_EEXIST if
+ * registered; MIO_EINVAL for the reserved token; MIO_ESRCH once reaped. */
+MIO_API int mio_process_register(mio_poll *p, mio_process *c, mio_token token);
+/* No wait that starts after this returns reports the child.  MIO_ENOENT if
+ * not registered on p. */
+MIO_API int mio_process_deregister(mio_poll *p, mio_process *c);
+/* Never blocks: 0 and *out (may be NULL) once the child has exited, and it
+ * is reaped (later calls give the same status); MIO_EAGAIN while it runs;
+ * MIO_ECHILD if it was reaped behind libmio's back. */
+MIO_API int mio_process_try_wait(mio_process *c, mio_exit_status *out);
+/* Sends signo (POSIX; 0 only checks that the child exists).  Windows:
+ * SIGTERM, SIGINT, SIGBREAK and 9 (SIGKILL) end it with TerminateProcess
+ * (exit code 1, reported as that signal), 0 checks, others are MIO_ENOSYS.
+ * A child that exited but was not reaped yet takes it as a no-op;
+ * MIO_ESRCH once it was reaped. */
+MIO_API int mio_process_kill(mio_process *c, int signo);
+/* Deregisters (before its poll is freed) and frees the handle.  A child
+ * still running is killed (SIGKILL, TerminateProcess) and reaped first, so
+ * this may block for as long as the system takes to end it: to let it run
+ * on, do not free the handle (or start it detached, e.g. through a shell's
+ * `&`).  NULL is a no-op. */
+MIO_API void mio_process_free(mio_process *c);
+
 /* ---- Timer wheel ------------------------------------------------------------ */
 
 /*
@@ -842,14 +1030,17 @@ MIO_API int  mio_loop_new(const mio_loop_config *c, mio_loop **out);
  * Senders stay valid and their sends fail with MIO_EPIPE from now on.
  * Messages still queued are dropped without a callback (and a send racing
  * this call may succeed and be dropped too): if messages own memory, stop
- * the senders first. */
+ * the senders first.  A group's loop is not freed here but with its group
+ * (mio_group_free). */
 MIO_API void mio_loop_free(mio_loop *l);
 /* The loop's poll: register sources here, with any token but
- * MIO_TOKEN_RESERVED.  Do not wait on it yourself. */
+ * MIO_TOKEN_RESERVED (and, on a group's loop, below MIO_GROUP_TOKEN_FIRST).
+ * Do not wait on it yourself. */
 MIO_API mio_poll *mio_loop_poll(mio_loop *l);
 /* Runs ticks until a callback calls mio_loop_shutdown (that tick completes,
  * `tick` included); returns 0 then, or the first error of a wait.  May be
- * called again afterwards. */
+ * called again afterwards.  A group's loop runs only through its group:
+ * MIO_EINVAL here and from mio_loop_run_once. */
 MIO_API int  mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx);
 /* Runs one tick whose wait lasts at most timeout_ns (< 0: until there is
  * something to do).  A signal is not an error: it calls `interrupted` and
@@ -857,11 +1048,13 @@ MIO_API int  mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx);
  * MIO_EBUSY. */
 MIO_API int  mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns);
 /* Makes mio_loop_run return after the current tick.  To stop a loop from
- * another thread, send it a message whose `notify` calls this. */
+ * another thread, send it a message whose `notify` calls this.  On a
+ * group's loop it shuts the whole group down (mio_group_shutdown). */
 MIO_API void mio_loop_shutdown(mio_loop *l);
 /* True from mio_loop_new, and again from each mio_loop_run, until
  * mio_loop_shutdown: `while (mio_loop_is_running(l)) mio_loop_run_once(...)`
- * stops the way mio_loop_run does. */
+ * stops the way mio_loop_run does.  For a group's loop, also false once
+ * the group is shut down. */
 MIO_API bool mio_loop_is_running(const mio_loop *l);
 /* Calls `timeout` with arg once delay_ns has passed (never earlier; rounded up
  * to the timer's tick).  out may be NULL.  MIO_ENOSPC when timer_capacity
@@ -883,6 +1076,191 @@ MIO_API int  mio_sender_clone(mio_sender *s, mio_sender **out);
 MIO_API int  mio_sender_send(mio_sender *s, void *msg);
 /* Senders may outlive the loop; the channel goes with the last of them. */
 MIO_API void mio_sender_free(mio_sender *s);
+
+
+/* ---- Group of loops: one loop per core --------------------------------------
+ * Several event loops, each on a thread of its own, running the same handler
+ * with a context of their own, and listeners whose connections the group
+ * spreads over them.  Each loop is an ordinary mio_loop (its poll, timers and
+ * channel belong to its thread, as always) that also knows its index in the
+ * group.  docs/multicore.md says when to use which way of spreading
+ * connections and how to move a connection from one loop to another.
+ *
+ * Threads: mio_group_send, mio_group_shutdown and the read-only calls
+ * (mio_group_size, mio_group_loop, mio_loop_index, mio_loop_group) may be
+ * used from any thread, loops included; mio_group_listen, start, run, join
+ * and free from one controlling thread that is not a loop of the group.
+ * The threads the group starts block asynchronous signals, so that a
+ * signal goes to the program's other threads (e.g. the one in
+ * mio_group_join or running loop 0 in mio_group_run).
+ *
+ * Tokens: on a group's loops the group keeps the tokens from
+ * MIO_GROUP_TOKEN_FIRST up to MIO_TOKEN_RESERVED for its listeners; the
+ * calls that take a token refuse them there with MIO_EINVAL (pointers and
+ * small indices never come near them). */
+
+/* The first token a group's loop keeps for itself (see above). */
+#define MIO_GROUP_TOKEN_FIRST (MIO_TOKEN_RESERVED - (mio_token)256)
+
+/* A group of loops. */
+typedef struct mio_group mio_group;
+
+/* The loops' callbacks.  `loop` is a loop's handler, called as for
+ * mio_loop_run on every loop with that loop's context; any member of it and
+ * any of the others may be NULL (adopt may not once the group listens).
+ *   start  on the loop's thread before its first tick: set up per-loop
+ *          state and timers here.  A negative MIO_E* code stops the group
+ *          (every loop finishes its current tick) and is what mio_group_join
+ *          (or mio_group_run) returns; that loop then runs no tick and no
+ *          `stop`.
+ *   stop   on the loop's thread after its last tick: close what it holds.
+ *   adopt  on the loop's thread, with a connection the group accepted for
+ *          this loop or one handed to it (mio_loop_handoff): fd is
+ *          non-blocking, close-on-exec and now the callback's to register
+ *          on mio_loop_poll(l) or close; data is the listener's (see
+ *          mio_group_listen) or the hand-off's. */
+typedef struct mio_group_handler {
+    mio_handler loop;
+    int  (*start)(mio_loop *l, void *ctx);
+    void (*stop)(mio_loop *l, void *ctx);
+    void (*adopt)(mio_loop *l, void *ctx, mio_fd fd, void *data);
+} mio_group_handler;
+
+/* A zero field takes its default, as for mio_loop_config. */
+typedef struct mio_group_config {
+    size_t loops;               /* how many, at most 1024; 0: one per CPU this
+                                   process may run on */
+    bool pin;                   /* run loop i on CPU cpus[i], or on CPU i (modulo
+                                   the CPUs online) when cpus is NULL: Linux
+                                   and Windows (up to 64 CPUs); elsewhere
+                                   mio_group_new says MIO_ENOSYS */
+    const int *cpus;            /* `loops` CPU numbers, or NULL */
+    mio_loop_config loop;       /* every loop's configuration */
+} mio_group_config;
+
+/* Fills c with the defaults: a loop per CPU, not pinned, default loops. */
+MIO_API void mio_group_config_default(mio_group_config *c);
+/* A group with config c (NULL: the defaults).  Every loop is made here
+ * (mio_loop_new with c->loop); nothing runs yet.  MIO_EINVAL for more than
+ * 1024 loops or a negative CPU number, MIO_ENOSYS for pinning where the OS
+ * cannot, and mio_loop_new's errors. */
+MIO_API int  mio_group_new(const mio_group_config *c, mio_group **out);
+/* Stops the group if it runs (mio_group_shutdown, then mio_group_join;
+ * never from one of its loops), closes its listeners and every connection
+ * still waiting in a loop's channel for `adopt`, drops the other queued
+ * messages, and frees the loops.  Connections the loops adopted are the
+ * program's: close them in `stop`. */
+MIO_API void mio_group_free(mio_group *g);
+/* How many loops; 0 for NULL. */
+MIO_API size_t mio_group_size(const mio_group *g);
+/* Loop i (NULL when i is out of range): register sources on its poll, send
+ * to it, but run it only through the group (mio_loop_run and
+ * mio_loop_run_once refuse a group's loop with MIO_EINVAL, and
+ * mio_loop_free ignores it: it goes with the group). */
+MIO_API mio_loop *mio_group_loop(mio_group *g, size_t i);
+/* The loop's index in its group, or MIO_EINVAL for NULL or a loop in no
+ * group. */
+MIO_API int  mio_loop_index(const mio_loop *l);
+/* The loop's group, or NULL. */
+MIO_API mio_group *mio_loop_group(const mio_loop *l);
+
+/* Ways to spread a listener's connections over the loops (mio_group_listen):
+ *
+ * MIO_GROUP_REUSEPORT: one listening socket per loop on the same address
+ *   (SO_REUSEPORT on Linux and DragonFly, SO_REUSEPORT_LB on FreeBSD); the
+ *   kernel picks a socket by a hash of the connection's addresses, and each
+ *   loop accepts from its own.  No shared state at all, the fastest accept
+ *   path; the spread is statistical (even over many clients, lumpy over a
+ *   few), and connections queued on a loop wait for that loop even when it
+ *   is busy.  MIO_ENOSYS where the OS has no load-balancing SO_REUSEPORT
+ *   (macOS, OpenBSD, NetBSD, Windows).
+ * MIO_GROUP_REUSEPORT_CPU: as above, but a classic BPF program
+ *   (SO_ATTACH_REUSEPORT_CBPF) sends each connection to the socket of the
+ *   loop whose index is the number of the CPU that received it, modulo the
+ *   group's size: with the NIC's receive queues spread over the CPUs, a
+ *   connection is served where its packets arrive.  Needs the loops pinned
+ *   to CPUs 0, 1, ... (pin with cpus NULL; else MIO_EINVAL).  Linux only,
+ *   MIO_ENOSYS elsewhere.  Over loopback the receiving CPU is the
+ *   client's: a single client thread lands every connection on one loop.
+ * MIO_GROUP_EXCLUSIVE: one listening socket registered in every loop; on
+ *   epoll with EPOLLEXCLUSIVE (Linux 4.5), so that a connection wakes one
+ *   idle loop, not all.  The kernel wakes the first idle loop in the order
+ *   they were registered, which would give that loop most connections: the
+ *   group takes a loop out of that order and puts it back at its end every
+ *   16 connections it accepts, and a loop that holds clearly more than its
+ *   share of the group's registered descriptors stops accepting until it is
+ *   back near its share (one loop always accepts).  Other backends have no
+ *   exclusive wake-up: every loop is woken and all but one get MIO_EAGAIN.
+ *   Use it where one socket must stay (its queue is shared: no connection
+ *   waits for a busy loop) and REUSEPORT is missing.
+ * MIO_GROUP_HANDOFF: one listening socket, accepted by loop 0, which hands
+ *   the connections to the loops in turn (itself included) through their
+ *   channels: an exact round robin, on every OS and backend.  Costs loop 0
+ *   the accepts and a channel message per connection.
+ * MIO_GROUP_HANDOFF_LEAST: as MIO_GROUP_HANDOFF, to the loop with the fewest
+ *   registered descriptors (connections in flight to it counted): for
+ *   connections of very different lengths. */
+#define MIO_GROUP_REUSEPORT     1
+#define MIO_GROUP_REUSEPORT_CPU 2
+#define MIO_GROUP_EXCLUSIVE     3
+#define MIO_GROUP_HANDOFF       4
+#define MIO_GROUP_HANDOFF_LEAST 5
+
+/* A TCP listener on addr (port 0: a free port, the same for every socket
+ * of the listener; mio_group_local_addr tells which) whose connections go
+ * to the loops' `adopt` with `data`, spread the way `mode` says.  Before the
+ * group starts (or after it was joined): MIO_EBUSY while it runs.  Returns
+ * the listener's number (>= 0), or MIO_EINVAL (NULL, unknown mode),
+ * MIO_ENOSPC (255 listeners already), MIO_ENOSYS (a mode this OS lacks), or
+ * what listening on addr returns.  Accepting never stops for one client's
+ * error: it is skipped (64 errors in a row, and no client, rest the
+ * listener on that loop for 100 ms instead of spinning); out of
+ * descriptors, the queue is shed (mio_tcp_shed), and if that fails the
+ * listener rests for 100 ms on that loop. */
+MIO_API int  mio_group_listen(mio_group *g, const mio_addr *addr, int backlog, int mode,
+                              void *data);
+/* The address listener number `listener` is bound to. */
+MIO_API int  mio_group_local_addr(mio_group *g, int listener, mio_addr *out);
+
+/* Starts a thread per loop, each running its loop until the group is shut
+ * down: start, ticks, stop (see mio_group_handler).  ctx: one context per
+ * loop (ctx[i] for loop i), or NULL for all NULL.  MIO_EBUSY if it runs
+ * already, MIO_EINVAL for a NULL handler, or for no `adopt` with listeners;
+ * a thread that cannot be made stops the others and returns its error. */
+MIO_API int  mio_group_start(mio_group *g, const mio_group_handler *h, void *const ctx[]);
+/* mio_group_start with loop 0 on the calling thread (pinned, when the
+ * config says so, for the time of the call); returns when every loop has
+ * stopped, with mio_group_join's result. */
+MIO_API int  mio_group_run(mio_group *g, const mio_group_handler *h, void *const ctx[]);
+/* Waits until every loop mio_group_start started has stopped and returns
+ * the first error among them (a start callback's, a failed wait's), else
+ * 0; 0 at once when nothing runs.  The group may be started again: its
+ * listeners, registrations, timers and queued messages stay.  MIO_EBUSY
+ * from one of the group's loops, or while mio_group_run runs it. */
+MIO_API int  mio_group_join(mio_group *g);
+/* Any thread, also a loop's callback and, on POSIX, a signal handler: every
+ * loop finishes its current tick (its `tick` still runs), then `stop`, and
+ * its thread ends.  mio_loop_shutdown on a group's loop does this too.  A
+ * shutdown before start is forgotten by start. */
+MIO_API void mio_group_shutdown(mio_group *g);
+/* Any thread: msg goes to loop i's `notify` through its channel, after
+ * what was sent to it before (mio_group_send and its senders alike).
+ * MIO_EAGAIN when its notify_capacity messages are queued, MIO_EINVAL for
+ * i out of range.  Queued while the group does not run. */
+MIO_API int  mio_group_send(mio_group *g, size_t i, void *msg);
+
+/* Moves a connection from loop l to loop `to` of its group, from one of l's
+ * callbacks (or while the group does not run): deregisters fd from l's poll
+ * (an fd not registered there is handed over as it is), makes sure l calls
+ * `ready` no more for `token` (the batch l is dispatching may already hold
+ * events for it: they are dropped), and sends fd and data to loop `to`'s
+ * `adopt`.  Bytes that arrive meanwhile wait in the kernel, and registering
+ * fd there reports them at once.  Clear l's timers for the connection
+ * first: they stay l's.  MIO_EAGAIN when loop `to`'s channel is full
+ * (nothing changed: try again later), MIO_EINVAL for NULL, a loop in no
+ * group, a group whose handler has no `adopt`, `to` out of range or a group
+ * token; mio_deregister's errors (the fd is then not sent). */
+MIO_API int  mio_loop_handoff(mio_loop *l, mio_fd fd, mio_token token, size_t to, void *data);
 
 #ifdef __cplusplus
 }

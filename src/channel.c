@@ -36,6 +36,8 @@
 
 struct slot {
     _Atomic uint64_t seq;
+    uint32_t kind;                      /* MIO__MSG_* */
+    mio_fd fd;                          /* MIO__MSG_ADOPT's descriptor */
     void *msg;
 };
 
@@ -83,6 +85,8 @@ int mio__channel_new(size_t capacity, mio_poll *poll, struct mio_channel **out)
     c->mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0;
     for (i = 0; i < capacity; i++) {
         atomic_init(&c->slots[i].seq, i);
+        c->slots[i].kind = MIO__MSG_NONE;
+        c->slots[i].fd = MIO_INVALID_FD;
         c->slots[i].msg = NULL;
     }
     *out = c;
@@ -132,18 +136,21 @@ static bool has_message(struct mio_channel *c)
     return atomic_load_explicit(&s->seq, memory_order_seq_cst) == c->head + 1;
 }
 
-bool mio__channel_recv(struct mio_channel *c, void **msg)
+int mio__channel_recv(struct mio_channel *c, void **msg, mio_fd *fd)
 {
     struct slot *s = slot_at(c, c->head);
+    int kind;
 
     /* A producer that claimed `head` but has not published yet makes the
      * queue look empty until it does (and then wakes the loop): FIFO holds. */
     if (atomic_load_explicit(&s->seq, memory_order_acquire) != c->head + 1)
-        return false;
+        return MIO__MSG_NONE;
+    kind = (int)s->kind;
     *msg = s->msg;
+    *fd = s->fd;
     atomic_store_explicit(&s->seq, c->head + c->capacity, memory_order_release);
     c->head++;
-    return true;
+    return kind;
 }
 
 bool mio__channel_sleep(struct mio_channel *c)
@@ -160,7 +167,8 @@ void mio__channel_awake(struct mio_channel *c)
 
 /* ---- senders, any thread ---- */
 
-static int push(struct mio_channel *c, void *msg)
+/* Claims the next position: its slot is ours to fill until published. */
+static struct slot *claim(struct mio_channel *c, uint64_t *claimed)
 {
     uint64_t pos = atomic_load_explicit(&c->tail, memory_order_relaxed);
 
@@ -173,19 +181,26 @@ static int push(struct mio_channel *c, void *msg)
             if (atomic_compare_exchange_weak_explicit(&c->tail, &pos, pos + 1,
                                                       memory_order_relaxed,
                                                       memory_order_relaxed)) {
-                s->msg = msg;
-                /* seq_cst, not just release: it pairs with the loop's store
-                 * of `sleeping` (see the top of this file). */
-                atomic_store_explicit(&s->seq, pos + 1, memory_order_seq_cst);
-                return 0;
+                *claimed = pos;
+                return s;
             }
             /* The failed CAS reloaded pos. */
         } else if (lag < 0) {
-            return MIO_EAGAIN;          /* the slot still holds last round's message */
+            return NULL;                /* the slot still holds last round's message */
         } else {
             pos = atomic_load_explicit(&c->tail, memory_order_relaxed);
         }
     }
+}
+
+static void publish(struct slot *s, uint64_t pos, int kind, void *msg, mio_fd fd)
+{
+    s->kind = (uint32_t)kind;
+    s->fd = fd;
+    s->msg = msg;
+    /* seq_cst, not just release: it pairs with the loop's store of
+     * `sleeping` (see the top of this file). */
+    atomic_store_explicit(&s->seq, pos + 1, memory_order_seq_cst);
 }
 
 static void wake(struct mio_channel *c)
@@ -198,23 +213,48 @@ static void wake(struct mio_channel *c)
     atomic_fetch_sub_explicit(&c->waking, 1, memory_order_release);
 }
 
-int mio_sender_send(mio_sender *s, void *msg)
+/* After a publish: wakes the loop if it may be asleep. */
+static void notify(struct mio_channel *c)
 {
-    struct mio_channel *c;
-    int err;
-
-    if (s == NULL)
-        return MIO_EINVAL;
-    c = s->chan;
-    if (atomic_load_explicit(&c->closed, memory_order_acquire))
-        return MIO_EPIPE;
-    err = push(c, msg);
-    if (err < 0)
-        return err;
     if (atomic_load_explicit(&c->sleeping, memory_order_seq_cst) &&
         atomic_exchange_explicit(&c->sleeping, 0, memory_order_relaxed))
         wake(c);
+}
+
+int mio__channel_send(struct mio_channel *c, int kind, void *msg, mio_fd fd)
+{
+    struct slot *s;
+    uint64_t pos;
+
+    if (atomic_load_explicit(&c->closed, memory_order_acquire))
+        return MIO_EPIPE;
+    if ((s = claim(c, &pos)) == NULL)
+        return MIO_EAGAIN;
+    publish(s, pos, kind, msg, fd);
+    notify(c);
     return 0;
+}
+
+int mio__channel_claim(struct mio_channel *c, struct mio_chan_claim *t)
+{
+    if (atomic_load_explicit(&c->closed, memory_order_acquire))
+        return MIO_EPIPE;
+    t->slot = claim(c, &t->pos);
+    return t->slot != NULL ? 0 : MIO_EAGAIN;
+}
+
+void mio__channel_publish(struct mio_channel *c, const struct mio_chan_claim *t, int kind,
+                          void *msg, mio_fd fd)
+{
+    publish(t->slot, t->pos, kind, msg, fd);
+    notify(c);
+}
+
+int mio_sender_send(mio_sender *s, void *msg)
+{
+    if (s == NULL)
+        return MIO_EINVAL;
+    return mio__channel_send(s->chan, MIO__MSG_USER, msg, MIO_INVALID_FD);
 }
 
 int mio_sender_clone(mio_sender *s, mio_sender **out)

@@ -30,6 +30,11 @@
 
 #define MIO_INTERESTS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY)
 #define MIO_TRIGGERS  (MIO_LEVEL | MIO_ONESHOT)
+/* Internal interest bits, refused from callers (mio__register_internal):
+ * EXCLUSIVE asks that of the polls a descriptor is registered on with this
+ * bit, a readiness wakes one that waits rather than all (EPOLLEXCLUSIVE). */
+#define MIO__EXCLUSIVE 0x10000u
+#define MIO__PRIVATE   MIO__EXCLUSIVE
 
 /* ---- allocation (alloc.c): every allocation goes through these ---- */
 void *mio__malloc(size_t n);

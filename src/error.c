@@ -36,6 +36,8 @@ static const struct { int code; const char *text; } errors[] = {
     { MIO_EDESTADDRREQ, "destination address required" },
     { MIO_ENOBUFS, "no buffer space available" },
     { MIO_EPROTO, "protocol error" },
+    { MIO_ESRCH, "no such process (the child was already waited for)" },
+    { MIO_ECHILD, "no child process to wait for (reaped by someone else)" },
 };
 
 const char *mio_strerror(int err)

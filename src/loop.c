@@ -8,21 +8,14 @@
  * of the loop's own ever reaches `ready`, and it costs no descriptor.
  *
  * Everything a tick needs is allocated by mio_loop_new: a tick allocates
- * nothing. */
-#include "channel.h"
+ * nothing.
+ *
+ * A loop of a group (group.c) runs the same ticks on a thread of the
+ * group's, which calls mio__loop_tick; the group's own tokens, messages and
+ * timeouts go to its hooks instead of the handler. */
+#include "loop.h"
 #include "poll_hooks.h"
 #include "timer.h"
-
-struct mio_loop {
-    mio_poll *poll;
-    mio_timer *timer;
-    struct mio_channel *chan;
-    mio_event *events;
-    size_t events_capacity;
-    size_t messages_per_tick;
-    bool running;           /* not shut down (see mio_loop_is_running) */
-    bool in_tick;           /* calling the handler: no nested run */
-};
 
 void mio_loop_config_default(mio_loop_config *c)
 {
@@ -96,8 +89,13 @@ int mio_loop_new(const mio_loop_config *config, mio_loop **out)
 
 void mio_loop_free(mio_loop *l)
 {
-    if (l == NULL)
-        return;
+    if (l == NULL || l->hooks != NULL)
+        return;     /* a group's loop goes with its group */
+    mio__loop_free(l);
+}
+
+void mio__loop_free(mio_loop *l)
+{
     /* The channel first: once closed, no sender touches the poll. */
     if (l->chan != NULL)
         mio__channel_close(l->chan);
@@ -115,15 +113,16 @@ mio_poll *mio_loop_poll(mio_loop *l)
 /* One tick.  The wait is bounded by the next timer deadline, and does not
  * block at all while messages are queued (the previous tick may have left
  * some behind, at most messages_per_tick are taken each time). */
-static int tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
+int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
 {
     int64_t start = mio__now_ns();
     int64_t next = mio__timer_bound_at(l->timer, start);
     bool interrupted = false;
     int64_t now;
+    mio_fd fd;
     size_t i;
     void *arg;
-    int n;
+    int n, kind;
 
     if (next >= 0 && (timeout_ns < 0 || next < timeout_ns))
         timeout_ns = next;
@@ -140,22 +139,38 @@ static int tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns
     MIO_TRACE(MIO_LOG_TRACE, "loop %p: tick, %d events", (void *)l, n);
 
     l->in_tick = true;
-    if (h->ready != NULL)
-        for (i = 0; i < (size_t)n; i++)
-            h->ready(l, ctx, l->events[i].token, l->events[i].flags);
-    for (i = 0; i < l->messages_per_tick && mio__channel_recv(l->chan, &arg); i++)
-        if (h->notify != NULL)
-            h->notify(l, ctx, arg);
+    /* A group's tokens are the highest: one comparison tells them apart. */
+    l->nevents = (size_t)n;
+    for (i = 0; i < (size_t)n; i++) {
+        mio_token token = l->events[i].token;
+        l->dispatching = i;
+        if (MIO_UNLIKELY(token >= MIO_GROUP_TOKEN_FIRST) && l->hooks != NULL)
+            l->hooks->ready(l, ctx, token, l->events[i].flags);
+        else if (h->ready != NULL)
+            h->ready(l, ctx, token, l->events[i].flags);
+    }
+    l->nevents = 0;
+    for (i = 0; i < l->messages_per_tick &&
+                (kind = mio__channel_recv(l->chan, &arg, &fd)) != MIO__MSG_NONE; i++) {
+        if (MIO_LIKELY(kind == MIO__MSG_USER)) {
+            if (h->notify != NULL)
+                h->notify(l, ctx, arg);
+        } else if (l->hooks != NULL) {
+            l->hooks->message(l, ctx, kind, arg, fd);
+        }
+    }
     /* One clock reading for every expiry of this tick, and no more expiries
      * than were pending when it began: a timeout that a callback sets (even
      * with delay 0, due at once) fires in a later tick, so a callback that
      * keeps re-arming cannot starve I/O. */
     now = mio__now_ns();
     for (i = mio__timer_pending(l->timer); i > 0 && mio__timer_poll_at(l->timer, now, &arg); i--)
-        if (h->timeout != NULL)
+        if ((l->hooks == NULL || !l->hooks->timeout(l, ctx, arg)) && h->timeout != NULL)
             h->timeout(l, ctx, arg);
     if (interrupted && h->interrupted != NULL)
         h->interrupted(l, ctx);
+    if (l->hooks != NULL)
+        l->hooks->tick(l, ctx);
     if (h->tick != NULL)
         h->tick(l, ctx);
     l->in_tick = false;
@@ -164,36 +179,39 @@ static int tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns
 
 int mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
 {
-    if (l == NULL || h == NULL)
+    if (l == NULL || h == NULL || l->hooks != NULL)
         return MIO_EINVAL;
     if (l->in_tick)
         return MIO_EBUSY;
-    return tick(l, h, ctx, timeout_ns);
+    return mio__loop_tick(l, h, ctx, timeout_ns);
 }
 
 int mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx)
 {
     int err = 0;
 
-    if (l == NULL || h == NULL)
+    if (l == NULL || h == NULL || l->hooks != NULL)
         return MIO_EINVAL;
     if (l->in_tick)
         return MIO_EBUSY;
     l->running = true;
     while (l->running && err == 0)
-        err = tick(l, h, ctx, -1);
+        err = mio__loop_tick(l, h, ctx, -1);
     return err;
 }
 
 void mio_loop_shutdown(mio_loop *l)
 {
-    if (l != NULL)
-        l->running = false;
+    if (l == NULL)
+        return;
+    l->running = false;
+    if (l->hooks != NULL)
+        l->hooks->shutdown(l);
 }
 
 bool mio_loop_is_running(const mio_loop *l)
 {
-    return l != NULL && l->running;
+    return l != NULL && l->running && (l->hooks == NULL || !l->hooks->stopping(l));
 }
 
 int mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out)

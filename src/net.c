@@ -8,6 +8,7 @@
  * promises: every call that may leave its direction drained says so through
  * mio__io_eagain, by the two rules of io_fail and io_result below. */
 #include "addr.h"
+#include "net_hooks.h"
 #include "poll_hooks.h"
 #include "sys/net.h"
 
@@ -191,8 +192,10 @@ static int hand_out(mio_fd fd, int err, mio_fd *out)
     return 0;
 }
 
-/* A stream socket listening on sa.  TCP listeners rebind over TIME_WAIT. */
-static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, mio_fd *out)
+/* A stream socket listening on sa.  TCP listeners rebind over TIME_WAIT;
+ * shared ones let other sockets bind the same address. */
+static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, bool shared,
+                     mio_fd *out)
 {
     mio_fd fd;
     int err = mio__os_socket(sa->sa_family, SOCK_STREAM, &fd);
@@ -201,6 +204,8 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, mio_
         return err;
     if (sa->sa_family != AF_UNIX)
         err = mio__os_allow_rebind(fd);
+    if (err == 0 && shared)
+        err = mio__os_share_port(fd);
     if (err == 0)
         err = mio__os_bind(fd, sa, len);
     if (err == 0)
@@ -222,7 +227,18 @@ static int connect_to(const struct sockaddr *sa, socklen_t len, mio_fd *out)
 int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out)
 {
     int err = inet_check(addr, out);
-    return err < 0 ? err : listen_on(&addr->u.sa, addr->len, backlog, out);
+    return err < 0 ? err : listen_on(&addr->u.sa, addr->len, backlog, false, out);
+}
+
+int mio__tcp_listen_shared(const mio_addr *addr, int backlog, mio_fd *out)
+{
+    int err = inet_check(addr, out);
+    return err < 0 ? err : listen_on(&addr->u.sa, addr->len, backlog, true, out);
+}
+
+int mio__tcp_steer_by_cpu(mio_fd fd, unsigned n)
+{
+    return mio__os_steer_by_cpu(fd, n);
 }
 
 int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
@@ -353,7 +369,7 @@ int mio_unix_listen(const char *path, int backlog, mio_fd *out)
     mio__sockaddr_un un;
     socklen_t len;
     int err = unix_check(path, out, &un, &len);
-    return err < 0 ? err : listen_on((const struct sockaddr *)&un, len, backlog, out);
+    return err < 0 ? err : listen_on((const struct sockaddr *)&un, len, backlog, false, out);
 }
 
 int mio_unix_connect(const char *path, mio_fd *out)

@@ -57,6 +57,8 @@ int mio_poll_new_backend(const char *name, mio_poll **out)
     mio_mutex_init(&p->lock);
     mio_mutex_init(&p->reg_lock);
     p->emulated = ops->rearm != NULL;
+    atomic_init(&p->nrecords, 0);
+    p->token_limit = MIO_TOKEN_RESERVED;
     mio__queue_init(&p->rearmq, 0);
     err = ops->init(p);
     if (err < 0) {
@@ -191,9 +193,19 @@ int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeo
     return mio__poll_wait_at(p, events, capacity, timeout_ns, -1);
 }
 
-int mio__poll_notify(mio_poll *p)
+size_t mio__poll_records(const mio_poll *p)
 {
-    return p->ops->notify(p);
+    return atomic_load_explicit(&p->nrecords, memory_order_relaxed);
+}
+
+void mio__poll_keep_tokens(mio_poll *p, mio_token first)
+{
+    p->token_limit = first;
+}
+
+uint32_t mio__poll_private_interest(const mio_poll *p)
+{
+    return p->ops->private_interest;
 }
 
 int mio__poll_wake(mio_poll *p)

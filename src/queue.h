@@ -28,9 +28,6 @@
 #include <sched.h>
 #endif
 
-/* The poll's backend notify (poll.c): a wait in progress, or the next one,
- * returns. */
-int mio__poll_notify(mio_poll *p);
 
 struct mio_qlink {
     _Atomic(struct mio_qlink *) next;
@@ -53,9 +50,11 @@ static inline void mio__queue_init(struct mio_queue *q, int sleeping)
     atomic_init(&q->waking, 0);
 }
 
-/* Appends l.  With p, also wakes p's waiter if it may be asleep; linking
- * first lets a waiter that wakes at once find the element. */
-static inline void mio__queue_push(struct mio_queue *q, struct mio_qlink *l, mio_poll *p)
+/* Appends l.  With p, also wakes p's waiter through notify (its backend's)
+ * if it may be asleep; linking first lets a waiter that wakes at once find
+ * the element. */
+static inline void mio__queue_push(struct mio_queue *q, struct mio_qlink *l, mio_poll *p,
+                                   int (*notify)(mio_poll *))
 {
     struct mio_qlink *prev;
     bool wake;
@@ -68,7 +67,7 @@ static inline void mio__queue_push(struct mio_queue *q, struct mio_qlink *l, mio
         atomic_fetch_add_explicit(&q->waking, 1, memory_order_relaxed);
     atomic_store_explicit(&prev->next, l, memory_order_release);
     if (wake) {
-        (void)mio__poll_notify(p);
+        (void)notify(p);
         atomic_fetch_sub_explicit(&q->waking, 1, memory_order_release);
     }
 }
@@ -95,7 +94,7 @@ static inline struct mio_qlink *mio__queue_pop(struct mio_queue *q)
     if (next == NULL) {
         if (tail != atomic_load_explicit(&q->head, memory_order_seq_cst))
             return NULL;                /* a push is not linked yet */
-        mio__queue_push(q, &q->stub, NULL);     /* so tail can move past the last */
+        mio__queue_push(q, &q->stub, NULL, NULL);   /* so tail can move past the last */
         next = atomic_load_explicit(&tail->next, memory_order_acquire);
         if (next == NULL)
             return NULL;

@@ -40,7 +40,7 @@
  * every node a pusher may push.  A
  * registration stays bound to its first poll until that poll is freed: a node
  * that may still sit in one poll's queue cannot join another's. */
-#include "sys.h"
+#include "registry.h"
 #include "readyq.h"
 
 #define READINESS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY | MIO_ERROR | \
@@ -162,7 +162,7 @@ static void requeue(struct mio_readyq *q)
 
     while ((r = q->again) != NULL) {
         q->again = r->again;
-        mio__queue_push(&q->q, &r->link, NULL);
+        mio__queue_push(&q->q, &r->link, NULL, NULL);
     }
     q->again_end = &q->again;
 }
@@ -275,7 +275,7 @@ static void arm(mio_poll *p, mio_registration *r, mio_token token, uint32_t inte
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s, memory_order_acq_rel,
                                                     memory_order_relaxed));
     if (queue)
-        mio__queue_push(&p->readyq->q, &r->link, p);
+        mio__queue_push(&p->readyq->q, &r->link, p, p->ops->notify);
 }
 
 static bool registered_on(mio_poll *p, mio_registration *r)
@@ -318,7 +318,7 @@ int mio_registration_register(mio_poll *p, mio_registration *r, mio_token token,
     mio_poll *bound = NULL;
     int err = 0;
 
-    if (p == NULL || r == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
+    if (p == NULL || r == NULL || !mio__token_ok(p, token) || check_interest(interest) < 0)
         return MIO_EINVAL;
     mio_mutex_lock(&p->lock);
     q = p->readyq;
@@ -357,7 +357,7 @@ int mio_registration_reregister(mio_poll *p, mio_registration *r, mio_token toke
 {
     int err = 0;
 
-    if (p == NULL || r == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
+    if (p == NULL || r == NULL || !mio__token_ok(p, token) || check_interest(interest) < 0)
         return MIO_EINVAL;
     mio_mutex_lock(&p->lock);
     if (registered_on(p, r))
@@ -429,7 +429,7 @@ int mio_set_readiness_set(mio_set_readiness *h, uint32_t readiness)
     if (queue) {
         /* ST_REGISTERED was set after poll and readyq were: the CAS sees both. */
         mio_poll *p = atomic_load_explicit(&r->poll, memory_order_relaxed);
-        mio__queue_push(&p->readyq->q, &r->link, p);
+        mio__queue_push(&p->readyq->q, &r->link, p, p->ops->notify);
     }
     return 0;
 }

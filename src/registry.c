@@ -218,7 +218,7 @@ static void drained(struct mio_fdrec *r, uint32_t dirs)
     if (push) {
         /* QUEUED keeps the record, and so its owner, until the pop. */
         mio_poll *p = atomic_load_explicit(&r->poll, memory_order_acquire);
-        mio__queue_push(&p->rearmq, &r->link, p);
+        mio__queue_push(&p->rearmq, &r->link, p, p->ops->notify);
     }
 }
 
@@ -268,7 +268,7 @@ static void apply(mio_poll *p, struct mio_fdrec *r)
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s, memory_order_acq_rel,
                                                     memory_order_acquire));
     if (s & MIO_REC_QUEUED)
-        mio__queue_push(&p->rearmq, &r->link, NULL);
+        mio__queue_push(&p->rearmq, &r->link, NULL, NULL);
     else if (!(s & CLAIMED))
         release(slot_of(r->fd, false), r, 0);  /* deregistered while queued */
 }
@@ -315,6 +315,8 @@ static bool bad_fd(mio_fd fd)
 #endif
 }
 
+/* The poll's list of live records and their count (a group of loops reads
+ * it from other threads to find the least loaded loop). */
 static void list_add(mio_poll *p, struct mio_fdrec *r)
 {
     r->poll_prev = NULL;
@@ -322,6 +324,8 @@ static void list_add(mio_poll *p, struct mio_fdrec *r)
     if (r->poll_next != NULL)
         r->poll_next->poll_prev = r;
     p->records = r;
+    atomic_store_explicit(&p->nrecords, atomic_load_explicit(&p->nrecords, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 static void list_del(mio_poll *p, struct mio_fdrec *r)
@@ -332,6 +336,8 @@ static void list_del(mio_poll *p, struct mio_fdrec *r)
         p->records = r->poll_next;
     if (r->poll_next != NULL)
         r->poll_next->poll_prev = r->poll_prev;
+    atomic_store_explicit(&p->nrecords, atomic_load_explicit(&p->nrecords, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
 }
 
 /* Takes r out of service before its backend is told (reg_lock held): from
@@ -420,12 +426,18 @@ static int do_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interes
 
 int mio_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
 {
+    if (p == NULL || !mio__token_ok(p, token) || check_interest(interest) < 0)
+        return MIO_EINVAL;
+    return mio__register_internal(p, fd, token, interest);
+}
+
+int mio__register_internal(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
+{
     int err;
 
-    if (p == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
-        return MIO_EINVAL;
     if (bad_fd(fd))
         return MIO_EBADF;
+    interest &= ~(MIO__PRIVATE & ~p->ops->private_interest);
     mio_mutex_lock(&p->reg_lock);
     err = do_register(p, fd, token, interest);
     mio_mutex_unlock(&p->reg_lock);
@@ -440,7 +452,7 @@ int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
     struct slot *s;
     int err;
 
-    if (p == NULL || token == MIO_TOKEN_RESERVED || check_interest(interest) < 0)
+    if (p == NULL || !mio__token_ok(p, token) || check_interest(interest) < 0)
         return MIO_EINVAL;
     if (bad_fd(fd))
         return MIO_EBADF;
@@ -553,5 +565,6 @@ void mio__registry_detach(mio_poll *p)
         release(slot_of(r->fd, false), r, CLAIMED);
     }
     p->records = NULL;
+    atomic_store_explicit(&p->nrecords, 0, memory_order_relaxed);
     mio_mutex_unlock(&p->reg_lock);
 }

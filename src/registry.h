@@ -51,6 +51,14 @@ struct mio_fdrec {
     void *data;                     /* e.g. the Windows per-socket state */
 };
 
+/* Whether a caller may use token on p (registrations of descriptors and
+ * user-space ones, wakers): not MIO_TOKEN_RESERVED, and not one a group
+ * keeps on its loops' polls (mio__poll_keep_tokens). */
+static inline bool mio__token_ok(const mio_poll *p, mio_token token)
+{
+    return token < p->token_limit;
+}
+
 /* What a backend's add or mod calls once the change holds, under the lock
  * its wait takes if it has one: the record is live from then on, reports
  * this token and interest, and starts with every direction armed. */

@@ -27,10 +27,17 @@
  * - notify makes a wait in progress, or the next one, return soon; it is
  *   async-signal-safe.
  *   (Wakers are the poll's own, waker.c: they use notify.)
+ * - private_interest names the internal interest bits (common.h) that add
+ *   honours; add never sees the others.  mod is never asked for them.
  * - rearm (NULL where the OS has an edge trigger) asks the kernel again for
  *   directions `dirs` of an edge record, drained since they were reported;
  *   called by the waiting thread between waits.  forget (may be NULL) drops
  *   a record before mio_close closes its descriptor.
+ * - proc (may be NULL: the process layer then polls a process descriptor or
+ *   SIGCHLD) watches child pid's exit, reported as token READABLE (add), or
+ *   stops watching it (!add; a watch the kernel already dropped after the
+ *   exit counts as stopped).  MIO_ESRCH from add: the child is a zombie the
+ *   kernel will not watch.
  *
  * Nothing else lives here: what poll.c offers the rest of the library is in
  * poll_hooks.h, the user-space readiness queue's hooks in readyq.h, the
@@ -58,6 +65,8 @@ struct mio_poll {
     bool emulated;                  /* the backend emulates edges (has rearm) */
     mio_mutex reg_lock;             /* one register/reregister/deregister at a time */
     struct mio_fdrec *records;      /* live descriptor records, under reg_lock */
+    atomic_size_t nrecords;         /* how many: written under reg_lock, read anywhere */
+    mio_token token_limit;          /* callers' tokens stay below (a group keeps the rest) */
     struct mio_queue rearmq;        /* records whose drained edge awaits re-arming */
 };
 
@@ -75,6 +84,9 @@ struct mio_backend {
     int  (*notify)(mio_poll *p);
     void (*rearm)(mio_poll *p, struct mio_fdrec *r, uint32_t dirs);
     void (*forget)(mio_poll *p, struct mio_fdrec *r);
+    int  (*proc)(mio_poll *p, int64_t pid, mio_token token, bool add);
+    uint32_t private_interest;      /* MIO__PRIVATE bits add understands; the
+                                       registry strips the others */
 };
 
 extern const struct mio_backend mio__backend_epoll;

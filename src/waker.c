@@ -23,6 +23,7 @@
  * it is async-signal-safe wherever the backend's notify is. */
 #include "waker.h"
 #include "poll_hooks.h"
+#include "registry.h"
 
 struct mio_wakehub {
     atomic_int refs;            /* the poll's and every waker's */
@@ -112,7 +113,7 @@ int mio_waker_new(mio_poll *p, mio_token token, mio_waker **out)
 
     if (out != NULL)
         *out = NULL;
-    if (p == NULL || out == NULL || token == MIO_TOKEN_RESERVED)
+    if (p == NULL || out == NULL || !mio__token_ok(p, token))
         return MIO_EINVAL;
     w = mio__calloc(1, sizeof *w);
     if (w == NULL)
@@ -167,7 +168,7 @@ int mio_waker_wake(mio_waker *w)
 
         atomic_fetch_add_explicit(&h->busy, 1, memory_order_seq_cst);
         p = atomic_load_explicit(&h->poll, memory_order_seq_cst);
-        if (p != NULL && (err = mio__poll_notify(p)) < 0) {
+        if (p != NULL && (err = p->ops->notify(p)) < 0) {
             /* Nothing was sent: this wake failed, the next one tries. */
             atomic_store_explicit(&w->pending, 0, memory_order_seq_cst);
             atomic_store_explicit(&h->sleeping, 1, memory_order_seq_cst);

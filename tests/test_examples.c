@@ -5,7 +5,10 @@
 
 #include "child.h"
 
-#ifndef _WIN32
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <signal.h>
 #include <sys/time.h>
 #endif
 #ifndef MSG_NOSIGNAL
@@ -83,6 +86,35 @@ static void server_start(struct server *s)
     example_server_start(s, "echo_server", NULL, NULL);
 }
 
+/* The example server `name` with a group of `loops` loops spreading its
+ * connections by `mode` (-t, -m); skips when this OS lacks the mode (the
+ * server then says so and exits 1 before its first line). */
+static void example_group_start(struct server *s, const char *name, const char *loops,
+                                const char *mode)
+{
+    char path[4096], line[256], backend[32], tail[64];
+    char *argv[] = { path, "-b", (char *)test_backend, "-n", "60", "-t", (char *)loops, "-m",
+                     (char *)mode, "127.0.0.1:0", NULL };
+    int status;
+
+    example_path(path, sizeof path, name);
+    child_start(&s->child, argv, NULL, CHILD_STDOUT);
+    child_read_line(&s->child, line, sizeof line);
+    if (line[0] == '\0') {
+        status = child_wait(&s->child);
+        if (status == 77)
+            SKIP("%s has no backend %s", name, test_backend);
+        if (strcmp(mode, "handoff") != 0 && strcmp(mode, "least") != 0 &&
+            strcmp(mode, "exclusive") != 0)
+            SKIP("%s -m %s: not on this OS (exit %d)", name, mode, status);
+        FAIL("%s printed nothing and exited %d", name, status);
+    }
+    CHECK(sscanf(line, "listening on %79s backend %31s loops %*s mode %63s", s->addr, backend,
+                 tail) == 3);
+    CHECK(strcmp(backend, test_backend) == 0);
+    CHECK(strcmp(tail, mode) == 0);
+}
+
 /* The clean way out (SIGTERM; Ctrl-C in its console on Windows): the server
  * frees everything, says "stopped" and exits 0.  The line shows that its own
  * handling ran: wine's default for Ctrl-C exits 0 as well. */
@@ -135,6 +167,40 @@ TEST(echo_client_against_echo_server)
 }
 
 /* The same load on the event loop's echo server. */
+/* echo_server -t: every byte back, whichever loop the connection went to. */
+static void echo_group_load(const char *mode)
+{
+    struct server s;
+    struct summary r;
+    example_group_start(&s, "echo_server", "2", mode);
+    r = client_run(&s, "10", "1", "64");
+    CHECK(r.requests_per_s > 0);
+    CHECK_EQ(r.errors, 0);
+    CHECK(r.verified > 0);
+    CHECK_EQ(r.verified % 64, 0);
+    server_stop(&s);
+}
+
+TEST(echo_server_loops_handoff)
+{
+    echo_group_load("handoff");
+}
+
+TEST(echo_server_loops_least)
+{
+    echo_group_load("least");
+}
+
+TEST(echo_server_loops_exclusive)
+{
+    echo_group_load("exclusive");
+}
+
+TEST(echo_server_loops_reuseport)
+{
+    echo_group_load("reuseport");
+}
+
 TEST(echo_client_against_loop_echo_server)
 {
     echo_load("loop_echo_server", "0.5");
@@ -370,6 +436,31 @@ TEST(http_server_keep_alive_and_pipelining)
     server_stop(&s);
 }
 
+/* http_server -t: keep-alive on each of several connections, spread over
+ * two loops. */
+TEST(http_server_loops_keep_alive)
+{
+    struct server s;
+    char body[64];
+    mio_fd fd[4];
+    int i, round;
+
+    example_group_start(&s, "http_server", "2", "handoff");
+    for (i = 0; i < 4; i++)
+        fd[i] = socket_to(s.addr, SOCK_STREAM);
+    for (round = 0; round < 3; round++) {
+        for (i = 0; i < 4; i++)
+            send_text(fd[i], "GET / HTTP/1.1\r\nHost: test\r\n\r\n");
+        for (i = 0; i < 4; i++) {
+            CHECK(!http_response(fd[i], body, sizeof body));
+            CHECK(strcmp(body, "Hello, world!\n") == 0);
+        }
+    }
+    for (i = 0; i < 4; i++)
+        mio_close(fd[i]);
+    server_stop(&s);
+}
+
 /* An idle connection is closed after -k seconds, never before. */
 TEST(http_server_closes_idle_connections)
 {
@@ -492,6 +583,152 @@ TEST(event_loop_example_runs_in_order)
     }
     child_read_line(&c, line, sizeof line);
     CHECK(line[0] == '\0');                 /* nothing more */
+    CHECK_EQ(child_wait(&c), 0);
+}
+
+/* ---- processes and signals ---- */
+
+/* What run_with_timeout runs: this program again, as one of these. */
+CHILD_CASE(print_and_exit_3)
+{
+    printf("out line\n");
+    fflush(stdout);
+    fprintf(stderr, "err line\n");
+    exit(3);
+}
+
+CHILD_CASE(print_and_hang)
+{
+    printf("started\n");
+    fflush(stdout);
+    test_sleep_ms(60000);
+    exit(0);
+}
+
+/* run_with_timeout -b BACKEND SECONDS <this program> CASE BACKEND. */
+static void run_with_timeout(struct child *c, const char *seconds, const char *what)
+{
+    static char path[4096];
+    char *argv[] = { path, "-b", (char *)test_backend, (char *)seconds,
+                     (char *)child_self_path(), (char *)what, (char *)test_backend, NULL };
+    CHECK(argv[4] != NULL);
+    example_path(path, sizeof path, "run_with_timeout");
+    child_start(c, argv, NULL, CHILD_STDOUT);
+}
+
+TEST(run_with_timeout_streams_output_and_exits_with_its_status)
+{
+    struct child c;
+    char line[256];
+
+    run_with_timeout(&c, "60", "print_and_exit_3");
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "out line") == 0);
+    child_read_line(&c, line, sizeof line);
+    CHECK(line[0] == '\0');
+    CHECK_EQ(child_wait(&c), 3);
+    run_with_timeout(&c, "60", "no_such_case");     /* the harness says 2 */
+    CHECK_EQ(child_wait(&c), 2);
+}
+
+TEST(run_with_timeout_ends_a_command_past_its_deadline)
+{
+    struct child c;
+    char line[256];
+    int64_t start = test_now_ns();
+
+    /* Long enough for the command to start under a sanitizer or wine. */
+    run_with_timeout(&c, "3", "print_and_hang");
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "started") == 0);
+    CHECK_EQ(child_wait(&c), 124);
+    CHECK(test_now_ns() - start >= 3 * MIO_SEC);
+    CHECK(test_now_ns() - start < 30 * MIO_SEC);
+}
+
+TEST(run_with_timeout_says_a_missing_program_is_missing)
+{
+    static char path[4096];
+    char *argv[] = { path, "-b", (char *)test_backend, "10", "no-such-program-anywhere", NULL };
+    struct child c;
+    char line[256];
+
+    example_path(path, sizeof path, "run_with_timeout");
+    child_start(&c, argv, NULL, CHILD_STDERR);
+    child_read_line(&c, line, sizeof line);
+    CHECK(strstr(line, "no such file") != NULL);
+    CHECK_EQ(child_wait(&c), 125);
+}
+
+/* Reads "started worker I pid P" and returns P. */
+static long long started_worker(struct child *c, int i)
+{
+    char line[256];
+    int idx;
+    long long pid;
+    child_read_line(c, line, sizeof line);
+    if (sscanf(line, "started worker %d pid %lld", &idx, &pid) != 2 || idx != i)
+        FAIL("expected worker %d to start, got \"%s\"", i, line);
+    return pid;
+}
+
+static void end_process(long long pid)
+{
+#ifdef _WIN32
+    HANDLE h = OpenProcess(PROCESS_TERMINATE, FALSE, (DWORD)pid);
+    CHECK(h != NULL);
+    CHECK(TerminateProcess(h, 9));
+    CloseHandle(h);
+#else
+    CHECK_EQ(kill((pid_t)pid, SIGKILL), 0);
+#endif
+}
+
+TEST(supervisor_restarts_workers_and_stops_gracefully)
+{
+    char path[4096], line[256], want[256];
+    char *argv[] = { path, "-b", (char *)test_backend, "-n", "2", NULL };
+    struct child c;
+    long long pid0, pid1;
+    int i;
+
+    example_path(path, sizeof path, "supervisor");
+    child_start(&c, argv, NULL, CHILD_STDOUT);
+    pid0 = started_worker(&c, 0);
+    pid1 = started_worker(&c, 1);
+    /* A worker that dies comes back. */
+    end_process(pid1);
+    child_read_line(&c, line, sizeof line);
+#ifdef _WIN32
+    snprintf(want, sizeof want, "worker 1 pid %lld exited with code 9", pid1);
+#else
+    snprintf(want, sizeof want, "worker 1 pid %lld killed by signal %d", pid1, SIGKILL);
+#endif
+    if (strcmp(line, want) != 0)
+        FAIL("got \"%s\", expected \"%s\"", line, want);
+    pid1 = started_worker(&c, 1);
+#ifndef _WIN32
+    /* SIGHUP: all of them, each after its exit. */
+    CHECK_EQ(kill(c.pid, SIGHUP), 0);
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "restarting all") == 0);
+    for (i = 0; i < 4; i++) {
+        child_read_line(&c, line, sizeof line);
+        /* A worker just started may not watch SIGTERM yet: it dies of it. */
+        CHECK(strstr(line, "exited with code 0") != NULL || strncmp(line, "started", 7) == 0 ||
+              strstr(line, "killed by signal 15") != NULL);
+    }
+#endif
+    (void)pid0;
+    child_stop(&c);
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "stopping") == 0);
+    for (i = 0; i < 2; i++) {
+        child_read_line(&c, line, sizeof line);
+        CHECK(strncmp(line, "worker ", 7) == 0);
+    }
+    child_read_line(&c, line, sizeof line);
+    CHECK(strcmp(line, "stopped") == 0);
     CHECK_EQ(child_wait(&c), 0);
 }
 

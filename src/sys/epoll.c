@@ -25,9 +25,20 @@ _Static_assert(MIO_READABLE == EPOLLIN && MIO_PRIORITY == EPOLLPRI &&
                MIO_WRITABLE == EPOLLOUT && MIO_ERROR == EPOLLERR,
                "flag values follow epoll's");
 
+/* Linux 4.5; older headers lack the name, older kernels ignore the bit. */
+#ifndef EPOLLEXCLUSIVE
+#define EPOLLEXCLUSIVE (1u << 28)
+#endif
+
 static uint32_t to_epoll(uint32_t interest)
 {
     uint32_t e = interest & (MIO_READABLE | MIO_PRIORITY | MIO_WRITABLE);
+    /* An exclusive entry takes only in, out and the trigger (the kernel
+     * refuses EPOLLRDHUP, EPOLLPRI and EPOLLONESHOT with it): the group's
+     * listeners, which need nothing else. */
+    if (MIO_UNLIKELY(interest & MIO__EXCLUSIVE))
+        return (e & (EPOLLIN | EPOLLOUT)) | EPOLLEXCLUSIVE |
+               (interest & MIO_LEVEL ? 0 : EPOLLET);
     if (interest & MIO_READABLE)
         e |= EPOLLRDHUP;
     if (!(interest & MIO_LEVEL))
@@ -196,4 +207,5 @@ const struct mio_backend mio__backend_epoll = {
     .unknown = mio__unix_fd_unknown,
     .wait = ep_wait,
     .notify = ep_notify,
+    .private_interest = MIO__EXCLUSIVE,
 };

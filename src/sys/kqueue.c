@@ -497,6 +497,8 @@ static uint32_t readiness(const struct kevent *k)
     case EVFILT_USER:
         return MIO_READABLE;
 #endif
+    case EVFILT_PROC:               /* NOTE_EXIT; its EV_EOF is no descriptor's */
+        return MIO_READABLE;
     default:
         break;
     }
@@ -527,7 +529,7 @@ static void disarm_siblings(struct kqueue_poll *p, const struct kevent *kev, int
         struct changes c;
         size_t f;
 
-        if (!(kev[i].flags & ONESHOT_FLAG))
+        if (!(kev[i].flags & ONESHOT_FLAG) || kev[i].filter == EVFILT_PROC)
             continue;
         /* Valid while the lock is held: kq_del takes it (registry.h). */
         r = mio__rec_lookup(&p->base, (mio_fd)kev[i].ident);
@@ -649,6 +651,24 @@ static int kq_notify(mio_poll *base)
 #endif
 }
 
+/* ---- child processes ----
+ * EVFILT_PROC with NOTE_EXIT: the kernel reports the exit (once: it drops
+ * the filter then) without reaping the child.  The ident is the pid, no
+ * descriptor, so no record is involved. */
+static int kq_proc(mio_poll *base, int64_t pid, mio_token token, bool add)
+{
+    struct kqueue_poll *p = (struct kqueue_poll *)base;
+    struct changes c;
+
+    c.n = 0;
+    change(&c, (uintptr_t)pid, EVFILT_PROC, add ? EV_ADD | EV_CLEAR : EV_DELETE, NOTE_EXIT,
+           token);
+    apply(p->kq, &c);
+    if (!add && (c.err[0] == MIO_ENOENT || c.err[0] == MIO_ESRCH))
+        return 0;
+    return c.err[0];
+}
+
 const struct mio_backend mio__backend_kqueue = {
     .name = "kqueue",
     .size = sizeof(struct kqueue_poll),
@@ -660,4 +680,5 @@ const struct mio_backend mio__backend_kqueue = {
     .unknown = mio__unix_fd_unknown,
     .wait = kq_wait,
     .notify = kq_notify,
+    .proc = kq_proc,
 };

@@ -44,6 +44,15 @@ int mio__os_net_init(void);
 int mio__os_socket(int family, int type, mio_fd *out);
 /* Lets a TCP listener bind over connections of an earlier one in TIME_WAIT. */
 int mio__os_allow_rebind(mio_fd fd);
+/* Lets other sockets of this process bind fd's address, the kernel
+ * spreading the connections over them: SO_REUSEPORT where it balances
+ * (Linux, DragonFly), SO_REUSEPORT_LB (FreeBSD); MIO_ENOSYS where it would
+ * not (elsewhere SO_REUSEPORT gives every connection to one socket). */
+int mio__os_share_port(mio_fd fd);
+/* Makes the sockets sharing listener fd's port (mio__os_share_port) give
+ * a connection to socket number (receiving CPU mod n), numbered in the
+ * order they started listening: Linux, MIO_ENOSYS elsewhere. */
+int mio__os_steer_by_cpu(mio_fd fd, unsigned n);
 int mio__os_bind(mio_fd fd, const struct sockaddr *sa, socklen_t len);
 /* Also opens the process's reserve descriptor where there is one (see
  * mio__os_shed). */

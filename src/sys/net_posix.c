@@ -21,6 +21,9 @@
 #include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 
 #if defined(__linux__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
     defined(__NetBSD__) || defined(__DragonFly__)
@@ -235,6 +238,52 @@ int mio__os_allow_rebind(mio_fd fd)
 {
     int one = 1;
     return setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ? mio__err() : 0;
+}
+
+/* SO_REUSEPORT spreads connections over the sockets on Linux (3.9) and
+ * DragonFly; FreeBSD (12) does it with SO_REUSEPORT_LB, its SO_REUSEPORT
+ * giving every connection to one socket, as macOS, OpenBSD and NetBSD do. */
+int mio__os_share_port(mio_fd fd)
+{
+#if defined(SO_REUSEPORT_LB)
+    const int opt = SO_REUSEPORT_LB;
+#elif defined(SO_REUSEPORT) && (defined(__linux__) || defined(__DragonFly__))
+    const int opt = SO_REUSEPORT;
+#else
+    const int opt = 0;
+#endif
+    int one = 1;
+
+    if (opt == 0)
+        return MIO_ENOSYS;
+    return setsockopt(fd, SOL_SOCKET, opt, &one, sizeof one) < 0 ? mio__err() : 0;
+}
+
+/* A classic BPF program for the sockets' group (Linux 4.5): the number of
+ * the CPU handling the packet, modulo n, is the index of the socket that
+ * gets the connection. */
+int mio__os_steer_by_cpu(mio_fd fd, unsigned n)
+{
+#if defined(__linux__) && defined(SO_ATTACH_REUSEPORT_CBPF)
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU)),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog;
+
+    if (n == 0)
+        return MIO_EINVAL;
+    memset(&prog, 0, sizeof prog);      /* the padding after len goes to the kernel too */
+    prog.len = sizeof code / sizeof code[0];
+    prog.filter = code;
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0
+               ? mio__err() : 0;
+#else
+    (void)fd;
+    (void)n;
+    return MIO_ENOSYS;
+#endif
 }
 
 int mio__os_bind(mio_fd fd, const struct sockaddr *sa, socklen_t len)

@@ -199,6 +199,21 @@ int mio__os_allow_rebind(mio_fd fd)
     return 0;
 }
 
+/* Windows has no SO_REUSEPORT that spreads connections (SO_REUSEADDR lets
+ * a second socket take the port over), nor a way to steer them. */
+int mio__os_share_port(mio_fd fd)
+{
+    (void)fd;
+    return MIO_ENOSYS;
+}
+
+int mio__os_steer_by_cpu(mio_fd fd, unsigned n)
+{
+    (void)fd;
+    (void)n;
+    return MIO_ENOSYS;
+}
+
 int mio__os_bind(mio_fd fd, const struct sockaddr *sa, socklen_t len)
 {
     return bind(fd, sa, len) == SOCKET_ERROR ? mio__wsa_err() : 0;
