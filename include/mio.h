@@ -23,8 +23,8 @@
  *   event said MIO_READ_CLOSED, read on until mio_read returns 0).  Datagram
  *   sockets are drained only by MIO_EAGAIN, or by a batch call
  *   (mio_udp_recv_batch, mio_udp_send_batch) that moved fewer datagrams
- *   than asked: it met MIO_EAGAIN, or an error, on the way.  Level reports on every wait while
- *   the source is ready.  Oneshot disarms the registration after one event
+ *   than asked: it met MIO_EAGAIN, or an error, on the way.  Level reports
+ *   on every wait while the source is ready.  Oneshot disarms the registration after one event
  *   until mio_reregister().
  * - Where the OS has no edge trigger (the poll(2) and Windows backends), edge is
  *   emulated: a reported direction re-arms when a libmio call on that fd
