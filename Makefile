@@ -10,7 +10,7 @@ VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kind
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all demo test test-windows-if-available test-plain test-asan test-tsan test-valgrind test-kqueue test-windows bench bench-multicore stress fuzz clean install docs check-install check-msvc
+.PHONY: all demo test test-windows-if-available test-plain test-asan test-tsan test-valgrind test-kqueue test-windows bench bench-multicore bench-datagrams stress fuzz clean install docs check-install check-msvc
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -86,6 +86,12 @@ bench-multicore:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF
 	cmake --build build-bench -j$(JOBS)
 	python3 bench/run.py build-bench --only multicore $(if $(QUICK),--quick)
+
+# The datagram section of bench/RESULTS.md alone (batches, GSO, GRO).
+bench-datagrams:
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF
+	cmake --build build-bench -j$(JOBS)
+	python3 bench/run.py build-bench --only datagrams $(if $(QUICK),--quick)
 
 # Long reliability runs: descriptor exhaustion, signals, every connection the
 # descriptor limit allows (stress/run.sh).

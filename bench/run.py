@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Runs the benchmark suite and writes bench/RESULTS.md (and bench/dispatch.png).
 
-    bench/run.py BUILD_DIR [--quick] [--out FILE] [--only multicore]
+    bench/run.py BUILD_DIR [--quick] [--out FILE] [--only multicore|datagrams]
 
---only multicore runs the multi-core section alone and puts it in place of
-the one in the results file, leaving the rest of the file as it was.
+--only multicore (or datagrams) runs the multi-core (or datagram) section
+alone and puts it in place of the one in the results file, leaving the rest
+of the file as it was.
 
 BUILD_DIR holds the programs CMake builds with -DMIO_BUILD_BENCH=ON.  Every
 figure is the median of at least five runs; the callgrind table counts
@@ -99,6 +100,19 @@ GROUP_RUNS = 3 if QUICK else 5
 GROUP_CONNS = 20_000 if QUICK else 100_000
 GROUP_CONCURRENCY = 50
 PINGPONG_N = 10_000 if QUICK else 50_000
+
+# Datagrams: (side, how, options, label); the first of each side is its
+# reference.
+DGRAM_CASES = [
+    ("send", "single", [], "one mio_udp_send_to per datagram"),
+    ("send", "batch", ["batch=32"], "mio_udp_send_batch, 32 datagrams per call"),
+    ("send", "gso", ["batch=8", "segs=32"], "mio_udp_send_batch, 8 entries of 32 segments (GSO)"),
+    ("recv", "single", [], "one mio_udp_recv_from per datagram"),
+    ("recv", "batch", ["batch=32"], "mio_udp_recv_batch, up to 32 per call"),
+    ("recv", "gro", ["batch=32"], "mio_udp_recv_batch with MIO_UDP_GRO, up to 32 per call"),
+]
+DGRAM_RUNS = 3 if QUICK else 7
+DGRAM_SECONDS = 0.5 if QUICK else 1.0
 
 commands = []
 skipped = set()
@@ -498,11 +512,11 @@ def group_markdown(res):
     return md
 
 
-def splice_section(text, section):
-    """Puts `section` (lines) in place of text's multi-core section, or before
-    its notes, plot or commands when it has none."""
+def splice_section(text, section, heading):
+    """Puts `section` (lines) in place of text's section whose heading starts
+    with `heading`, or before its notes, plot or commands when it has none."""
     lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.startswith("## Multi-core")), None)
+    start = next((i for i, l in enumerate(lines) if l.startswith(heading)), None)
     if start is not None:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
                    len(lines))
@@ -606,6 +620,70 @@ def syscalls_per_event(backend, a, how):
     return {k: (c2[k] - c1[k]) / (ONESHOT_W2 - ONESHOT_W1) for k in c1}
 
 
+def run_datagrams():
+    """Each case once per round, the rounds round-robin over the cases (the
+    machine's load drifts alike for all); medians of the rounds."""
+    res = {}
+    path = exe("dgram_mio")
+    if path is None:
+        return res
+    for _ in range(DGRAM_RUNS):
+        for side, how, extra, label in DGRAM_CASES:
+            cmd = [path, f"side={side}", f"how={how}", "runs=1", f"seconds={DGRAM_SECONDS}"] + extra
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                log(f"failed: {' '.join(cmd)}: {out.stderr.strip()}")
+                continue
+            res.setdefault((side, how), []).append(fields(out.stdout))
+    summary = {}
+    for key, runs in res.items():
+        summary[key] = {k: median([float(r[k]) for r in runs])
+                        for k in ("dgrams_per_s", "cpu_ns", "per_call")}
+        summary[key]["gso"] = runs[0].get("gso", "0")
+        label = dict(((s, h), l) for s, h, _, l in DGRAM_CASES)[key]
+        log(f"datagrams {label:52} {summary[key]['dgrams_per_s']:>10.0f}/s "
+            f"{summary[key]['cpu_ns']:>8.0f} ns CPU each")
+    return summary
+
+
+def datagram_markdown(dg):
+    md = ["## Datagrams\n"]
+    md.append("1200-byte UDP datagrams over loopback, `bench/dgram_mio.c` on the epoll "
+              "backend.  The measured thread runs on CPU 0, its partner on CPU 1.  Send "
+              "side: the measured thread sends to a socket its partner drains with "
+              "batches, one call per datagram against batches, and against batches of "
+              "segmented entries that the kernel cuts (UDP_SEGMENT: one system call and "
+              "one pass through the stack for 32 datagrams).  Receive side: the partner "
+              "keeps the measured thread's socket full with segmented batches, and the "
+              "measured thread drains it on each readable edge, one call per datagram "
+              "against batches (recvmmsg), and against batches with MIO_UDP_GRO on, where "
+              "on loopback the sender's segments reach the socket unsplit (on a real "
+              "interface GRO coalesces what the wire split).  Datagrams per second are "
+              "what the measured thread moved over the run's wall-clock time; CPU per "
+              "datagram is that thread's own CPU time (CLOCK_THREAD_CPUTIME_ID) over the "
+              "datagrams, which on loopback includes the receiving socket's share of the "
+              "stack for the sender (the kernel delivers in the sender's context) and "
+              "leaves out what ksoftirqd takes over under load.  Each case runs "
+              f"{DGRAM_SECONDS} s, once per round, the rounds going round-robin over the "
+              f"cases; medians of {DGRAM_RUNS} rounds.  Ratios are to one call per "
+              "datagram on the same side, in the same run.\n")
+    md.append("| side | how | datagrams/s | CPU ns per datagram | datagrams per call |")
+    md.append("|---|---|---|---|---|")
+    for side, how, _, label in DGRAM_CASES:
+        r = dg.get((side, how))
+        ref = dg.get((side, DGRAM_CASES[0 if side == "send" else 3][1]))
+        if not r:
+            md.append(f"| {side} | {label} | | | |")
+            continue
+        rate = f"{r['dgrams_per_s']:.0f}" + (fmt_ratio(r["dgrams_per_s"], ref["dgrams_per_s"])
+                                              if ref else "")
+        cpu = f"{r['cpu_ns']:.0f}" + (fmt_ratio(r["cpu_ns"], ref["cpu_ns"]) if ref else "")
+        note = "" if how != "gso" or r["gso"] == "1" else " (no offload here: cut by the library)"
+        md.append(f"| {side} | {label}{note} | {rate} | {cpu} | {r['per_call']:.1f} |")
+    md.append("")
+    return md
+
+
 def fmt_ratio(v, ref):
     if v is None or ref is None or ref == 0:
         return ""
@@ -628,20 +706,25 @@ def loadavg():
 
 
 def main():
-    if ONLY == "multicore":
+    sections = {"multicore": (lambda: group_markdown(run_group()), "## Multi-core",
+                              "multi-core"),
+                "datagrams": (lambda: datagram_markdown(run_datagrams()), "## Datagrams",
+                              "datagram")}
+    if ONLY in sections:
+        make, heading, name = sections[ONLY]
         started = time.time()
-        section = group_markdown(run_group())
-        section.append(f"(This section alone: `bench/run.py {SHOWN} --only multicore"
+        section = make()
+        section.append(f"(This section alone: `bench/run.py {SHOWN} --only {ONLY}"
                        f"{' --quick' if QUICK else ''}`, "
                        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                        f"{time.time() - started:.0f} s; load average after: {loadavg()}.)\n")
         text = open(OUT).read() if os.path.exists(OUT) else "# libmio benchmark results\n"
         with open(OUT, "w") as f:
-            f.write(splice_section(text, section))
-        log(f"wrote the multi-core section of {OUT} in {time.time() - started:.0f} s")
+            f.write(splice_section(text, section, heading))
+        log(f"wrote the {name} section of {OUT} in {time.time() - started:.0f} s")
         return
     if ONLY is not None:
-        sys.exit(f"--only: no section {ONLY} (multicore is the one)")
+        sys.exit(f"--only: no section {ONLY} (multicore or datagrams)")
     started = time.time()
     load_before = loadavg()
     model, cores, kernel = machine()
@@ -780,6 +863,12 @@ def main():
     # ---- multi-core ------------------------------------------------------
     group = run_group()
     log(f"multi-core done at {time.time() - started:.0f} s")
+
+    # ---- datagrams -------------------------------------------------------
+    dgram = run_datagrams()
+    commands.append(f"{SHOWN}/dgram_mio side=send|recv how=single|batch|gso|gro runs=1 "
+                    f"seconds={DGRAM_SECONDS} [batch=32|8 segs=32]   ({DGRAM_RUNS} rounds)")
+    log(f"datagrams done at {time.time() - started:.0f} s")
 
     load_after = loadavg()
 
@@ -1082,6 +1171,8 @@ def main():
     md.append("")
 
     md.extend(group_markdown(group))
+
+    md += datagram_markdown(dgram)
 
     # ---- plot ------------------------------------------------------------
     if shutil.which("gnuplot"):

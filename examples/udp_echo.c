@@ -7,9 +7,14 @@
  * see stop.h) or for SECONDS, then frees everything, prints "stopped" and
  * exits 0; a backend this build lacks exits 77.  Try `nc -u 127.0.0.1 PORT`.
  *
- * What it shows: a datagram socket drained until MIO_EAGAIN on each edge,
- * and the usual UDP answer to back-pressure: a reply the socket cannot take
- * right now is dropped, not queued (the sender retries if it cares). */
+ * What it shows: a datagram socket drained in batches on each edge (up to 32
+ * datagrams per call: one recvmmsg and one sendmmsg on Linux), each reply
+ * the received entry sent back as it is: to the datagram's source, from the
+ * address the datagram was sent to (MIO_UDP_RECV_LOCAL, where the OS has it:
+ * a server bound to 0.0.0.0 on a host with several addresses must answer
+ * from the one the client used).  And the usual UDP answer to
+ * back-pressure: a reply the socket cannot take right now is dropped, not
+ * queued (the sender retries if it cares). */
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
@@ -24,21 +29,39 @@
 #define SOCKET_TOKEN 0
 #define STOP         1
 
+#define BATCH 32
+
+/* The batch: one entry per datagram, each with room for the largest. */
+static mio_datagram batch[BATCH];
+static char room[BATCH][65536];
+
 /* Echoes every datagram waiting; counts what was echoed and dropped. */
 static void echo_all(mio_fd sock, unsigned long *echoed, unsigned long *dropped)
 {
-    static char buf[65536];     /* the largest datagram fits */
     for (;;) {
-        mio_addr from;
-        ssize_t n = mio_udp_recv_from(sock, buf, sizeof buf, &from);
+        ssize_t n = mio_udp_recv_batch(sock, batch, BATCH), at = 0;
         if (n == MIO_EAGAIN)
             return;
         if (n < 0)
             continue;           /* e.g. an ICMP error of an earlier send */
-        if (mio_udp_send_to(sock, buf, (size_t)n, &from) == n)
-            ++*echoed;
-        else
-            ++*dropped;
+        /* Each entry now says where its datagram came from and went to:
+         * sent back as it is, it answers it. */
+        while (at < n) {
+            ssize_t sent = mio_udp_send_batch(sock, batch + at, (size_t)(n - at));
+            if (sent == MIO_EAGAIN) {
+                *dropped += (unsigned long)(n - at);    /* no room: the rest goes */
+                break;
+            }
+            if (sent < 0) {
+                ++*dropped;     /* this one reply could not go: the next may */
+                at++;
+                continue;
+            }
+            *echoed += (unsigned long)sent;
+            at += sent;
+        }
+        if (n < BATCH)
+            return;             /* a short batch drained the socket */
     }
 }
 
@@ -71,12 +94,18 @@ int main(int argc, char **argv)
     if (arg != argc || mio_addr_parse(text, &addr) < 0)
         goto usage;
 
+    for (i = 0; i < BATCH; i++) {
+        batch[i].buf = room[i];
+        batch[i].size = sizeof room[i];
+    }
     if ((err = mio_poll_new_backend(backend, &poll)) == MIO_ENOSYS)
         return 77;
     if (err == 0 && (err = mio_waker_new(poll, STOP, &waker)) == 0 &&
         (err = mio_udp_bind(&addr, &sock)) == 0 &&
         (err = mio_register(poll, sock, SOCKET_TOKEN, MIO_READABLE)) == 0 &&
         (err = mio_local_addr(sock, &addr)) == 0) {
+        /* Where the OS cannot tell, replies go from its choice of address. */
+        (void)mio_udp_enable(sock, MIO_UDP_RECV_LOCAL);
         /* Before the line that tells others we are up: a stop may follow it
          * at once. */
         stop_on_signal(waker);

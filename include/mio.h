@@ -22,13 +22,16 @@
  *   the read that would only say MIO_EAGAIN can be skipped; but an end of
  *   stream that came with the last bytes brings no event of its own: when the
  *   event said MIO_READ_CLOSED, read on until mio_read returns 0).  Datagram
- *   sockets are drained only by MIO_EAGAIN.  Level reports on every wait while
- *   the source is ready.  Oneshot disarms the registration after one event
+ *   sockets are drained only by MIO_EAGAIN, or by a batch call
+ *   (mio_udp_recv_batch, mio_udp_send_batch) that moved fewer datagrams
+ *   than asked: it met MIO_EAGAIN, or an error, on the way.  Level reports
+ *   on every wait while the source is ready.  Oneshot disarms the registration after one event
  *   until mio_reregister().
  * - Where the OS has no edge trigger (the poll(2) and Windows backends), edge is
  *   emulated: a reported direction re-arms when a libmio call on that fd
  *   (mio_read, mio_write, mio_readv, mio_writev, mio_tcp_accept, mio_tcp_shed,
- *   mio_udp_recv, mio_udp_recv_from, mio_udp_send_to) drains it as above or
+ *   mio_udp_recv, mio_udp_recv_from, mio_udp_send_to, mio_udp_recv_batch,
+ *   mio_udp_send_batch) drains it as above or
  *   fails with any other error (a connection aborted before accept, a
  *   transient MIO_ENOMEM): what is still ready is then reported again, and
  *   the next arrival is reported as a kernel edge would.  Reading a pending
@@ -382,7 +385,8 @@ MIO_API void mio_set_readiness_free(mio_set_readiness *s);
 
 /* A socket address (IPv4, IPv6 or Unix) as the OS's sockaddr, and its length:
  * pass `&a.u.sa, a.len` to the socket API.  Filled by mio_addr_parse,
- * mio_tcp_accept, mio_udp_recv_from, mio_local_addr and mio_peer_addr. */
+ * mio_addr_unix, mio_tcp_accept, mio_udp_recv_from, mio_udp_recv_batch,
+ * mio_local_addr and mio_peer_addr. */
 typedef struct mio_addr {
     union {
         struct sockaddr sa;
@@ -406,8 +410,19 @@ typedef struct mio_addr {
  * No DNS; anything else is MIO_EINVAL. */
 MIO_API int mio_addr_parse(const char *text, mio_addr *out);
 /* Writes the address as text, NUL-terminated, and returns its strlen;
- * MIO_ENOSPC if it does not fit.  Unix addresses format as their path. */
+ * MIO_ENOSPC if it does not fit.  Unix addresses format as their path (a
+ * Linux abstract name with a leading '@', an unnamed socket as ""). */
 MIO_API int mio_addr_format(const mio_addr *a, char *buf, size_t size);
+/* The address of the Unix socket at path, for the datagram calls
+ * (mio_udp_connect, mio_udp_send_to, mio_udp_send_batch).  On Linux a
+ * leading '@' names an abstract socket: the rest of path (which may then
+ * hold no NUL) is the name, no file is made, and it goes away with the last
+ * socket bound to it; elsewhere '@' is an ordinary first character.
+ * MIO_EINVAL for NULL or "", MIO_ENAMETOOLONG when path (with its '@') and
+ * a NUL do not fit sockaddr_un's sun_path (108 bytes on Linux and Windows,
+ * 104 on macOS and the BSDs).  Every call that takes a Unix path (mio_unix_listen, mio_unix_connect,
+ * mio_unix_dgram) reads it the same way. */
+MIO_API int mio_addr_unix(const char *path, mio_addr *out);
 
 /* Listening TCP socket with SO_REUSEADDR; backlog <= 0 takes the default.
  * The first listener (TCP or Unix) also opens the process's reserve
@@ -440,8 +455,20 @@ MIO_API int mio_tcp_connect(const mio_addr *addr, mio_fd *out);
 MIO_API int mio_tcp_set_nodelay(mio_fd fd, bool on);
 /* A UDP socket bound to addr (port 0: any free port, see mio_local_addr). */
 MIO_API int mio_udp_bind(const mio_addr *addr, mio_fd *out);
+/* A UDP socket of family AF_INET or AF_INET6 (anything else is
+ * MIO_EAFNOSUPPORT), not bound yet: for the options that only count before
+ * the bind (MIO_SO_REUSEPORT, MIO_SO_V6ONLY, buffer sizes), then mio_bind.
+ * Sending from it binds it to a free port, as with any unbound socket. */
+MIO_API int mio_udp_open(int family, mio_fd *out);
+/* Binds a socket made by mio_udp_open to addr (an address of its family),
+ * or a datagram socket made by mio_unix_dgram(NULL, ...) to a Unix address
+ * (mio_addr_unix).  MIO_EADDRINUSE, MIO_EADDRNOTAVAIL, MIO_EINVAL (already
+ * bound), as the OS says. */
+MIO_API int mio_bind(mio_fd fd, const mio_addr *addr);
 /* Sets the default peer: mio_read, mio_write and a NULL `to` use it, and
- * datagrams from elsewhere are dropped. */
+ * datagrams from elsewhere are dropped.  The UDP calls (this one,
+ * mio_udp_send_to, mio_udp_recv*, the batches) serve Unix datagram sockets
+ * too, with Unix addresses (mio_addr_unix). */
 MIO_API int mio_udp_connect(mio_fd fd, const mio_addr *peer);
 /* to may be NULL on a connected socket. */
 MIO_API ssize_t mio_udp_send_to(mio_fd fd, const void *buf, size_t len, const mio_addr *to);
@@ -453,14 +480,24 @@ MIO_API ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *fr
  * copied, never more than len. */
 MIO_API ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *truncated);
 /* A listening Unix stream socket at path (accept with mio_tcp_accept); a path
- * too long for sockaddr_un is MIO_ENAMETOOLONG.  Windows has them from
- * Windows 10 1803 on; before, the call is MIO_EAFNOSUPPORT. */
+ * too long for sockaddr_un is MIO_ENAMETOOLONG, a leading '@' is an abstract
+ * name on Linux (mio_addr_unix).  Windows has them from Windows 10 1803 on;
+ * before, the call is MIO_EAFNOSUPPORT. */
 MIO_API int mio_unix_listen(const char *path, int backlog, mio_fd *out);
 /* Starts a connect to the Unix socket at path, completed as mio_tcp_connect;
  * MIO_EAGAIN when the listener's backlog is full (try again later). */
 MIO_API int mio_unix_connect(const char *path, mio_fd *out);
+/* A Unix datagram socket bound to path (see mio_addr_unix; the file is the
+ * caller's to remove), or unbound for NULL.  On Linux the path "@" binds
+ * to an abstract name the kernel picks (mio_local_addr tells it), so that
+ * a client can be answered without a file.  Windows has no Unix datagram
+ * sockets: MIO_EAFNOSUPPORT. */
+MIO_API int mio_unix_dgram(const char *path, mio_fd *out);
 /* A connected stream pair. */
 MIO_API int mio_socketpair(mio_fd out[2]);
+/* A connected pair of Unix datagram sockets: what one end sends, the other
+ * receives as whole datagrams.  MIO_EAFNOSUPPORT on Windows. */
+MIO_API int mio_dgram_pair(mio_fd out[2]);
 /* out[0] is the read end, out[1] the write end.  MIO_ENOSYS on Windows,
  * whose pipes cannot be polled for readiness (use mio_socketpair). */
 MIO_API int mio_pipe(mio_fd out[2]);
@@ -489,6 +526,238 @@ MIO_API int mio_local_addr(mio_fd fd, mio_addr *out);
 MIO_API int mio_peer_addr(mio_fd fd, mio_addr *out);
 /* Closes a descriptor (deregister it first, see mio_deregister). */
 MIO_API int mio_close(mio_fd fd);
+
+/* ---- Datagrams: batches, segmentation offload, ECN, local addresses --------
+ * What QUIC, DNS, game and media servers need from UDP beyond send and
+ * receive: many datagrams per call, each with its peer; one buffer sent as
+ * equal segments and coalesced segments received at once (Linux UDP_SEGMENT
+ * and UDP_GRO, Windows USO and URO); the ECN bits of each datagram; the
+ * local address and interface a datagram arrived on, and sending from a
+ * chosen one.  docs/datagrams.md shows each at work.
+ *
+ * Everything the calls need lives in the caller's array: a receive writes
+ * each datagram's bytes, addresses and metadata into its entry, a send reads
+ * them from there, and neither allocates (control messages are built on the
+ * stack).  An array filled by mio_udp_recv_batch can be sent back as it is:
+ * peer is then the destination, local the source, segment_size the stride,
+ * ecn the codepoint. */
+
+/* ECN codepoints (RFC 3168): the low two bits of the IPv4 TOS or IPv6
+ * traffic class byte. */
+#define MIO_ECN_NOT_ECT 0   /* not ECN-capable transport */
+#define MIO_ECN_ECT1    1   /* ECN-capable, ECT(1) */
+#define MIO_ECN_ECT0    2   /* ECN-capable, ECT(0) */
+#define MIO_ECN_CE      3   /* congestion experienced */
+
+/* mio_datagram.flags, as a receive sets them. */
+#define MIO_DGRAM_TRUNCATED 0x01u  /* the datagram (or the coalesced segments)
+                                      did not fit `size`: the rest is lost */
+
+/* One datagram of a batch: caller-owned storage, one entry per datagram.
+ *
+ *   buf, len     send: the bytes; receive: where they go, and len is set to
+ *                how many arrived (at most size).
+ *   size         receive: room in buf (send ignores it).
+ *   peer         send: the destination (peer.len 0 on a connected socket:
+ *                its peer); receive: the source.
+ *   local        send: the source address (its port is ignored) and with
+ *                ifindex the interface to send from; local.len 0 lets the OS
+ *                choose both, the unspecified address ("0.0.0.0", "::") the
+ *                address only.  Where the OS cannot choose
+ *                (caps.available without MIO_UDP_SEND_LOCAL) such a
+ *                datagram fails with MIO_ENOSYS.  Receive, with
+ *                MIO_UDP_RECV_LOCAL enabled: the datagram's destination
+ *                address (port 0; an IPv4 one as IPv4-mapped IPv6 on an IPv6
+ *                socket, as peer is), else local.len 0.  For a multicast or
+ *                broadcast datagram it is that group or broadcast address,
+ *                which cannot be a source: clear local before replying.
+ *   ifindex      send: with local, see above; receive: the interface the
+ *                datagram arrived on, with MIO_UDP_RECV_LOCAL, where the OS
+ *                tells (0 otherwise).
+ *   segment_size send: 0 sends buf as one datagram; otherwise buf is cut
+ *                into datagrams of segment_size bytes (the last may be
+ *                shorter), all with this entry's peer, local and ecn: by the
+ *                OS when it offers segmentation offload (MIO_UDP_GSO), one
+ *                system call for up to 64 segments, else by the library,
+ *                segment by segment.  Receive: 0 for one datagram; with
+ *                MIO_UDP_GRO, nonzero when buf holds several datagrams of
+ *                one peer coalesced by the OS, each segment_size bytes but
+ *                the last (which may be shorter): len > segment_size.
+ *   ecn          send: the ECN codepoint (MIO_ECN_*; anything above 3 is
+ *                MIO_EINVAL) for the IP header, where the OS can set it
+ *                (MIO_UDP_SEND_ECN; else the datagram goes without it).  A
+ *                nonzero codepoint replaces the socket's whole TOS / traffic
+ *                class byte for that datagram.  Receive: the codepoint the
+ *                datagram carried, with MIO_UDP_RECV_ECN (else 0).
+ *   flags        receive: MIO_DGRAM_*; send ignores it. */
+typedef struct mio_datagram {
+    void *buf;
+    size_t len;
+    size_t size;
+    mio_addr peer;
+    mio_addr local;
+    uint32_t ifindex;
+    uint32_t flags;
+    uint16_t segment_size;
+    uint8_t ecn;
+} mio_datagram;
+
+/* Datagram features, for mio_udp_enable, mio_udp_disable and mio_udp_caps.
+ * The first three are receive options a socket turns on; the others are
+ * what its sends can do, reported by mio_udp_caps only. */
+#define MIO_UDP_RECV_ECN   0x01u  /* receive each datagram's ECN codepoint
+                                     (IP_RECVTOS, IPV6_RECVTCLASS; Windows
+                                     IP_RECVECN) */
+#define MIO_UDP_RECV_LOCAL 0x02u  /* receive each datagram's destination
+                                     address and interface (IP_PKTINFO,
+                                     IPV6_RECVPKTINFO; IP_RECVDSTADDR on the
+                                     BSDs, without the interface) */
+#define MIO_UDP_GRO        0x04u  /* let the OS coalesce datagrams of one peer
+                                     into one receive (Linux UDP_GRO, Windows
+                                     URO) */
+#define MIO_UDP_GSO        0x08u  /* caps: segment_size is cut by the OS */
+#define MIO_UDP_SEND_ECN   0x10u  /* caps: ecn reaches the IP header */
+#define MIO_UDP_SEND_LOCAL 0x20u  /* caps: local (and ifindex) are honoured */
+
+/* What a datagram socket can do here, and what is on: mio_udp_caps fills
+ * it. */
+typedef struct mio_udp_capabilities {
+    uint32_t available;     /* MIO_UDP_* this socket can use on this OS */
+    uint32_t enabled;       /* the receive options now on, and MIO_UDP_GSO
+                               while sends use the offload */
+    uint32_t gso_segments;  /* segments one system call sends at most: 64
+                               with MIO_UDP_GSO enabled, else 1 (the library
+                               then sends each segment by itself) */
+    uint32_t gro_segments;  /* segments one coalesced receive may hold: 64
+                               with MIO_UDP_GRO available, else 1.  Receive
+                               buffers of 65535 bytes hold the largest */
+    uint32_t batch;         /* datagrams one system call moves at most (the
+                               library loops beyond): 32 on Linux
+                               (sendmmsg, recvmmsg), 1 elsewhere */
+} mio_udp_capabilities;
+
+/* Sends d[0..n): returns how many entries went out whole, in order (a
+ * segmented entry counts once, for all its segments), or MIO_EAGAIN when
+ * none did (the socket buffer is full: wait for WRITABLE).  Fewer than n
+ * means the next entry met MIO_EAGAIN or an error: sending again from it
+ * reports that error (skip the entry to go on; the batch moved fewer than
+ * asked, which re-arms an emulated edge).  A segmented entry that went out
+ * only in part (without offload, when the buffer filled between its
+ * segments) is not counted: its buf and len are moved past the segments
+ * that did go out, so that sending from it again sends the rest.
+ *
+ * Segmentation offload that the OS advertises but the route refuses (some
+ * virtual NICs fail such a send with EIO or EINVAL; so does a segment too
+ * large for the interface's MTU) is not an error: that entry's segments go
+ * out one by one, and from then on every send on this socket cuts its
+ * segments itself (mio_udp_caps then says gso_segments 1).  mio_close
+ * forgets this; a socket closed otherwise may leave it to the next socket
+ * with the same number (which then merely sends without offload).
+ *
+ * MIO_EINVAL, before anything is sent, for a NULL d (n > 0), a NULL buf
+ * with len > 0, ecn above 3, a local that is not IPv4 or IPv6, or an entry
+ * whose peer is malformed (mio_udp_send_to's checks; a family the OS lacks
+ * is MIO_EAFNOSUPPORT). */
+MIO_API ssize_t mio_udp_send_batch(mio_fd fd, mio_datagram *d, size_t n);
+/* Receives up to n datagrams into d[0..n) (buf, size in; len, peer, local,
+ * ifindex, segment_size, ecn, flags out) and returns how many, or
+ * MIO_EAGAIN when none is waiting.  Fewer than n means the socket is
+ * drained (or met an error after the first datagram: the next call reports
+ * it): the next arrival is a new edge on every backend.  A datagram longer
+ * than size is cut to size and flagged MIO_DGRAM_TRUNCATED, as
+ * mio_udp_recv does.  MIO_EINVAL for a NULL d (n > 0) or a NULL buf with
+ * size > 0, before anything is received. */
+MIO_API ssize_t mio_udp_recv_batch(mio_fd fd, mio_datagram *d, size_t n);
+/* Turns receive options on: MIO_UDP_RECV_ECN, MIO_UDP_RECV_LOCAL,
+ * MIO_UDP_GRO, OR-ed.  All or nothing: MIO_ENOSYS, with nothing changed,
+ * when one of them is not available on this socket (mio_udp_caps says which
+ * are), MIO_EINVAL for other bits.  On an IPv6 socket they cover the IPv4
+ * datagrams it receives too where the OS lets them.  With MIO_UDP_GRO on,
+ * a receive may hold many datagrams: give it room (see mio_udp_caps). */
+MIO_API int mio_udp_enable(mio_fd fd, uint32_t what);
+/* Turns receive options off (the same bits as mio_udp_enable). */
+MIO_API int mio_udp_disable(mio_fd fd, uint32_t what);
+/* What datagram socket fd can do, and what is on. */
+MIO_API int mio_udp_caps(mio_fd fd, mio_udp_capabilities *out);
+
+/* Joins (or leaves) the multicast group `group` (an IPv4 or IPv6 multicast
+ * address; its port is ignored) on the interface with index ifindex (0: the
+ * OS picks one by its routes): datagrams sent to the group, on the port the
+ * socket is bound to, then arrive.  An IPv6 socket joins IPv4 groups for
+ * its IPv4-mapped traffic where the OS allows (Linux).  MIO_EINVAL for an
+ * address that is not multicast, MIO_EADDRINUSE for a group already joined
+ * there, MIO_EADDRNOTAVAIL for leaving one not joined or an interface that
+ * cannot. */
+MIO_API int mio_udp_join(mio_fd fd, const mio_addr *group, uint32_t ifindex);
+/* Leaves a group joined with mio_udp_join (same group and ifindex). */
+MIO_API int mio_udp_leave(mio_fd fd, const mio_addr *group, uint32_t ifindex);
+
+/* ---- Socket options --------------------------------------------------------
+ * mio_sockopt_set and mio_sockopt_get take one of the MIO_SO_* names below
+ * and an int.  An option the OS (or this kind of socket) lacks is
+ * MIO_ENOSYS; an IP option on a socket of another family (MIO_SO_V6ONLY on
+ * IPv4, any IP option on a Unix socket) is MIO_EAFNOSUPPORT; a value out of
+ * the option's range is MIO_EINVAL, with nothing changed.  Booleans are 0 or
+ * 1.  The IP-level ones set on an IPv6 socket apply to its IPv6 traffic and,
+ * where the OS allows, to its IPv4-mapped traffic too; get reports the IPv6
+ * setting. */
+
+/* Bool: other sockets may bind the same address and port (SO_REUSEPORT;
+ * on Linux the kernel spreads datagrams and connections over them).  Set it
+ * before the bind (mio_udp_open, mio_bind).  MIO_ENOSYS on Windows. */
+#define MIO_SO_REUSEPORT      1
+/* Bool: datagrams may go to broadcast addresses (SO_BROADCAST). */
+#define MIO_SO_BROADCAST      2
+/* Bytes: the receive buffer (SO_RCVBUF), > 0.  What get returns is what the
+ * OS made of it: Linux doubles the value set (the rest is its bookkeeping)
+ * and caps it at net.core.rmem_max. */
+#define MIO_SO_RCVBUF         3
+/* Bytes: the send buffer (SO_SNDBUF), as MIO_SO_RCVBUF (Linux caps it at
+ * net.core.wmem_max). */
+#define MIO_SO_SNDBUF         4
+/* 1..255: the TTL (IPv4) or hop limit (IPv6) of unicast datagrams. */
+#define MIO_SO_TTL            5
+/* 0..255: the TTL or hop limit of multicast datagrams (1 by default: the
+ * local network; 0: this host only). */
+#define MIO_SO_MULTICAST_TTL  6
+/* Bool: multicast datagrams this host sends are also delivered to its own
+ * sockets that joined the group (on by default). */
+#define MIO_SO_MULTICAST_LOOP 7
+/* Interface index (0: the OS's choice by route) that multicast datagrams
+ * go out of.  Get: IPv6 everywhere; IPv4 where the OS tells the index
+ * (Windows), MIO_ENOSYS elsewhere (Linux reports only an address). */
+#define MIO_SO_MULTICAST_IF   8
+/* Bool, IPv6 sockets: IPv6 only, or IPv4-mapped traffic too (IPV6_V6ONLY;
+ * the default is off on Linux and the BSDs, on on Windows).  Set it before
+ * the bind. */
+#define MIO_SO_V6ONLY         9
+/* Path MTU: 0 lets the OS fragment datagrams larger than the path MTU; 1
+ * sets don't-fragment, and a datagram larger than the path MTU fails with
+ * MIO_EMSGSIZE (IP_MTU_DISCOVER IP_PMTUDISC_DO / IPV6_DONTFRAG,
+ * IP_DONTFRAG, Windows IP_DONTFRAGMENT); 2 (MIO_DONTFRAG_PROBE) sets
+ * don't-fragment but ignores the OS's path MTU estimate, failing only above
+ * the interface MTU, as QUIC's path MTU discovery wants (Linux
+ * IP_PMTUDISC_PROBE, Windows 10 1703 IP_MTU_DISCOVER; MIO_ENOSYS
+ * elsewhere). */
+#define MIO_SO_DONTFRAG       10
+/* MIO_SO_DONTFRAG's value 2. */
+#define MIO_DONTFRAG_PROBE    2
+/* Bool, TCP: keep-alive probes on an idle connection (SO_KEEPALIVE). */
+#define MIO_SO_KEEPALIVE      11
+/* Seconds, TCP, >= 1: idle time before the first keep-alive probe
+ * (TCP_KEEPIDLE; TCP_KEEPALIVE on macOS and Windows). */
+#define MIO_SO_KEEPIDLE       12
+/* Seconds, TCP, >= 1: time between keep-alive probes (TCP_KEEPINTVL). */
+#define MIO_SO_KEEPINTVL      13
+/* Count, TCP, >= 1: unanswered probes before the connection is dropped
+ * (TCP_KEEPCNT).  The three keep-alive times need Windows 10 1709; the OS
+ * caps each (Linux: idle and interval 32767 s, count 127). */
+#define MIO_SO_KEEPCNT        14
+
+/* Sets option opt (MIO_SO_*) of socket fd to value. */
+MIO_API int mio_sockopt_set(mio_fd fd, int opt, int value);
+/* Reads option opt of socket fd into *value. */
+MIO_API int mio_sockopt_get(mio_fd fd, int opt, int *value);
 
 /* ---- Signals ----------------------------------------------------------------
  * A set of signals made pollable: the poll reports the source's token

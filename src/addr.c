@@ -154,8 +154,34 @@ int mio__unix_addr(const char *path, mio__sockaddr_un *un, socklen_t *len)
         return MIO_ENAMETOOLONG;
     memset(un, 0, sizeof *un);
     un->sun_family = AF_UNIX;
+#ifdef __linux__
+    if (path[0] == '@') {
+        /* An abstract name: a NUL where the path would start, then the
+         * name's bytes exactly (no terminating NUL: it would be part of
+         * the name). */
+        memcpy(un->sun_path + 1, path + 1, n - 1);
+        *len = (socklen_t)(offsetof(mio__sockaddr_un, sun_path) + n);
+        return 0;
+    }
+#endif
     memcpy(un->sun_path, path, n);
     *len = (socklen_t)(offsetof(mio__sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
+int mio_addr_unix(const char *path, mio_addr *out)
+{
+    mio__sockaddr_un un;
+    socklen_t len;
+    int err;
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    if ((err = mio__unix_addr(path, &un, &len)) < 0)
+        return err;
+    memset(out, 0, sizeof *out);
+    memcpy(&out->u.ss, &un, sizeof un);
+    out->len = len;
     return 0;
 }
 

@@ -12,6 +12,8 @@
 #include "poll_hooks.h"
 #include "sys/net.h"
 
+#include <string.h>
+
 /* ---- emulated edges ---- */
 
 /* A failed call's error.  Any failure re-arms an emulated edge of `dir`:
@@ -35,6 +37,89 @@ static ssize_t io_result(ssize_t n, size_t want, mio_fd fd, uint32_t dir)
     if (n > 0 && (size_t)n < want)
         mio__io_eagain(fd, dir);
     return n;
+}
+
+/* ---- sockets whose segmentation offload failed ----
+ * mio_udp_send_batch stops offering segments to the OS on a socket where
+ * the route refused them once: one bit per descriptor, in pages of 64Ki
+ * bits allocated when a socket of their range first fails (never on the
+ * way of a send that works, and never freed: they are few and small).  A
+ * socket beyond the pages, or a page that could not be allocated, is
+ * simply not remembered: each batch then tries the offload and falls back
+ * again.  mio_close and the UDP constructors clear the bit. */
+
+#define GSO_PAGE_BITS 16
+#define GSO_PAGES     256
+#define GSO_WORDS     ((1u << GSO_PAGE_BITS) / 32)
+
+static _Atomic(atomic_uint *) gso_pages[GSO_PAGES];
+
+/* fd's index: a descriptor number, or on Windows a SOCKET (a handle, a
+ * multiple of 4). */
+static bool gso_index(mio_fd fd, size_t *page, size_t *word, uint32_t *bit)
+{
+    size_t i;
+#ifdef _WIN32
+    i = (size_t)fd >> 2;
+#else
+    if (fd < 0)
+        return false;
+    i = (size_t)fd;
+#endif
+    if (i >> GSO_PAGE_BITS >= GSO_PAGES)
+        return false;
+    *page = i >> GSO_PAGE_BITS;
+    *word = (i & ((1u << GSO_PAGE_BITS) - 1)) / 32;
+    *bit = 1u << (i % 32);
+    return true;
+}
+
+static bool gso_failed(mio_fd fd)
+{
+    size_t page, word;
+    uint32_t bit;
+    atomic_uint *words;
+
+    if (!gso_index(fd, &page, &word, &bit))
+        return false;
+    words = atomic_load_explicit(&gso_pages[page], memory_order_acquire);
+    return words != NULL && (atomic_load_explicit(&words[word], memory_order_relaxed) & bit);
+}
+
+static void gso_fail(mio_fd fd)
+{
+    size_t page, word, i;
+    uint32_t bit;
+    atomic_uint *words, *fresh;
+
+    if (!gso_index(fd, &page, &word, &bit))
+        return;
+    words = atomic_load_explicit(&gso_pages[page], memory_order_acquire);
+    if (words == NULL) {
+        if ((fresh = mio__malloc(GSO_WORDS * sizeof *fresh)) == NULL)
+            return;
+        for (i = 0; i < GSO_WORDS; i++)
+            atomic_init(&fresh[i], 0);
+        if (atomic_compare_exchange_strong_explicit(&gso_pages[page], &words, fresh,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            words = fresh;
+        else
+            mio__free(fresh);   /* another thread's page is in place */
+    }
+    atomic_fetch_or_explicit(&words[word], bit, memory_order_relaxed);
+}
+
+static void gso_forget(mio_fd fd)
+{
+    size_t page, word;
+    uint32_t bit;
+    atomic_uint *words;
+
+    if (!gso_index(fd, &page, &word, &bit))
+        return;
+    words = atomic_load_explicit(&gso_pages[page], memory_order_acquire);
+    if (words != NULL)
+        atomic_fetch_and_explicit(&words[word], ~bit, memory_order_relaxed);
 }
 
 /* ---- argument checks ---- */
@@ -203,7 +288,30 @@ int mio_udp_bind(const mio_addr *addr, mio_fd *out)
 
     if (err < 0 || (err = mio__os_socket(addr->u.sa.sa_family, SOCK_DGRAM, &fd)) < 0)
         return err;
+    gso_forget(fd);
     return hand_out(fd, mio__os_bind(fd, &addr->u.sa, addr->len), out);
+}
+
+int mio_udp_open(int family, mio_fd *out)
+{
+    mio_fd fd;
+    int err;
+
+    if (!out_ready(out, 1))
+        return MIO_EINVAL;
+    if (family != AF_INET && family != AF_INET6)
+        return MIO_EAFNOSUPPORT;
+    if ((err = mio__os_socket(family, SOCK_DGRAM, &fd)) < 0)
+        return err;
+    gso_forget(fd);
+    *out = fd;
+    return 0;
+}
+
+int mio_bind(mio_fd fd, const mio_addr *addr)
+{
+    int err = check_addr(addr);
+    return err < 0 ? err : mio__os_bind(fd, &addr->u.sa, addr->len);
 }
 
 int mio_udp_connect(mio_fd fd, const mio_addr *peer)
@@ -277,6 +385,39 @@ int mio_socketpair(mio_fd out[2])
     return out_ready(out, 2) ? mio__os_socketpair(out) : MIO_EINVAL;
 }
 
+int mio_dgram_pair(mio_fd out[2])
+{
+    if (!out_ready(out, 2))
+        return MIO_EINVAL;
+    return MIO__OS_UNIX_DGRAM ? mio__os_dgram_pair(out) : MIO_EAFNOSUPPORT;
+}
+
+int mio_unix_dgram(const char *path, mio_fd *out)
+{
+    mio__sockaddr_un un;
+    socklen_t len = 0;
+    mio_fd fd;
+    int err;
+
+    if (!out_ready(out, 1))
+        return MIO_EINVAL;
+    if (path != NULL && (err = mio__unix_addr(path, &un, &len)) < 0)
+        return err;
+    if (!MIO__OS_UNIX_DGRAM)
+        return MIO_EAFNOSUPPORT;
+    if ((err = mio__os_socket(AF_UNIX, SOCK_DGRAM, &fd)) < 0)
+        return err;
+#ifdef __linux__
+    /* "@": the family alone, which Linux answers with a fresh abstract
+     * name of its choosing. */
+    if (path != NULL && strcmp(path, "@") == 0)
+        len = (socklen_t)offsetof(mio__sockaddr_un, sun_path);
+#endif
+    if (path != NULL)
+        err = mio__os_bind(fd, (const struct sockaddr *)&un, len);
+    return hand_out(fd, err, out);
+}
+
 int mio_pipe(mio_fd out[2])
 {
     return out_ready(out, 2) ? mio__os_pipe(out) : MIO_EINVAL;
@@ -323,6 +464,108 @@ ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt)
     return vectored(mio__os_writev, fd, iov, iovcnt, MIO_WRITABLE);
 }
 
+/* ---- datagram batches ---- */
+
+/* An entry's local address: IPv4 or IPv6 of that family's length. */
+static bool local_ok(const mio_addr *a)
+{
+    if (a->len == 0)
+        return true;
+    if (a->u.sa.sa_family == AF_INET)
+        return a->len == sizeof(struct sockaddr_in);
+    return a->u.sa.sa_family == AF_INET6 && a->len == sizeof(struct sockaddr_in6);
+}
+
+/* Every entry checked before anything is sent. */
+static int check_send(const mio_datagram *d, size_t n)
+{
+    size_t i;
+    int err;
+
+    for (i = 0; i < n; i++) {
+        if ((d[i].buf == NULL && d[i].len > 0) || d[i].ecn > MIO_ECN_CE || !local_ok(&d[i].local))
+            return MIO_EINVAL;
+        if (d[i].peer.len != 0 && (err = check_addr(&d[i].peer)) < 0)
+            return err;
+    }
+    return 0;
+}
+
+ssize_t mio_udp_send_batch(mio_fd fd, mio_datagram *d, size_t n)
+{
+    bool gso, tried;
+    ssize_t r;
+    int err;
+
+    if (d == NULL && n > 0)
+        return MIO_EINVAL;
+    if (n == 0)
+        return 0;
+    if ((err = check_send(d, n)) < 0)
+        return err;
+    gso = tried = !gso_failed(fd);
+    r = mio__os_send_batch(fd, d, n, &gso);
+    if (tried && !gso)
+        gso_fail(fd);
+    if (r < 0)
+        return io_fail((int)r, fd, MIO_WRITABLE);
+    /* Fewer than asked: the next entry met MIO_EAGAIN or an error. */
+    if ((size_t)r < n)
+        mio__io_eagain(fd, MIO_WRITABLE);
+    return r;
+}
+
+ssize_t mio_udp_recv_batch(mio_fd fd, mio_datagram *d, size_t n)
+{
+    ssize_t r;
+    size_t i;
+
+    if (d == NULL && n > 0)
+        return MIO_EINVAL;
+    if (n == 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (d[i].buf == NULL && d[i].size > 0)
+            return MIO_EINVAL;
+    r = mio__os_recv_batch(fd, d, n);
+    if (r < 0)
+        return io_fail((int)r, fd, MIO_READABLE);
+    if ((size_t)r < n)
+        mio__io_eagain(fd, MIO_READABLE);
+    return r;
+}
+
+#define RECV_OPTIONS (MIO_UDP_RECV_ECN | MIO_UDP_RECV_LOCAL | MIO_UDP_GRO)
+
+int mio_udp_enable(mio_fd fd, uint32_t what)
+{
+    if (what & ~(uint32_t)RECV_OPTIONS)
+        return MIO_EINVAL;
+    return what == 0 ? 0 : mio__os_udp_enable(fd, what, true);
+}
+
+int mio_udp_disable(mio_fd fd, uint32_t what)
+{
+    if (what & ~(uint32_t)RECV_OPTIONS)
+        return MIO_EINVAL;
+    return what == 0 ? 0 : mio__os_udp_enable(fd, what, false);
+}
+
+int mio_udp_caps(mio_fd fd, mio_udp_capabilities *out)
+{
+    int err;
+
+    if (out == NULL)
+        return MIO_EINVAL;
+    if ((err = mio__os_udp_caps(fd, out)) < 0)
+        return err;
+    if (gso_failed(fd)) {
+        out->enabled &= ~MIO_UDP_GSO;
+        out->gso_segments = 1;
+    }
+    return 0;
+}
+
 /* ---- the rest ---- */
 
 int mio_shutdown(mio_fd fd, int how)
@@ -353,5 +596,6 @@ int mio_close(mio_fd fd)
     if (mio__fd_invalid(fd))
         return MIO_EBADF;
     mio__io_close(fd);
+    gso_forget(fd);
     return mio__os_close(fd);
 }

@@ -29,7 +29,7 @@ done
 echo "check_msvc: include/mio.h (C11, C++11, static and MIO_DLL)"
 
 n=0
-for f in "$src"/src/*.c "$src"/src/sys/{net_win,win,iocp,afd}.c; do
+for f in "$src"/src/*.c "$src"/src/sys/{net_win,dgram_win,win,iocp,afd}.c; do
     clang "${flags[@]}" -std=c11 -I"$src/src" -DMIO_HAVE_IOCP -DMIO_BUILDING_DLL \
           -D_WIN32_WINNT=0x0601 "$f"
     n=$((n + 1))

@@ -101,4 +101,41 @@ ssize_t mio__os_sendto(mio_fd fd, const void *buf, size_t len, const struct sock
 ssize_t mio__os_recvfrom(mio_fd fd, void *buf, size_t len, struct sockaddr_storage *from,
                          socklen_t *fromlen, bool *truncated);
 
+/* ---- datagram batches (dgram_posix.c, dgram_win.c) ----
+ * The entries come checked by net.c (buffers, addresses, ecn). */
+
+/* Segments one system call may carry with segmentation offload (Linux's
+ * UDP_MAX_SEGMENTS since 4.18), and the bytes at most: an IPv4 datagram's
+ * largest payload, which every offload takes. */
+#define MIO__GSO_SEGMENTS  64
+#define MIO__GSO_MAX_BYTES 65507
+
+/* Sends d[0..n) as mio_udp_send_batch describes: how many entries went out
+ * whole, or the error that stopped the first one; an entry sent in part is
+ * moved past what went out.  *gso: in, whether segment_size may go to the
+ * OS's offload; out, false when the OS refused it (EIO, EINVAL), after
+ * which the refused entry and the rest went out segment by segment. */
+ssize_t mio__os_send_batch(mio_fd fd, mio_datagram *d, size_t n, bool *gso);
+/* Receives into d[0..n) as mio_udp_recv_batch describes. */
+ssize_t mio__os_recv_batch(mio_fd fd, mio_datagram *d, size_t n);
+/* Turns the receive options in `what` (MIO_UDP_RECV_ECN,
+ * MIO_UDP_RECV_LOCAL, MIO_UDP_GRO) on or off: MIO_ENOSYS, with nothing
+ * changed, when one is not available on fd. */
+int mio__os_udp_enable(mio_fd fd, uint32_t what, bool on);
+/* What fd can do and has on, as the OS says (net.c adds what it learnt
+ * about the offload). */
+int mio__os_udp_caps(mio_fd fd, mio_udp_capabilities *out);
+/* A connected Unix datagram pair, set up as mio__os_socket's sockets are;
+ * MIO_EAFNOSUPPORT where the OS has none. */
+int mio__os_dgram_pair(mio_fd out[2]);
+
+/* ---- socket options (net_posix.c, net_win.c) ----
+ * opt is a MIO_SO_* name and value within its range (sockopt.c checks
+ * both); group a multicast address of its family's length. */
+int mio__os_sockopt_set(mio_fd fd, int opt, int value);
+int mio__os_sockopt_get(mio_fd fd, int opt, int *value);
+int mio__os_multicast(mio_fd fd, bool join, const mio_addr *group, uint32_t ifindex);
+/* The family of socket fd (AF_INET, AF_INET6, AF_UNIX), bound or not. */
+int mio__os_family(mio_fd fd, int *family);
+
 #endif

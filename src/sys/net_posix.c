@@ -512,3 +512,349 @@ ssize_t mio__os_recvfrom(mio_fd fd, void *buf, size_t len, struct sockaddr_stora
     *fromlen = msg.msg_namelen;
     return n;
 }
+
+/* ---- datagram pairs ---- */
+
+int mio__os_dgram_pair(mio_fd out[2])
+{
+    int fds[2];
+#ifdef HAVE_SOCK_FLAGS
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        return mio__err();
+#else
+    int err;
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) < 0)
+        return mio__err();
+    if ((err = set_pair_flags(fds)) < 0)
+        return err;
+#endif
+    out[0] = fds[0];
+    out[1] = fds[1];
+    return 0;
+}
+
+/* ---- socket options ---- */
+
+int mio__os_family(mio_fd fd, int *family)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+#ifdef SO_DOMAIN
+    int v = 0;
+    socklen_t vlen = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &vlen) == 0) {
+        *family = v;
+        return 0;
+    }
+#endif
+    memset(&ss, 0, sizeof ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return mio__err();
+    *family = ss.ss_family;
+    return 0;
+}
+
+/* An option the OS, or this kind of socket, does not have. */
+static int opt_err(void)
+{
+    int err = mio__err();
+    return err == -ENOPROTOOPT || err == -EOPNOTSUPP ? MIO_ENOSYS : err;
+}
+
+static int set_int(mio_fd fd, int level, int name, int v)
+{
+    return setsockopt(fd, level, name, &v, sizeof v) < 0 ? opt_err() : 0;
+}
+
+static int get_int(mio_fd fd, int level, int name, int *v)
+{
+    socklen_t len = sizeof *v;
+    *v = 0;
+    return getsockopt(fd, level, name, v, &len) < 0 ? opt_err() : 0;
+}
+
+/* IPv4's multicast TTL and loop: an int on Linux, a byte on the BSDs. */
+#ifdef __linux__
+typedef int mcast_byte;
+#else
+typedef unsigned char mcast_byte;
+#endif
+
+static int set_byte(mio_fd fd, int level, int name, int v)
+{
+    mcast_byte b = (mcast_byte)v;
+    return setsockopt(fd, level, name, &b, sizeof b) < 0 ? opt_err() : 0;
+}
+
+static int get_byte(mio_fd fd, int level, int name, int *v)
+{
+    mcast_byte b = 0;
+    socklen_t len = sizeof b;
+    if (getsockopt(fd, level, name, &b, &len) < 0)
+        return opt_err();
+    *v = (int)b;
+    return 0;
+}
+
+/* The path MTU modes of MIO_SO_DONTFRAG. */
+static int set_dontfrag(mio_fd fd, int family, int v)
+{
+#if defined(IP_MTU_DISCOVER) && defined(IPV6_MTU_DISCOVER)
+    static const int v4_modes[] = { IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE };
+    static const int v6_modes[] = { IPV6_PMTUDISC_WANT, IPV6_PMTUDISC_WANT, IPV6_PMTUDISC_PROBE };
+    int err;
+    if (family == AF_INET)
+        return set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, v4_modes[v]);
+    if ((err = set_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, v6_modes[v])) < 0 ||
+        (err = set_int(fd, IPPROTO_IPV6, IPV6_DONTFRAG, v != 0)) < 0)
+        return err;
+    (void)set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, v4_modes[v]);   /* IPv4-mapped */
+    return 0;
+#else
+    if (v == MIO_DONTFRAG_PROBE)
+        return MIO_ENOSYS;
+    if (family == AF_INET6)
+        return set_int(fd, IPPROTO_IPV6, IPV6_DONTFRAG, v);
+#ifdef IP_DONTFRAG
+    return set_int(fd, IPPROTO_IP, IP_DONTFRAG, v);
+#else
+    return MIO_ENOSYS;
+#endif
+#endif
+}
+
+static int get_dontfrag(mio_fd fd, int family, int *v)
+{
+#if defined(IP_MTU_DISCOVER) && defined(IPV6_MTU_DISCOVER)
+    int mode, err;
+    if (family == AF_INET) {
+        if ((err = get_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode)) < 0)
+            return err;
+        *v = mode == IP_PMTUDISC_DO ? 1 : mode == IP_PMTUDISC_PROBE ? MIO_DONTFRAG_PROBE : 0;
+        return 0;
+    }
+    if ((err = get_int(fd, IPPROTO_IPV6, IPV6_DONTFRAG, v)) < 0 ||
+        (err = get_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &mode)) < 0)
+        return err;
+    if (*v != 0)
+        *v = mode == IPV6_PMTUDISC_PROBE ? MIO_DONTFRAG_PROBE : 1;
+    return 0;
+#else
+    if (family == AF_INET6)
+        return get_int(fd, IPPROTO_IPV6, IPV6_DONTFRAG, v);
+#ifdef IP_DONTFRAG
+    return get_int(fd, IPPROTO_IP, IP_DONTFRAG, v);
+#else
+    return MIO_ENOSYS;
+#endif
+#endif
+}
+
+/* The interface of IPv4 multicast, by index: Linux and FreeBSD take an
+ * ip_mreqn, macOS IP_MULTICAST_IFINDEX. */
+static int set_mcast_if4(mio_fd fd, int v)
+{
+#if defined(__linux__) || defined(__FreeBSD__)
+    struct ip_mreqn mr;
+    memset(&mr, 0, sizeof mr);
+    mr.imr_ifindex = v;
+    return setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) < 0 ? opt_err() : 0;
+#elif defined(IP_MULTICAST_IFINDEX)
+    unsigned idx = (unsigned)v;
+    return setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IFINDEX, &idx, sizeof idx) < 0 ? opt_err() : 0;
+#else
+    (void)fd, (void)v;
+    return MIO_ENOSYS;
+#endif
+}
+
+static int get_mcast_if4(mio_fd fd, int *v)
+{
+#if defined(IP_MULTICAST_IFINDEX) && !defined(__linux__) && !defined(__FreeBSD__)
+    unsigned idx = 0;
+    socklen_t len = sizeof idx;
+    if (getsockopt(fd, IPPROTO_IP, IP_MULTICAST_IFINDEX, &idx, &len) < 0)
+        return opt_err();
+    *v = (int)idx;
+    return 0;
+#else
+    (void)fd, (void)v;
+    return MIO_ENOSYS;      /* only the interface's address is told */
+#endif
+}
+
+/* The family an IP option needs; the socket's own in *family. */
+static int ip_family(mio_fd fd, int *family)
+{
+    int err = mio__os_family(fd, family);
+    if (err < 0)
+        return err;
+    return *family == AF_INET || *family == AF_INET6 ? 0 : MIO_EAFNOSUPPORT;
+}
+
+#ifdef __APPLE__
+#define KEEPIDLE_NAME TCP_KEEPALIVE
+#elif defined(TCP_KEEPIDLE)
+#define KEEPIDLE_NAME TCP_KEEPIDLE
+#endif
+
+int mio__os_sockopt_set(mio_fd fd, int opt, int v)
+{
+    int family = 0, err;
+
+    switch (opt) {
+    case MIO_SO_REUSEPORT:
+#ifdef SO_REUSEPORT
+        return set_int(fd, SOL_SOCKET, SO_REUSEPORT, v);
+#else
+        return MIO_ENOSYS;
+#endif
+    case MIO_SO_BROADCAST:
+        return set_int(fd, SOL_SOCKET, SO_BROADCAST, v);
+    case MIO_SO_RCVBUF:
+        return set_int(fd, SOL_SOCKET, SO_RCVBUF, v);
+    case MIO_SO_SNDBUF:
+        return set_int(fd, SOL_SOCKET, SO_SNDBUF, v);
+    case MIO_SO_KEEPALIVE:
+        return set_int(fd, SOL_SOCKET, SO_KEEPALIVE, v);
+    case MIO_SO_KEEPIDLE:
+#ifdef KEEPIDLE_NAME
+        return set_int(fd, IPPROTO_TCP, KEEPIDLE_NAME, v);
+#else
+        return MIO_ENOSYS;
+#endif
+    case MIO_SO_KEEPINTVL:
+#ifdef TCP_KEEPINTVL
+        return set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, v);
+#else
+        return MIO_ENOSYS;
+#endif
+    case MIO_SO_KEEPCNT:
+#ifdef TCP_KEEPCNT
+        return set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, v);
+#else
+        return MIO_ENOSYS;
+#endif
+    }
+    if ((err = ip_family(fd, &family)) < 0)
+        return err;
+    switch (opt) {
+    case MIO_SO_TTL:
+        if (family == AF_INET)
+            return set_int(fd, IPPROTO_IP, IP_TTL, v);
+        if ((err = set_int(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, v)) == 0)
+            (void)set_int(fd, IPPROTO_IP, IP_TTL, v);
+        return err;
+    case MIO_SO_MULTICAST_TTL:
+        if (family == AF_INET)
+            return set_byte(fd, IPPROTO_IP, IP_MULTICAST_TTL, v);
+        if ((err = set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, v)) == 0)
+            (void)set_byte(fd, IPPROTO_IP, IP_MULTICAST_TTL, v);
+        return err;
+    case MIO_SO_MULTICAST_LOOP:
+        if (family == AF_INET)
+            return set_byte(fd, IPPROTO_IP, IP_MULTICAST_LOOP, v);
+        if ((err = set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, v)) == 0)
+            (void)set_byte(fd, IPPROTO_IP, IP_MULTICAST_LOOP, v);
+        return err;
+    case MIO_SO_MULTICAST_IF:
+        if (family == AF_INET)
+            return set_mcast_if4(fd, v);
+        return set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, v);
+    case MIO_SO_V6ONLY:
+        return family == AF_INET6 ? set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v) : MIO_EAFNOSUPPORT;
+    case MIO_SO_DONTFRAG:
+        return set_dontfrag(fd, family, v);
+    }
+    return MIO_EINVAL;
+}
+
+int mio__os_sockopt_get(mio_fd fd, int opt, int *v)
+{
+    int family = 0, err;
+
+    switch (opt) {
+    case MIO_SO_REUSEPORT:
+#ifdef SO_REUSEPORT
+        if ((err = get_int(fd, SOL_SOCKET, SO_REUSEPORT, v)) == 0)
+            *v = *v != 0;
+        return err;
+#else
+        return MIO_ENOSYS;
+#endif
+    case MIO_SO_BROADCAST:
+    case MIO_SO_KEEPALIVE:
+        err = get_int(fd, SOL_SOCKET, opt == MIO_SO_BROADCAST ? SO_BROADCAST : SO_KEEPALIVE, v);
+        if (err == 0)
+            *v = *v != 0;
+        return err;
+    case MIO_SO_RCVBUF:
+        return get_int(fd, SOL_SOCKET, SO_RCVBUF, v);
+    case MIO_SO_SNDBUF:
+        return get_int(fd, SOL_SOCKET, SO_SNDBUF, v);
+    case MIO_SO_KEEPIDLE:
+#ifdef KEEPIDLE_NAME
+        return get_int(fd, IPPROTO_TCP, KEEPIDLE_NAME, v);
+#else
+        return MIO_ENOSYS;
+#endif
+    case MIO_SO_KEEPINTVL:
+#ifdef TCP_KEEPINTVL
+        return get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, v);
+#else
+        return MIO_ENOSYS;
+#endif
+    case MIO_SO_KEEPCNT:
+#ifdef TCP_KEEPCNT
+        return get_int(fd, IPPROTO_TCP, TCP_KEEPCNT, v);
+#else
+        return MIO_ENOSYS;
+#endif
+    }
+    if ((err = ip_family(fd, &family)) < 0)
+        return err;
+    switch (opt) {
+    case MIO_SO_TTL:
+        return family == AF_INET ? get_int(fd, IPPROTO_IP, IP_TTL, v)
+                                 : get_int(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, v);
+    case MIO_SO_MULTICAST_TTL:
+        return family == AF_INET ? get_byte(fd, IPPROTO_IP, IP_MULTICAST_TTL, v)
+                                 : get_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, v);
+    case MIO_SO_MULTICAST_LOOP:
+        err = family == AF_INET ? get_byte(fd, IPPROTO_IP, IP_MULTICAST_LOOP, v)
+                                : get_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, v);
+        if (err == 0)
+            *v = *v != 0;
+        return err;
+    case MIO_SO_MULTICAST_IF:
+        return family == AF_INET ? get_mcast_if4(fd, v)
+                                 : get_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, v);
+    case MIO_SO_V6ONLY:
+        if (family != AF_INET6)
+            return MIO_EAFNOSUPPORT;
+        if ((err = get_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v)) == 0)
+            *v = *v != 0;
+        return err;
+    case MIO_SO_DONTFRAG:
+        return get_dontfrag(fd, family, v);
+    }
+    return MIO_EINVAL;
+}
+
+int mio__os_multicast(mio_fd fd, bool join, const mio_addr *group, uint32_t ifindex)
+{
+#ifdef MCAST_JOIN_GROUP
+    struct group_req req;
+    int level = group->u.sa.sa_family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+
+    memset(&req, 0, sizeof req);
+    req.gr_interface = ifindex;
+    memcpy(&req.gr_group, &group->u.ss, group->len);
+    if (setsockopt(fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, &req, sizeof req) < 0)
+        return opt_err();
+    return 0;
+#else
+    (void)fd, (void)join, (void)group, (void)ifindex;
+    return MIO_ENOSYS;
+#endif
+}

@@ -371,3 +371,273 @@ ssize_t mio__os_recvfrom(mio_fd fd, void *buf, size_t len, struct sockaddr_stora
     *truncated = cut;
     return n;
 }
+
+/* ---- socket options ---- */
+
+/* Not in every SDK: Windows 10 1709's keep-alive times, and 1703's path
+ * MTU modes. */
+#ifndef TCP_KEEPALIVE
+#define TCP_KEEPALIVE 3
+#endif
+#ifndef TCP_KEEPCNT
+#define TCP_KEEPCNT 16
+#endif
+#ifndef TCP_KEEPINTVL
+#define TCP_KEEPINTVL 17
+#endif
+#ifndef IP_MTU_DISCOVER
+#define IP_MTU_DISCOVER 71
+#endif
+#ifndef IPV6_MTU_DISCOVER
+#define IPV6_MTU_DISCOVER 71
+#endif
+#define PMTUDISC_PROBE 3    /* PMTUD_STATE's IP_PMTUDISC_PROBE */
+#ifndef MCAST_JOIN_GROUP
+#define MCAST_JOIN_GROUP 41
+#define MCAST_LEAVE_GROUP 42
+#endif
+
+/* GROUP_REQ's layout (ws2ipdef.h), which not every SDK declares. */
+struct group_request {
+    ULONG gr_interface;
+    SOCKADDR_STORAGE gr_group;
+};
+
+int mio__os_family(mio_fd fd, int *family)
+{
+    WSAPROTOCOL_INFOW info;
+    int len = sizeof info;
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &len) == SOCKET_ERROR)
+        return mio__wsa_err();
+    *family = info.iAddressFamily;
+    return 0;
+}
+
+/* An option the provider, or this kind of socket, does not have. */
+static int opt_err(void)
+{
+    int code = WSAGetLastError();
+    return code == WSAENOPROTOOPT || code == WSAEOPNOTSUPP ? MIO_ENOSYS : mio__wsa_err();
+}
+
+static int set_dword(mio_fd fd, int level, int name, int v)
+{
+    DWORD d = (DWORD)v;
+    return setsockopt(fd, level, name, (const char *)&d, sizeof d) == SOCKET_ERROR ? opt_err() : 0;
+}
+
+static int get_dword(mio_fd fd, int level, int name, int *v)
+{
+    DWORD d = 0;
+    int len = sizeof d;
+    if (getsockopt(fd, level, name, (char *)&d, &len) == SOCKET_ERROR)
+        return opt_err();
+    /* Some options are a BOOL or a byte: only what was written counts. */
+    if (len == 1)
+        d &= 0xff;
+    *v = (int)d;
+    return 0;
+}
+
+static int ip_family(mio_fd fd, int *family)
+{
+    int err = mio__os_family(fd, family);
+    if (err < 0)
+        return err;
+    return *family == AF_INET || *family == AF_INET6 ? 0 : MIO_EAFNOSUPPORT;
+}
+
+/* Sets the IPv6 option and, for the IPv4-mapped traffic of a dual-stack
+ * socket, the IPv4 one where the provider takes it. */
+static int set_both(mio_fd fd, int family, int v4name, int v6name, int v)
+{
+    int err;
+    if (family == AF_INET)
+        return set_dword(fd, IPPROTO_IP, v4name, v);
+    if ((err = set_dword(fd, IPPROTO_IPV6, v6name, v)) == 0)
+        (void)set_dword(fd, IPPROTO_IP, v4name, v);
+    return err;
+}
+
+static int get_one(mio_fd fd, int family, int v4name, int v6name, int *v)
+{
+    return family == AF_INET ? get_dword(fd, IPPROTO_IP, v4name, v)
+                             : get_dword(fd, IPPROTO_IPV6, v6name, v);
+}
+
+/* IPv4's multicast interface by index: an address in 0.0.0.0/8 is read as
+ * an index (in network order) there. */
+static int set_mcast_if(mio_fd fd, int family, int v)
+{
+    int err;
+    if (family != AF_INET)
+        return set_dword(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, v);
+    /* A provider that takes only addresses there (wine) refuses it. */
+    err = set_dword(fd, IPPROTO_IP, IP_MULTICAST_IF, (int)htonl((u_long)v));
+    return err == MIO_EINVAL ? MIO_ENOSYS : err;
+}
+
+static int get_mcast_if(mio_fd fd, int family, int *v)
+{
+    int err = get_one(fd, family, IP_MULTICAST_IF, IPV6_MULTICAST_IF, v);
+    if (err == 0 && family == AF_INET) {
+        u_long index = ntohl((u_long)(DWORD)*v);
+        if (index > 0xffffff)
+            return MIO_ENOSYS;  /* set by address, not by index */
+        *v = (int)index;
+    }
+    return err;
+}
+
+static int set_dontfrag(mio_fd fd, int family, int v)
+{
+    int err;
+    if (v == MIO_DONTFRAG_PROBE) {
+        if ((err = set_both(fd, family, IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, PMTUDISC_PROBE)) < 0)
+            return err == MIO_EINVAL ? MIO_ENOSYS : err;
+        return set_both(fd, family, IP_DONTFRAGMENT, IPV6_DONTFRAG, 1);
+    }
+    /* Out of probing, if it was on (providers without the option: no). */
+    (void)set_both(fd, family, IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, 0);
+    return set_both(fd, family, IP_DONTFRAGMENT, IPV6_DONTFRAG, v);
+}
+
+static int get_dontfrag(mio_fd fd, int family, int *v)
+{
+    int mode = 0, err = get_one(fd, family, IP_DONTFRAGMENT, IPV6_DONTFRAG, v);
+    if (err < 0)
+        return err;
+    *v = *v != 0;
+    if (*v && get_one(fd, family, IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, &mode) == 0 &&
+        mode == PMTUDISC_PROBE)
+        *v = MIO_DONTFRAG_PROBE;
+    return 0;
+}
+
+int mio__os_sockopt_set(mio_fd fd, int opt, int v)
+{
+    int family = 0, err;
+
+    switch (opt) {
+    case MIO_SO_REUSEPORT:
+        return MIO_ENOSYS;      /* SO_REUSEADDR is not it: it steals ports */
+    case MIO_SO_BROADCAST:
+        return set_dword(fd, SOL_SOCKET, SO_BROADCAST, v);
+    case MIO_SO_RCVBUF:
+        return set_dword(fd, SOL_SOCKET, SO_RCVBUF, v);
+    case MIO_SO_SNDBUF:
+        return set_dword(fd, SOL_SOCKET, SO_SNDBUF, v);
+    case MIO_SO_KEEPALIVE:
+        return set_dword(fd, SOL_SOCKET, SO_KEEPALIVE, v);
+    case MIO_SO_KEEPIDLE:
+        return set_dword(fd, IPPROTO_TCP, TCP_KEEPALIVE, v);
+    case MIO_SO_KEEPINTVL:
+        return set_dword(fd, IPPROTO_TCP, TCP_KEEPINTVL, v);
+    case MIO_SO_KEEPCNT:
+        return set_dword(fd, IPPROTO_TCP, TCP_KEEPCNT, v);
+    }
+    if ((err = ip_family(fd, &family)) < 0)
+        return err;
+    switch (opt) {
+    case MIO_SO_TTL:
+        return set_both(fd, family, IP_TTL, IPV6_UNICAST_HOPS, v);
+    case MIO_SO_MULTICAST_TTL:
+        return set_both(fd, family, IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS, v);
+    case MIO_SO_MULTICAST_LOOP:
+        return set_both(fd, family, IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP, v);
+    case MIO_SO_MULTICAST_IF:
+        return set_mcast_if(fd, family, v);
+    case MIO_SO_V6ONLY:
+        return family == AF_INET6 ? set_dword(fd, IPPROTO_IPV6, IPV6_V6ONLY, v) : MIO_EAFNOSUPPORT;
+    case MIO_SO_DONTFRAG:
+        return set_dontfrag(fd, family, v);
+    }
+    return MIO_EINVAL;
+}
+
+int mio__os_sockopt_get(mio_fd fd, int opt, int *v)
+{
+    int family = 0, err;
+
+    switch (opt) {
+    case MIO_SO_REUSEPORT:
+        return MIO_ENOSYS;
+    case MIO_SO_BROADCAST:
+    case MIO_SO_KEEPALIVE:
+        err = get_dword(fd, SOL_SOCKET, opt == MIO_SO_BROADCAST ? SO_BROADCAST : SO_KEEPALIVE, v);
+        if (err == 0)
+            *v = *v != 0;
+        return err;
+    case MIO_SO_RCVBUF:
+        return get_dword(fd, SOL_SOCKET, SO_RCVBUF, v);
+    case MIO_SO_SNDBUF:
+        return get_dword(fd, SOL_SOCKET, SO_SNDBUF, v);
+    case MIO_SO_KEEPIDLE:
+        return get_dword(fd, IPPROTO_TCP, TCP_KEEPALIVE, v);
+    case MIO_SO_KEEPINTVL:
+        return get_dword(fd, IPPROTO_TCP, TCP_KEEPINTVL, v);
+    case MIO_SO_KEEPCNT:
+        return get_dword(fd, IPPROTO_TCP, TCP_KEEPCNT, v);
+    }
+    if ((err = ip_family(fd, &family)) < 0)
+        return err;
+    switch (opt) {
+    case MIO_SO_TTL:
+        return get_one(fd, family, IP_TTL, IPV6_UNICAST_HOPS, v);
+    case MIO_SO_MULTICAST_TTL:
+        return get_one(fd, family, IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS, v);
+    case MIO_SO_MULTICAST_LOOP:
+        if ((err = get_one(fd, family, IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP, v)) == 0)
+            *v = *v != 0;
+        return err;
+    case MIO_SO_MULTICAST_IF:
+        return get_mcast_if(fd, family, v);
+    case MIO_SO_V6ONLY:
+        if (family != AF_INET6)
+            return MIO_EAFNOSUPPORT;
+        if ((err = get_dword(fd, IPPROTO_IPV6, IPV6_V6ONLY, v)) == 0)
+            *v = *v != 0;
+        return err;
+    case MIO_SO_DONTFRAG:
+        return get_dontfrag(fd, family, v);
+    }
+    return MIO_EINVAL;
+}
+
+/* The older membership options, for providers without MCAST_JOIN_GROUP
+ * (wine): an IPv4 interface by index is an address in 0.0.0.0/8. */
+static int old_membership(mio_fd fd, bool join, const mio_addr *group, uint32_t ifindex)
+{
+    if (group->u.sa.sa_family == AF_INET) {
+        struct ip_mreq mr;
+        mr.imr_multiaddr = group->u.v4.sin_addr;
+        mr.imr_interface.s_addr = htonl(ifindex);
+        if (setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                       (const char *)&mr, sizeof mr) == SOCKET_ERROR)
+            return opt_err();
+    } else {
+        struct ipv6_mreq mr;
+        mr.ipv6mr_multiaddr = group->u.v6.sin6_addr;
+        mr.ipv6mr_interface = ifindex;
+        if (setsockopt(fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
+                       (const char *)&mr, sizeof mr) == SOCKET_ERROR)
+            return opt_err();
+    }
+    return 0;
+}
+
+int mio__os_multicast(mio_fd fd, bool join, const mio_addr *group, uint32_t ifindex)
+{
+    struct group_request req;
+    int level = group->u.sa.sa_family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+
+    memset(&req, 0, sizeof req);
+    req.gr_interface = ifindex;
+    memcpy(&req.gr_group, &group->u.ss, (size_t)group->len);
+    if (setsockopt(fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, (const char *)&req,
+                   sizeof req) == SOCKET_ERROR) {
+        int err = opt_err();
+        return err == MIO_ENOSYS ? old_membership(fd, join, group, ifindex) : err;
+    }
+    return 0;
+}

@@ -12,8 +12,8 @@
  * otherwise ("short": a partial transfer, the real call made with less):
  *
  *   accept accept4      ECONNABORTED EPROTO EPERM EINTR ENOBUFS ENOMEM EMFILE ENFILE
- *   read readv recv recvfrom recvmsg           EINTR ENOMEM short
- *   write writev send sendto sendmsg           EINTR ENOBUFS ENOMEM short
+ *   read readv recv recvfrom recvmsg recvmmsg  EINTR ENOMEM short
+ *   write writev send sendto sendmsg sendmmsg  EINTR ENOBUFS ENOMEM short
  *   socket              EMFILE ENFILE ENOBUFS ENOMEM
  *   socketpair pipe pipe2                      EMFILE ENFILE
  *   connect             EADDRNOTAVAIL ENOBUFS ENOMEM
@@ -69,6 +69,13 @@
  *                       (what the program leaked, besides what it keeps on
  *                       purpose).
  *   MIO_FAULT_LOG       1: one line on stderr per injected fault.
+ *   MIO_FAULT_GSO       1: sendmsg and sendmmsg fail only messages that
+ *                       carry a UDP segment size (UDP_SEGMENT), as a
+ *                       device without segmentation offload does (name
+ *                       EIO or EINVAL): other sends pass and are not
+ *                       counted.  A sendmmsg whose first such message is
+ *                       not its first sends those before it and returns
+ *                       their count, as the kernel does.
  *
  * A malformed setting is reported on stderr and the program exits 125. */
 #define _GNU_SOURCE
@@ -94,7 +101,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <netinet/udp.h>
 #include <unistd.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 
 #define SHORT   (-1)            /* a partial transfer, in the error lists */
 #define MAX_ERR 12
@@ -105,7 +117,7 @@ enum kind { OTHER, IO_IN, IO_OUT, CLOSE };
 
 enum id {
     ACCEPT, ACCEPT4, READ, READV, RECV, RECVFROM, RECVMSG, WRITE, WRITEV, SEND, SENDTO,
-    SENDMSG, SOCKET, SOCKETPAIR, PIPE, PIPE2, CONNECT, EPOLL_CREATE, EPOLL_CREATE1, EPOLL_CTL,
+    SENDMSG, SENDMMSG, RECVMMSG, SOCKET, SOCKETPAIR, PIPE, PIPE2, CONNECT, EPOLL_CREATE, EPOLL_CREATE1, EPOLL_CTL,
     EPOLL_WAIT, EPOLL_PWAIT, EPOLL_PWAIT2, POLL, PPOLL, EVENTFD, CLOSE_ID, N_CALLS
 };
 
@@ -139,6 +151,8 @@ static struct call calls[N_CALLS] = {
     [SEND] = CALL("send", IO_OUT, OUT_ERRORS),
     [SENDTO] = CALL("sendto", IO_OUT, OUT_ERRORS),
     [SENDMSG] = CALL("sendmsg", IO_OUT, OUT_ERRORS),
+    [SENDMMSG] = CALL("sendmmsg", IO_OUT, OUT_ERRORS),
+    [RECVMMSG] = CALL("recvmmsg", IO_IN, IN_ERRORS),
     [SOCKET] = CALL("socket", OTHER, { EMFILE, ENFILE, ENOBUFS, ENOMEM }),
     [SOCKETPAIR] = CALL("socketpair", OTHER, { EMFILE, ENFILE }),
     [PIPE] = CALL("pipe", OTHER, { EMFILE, ENFILE }),
@@ -163,7 +177,8 @@ static const struct { const char *name; int value; } errnames[] = {
     { "EADDRNOTAVAIL", EADDRNOTAVAIL }, { "ECONNRESET", ECONNRESET }, { "EPIPE", EPIPE },
     { "ETIMEDOUT", ETIMEDOUT }, { "ENODEV", ENODEV }, { "ECONNREFUSED", ECONNREFUSED },
     { "ENETUNREACH", ENETUNREACH }, { "EHOSTUNREACH", EHOSTUNREACH }, { "EACCES", EACCES },
-    { "EADDRINUSE", EADDRINUSE }, { "short", SHORT },
+    { "EADDRINUSE", EADDRINUSE }, { "EIO", EIO }, { "EINVAL", EINVAL },
+    { "EMSGSIZE", EMSGSIZE }, { "short", SHORT },
 };
 
 struct planned {
@@ -178,6 +193,7 @@ static struct {
     uint64_t seed;
     bool all_fds;
     bool log;
+    bool gso_only;              /* MIO_FAULT_GSO */
     int control;                /* the MIO_FAULT_CONTROL file, or -1 */
     const char *report;
     struct planned schedule[MAX_SCHEDULE];
@@ -359,6 +375,7 @@ __attribute__((constructor)) static void fault_init(void)
             bad("MIO_FAULT_FDS", v);
     }
     cfg.log = (v = getenv("MIO_FAULT_LOG")) != NULL && strcmp(v, "1") == 0;
+    cfg.gso_only = (v = getenv("MIO_FAULT_GSO")) != NULL && strcmp(v, "1") == 0;
     if ((v = getenv("MIO_FAULT_REPORT")) != NULL && *v != '\0')
         cfg.report = v;
     if ((v = getenv("MIO_FAULT_CONTROL")) != NULL && *v != '\0' &&
@@ -703,12 +720,25 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     return r;
 }
 
+/* Whether a message asks for UDP segmentation offload. */
+static bool carries_gso(const struct msghdr *msg)
+{
+    struct cmsghdr *c;
+    for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_SEGMENT)
+            return true;
+    return false;
+}
+
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     REAL(ssize_t, sendmsg, (int, const struct msghdr *, int));
     struct iovec cut[64];
     struct msghdr m;
-    int err = decide(SENDMSG, fd);
+    int err;
+    if (cfg.gso_only && !carries_gso(msg))
+        return real_sendmsg(fd, msg, flags);
+    err = decide(SENDMSG, fd);
     if (err > 0)
         FAIL_WITH(err, -1);
     if (err != SHORT || msg->msg_iovlen == 0 || msg->msg_iovlen > 64)
@@ -718,6 +748,36 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
                                    shorter(iov_total(msg->msg_iov, (int)msg->msg_iovlen), fd));
     m.msg_iov = cut;
     return real_sendmsg(fd, &m, flags);
+}
+
+/* A fault hits one message: those before it go, as the kernel sends them
+ * before it meets the failing one. */
+int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    REAL(int, sendmmsg, (int, struct mmsghdr *, unsigned int, int));
+    unsigned int at = 0;
+    int err;
+    if (cfg.gso_only) {
+        while (at < n && !carries_gso(&v[at].msg_hdr))
+            at++;
+        if (at == n)
+            return real_sendmmsg(fd, v, n, flags);
+    }
+    err = decide(SENDMMSG, fd);
+    if (err <= 0)
+        return real_sendmmsg(fd, v, n, flags);
+    if (at > 0)
+        return real_sendmmsg(fd, v, at, flags);
+    FAIL_WITH(err, -1);
+}
+
+int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *timeout)
+{
+    REAL(int, recvmmsg, (int, struct mmsghdr *, unsigned int, int, struct timespec *));
+    int err = decide(RECVMMSG, fd);
+    if (err > 0)
+        FAIL_WITH(err, -1);
+    return real_recvmmsg(fd, v, n, flags, timeout);
 }
 
 int socket(int domain, int type, int protocol)
