@@ -30,17 +30,6 @@
 #include <sys/syscall.h>
 #endif
 
-static size_t drain(mio_fd fd)
-{
-    char buf[4096];
-    ssize_t r;
-    size_t total = 0;
-    while ((r = mio_read(fd, buf, sizeof buf)) > 0)
-        total += (size_t)r;
-    CHECK_EQ(r, MIO_EAGAIN);
-    return total;
-}
-
 #ifndef _WIN32
 /* Makes the free number `fd` one end of a new socket pair and returns the
  * other end. */
@@ -165,7 +154,7 @@ POSIX_TEST(old_registration_of_a_number_never_reported)
         n = test_wait(p, ev, 8, 10 * MIO_MSEC);
         for (i = 0; i < n; i++)
             CHECK_EQ(ev[i].token, 2);   /* at most a spurious one, never the old */
-        CHECK_EQ(drain(fd), 1);
+        CHECK_EQ(test_drain(fd), 1);
         OK(mio_deregister(p, fd));
         OK(mio_close(fd));
         OK(mio_close(peer));
@@ -234,7 +223,7 @@ TEST(registered_again_before_wait_reports_once)
         CHECK_EQ(n, 1);
         CHECK_EQ(ev[0].token, 2);
         CHECK_EQ(test_wait(p, ev, 8, 0), 0);
-        CHECK_EQ(drain(sv[0]), 1);
+        CHECK_EQ(test_drain(sv[0]), 1);
         OK(mio_deregister(p, sv[0]));
     }
     OK(mio_close(sv[0]));
@@ -286,7 +275,7 @@ TEST(poll_works_after_waiting_thread_exits)
         CHECK_EQ(n, 1);
         CHECK_EQ(ev[0].token, 1);
         CHECK(test_now_ns() - start < MIO_SEC);
-        CHECK_EQ(drain(sv[0]), 1);
+        CHECK_EQ(test_drain(sv[0]), 1);
         OK(mio_waker_wake(f.w));
         CHECK_EQ(test_wait_token(f.p, 2, MIO_SEC), MIO_READABLE);
         CHECK_EQ(test_wait(f.p, ev, 8, 20 * MIO_MSEC), 0);
@@ -516,7 +505,7 @@ static int run_refused(const char *how, char *const argv[], char *out, size_t si
  * epoll pass. */
 TEST(uring_refusal_is_clean)
 {
-#if defined(__linux__) && defined(MIO_NORING_EXE) && defined(MIO_TEST_POLL_EXE)
+#if defined(__linux__) && defined(MIO_NORING_EXE) && defined(MIO_TEST_TRIGGER_EXE)
     static const char *const hows[] = { "EPERM", "ENOSYS" };
     char out[4096];
     size_t k;
@@ -524,9 +513,9 @@ TEST(uring_refusal_is_clean)
     for (k = 0; k < 2; k++) {
         char *self[] = { MIO_NORING_EXE, "-e", (char *)hows[k], (char *)child_self_path(),
                          "uring_refused_child", (char *)test_backend, NULL };
-        char *on_uring[] = { MIO_NORING_EXE, "-e", (char *)hows[k], MIO_TEST_POLL_EXE,
+        char *on_uring[] = { MIO_NORING_EXE, "-e", (char *)hows[k], MIO_TEST_TRIGGER_EXE,
                              "register_ready_socket_reports_at_once", "uring", NULL };
-        char *on_epoll[] = { MIO_NORING_EXE, "-e", (char *)hows[k], MIO_TEST_POLL_EXE,
+        char *on_epoll[] = { MIO_NORING_EXE, "-e", (char *)hows[k], MIO_TEST_TRIGGER_EXE,
                              "register_ready_socket_reports_at_once", "epoll", NULL };
         int status;
 
