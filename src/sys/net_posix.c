@@ -698,44 +698,52 @@ static int ip_family(mio_fd fd, int *family)
 #define KEEPIDLE_NAME TCP_KEEPIDLE
 #endif
 
-int mio__os_sockopt_set(mio_fd fd, int opt, int v)
+/* The options that are one int at one level whatever the family: 1 with
+ * *level and *name (and *flag: read back as 0 or 1), MIO_ENOSYS where this
+ * OS lacks the option, 0 for the others. */
+static int plain_option(int opt, int *level, int *name, bool *flag)
 {
-    int family = 0, err;
-
+    *level = SOL_SOCKET;
+    *flag = opt == MIO_SO_REUSEPORT || opt == MIO_SO_BROADCAST || opt == MIO_SO_KEEPALIVE;
     switch (opt) {
-    case MIO_SO_REUSEPORT:
 #ifdef SO_REUSEPORT
-        return set_int(fd, SOL_SOCKET, SO_REUSEPORT, v);
+    case MIO_SO_REUSEPORT: *name = SO_REUSEPORT; return 1;
 #else
-        return MIO_ENOSYS;
+    case MIO_SO_REUSEPORT: return MIO_ENOSYS;
 #endif
-    case MIO_SO_BROADCAST:
-        return set_int(fd, SOL_SOCKET, SO_BROADCAST, v);
-    case MIO_SO_RCVBUF:
-        return set_int(fd, SOL_SOCKET, SO_RCVBUF, v);
-    case MIO_SO_SNDBUF:
-        return set_int(fd, SOL_SOCKET, SO_SNDBUF, v);
-    case MIO_SO_KEEPALIVE:
-        return set_int(fd, SOL_SOCKET, SO_KEEPALIVE, v);
-    case MIO_SO_KEEPIDLE:
+    case MIO_SO_BROADCAST: *name = SO_BROADCAST; return 1;
+    case MIO_SO_KEEPALIVE: *name = SO_KEEPALIVE; return 1;
+    case MIO_SO_RCVBUF:    *name = SO_RCVBUF; return 1;
+    case MIO_SO_SNDBUF:    *name = SO_SNDBUF; return 1;
+    }
+    *level = IPPROTO_TCP;
+    switch (opt) {
 #ifdef KEEPIDLE_NAME
-        return set_int(fd, IPPROTO_TCP, KEEPIDLE_NAME, v);
+    case MIO_SO_KEEPIDLE:  *name = KEEPIDLE_NAME; return 1;
 #else
-        return MIO_ENOSYS;
+    case MIO_SO_KEEPIDLE: return MIO_ENOSYS;
 #endif
-    case MIO_SO_KEEPINTVL:
 #ifdef TCP_KEEPINTVL
-        return set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, v);
+    case MIO_SO_KEEPINTVL: *name = TCP_KEEPINTVL; return 1;
 #else
-        return MIO_ENOSYS;
+    case MIO_SO_KEEPINTVL: return MIO_ENOSYS;
 #endif
-    case MIO_SO_KEEPCNT:
 #ifdef TCP_KEEPCNT
-        return set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, v);
+    case MIO_SO_KEEPCNT:   *name = TCP_KEEPCNT; return 1;
 #else
-        return MIO_ENOSYS;
+    case MIO_SO_KEEPCNT: return MIO_ENOSYS;
 #endif
     }
+    return 0;
+}
+
+int mio__os_sockopt_set(mio_fd fd, int opt, int v)
+{
+    int family = 0, level, name, err;
+    bool flag;
+
+    if ((err = plain_option(opt, &level, &name, &flag)) != 0)
+        return err < 0 ? err : set_int(fd, level, name, v);
     if ((err = ip_family(fd, &family)) < 0)
         return err;
     switch (opt) {
@@ -771,45 +779,13 @@ int mio__os_sockopt_set(mio_fd fd, int opt, int v)
 
 int mio__os_sockopt_get(mio_fd fd, int opt, int *v)
 {
-    int family = 0, err;
+    int family = 0, level, name, err;
+    bool flag;
 
-    switch (opt) {
-    case MIO_SO_REUSEPORT:
-#ifdef SO_REUSEPORT
-        if ((err = get_int(fd, SOL_SOCKET, SO_REUSEPORT, v)) == 0)
+    if ((err = plain_option(opt, &level, &name, &flag)) != 0) {
+        if (err > 0 && (err = get_int(fd, level, name, v)) == 0 && flag)
             *v = *v != 0;
         return err;
-#else
-        return MIO_ENOSYS;
-#endif
-    case MIO_SO_BROADCAST:
-    case MIO_SO_KEEPALIVE:
-        err = get_int(fd, SOL_SOCKET, opt == MIO_SO_BROADCAST ? SO_BROADCAST : SO_KEEPALIVE, v);
-        if (err == 0)
-            *v = *v != 0;
-        return err;
-    case MIO_SO_RCVBUF:
-        return get_int(fd, SOL_SOCKET, SO_RCVBUF, v);
-    case MIO_SO_SNDBUF:
-        return get_int(fd, SOL_SOCKET, SO_SNDBUF, v);
-    case MIO_SO_KEEPIDLE:
-#ifdef KEEPIDLE_NAME
-        return get_int(fd, IPPROTO_TCP, KEEPIDLE_NAME, v);
-#else
-        return MIO_ENOSYS;
-#endif
-    case MIO_SO_KEEPINTVL:
-#ifdef TCP_KEEPINTVL
-        return get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, v);
-#else
-        return MIO_ENOSYS;
-#endif
-    case MIO_SO_KEEPCNT:
-#ifdef TCP_KEEPCNT
-        return get_int(fd, IPPROTO_TCP, TCP_KEEPCNT, v);
-#else
-        return MIO_ENOSYS;
-#endif
     }
     if ((err = ip_family(fd, &family)) < 0)
         return err;

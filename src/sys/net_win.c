@@ -514,28 +514,36 @@ static int get_dontfrag(mio_fd fd, int family, int *v)
     return 0;
 }
 
+/* The options that are one DWORD at one level whatever the family: 1 with
+ * *level and *name (and *flag: read back as 0 or 1), MIO_ENOSYS where
+ * Windows lacks the option, 0 for the others. */
+static int plain_option(int opt, int *level, int *name, bool *flag)
+{
+    *level = SOL_SOCKET;
+    *flag = opt == MIO_SO_BROADCAST || opt == MIO_SO_KEEPALIVE;
+    switch (opt) {
+    case MIO_SO_REUSEPORT: return MIO_ENOSYS;   /* SO_REUSEADDR is not it: it steals ports */
+    case MIO_SO_BROADCAST: *name = SO_BROADCAST; return 1;
+    case MIO_SO_KEEPALIVE: *name = SO_KEEPALIVE; return 1;
+    case MIO_SO_RCVBUF:    *name = SO_RCVBUF; return 1;
+    case MIO_SO_SNDBUF:    *name = SO_SNDBUF; return 1;
+    }
+    *level = IPPROTO_TCP;
+    switch (opt) {
+    case MIO_SO_KEEPIDLE:  *name = TCP_KEEPALIVE; return 1;
+    case MIO_SO_KEEPINTVL: *name = TCP_KEEPINTVL; return 1;
+    case MIO_SO_KEEPCNT:   *name = TCP_KEEPCNT; return 1;
+    }
+    return 0;
+}
+
 int mio__os_sockopt_set(mio_fd fd, int opt, int v)
 {
-    int family = 0, err;
+    int family = 0, level, name, err;
+    bool flag;
 
-    switch (opt) {
-    case MIO_SO_REUSEPORT:
-        return MIO_ENOSYS;      /* SO_REUSEADDR is not it: it steals ports */
-    case MIO_SO_BROADCAST:
-        return set_dword(fd, SOL_SOCKET, SO_BROADCAST, v);
-    case MIO_SO_RCVBUF:
-        return set_dword(fd, SOL_SOCKET, SO_RCVBUF, v);
-    case MIO_SO_SNDBUF:
-        return set_dword(fd, SOL_SOCKET, SO_SNDBUF, v);
-    case MIO_SO_KEEPALIVE:
-        return set_dword(fd, SOL_SOCKET, SO_KEEPALIVE, v);
-    case MIO_SO_KEEPIDLE:
-        return set_dword(fd, IPPROTO_TCP, TCP_KEEPALIVE, v);
-    case MIO_SO_KEEPINTVL:
-        return set_dword(fd, IPPROTO_TCP, TCP_KEEPINTVL, v);
-    case MIO_SO_KEEPCNT:
-        return set_dword(fd, IPPROTO_TCP, TCP_KEEPCNT, v);
-    }
+    if ((err = plain_option(opt, &level, &name, &flag)) != 0)
+        return err < 0 ? err : set_dword(fd, level, name, v);
     if ((err = ip_family(fd, &family)) < 0)
         return err;
     switch (opt) {
@@ -557,27 +565,13 @@ int mio__os_sockopt_set(mio_fd fd, int opt, int v)
 
 int mio__os_sockopt_get(mio_fd fd, int opt, int *v)
 {
-    int family = 0, err;
+    int family = 0, level, name, err;
+    bool flag;
 
-    switch (opt) {
-    case MIO_SO_REUSEPORT:
-        return MIO_ENOSYS;
-    case MIO_SO_BROADCAST:
-    case MIO_SO_KEEPALIVE:
-        err = get_dword(fd, SOL_SOCKET, opt == MIO_SO_BROADCAST ? SO_BROADCAST : SO_KEEPALIVE, v);
-        if (err == 0)
+    if ((err = plain_option(opt, &level, &name, &flag)) != 0) {
+        if (err > 0 && (err = get_dword(fd, level, name, v)) == 0 && flag)
             *v = *v != 0;
         return err;
-    case MIO_SO_RCVBUF:
-        return get_dword(fd, SOL_SOCKET, SO_RCVBUF, v);
-    case MIO_SO_SNDBUF:
-        return get_dword(fd, SOL_SOCKET, SO_SNDBUF, v);
-    case MIO_SO_KEEPIDLE:
-        return get_dword(fd, IPPROTO_TCP, TCP_KEEPALIVE, v);
-    case MIO_SO_KEEPINTVL:
-        return get_dword(fd, IPPROTO_TCP, TCP_KEEPINTVL, v);
-    case MIO_SO_KEEPCNT:
-        return get_dword(fd, IPPROTO_TCP, TCP_KEEPCNT, v);
     }
     if ((err = ip_family(fd, &family)) < 0)
         return err;
