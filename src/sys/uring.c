@@ -110,6 +110,7 @@ struct uring_poll {
     bool taskrun;               /* the ring flags completions still to become CQEs */
     bool busy;                  /* a waiter has SQEs out or sits in the kernel */
     bool kicked;                /* ... and was signalled since */
+    bool notified;              /* this wait took the internal wake-up's completion */
     pid_t owner;                /* the thread whose requests are in force */
     struct uring_poll *prev_poll, *next_poll;   /* every uring poll, for release */
 };
@@ -438,8 +439,10 @@ static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio
     }
     if (e->mode == M_EDGE && e->armed && !e->live)
         mark(p, i);     /* a multishot request ended by itself */
-    if (e->kind == K_NOTIFY)
+    if (e->kind == K_NOTIFY) {
+        p->notified = true;
         return n;
+    }
     flags = decode(e, (uint32_t)cqe->res);
     if (flags == 0) {
         if (e->mode != M_EDGE && !e->live)
@@ -805,12 +808,16 @@ static int ur_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
 
     mio_mutex_lock(&p->lock);
     p->batch++;
+    p->notified = false;
     n = take_ready(p, events, cap, 0);
     n = harvest(p, events, cap, n, &seen);
     if (p->owner != self)
         adopt(p, self);
     submit = flush(p, true);
-    wait = n == 0 && p->head == NIL && timeout_ns != 0;
+    /* A wake-up's completion taken here (its task work ran on the way in,
+     * after the caller announced its sleep) is the wake-up itself: the
+     * kernel has nothing more to say of it, so blocking would lose it. */
+    wait = n == 0 && p->head == NIL && timeout_ns != 0 && !p->notified;
     if (submit == 0 && !wait &&
         (n > 0 || (p->taskrun && !(IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN)))) {
         mio_mutex_unlock(&p->lock);
