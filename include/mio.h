@@ -283,7 +283,9 @@ MIO_API void mio_poll_free(mio_poll *p);
 /* Waits for readiness and fills at most `capacity` events; returns how many.
  * timeout_ns < 0 blocks until an event, 0 returns at once, otherwise waits at
  * least that long (rounded up to the backend's resolution).  Returns MIO_EINTR
- * when a signal handler interrupted the wait, MIO_EBUSY when another thread is
+ * when a signal handler interrupted the wait (on Linux, also when the thread
+ * made, waited on or freed a poll of the uring backend and the kernel's
+ * io_uring work for it cut the wait short), MIO_EBUSY when another thread is
  * already waiting on this poll.  Sources beyond `capacity` are reported by
  * later calls; none is lost or starved. */
 MIO_API int mio_poll_wait(mio_poll *p, mio_event *events, size_t capacity, int64_t timeout_ns);

@@ -292,7 +292,13 @@ static void run_clients(const mio_addr *a, size_t conns, size_t bytes, size_t ba
             OK(mio_register(p, cl[i].fd, i, MIO_READABLE | MIO_WRITABLE));
         }
         while (done < n) {
-            int k, m = test_wait(p, ev, 64, 100 * MIO_MSEC);
+            /* The loops' uring polls were made, and are freed, on this
+             * thread: the kernel's work at a ring's end may cut this
+             * thread's waits short (mio.h, mio_poll_wait). */
+            int k, m = mio_poll_wait(p, ev, 64, 100 * MIO_MSEC);
+            if (m == MIO_EINTR && strcmp(test_backend, "uring") == 0)
+                m = 0;
+            CHECK(m >= 0);
             CHECK(test_now_ns() < deadline);
             for (k = 0; k < m; k++) {
                 struct client *c = &cl[ev[k].token];

@@ -290,6 +290,33 @@ static struct io_uring_sqe *get_sqe(struct uring_poll *p)
     return sqe;
 }
 
+/* Cancels request `ud` at once, through io_uring_register, for a thread
+ * that does not wait on the poll.  A cancel submitted as an SQE would make
+ * that thread the target of the ring's task work, which cuts the thread's
+ * own blocking calls short (its other polls' waits return EINTR).  False
+ * where the kernel lacks it (before Linux 6.0): the caller submits one. */
+static atomic_int no_sync_cancel;
+
+static bool cancel_sync(struct uring_poll *p, uint64_t ud)
+{
+    struct io_uring_sync_cancel_reg reg;
+    int r;
+
+    if (atomic_load_explicit(&no_sync_cancel, memory_order_relaxed))
+        return false;
+    memset(&reg, 0, sizeof reg);
+    reg.addr = ud;
+    reg.fd = -1;
+    reg.timeout.tv_sec = -1;    /* no limit: a poll request is never in flight elsewhere */
+    reg.timeout.tv_nsec = -1;
+    r = io_uring_register_sync_cancel(&p->ring, &reg);
+    if (r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP) {
+        atomic_store_explicit(&no_sync_cancel, 1, memory_order_relaxed);
+        return false;
+    }
+    return true;    /* 0, or ENOENT: it had completed already */
+}
+
 /* Turns the change list into SQEs: cancels, and (for the waiting thread)
  * the requests to add.  Returns how many SQEs are queued, not submitted. */
 static unsigned flush(struct uring_poll *p, bool waiter)
@@ -304,10 +331,13 @@ static unsigned flush(struct uring_poll *p, bool waiter)
 
         if (e->cancel) {
             if (e->live) {
-                if ((sqe = get_sqe(p)) == NULL)
-                    goto full;
-                io_uring_prep_cancel64(sqe, user_data(i, e->seq), 0);
-                sqe->user_data = UD_CANCEL;
+                uint64_t ud = user_data(i, e->seq);
+                if (waiter || !cancel_sync(p, ud)) {
+                    if ((sqe = get_sqe(p)) == NULL)
+                        goto full;
+                    io_uring_prep_cancel64(sqe, ud, 0);
+                    sqe->user_data = UD_CANCEL;
+                }
                 e->live = false;
             }
             e->cancel = false;
