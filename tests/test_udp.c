@@ -1498,7 +1498,7 @@ TEST(closed_socket_is_ebadf)
     mio_fd r = udp_on("127.0.0.1:0", &ra);
     mio_datagram d;
     mio_udp_capabilities caps;
-    char buf[8];
+    char buf[8] = "x";
     int v;
 
     OK(mio_close(r));
