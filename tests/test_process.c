@@ -631,6 +631,10 @@ TEST(ten_thousand_children_reaped_with_exact_statuses)
 #endif
 #endif
     mio_event ev[AT_ONCE];
+    /* Each exit takes the same path on every backend but the poll's last
+     * step: the full count runs on the platform's own (epoll, kqueue). */
+    if (strcmp(test_backend, "poll") == 0 || strcmp(test_backend, "uring") == 0)
+        total /= 5;
 #ifdef _WIN32
     struct run r0, r1;
     run_case(&r0, "exit_with");
