@@ -537,8 +537,8 @@ static void run_group(void)
     mio_group_config cfg;
     mio_group *g = NULL;
     mio_addr a;
-    mio_fd client;
-    int listener = -1;
+    mio_fd client[3];
+    int listener = -1, listeners, i;
 
     mio_group_config_default(&cfg);
     cfg.loops = 2;
@@ -563,10 +563,24 @@ static void run_group(void)
         OK(mio_group_join(g));
         atomic_store(&notified, 0);
     });
-    OK(mio_group_local_addr(g, listener, &a));
+    CHECK_EQ(listener, 0);
+    /* One socket in every loop's poll, and one socket per loop. */
+    ALLOC(listener = mio_group_listen(g, &a, 16, MIO_GROUP_EXCLUSIVE, NULL),
+          CHECK_EQ(mio_group_local_addr(g, 1, &a), MIO_EINVAL));
+    CHECK_EQ(listener, 1);
+    listener = (int)MAY(mio_group_listen(g, &a, 16, MIO_GROUP_REUSEPORT, NULL));
+    if (listener == MIO_ENOMEM) {
+        CHECK_EQ(mio_group_local_addr(g, 2, &a), MIO_EINVAL);
+        listener = mio_group_listen(g, &a, 16, MIO_GROUP_REUSEPORT, NULL);
+    }
+    CHECK(listener == 2 || listener == MIO_ENOSYS);
+    listeners = listener == 2 ? 3 : 2;
     ALLOC(mio_group_start(g, &group_handler, NULL), CHECK_EQ(mio_group_join(g), 0));
-    OK(mio_tcp_connect(&a, &client));
-    wait_for(&adopted, 1);
+    for (i = 0; i < listeners; i++) {
+        OK(mio_group_local_addr(g, i, &a));
+        OK(mio_tcp_connect(&a, &client[i]));
+    }
+    wait_for(&adopted, listeners);
     OK(mio_group_send(g, 1, NULL));
     OK(mio_group_send(g, 0, NULL));
     wait_for(&notified, 2);
@@ -574,7 +588,8 @@ static void run_group(void)
     OK(mio_group_join(g));
     CHECK_EQ(atomic_load(&started), atomic_load(&stopped));
     mio_group_free(g);
-    OK(mio_close(client));
+    for (i = 0; i < listeners; i++)
+        OK(mio_close(client[i]));
 }
 
 TEST(group_of_loops)
