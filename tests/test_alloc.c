@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #ifndef _WIN32
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 #endif
@@ -190,6 +191,49 @@ TEST(poll_registers_and_waits)
     for (i = 0; i < SOURCES; i++)
         test_close_source(src[i]);
 }
+
+#ifndef _WIN32
+/* The process-wide index from descriptor to registrations grows by a leaf
+ * for a descriptor number far above the others (and keeps it: the one block
+ * allowed to stay). */
+POSIX_TEST(descriptor_index_grows)
+{
+    struct test_source low, s;
+    mio_poll *p;
+    long live, n;
+    int high, err;
+
+    start();
+    p = test_poll();
+    low = test_socket_source();
+    s = test_socket_source();
+    high = fcntl(s.r, F_DUPFD_CLOEXEC, 5000);
+    CHECK(high >= 5000);
+    OK(mio_register(p, low.r, 1, R));
+    live = test_allocations_live();
+    for (n = 0;; n++) {
+        CHECK(n < 100);
+        test_fail_allocation(n);
+        err = (int)MAY(mio_register(p, high, 2, R));
+        test_fail_allocation(-1);
+        if (err == 0)
+            break;
+        CHECK_EQ(mio_deregister(p, high), MIO_ENOENT);
+        still_reports(p, low, 1);
+    }
+    CHECK(n > 0);
+    test_put(s.w, "x");
+    EXPECT_EVENT(p, 2, R, TEST_LONG_WAIT);
+    OK(mio_deregister(p, high));
+    OK(mio_close(high));
+    OK(mio_deregister(p, low.r));
+    CHECK_EQ(test_allocations_live(), live + 1);
+    test_close_source(low);
+    test_close_source(s);
+    mio_poll_free(p);
+    printf("descriptor index on %s: %ld allocations, every one refused in turn\n", test_backend, n);
+}
+#endif
 
 /* ---- wakers ---- */
 
