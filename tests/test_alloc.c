@@ -12,6 +12,7 @@
 #include <string.h>
 #ifndef _WIN32
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 #endif
@@ -22,11 +23,17 @@
 /* ---- the driver ---- */
 
 static int enomem;      /* MIO_ENOMEM results in this run */
+static int for_good;    /* this run fails every allocation from the Nth on */
+static char run_name[64];   /* which refusal this run makes */
 
 static long long may_at(int line, const char *what, long long r)
 {
     if (r == MIO_ENOMEM) {
         enomem++;
+        /* The failure reached the caller: from here on memory is there
+         * again, for the checks and the call made again. */
+        if (for_good)
+            test_fail_allocation(-1);
     } else if (r < 0) {
         fprintf(stderr, "%s:%d: %s: %s (%lld) where only MIO_ENOMEM may come\n", __FILE__,
                 line, what, mio_strerror((int)r), r);
@@ -53,36 +60,45 @@ static long long may_at(int line, const char *what, long long r)
     } while (0)
 
 /* Runs `run` with the 1st, 2nd, ... allocation refused until a run refuses
- * none; returns how many allocations that run made. */
+ * none: first refusing that one only, then that one and every one after it
+ * until a call returns MIO_ENOMEM.  Returns how many allocations a run
+ * makes. */
 static long drive(const char *name, void (*run)(void))
 {
-    long live, n, silent = 0;
+    long live, n = 0, made_up = 0;
     int fds;
 
     live = test_allocations_live();
     fds = test_open_fds();
-    for (n = 0;; n++) {
-        long refused = test_allocations_refused();
-        CHECK(n < 5000);
-        enomem = 0;
-        test_fail_allocation(n);
-        run();
-        test_fail_allocation(-1);
-        if (test_allocations_live() != live)
-            FAIL("%s, allocation %ld refused: %ld blocks left", name, n + 1,
-                 test_allocations_live() - live);
-        if (test_open_fds() != fds)
-            FAIL("%s, allocation %ld refused: %d descriptors left", name, n + 1,
-                 test_open_fds() - fds);
-        if (test_allocations_refused() == refused) {
-            CHECK_EQ(enomem, 0);
-            break;
+    for (for_good = 0; for_good < 2; for_good++) {
+        for (n = 0;; n++) {
+            long refused = test_allocations_refused();
+            CHECK(n < 5000);
+            enomem = 0;
+            snprintf(run_name, sizeof run_name, "allocation %ld refused%s", n + 1,
+                     for_good ? " for good" : "");
+            if (for_good)
+                test_fail_allocations_after(n);
+            else
+                test_fail_allocation(n);
+            run();
+            test_fail_allocation(-1);
+            if (test_allocations_live() != live)
+                FAIL("%s, allocation %ld refused%s: %ld blocks left", name, n + 1,
+                     for_good ? " for good" : "", test_allocations_live() - live);
+            if (test_open_fds() != fds)
+                FAIL("%s, allocation %ld refused%s: %d descriptors left", name, n + 1,
+                     for_good ? " for good" : "", test_open_fds() - fds);
+            if (test_allocations_refused() == refused) {
+                CHECK_EQ(enomem, 0);
+                break;
+            }
+            if (enomem == 0)
+                made_up++;      /* refused, and the library did without */
         }
-        if (enomem == 0)
-            silent++;           /* a failure the library made up for */
     }
     printf("%s on %s: %ld allocations, every one refused in turn (%ld refusals made up for)\n",
-           name, test_backend, n, silent);
+           name, test_backend, n, made_up);
     return n;
 }
 
@@ -266,6 +282,106 @@ TEST(wakers)
     start();
     CHECK(drive("wakers", run_wakers) > 0);
 }
+
+#ifndef _WIN32
+/* ---- changes while another thread waits ---- */
+
+enum { WAITED = 10, WAKER_BIT = WAITED, REG_BIT = WAITED + 1 };
+
+struct waiter {
+    mio_poll *p;
+    atomic_uint seen;       /* bit i: token i came (WAKER_BIT: 50, REG_BIT: 51) */
+    atomic_int stop;
+};
+
+static void *wait_on(void *arg)
+{
+    struct waiter *w = arg;
+    mio_event ev[16];
+
+    while (!atomic_load(&w->stop)) {
+        int n = mio_poll_wait(w->p, ev, 16, TEST_LONG_WAIT), k;
+        CHECK(n >= 0 || n == MIO_EINTR);
+        for (k = 0; k < n; k++) {
+            unsigned bit = ev[k].token < WAITED ? (unsigned)ev[k].token :
+                           ev[k].token == 50 ? WAKER_BIT : REG_BIT;
+            atomic_fetch_or(&w->seen, 1u << bit);
+        }
+    }
+    return NULL;
+}
+
+/* The waiting thread saw bit (and it is cleared again). */
+static void waiter_saw(struct waiter *w, unsigned bit)
+{
+    int64_t deadline = test_now_ns() + TEST_LONG_WAIT;
+    while (!(atomic_load(&w->seen) & (1u << bit))) {
+        if (test_now_ns() >= deadline)
+            FAIL("%s: the waiting thread saw nothing of event %u", run_name, bit);
+        test_sleep_ms(1);
+    }
+    atomic_fetch_and(&w->seen, ~(1u << bit));
+}
+
+/* A byte on s.w reaches the waiting thread as token; then drained (which
+ * re-arms an emulated edge). */
+static void waiter_sees(struct waiter *w, struct test_source s, unsigned token)
+{
+    test_put(s.w, "x");
+    waiter_saw(w, token);
+    test_drain(s.r);
+}
+
+static void run_while_waiting(void)
+{
+    struct test_source s[WAITED];
+    struct waiter w;
+    mio_waker *wk = NULL;
+    mio_registration *r = NULL;
+    mio_set_readiness *set = NULL;
+    pthread_t t;
+    int i;
+
+    w.p = new_poll();
+    atomic_init(&w.seen, 0);
+    atomic_init(&w.stop, 0);
+    CHECK_EQ(pthread_create(&t, NULL, wait_on, &w), 0);
+    for (i = 0; i < WAITED; i++) {
+        s[i] = test_socket_source();
+        ALLOC(mio_register(w.p, s[i].r, (mio_token)i, R), {
+            CHECK_EQ(mio_deregister(w.p, s[i].r), MIO_ENOENT);
+            if (i > 0)
+                waiter_sees(&w, s[0], 0);
+        });
+        waiter_sees(&w, s[i], (unsigned)i);
+    }
+    ALLOC(mio_waker_new(w.p, 50, &wk), waiter_sees(&w, s[0], 0));
+    OK(mio_waker_wake(wk));
+    waiter_saw(&w, WAKER_BIT);
+    ALLOC(mio_registration_new(&r, &set), (void)0);
+    ALLOC(mio_registration_register(w.p, r, 51, R), {
+        OK(mio_waker_wake(wk));
+        waiter_saw(&w, WAKER_BIT);
+    });
+    OK(mio_set_readiness_set(set, R));
+    waiter_saw(&w, REG_BIT);
+    atomic_store(&w.stop, 1);
+    OK(mio_waker_wake(wk));
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    mio_registration_free(r);
+    mio_set_readiness_free(set);
+    mio_waker_free(wk);
+    for (i = 0; i < WAITED; i++)
+        test_close_source(s[i]);
+    mio_poll_free(w.p);
+}
+
+POSIX_TEST(changes_while_another_thread_waits)
+{
+    start();
+    CHECK(drive("while waiting", run_while_waiting) > 0);
+}
+#endif
 
 /* ---- user-space readiness ---- */
 
@@ -788,9 +904,13 @@ POSIX_TEST(signal_sources)
 
 /* ---- child processes ---- */
 
+static int by_sigchld;   /* the exit comes through a SIGCHLD source */
+static void (*sigchld_before)(int);
+
 static void run_process(void)
 {
     static const char *const argv[] = { "sh", "-c", "echo hi; exit 3", NULL };
+    static const char *const env[] = { "PATH=/nowhere::/usr/bin:/bin", NULL };
     mio_process_options o;
     mio_process *c = NULL;
     mio_exit_status st;
@@ -802,13 +922,18 @@ static void run_process(void)
 
     memset(&o, 0, sizeof o);
     o.argv = argv;               /* "sh": looked up in PATH */
+    if (by_sigchld)
+        o.env = env;
     o.stdio[0].how = MIO_STDIO_NULL;
     o.stdio[1].how = MIO_STDIO_PIPE;
     ALLOC(mio_process_spawn(&o, pipes, &c), CHECK(c == NULL));
     ALLOC(mio_register(p, pipes[1], 1, R), CHECK_EQ(mio_deregister(p, pipes[1]), MIO_ENOENT));
     ALLOC(mio_process_register(p, c, 2), {
+        struct sigaction now;
         CHECK_EQ(mio_process_deregister(p, c), MIO_ENOENT);
         CHECK(mio_process_kill(c, 0) == 0);
+        CHECK_EQ(sigaction(SIGCHLD, NULL, &now), 0);
+        CHECK(now.sa_handler == sigchld_before);
     });
     deadline = test_now_ns() + TEST_LONG_WAIT;
     while ((err = mio_process_try_wait(c, &st)) == MIO_EAGAIN) {
@@ -828,8 +953,26 @@ static void run_process(void)
 
 POSIX_TEST(child_processes)
 {
+    struct sigaction now;
     start();
+    CHECK_EQ(sigaction(SIGCHLD, NULL, &now), 0);
+    sigchld_before = now.sa_handler;
     CHECK(drive("processes", run_process) > 0);
+}
+
+/* Where there are no pidfds and no EVFILT_PROC. */
+extern int mio__process_force_sigchld;
+
+POSIX_TEST(child_processes_by_sigchld)
+{
+    struct sigaction now;
+    start();
+    CHECK_EQ(sigaction(SIGCHLD, NULL, &now), 0);
+    sigchld_before = now.sa_handler;
+    mio__process_force_sigchld = 1;
+    by_sigchld = 1;
+    CHECK(drive("processes by SIGCHLD", run_process) > 0);
+    mio__process_force_sigchld = 0;
 }
 
 #endif
