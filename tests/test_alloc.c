@@ -139,12 +139,32 @@ static void still_reports(mio_poll *p, struct test_source s, mio_token token)
 enum { SOURCES = 70 };
 static struct test_source src[SOURCES];
 
+/* p reports every source, as token base + i. */
+static void every_source_reports(mio_poll *p, mio_token base)
+{
+    bool seen[SOURCES];
+    mio_event ev[16];
+    int left;
+
+    memset(seen, 0, sizeof seen);
+    for (left = SOURCES; left > 0;) {
+        int n = test_wait(p, ev, 16, TEST_LONG_WAIT), k;
+        CHECK(n > 0);
+        for (k = 0; k < n; k++) {
+            mio_token i = ev[k].token - base;
+            CHECK(ev[k].token >= base && i < SOURCES);
+            if (!seen[i]) {
+                seen[i] = true;
+                left--;
+            }
+        }
+    }
+}
+
 static void run_poll(void)
 {
     mio_poll *p = new_poll(), *q = new_poll();
-    bool seen[SOURCES];
-    mio_event ev[16];
-    int i, left;
+    int i;
 
     for (i = 0; i < SOURCES; i++) {
         uint32_t trigger = i % 3 == 0 ? MIO_LEVEL : i % 3 == 1 ? MIO_ONESHOT : MIO_EDGE;
@@ -154,26 +174,18 @@ static void run_poll(void)
                 still_reports(p, src[0], 0);
         });
     }
-    /* A descriptor on a second poll: a record chained to the first. */
-    ALLOC(mio_register(q, src[0].r, 7, R), {
-        CHECK_EQ(mio_deregister(q, src[0].r), MIO_ENOENT);
-        still_reports(p, src[0], 0);
-    });
+    /* The same descriptors on a second poll: records chained to the
+     * first ones. */
+    for (i = 0; i < SOURCES; i++)
+        ALLOC(mio_register(q, src[i].r, (mio_token)(1000 + i), R), {
+            CHECK_EQ(mio_deregister(q, src[i].r), MIO_ENOENT);
+            if (i > 0)
+                still_reports(q, src[0], 1000);
+        });
     for (i = 0; i < SOURCES; i++)
         test_put(src[i].w, "x");
-    EXPECT_EVENT(q, 7, R, TEST_LONG_WAIT);
-    memset(seen, 0, sizeof seen);
-    for (left = SOURCES; left > 0;) {
-        int n = test_wait(p, ev, 16, TEST_LONG_WAIT), k;
-        CHECK(n > 0);
-        for (k = 0; k < n; k++) {
-            CHECK(ev[k].token < SOURCES);
-            if (!seen[ev[k].token]) {
-                seen[ev[k].token] = true;
-                left--;
-            }
-        }
-    }
+    every_source_reports(p, 0);
+    every_source_reports(q, 1000);
     for (i = 0; i < SOURCES; i++) {
         test_drain(src[i].r);
         ALLOC(mio_reregister(p, src[i].r, (mio_token)(i + 100), R | MIO_EDGE), {
@@ -187,7 +199,8 @@ static void run_poll(void)
     still_reports(p, src[SOURCES - 1], SOURCES - 1 + 100);
     for (i = 0; i < SOURCES; i++)
         OK(mio_deregister(p, src[i].r));
-    OK(mio_deregister(q, src[0].r));
+    for (i = 0; i < SOURCES; i++)
+        OK(mio_deregister(q, src[i].r));
     mio_poll_free(q);
     mio_poll_free(p);
 }
@@ -394,7 +407,7 @@ static void set_and_see(mio_poll *p, mio_set_readiness *s, mio_token token)
 
 static void run_registrations(void)
 {
-    mio_poll *p = new_poll();
+    mio_poll *p = new_poll(), *q;
     mio_registration *r[2];
     mio_set_readiness *s[2], *clone;
     int i;
@@ -424,6 +437,12 @@ static void run_registrations(void)
     OK(mio_set_readiness_set(clone, R));        /* reaches no poll now */
     mio_set_readiness_free(clone);
     mio_poll_free(p);
+    /* Free of its first poll, r[1] may go to another. */
+    q = new_poll();
+    ALLOC(mio_registration_register(q, r[1], 23, R),
+          CHECK_EQ(mio_registration_deregister(q, r[1]), MIO_ENOENT));
+    set_and_see(q, s[1], 23);
+    mio_poll_free(q);
     mio_registration_free(r[1]);
     mio_set_readiness_free(s[1]);
 }
