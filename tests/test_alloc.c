@@ -6,6 +6,9 @@
  * is made again and must succeed: only one allocation fails per run), and at
  * the end of every run no block and no descriptor is left. */
 #include "harness.h"
+#ifndef _WIN32
+#include "child.h"
+#endif
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -850,6 +853,130 @@ TEST(datagram_batches)
     start();
     CHECK(drive("datagrams", run_udp) > 0);
 }
+
+#ifndef _WIN32
+/* ---- a refused segmentation offload, remembered in memory ----
+ * The fault shim fails every send that carries a segment size with EIO.
+ * A socket whose offload failed is remembered in a page of bits allocated
+ * then: refused, the socket is not remembered, and the next batch tries
+ * the offload again and falls back again (no error: there is none to give
+ * for a send that went). */
+
+static void send_segments(mio_fd s, const mio_addr *to, mio_fd r, mio_poll *p)
+{
+    static char data[3000];
+    char in[4][2048];
+    mio_datagram out, d[4];
+    int64_t deadline = test_now_ns() + TEST_LONG_WAIT;
+    size_t got = 0;
+    int i;
+
+    memset(&out, 0, sizeof out);
+    out.buf = data;
+    out.len = sizeof data;
+    out.segment_size = 1000;
+    out.peer = *to;
+    CHECK_EQ(mio_udp_send_batch(s, &out, 1), 1);
+    while (got < 3) {
+        ssize_t n;
+        CHECK(test_now_ns() < deadline);
+        memset(d, 0, sizeof d);
+        for (i = 0; i < 4; i++) {
+            d[i].buf = in[i];
+            d[i].size = sizeof in[i];
+        }
+        n = mio_udp_recv_batch(r, d, 4);
+        if (n == MIO_EAGAIN) {
+            test_await(p, 1, 10 * MIO_MSEC);
+            continue;
+        }
+        CHECK(n > 0);
+        for (i = 0; i < n; i++)
+            CHECK_EQ(d[i].len, 1000);
+        got += (size_t)n;
+    }
+    CHECK_EQ(got, 3);
+}
+
+CHILD_CASE(gso_memory_refused_child)
+{
+    mio_udp_capabilities caps;
+    mio_addr a, to;
+    mio_fd s, r;
+    mio_poll *p;
+    long live, refused;
+
+    start();
+    p = test_poll();
+    OK(mio_addr_parse("127.0.0.1:0", &a));
+    OK(mio_udp_bind(&a, &s));
+    OK(mio_udp_bind(&a, &r));
+    OK(mio_local_addr(r, &to));
+    OK(mio_register(p, r, 1, R));
+    OK(mio_udp_caps(s, &caps));
+    if (caps.gso_segments != 64)
+        SKIP("no segmentation offload");
+    live = test_allocations_live();
+    refused = test_allocations_refused();
+    test_fail_allocation(0);
+    send_segments(s, &to, r, p);
+    test_fail_allocation(-1);
+    CHECK_EQ(test_allocations_refused(), refused + 1);
+    CHECK_EQ(test_allocations_live(), live);
+    OK(mio_udp_caps(s, &caps));
+    CHECK_EQ(caps.gso_segments, 64);        /* not remembered */
+    send_segments(s, &to, r, p);            /* tries again, and remembers */
+    CHECK_EQ(test_allocations_live(), live + 1);
+    OK(mio_udp_caps(s, &caps));
+    CHECK_EQ(caps.gso_segments, 1);
+    send_segments(s, &to, r, p);            /* without trying */
+    OK(mio_close(s));
+    OK(mio_close(r));
+    mio_poll_free(p);
+}
+
+POSIX_TEST(gso_fallback_memory_refused)
+{
+#ifdef MIO_FAULT_SHIM
+    char path[4096], report[512], line[256], preload[4200], err[4096];
+    char *argv[] = { path, "gso_memory_refused_child", (char *)test_backend, NULL };
+    unsigned long count = 0, faults = 0, c, f;
+    const char *self = child_self_path();
+    struct child ch;
+    FILE *file;
+    int status;
+
+    TEST_NOT_ON_LIBKQUEUE("faults injected into its own system calls");
+    CHECK(self != NULL);
+    snprintf(path, sizeof path, "%s", self);
+    snprintf(report, sizeof report, "%s/report", test_tmp_dir());
+    CHECK(setenv("MIO_FAULT_CALLS", "sendmmsg:EIO", 1) == 0);
+    CHECK(setenv("MIO_FAULT_RATE", "1", 1) == 0);
+    CHECK(setenv("MIO_FAULT_GSO", "1", 1) == 0);
+    CHECK(setenv("MIO_FAULT_REPORT", report, 1) == 0);
+    CHECK(setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=1", 1) == 0);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", MIO_FAULT_SHIM);
+    child_start(&ch, argv, preload, CHILD_STDERR);
+    child_read_all(&ch, err, sizeof err);
+    status = child_wait(&ch);
+    if (status == 77)
+        SKIP("no segmentation offload");
+    if (status != 0)
+        FAIL("the child failed (%d): %s", status, err);
+    CHECK((file = fopen(report, "r")) != NULL);
+    while (fgets(line, sizeof line, file) != NULL)
+        if (sscanf(line, "call sendmmsg %lu faults %lu", &c, &f) == 2) {
+            count = c;
+            faults = f;
+        }
+    fclose(file);
+    CHECK(count >= 2);
+    CHECK_EQ(faults, 2);        /* the first two batches, not the third */
+#else
+    SKIP("no system-call failure injection here (Linux with glibc only)");
+#endif
+}
+#endif
 
 #ifndef _WIN32
 
