@@ -54,10 +54,10 @@ static long long may_at(int line, const char *what, long long r)
 /* A call that may allocate.  After MIO_ENOMEM, `then` checks that what the
  * call was made on is unchanged and usable, and the call is made again: the
  * allocator now gives what it is asked for, so it must succeed. */
-#define ALLOC(call, then)                                                     \
+#define ALLOC(call, ...)  /* then: the checks (commas and all) */           \
     do {                                                                      \
         if (MAY(call) == MIO_ENOMEM) {                                        \
-            then;                                                             \
+            __VA_ARGS__;                                                      \
             long long again_ = (call);                                        \
             if (again_ < 0)                                                   \
                 FAIL("%s again: %s", #call, mio_strerror((int)again_));       \
@@ -137,9 +137,14 @@ static void still_reports(mio_poll *p, struct test_source s, mio_token token)
 
 /* ---- poll, registrations of descriptors ---- */
 
-/* Enough for every backend's tables to grow a few times (poll(2) from 8,
- * io_uring from 64). */
+/* Enough for every backend's tables to grow (poll(2) from 8, io_uring from
+ * 64; IOCP opens an AFD handle per 32 sockets, and its sources are socket
+ * pairs, slow under wine: fewer there). */
+#ifdef _WIN32
+enum { SOURCES = 34, ON_BOTH = 4 };
+#else
 enum { SOURCES = 70, ON_BOTH = 20 };
+#endif
 static struct test_source src[SOURCES];
 
 /* p reports each of the first `sources` sources, as token base + i. */
@@ -493,11 +498,14 @@ static void on_timeout(mio_loop *l, void *ctx, void *arg)
 static const mio_handler counting = { on_ready, on_notify, on_timeout, NULL, NULL };
 
 /* Runs l until *count reaches want. */
-static void run_until(mio_loop *l, struct loop_counts *c, const int *count, int want)
+#define run_until(l, c, count, want) run_until_at(__LINE__, (l), (c), (count), (want))
+static void run_until_at(int line, mio_loop *l, struct loop_counts *c, const int *count, int want)
 {
     int64_t deadline = test_now_ns() + TEST_LONG_WAIT;
     while (*count < want) {
-        CHECK(test_now_ns() < deadline);
+        if (test_now_ns() >= deadline)
+            FAIL("line %d, %s: %d of %d (ready %d, notified %d, timeouts %d)", line, run_name,
+                 *count, want, c->ready, c->notified, c->timeouts);
         OK(mio_loop_run_once(l, &counting, c, 10 * MIO_MSEC));
     }
 }
@@ -537,10 +545,11 @@ static void run_loop(void)
         run_until(l, &c, &c.notified, c.notified + 1);
     });
     ALLOC(mio_register(mio_loop_poll(l), s.r, 1, R), {
+        int notified = c.notified, timeouts = c.timeouts;   /* one tick may bring both */
         OK(mio_sender_send(b, NULL));
         OK(mio_loop_timeout(l, NULL, MIO_MSEC, NULL));
-        run_until(l, &c, &c.notified, c.notified + 1);
-        run_until(l, &c, &c.timeouts, c.timeouts + 1);
+        run_until(l, &c, &c.notified, notified + 1);
+        run_until(l, &c, &c.timeouts, timeouts + 1);
     });
     test_put(s.w, "x");
     OK(mio_loop_timeout(l, NULL, 2 * MIO_MSEC, NULL));
@@ -601,6 +610,7 @@ static void run_sockets(void)
     char path[512];
 #endif
     char b;
+    int err;
 
     OK(mio_addr_parse("127.0.0.1:0", &a));
     OK(mio_tcp_listen(&a, 16, &tl));
@@ -638,10 +648,15 @@ static void run_sockets(void)
     ALLOC(mio_register(p, sp[0], 8, R), CHECK_EQ(mio_deregister(p, sp[0]), MIO_ENOENT));
     ALLOC(mio_register(p, sp[1], 9, R), CHECK_EQ(mio_deregister(p, sp[1]), MIO_ENOENT));
     exchange(p, sp[0], 8, sp[1], 9);
-    OK(mio_dgram_pair(dp));
-    ALLOC(mio_register(p, dp[0], 10, R), CHECK_EQ(mio_deregister(p, dp[0]), MIO_ENOENT));
-    ALLOC(mio_register(p, dp[1], 11, R), CHECK_EQ(mio_deregister(p, dp[1]), MIO_ENOENT));
-    exchange(p, dp[0], 10, dp[1], 11);
+    err = mio_dgram_pair(dp);
+    if (err != MIO_EAFNOSUPPORT) {      /* Windows has no Unix datagram sockets */
+        OK(err);
+        ALLOC(mio_register(p, dp[0], 10, R), CHECK_EQ(mio_deregister(p, dp[0]), MIO_ENOENT));
+        ALLOC(mio_register(p, dp[1], 11, R), CHECK_EQ(mio_deregister(p, dp[1]), MIO_ENOENT));
+        exchange(p, dp[0], 10, dp[1], 11);
+        OK(mio_close(dp[0]));
+        OK(mio_close(dp[1]));
+    }
 
     /* Closing forgets the registrations. */
     OK(mio_close(tl));
@@ -657,8 +672,6 @@ static void run_sockets(void)
     OK(mio_close(pr[1]));
     OK(mio_close(sp[0]));
     OK(mio_close(sp[1]));
-    OK(mio_close(dp[0]));
-    OK(mio_close(dp[1]));
     mio_poll_free(p);
 }
 
@@ -753,8 +766,8 @@ static void run_group(void)
     ALLOC(listener = mio_group_listen(g, &a, 16, MIO_GROUP_EXCLUSIVE, NULL),
           CHECK_EQ(mio_group_local_addr(g, 1, &a), MIO_EINVAL));
     CHECK_EQ(listener, 1);
-    listener = (int)MAY(mio_group_listen(g, &a, 16, MIO_GROUP_REUSEPORT, NULL));
-    if (listener == MIO_ENOMEM) {
+    listener = mio_group_listen(g, &a, 16, MIO_GROUP_REUSEPORT, NULL);
+    if (listener != MIO_ENOSYS && MAY(listener) == MIO_ENOMEM) {  /* ENOSYS: no such mode here */
         CHECK_EQ(mio_group_local_addr(g, 2, &a), MIO_EINVAL);
         listener = mio_group_listen(g, &a, 16, MIO_GROUP_REUSEPORT, NULL);
     }
