@@ -652,8 +652,9 @@ typedef struct mio_udp_capabilities {
  * virtual NICs fail such a send with EIO or EINVAL; so does a segment too
  * large for the interface's MTU) is not an error: that entry's segments go
  * out one by one, and from then on every send on this socket cuts its
- * segments itself (mio_udp_caps then says gso_segments 1).  mio_close
- * forgets this; a socket closed otherwise may leave it to the next socket
+ * segments itself (mio_udp_caps then says gso_segments 1; where the
+ * small table that remembers it cannot be allocated, the next batch tries
+ * the offload again, and falls back again).  mio_close forgets this; a socket closed otherwise may leave it to the next socket
  * with the same number (which then merely sends without offload).
  *
  * MIO_EINVAL, before anything is sent, for a NULL d (n > 0), a NULL buf

@@ -295,14 +295,23 @@ void test_expect_quiet_at(const char *file, int line, mio_poll *p, int64_t timeo
 
 /* ---- allocation ---- */
 
-static atomic_long allocs, frees;
+static atomic_long allocs, frees, refused;
 static atomic_long fail_after = -1;    /* allocations left before failing; < 0: never */
+static atomic_int fail_for_good;       /* once failing, every later one fails too */
 
 static int may_allocate(void)
 {
+    long left;
+
     if (atomic_load(&fail_after) < 0)
         return 1;
-    return atomic_fetch_sub(&fail_after, 1) > 0;
+    left = atomic_fetch_sub(&fail_after, 1);
+    if (left != 0)                      /* < 0: another thread took the one failure */
+        return 1;
+    if (atomic_load(&fail_for_good))
+        atomic_store(&fail_after, 0);
+    atomic_fetch_add(&refused, 1);
+    return 0;
 }
 
 static void *count_malloc(size_t n)
@@ -358,8 +367,25 @@ long test_frees(void)
     return atomic_load(&frees);
 }
 
+long test_allocations_live(void)
+{
+    return atomic_load(&allocs) - atomic_load(&frees);
+}
+
+long test_allocations_refused(void)
+{
+    return atomic_load(&refused);
+}
+
 void test_fail_allocations_after(long n)
 {
+    atomic_store(&fail_for_good, 1);
+    atomic_store(&fail_after, n);
+}
+
+void test_fail_allocation(long n)
+{
+    atomic_store(&fail_for_good, 0);
     atomic_store(&fail_after, n);
 }
 

@@ -122,8 +122,15 @@ void test_count_allocations(void);
 /* Blocks allocated and freed so far (a realloc of a block counts as both). */
 long test_allocations(void);
 long test_frees(void);
+/* Blocks allocated and not freed yet. */
+long test_allocations_live(void);
+/* Allocations refused so far by the two calls below. */
+long test_allocations_refused(void);
 /* n more allocations succeed, then every one fails; n < 0: none fails. */
 void test_fail_allocations_after(long n);
+/* n more allocations succeed, the next one fails, and the ones after it
+ * succeed again: a failure at one allocation site, then life goes on. */
+void test_fail_allocation(long n);
 
 /* ---- signals, which Windows lacks ---------------------------------------- */
 
