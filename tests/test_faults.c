@@ -19,6 +19,7 @@
  *                   a write said it wrote comes back once and in order; a
  *                   registration refused says so, and its connection is closed
  *                   cleanly (its client sees the end and starts again);
+ *   pipe_workload   the same through pipes (write, writev, read, readv);
  *   batch_workload  mio_udp_send_batch's count is exactly what went: each of
  *                   those datagrams arrives once, none of the others ever;
  *   close_workload  close interrupted after closing: mio_close succeeds, and
@@ -138,6 +139,16 @@ static int wait_despite(mio_poll *p, mio_event *ev, size_t cap, int64_t timeout,
 
 #define MS (1000 * 1000)
 
+static void register_despite(mio_poll *p, mio_fd fd, mio_token t, uint32_t interest,
+                             unsigned *refused)
+{
+    int err;
+    while ((err = mio_register(p, fd, t, interest)) < 0) {
+        CHECK_TRANSIENT(err);
+        (*refused)++;
+    }
+}
+
 /* ---- (a) wakers woken from another thread ---- */
 
 enum { WAKERS = 4, WAKES = 3000 };
@@ -231,7 +242,7 @@ CHILD_CASE(wake_workload)
 
 /* ---- (b) TCP echo through edge-triggered registrations ---- */
 
-enum { CLIENTS = 6, ECHO_BYTES = 48 * 1024, SERVED = 2 * CLIENTS, ATTEMPTS = 100 };
+enum { CLIENTS = 6, ECHO_BYTES = 128 * 1024, SERVED = 2 * CLIENTS, ATTEMPTS = 100 };
 
 enum { T_LISTENER = 1, T_CLIENT = 100, T_SERVED = 1000 };
 
@@ -583,6 +594,124 @@ CHILD_CASE(echo_workload)
             e.reg_refused, e.restarts, e.io_failed, e.accept_failed, e.waits_failed);
 }
 
+/* ---- (b') the same through pipes: write, writev, read, readv ---- */
+
+enum { PIPES = 4, PIPE_BYTES = 256 * 1024 };
+
+struct stream {
+    mio_fd r, w;
+    size_t sent, got;
+    bool retry;
+};
+
+/* Writes what the pipe takes, reads what it has; false when done. */
+static bool stream_run(struct stream *st, int i, unsigned *failed)
+{
+    unsigned char buf[8192];
+    bool more = true;
+
+    while (more) {
+        ssize_t n;
+        more = false;
+        if (st->sent < PIPE_BYTES) {
+            size_t want = PIPE_BYTES - st->sent, k;
+            if (want > sizeof buf)
+                want = sizeof buf;
+            for (k = 0; k < want; k++)
+                buf[k] = pattern(i, st->sent + k);
+            if (i % 2 == 0) {
+                n = mio_write(st->w, buf, want);
+            } else {
+                size_t q = want / 4;
+                mio_iovec iov[3] = { { buf, q }, { buf + q, q }, { buf + 2 * q, want - 2 * q } };
+                n = mio_writev(st->w, iov, 3);
+            }
+            if (n > 0) {
+                CHECK((size_t)n <= want);
+                st->sent += (size_t)n;
+                more = true;
+            } else if (n != MIO_EAGAIN) {
+                CHECK_EQ(n, MIO_ENOMEM);
+                (*failed)++;
+                st->retry = true;
+            }
+        }
+        if (i % 2 == 0) {
+            n = mio_read(st->r, buf, sizeof buf);
+        } else {
+            mio_iovec iov[2] = { { buf, 3000 }, { buf + 3000, sizeof buf - 3000 } };
+            n = mio_readv(st->r, iov, 2);
+        }
+        if (n > 0) {
+            size_t k;
+            if (st->got + (size_t)n > st->sent)
+                FAIL("pipe %d: %zu bytes read, %zu written", i, st->got + (size_t)n, st->sent);
+            for (k = 0; k < (size_t)n; k++)
+                if (buf[k] != pattern(i, st->got + k))
+                    FAIL("pipe %d: byte %zu read wrong (%zu written, %zd read, at %zu: %u not %u)", i, st->got + k, st->sent, n, k, buf[k], pattern(i, st->got + k));
+            st->got += (size_t)n;
+            more = true;
+        } else if (n != MIO_EAGAIN) {
+            CHECK_EQ(n, MIO_ENOMEM);
+            (*failed)++;
+            st->retry = true;
+        }
+    }
+    return st->got < PIPE_BYTES;
+}
+
+CHILD_CASE(pipe_workload)
+{
+    static struct stream st[PIPES];
+    struct fds_at_start start = fds_start();
+    unsigned refused = 0, failed = 0, waits_failed = 0;
+    mio_event ev[16];
+    mio_poll *p;
+    int i, left = PIPES;
+
+    test_watchdog(8);
+    p = poll_despite(&refused);
+    for (i = 0; i < PIPES; i++) {
+        mio_fd fds[2];
+        int err;
+        while ((err = mio_pipe(fds)) < 0) {
+            CHECK_TRANSIENT(err);
+            refused++;
+        }
+        st[i].r = fds[0];
+        st[i].w = fds[1];
+        register_despite(p, st[i].r, 10 + (mio_token)i, MIO_READABLE, &refused);
+        register_despite(p, st[i].w, 20 + (mio_token)i, MIO_WRITABLE, &refused);
+        st[i].retry = true;
+    }
+    while (left > 0) {
+        bool retrying = false;
+        int n, k;
+        for (i = 0; i < PIPES; i++)
+            retrying |= st[i].retry;
+        n = wait_despite(p, ev, 16, retrying ? 1 * MS : 1000 * MS, &waits_failed);
+        if (n == 0 && !retrying)
+            FAIL("nothing reported for a second with bytes left: an event was lost");
+        for (k = 0; k < n; k++)
+            st[ev[k].token % 10].retry = true;
+        for (i = 0, left = 0; i < PIPES; i++) {
+            if (st[i].retry) {
+                st[i].retry = false;
+                (void)stream_run(&st[i], i, &failed);
+            }
+            left += st[i].got < PIPE_BYTES;
+        }
+    }
+    for (i = 0; i < PIPES; i++) {
+        drop_fd(p, &st[i].r);
+        drop_fd(p, &st[i].w);
+    }
+    mio_poll_free(p);
+    fds_check(start, "at the end");
+    fprintf(stderr, "pipe_workload: %u creations refused, %u transfers and %u waits failed\n",
+            refused, failed, waits_failed);
+}
+
 /* ---- (c) datagram batches ---- */
 
 enum { DGRAMS = 3000, BATCH = 32, WINDOW = 48 };
@@ -612,15 +741,6 @@ static mio_fd udp_despite(mio_addr *addr)
     return fd;
 }
 
-static void register_despite(mio_poll *p, mio_fd fd, mio_token t, uint32_t interest,
-                             unsigned *refused)
-{
-    int err;
-    while ((err = mio_register(p, fd, t, interest)) < 0) {
-        CHECK_TRANSIENT(err);
-        (*refused)++;
-    }
-}
 
 CHILD_CASE(batch_workload)
 {
@@ -842,6 +962,7 @@ static void run_plan(const struct plan *pl)
     for (i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         char *argv[] = { (char *)self, (char *)pl->workload, (char *)test_backend, NULL };
         unsigned long count, faults, total = 0, refused = 0;
+        char calls[1024] = "";
         struct child c;
         FILE *f;
         int status;
@@ -872,6 +993,10 @@ static void run_plan(const struct plan *pl)
         while (fgets(line, sizeof line, f) != NULL) {
             char target[400];
             if (sscanf(line, "call %63s %lu faults %lu", name, &count, &faults) == 3) {
+                size_t used = strlen(calls);
+                if (faults > 0)
+                    snprintf(calls + used, sizeof calls - used, " %s %lu/%lu", name, faults,
+                             count);
                 total += faults;
                 for (m = 0; m < 4 && pl->must[m] != NULL; m++)
                     if (strcmp(name, pl->must[m]) == 0)
@@ -885,8 +1010,8 @@ static void run_plan(const struct plan *pl)
             }
         }
         fclose(f);
-        printf("%s, seed %s, rate %s: %lu faults injected; %s", pl->workload, seed, pl->rate,
-               total, err);
+        printf("%s, seed %s, rate %s: %lu faults injected (of calls:%s)\n  %s", pl->workload,
+               seed, pl->rate, total, calls, err);
         if (total == 0)
             FAIL("seed %s: no fault was injected: the run tested nothing", seed);
     }
@@ -925,7 +1050,18 @@ POSIX_TEST(echo_loses_no_byte)
         "echo_workload",
         "socket,connect,accept4,epoll_ctl,read,readv,recv,recvmsg,write,writev,send,sendmsg,"
         "close,epoll_wait,epoll_pwait2,ppoll",
-        "0.08", false, { "accept4", "send", "read", NULL },
+        "0.15", false, { "accept4", "send", "read", NULL },
+    };
+    run_plan(&pl);
+}
+
+POSIX_TEST(pipes_lose_no_byte)
+{
+    static const struct plan pl = {
+        "pipe_workload",
+        "read,readv,write:EINTR/ENOMEM/short,writev:EINTR/ENOMEM/short,pipe2,epoll_ctl,"
+        "epoll_wait,epoll_pwait2,ppoll",
+        "0.1", true, { "write", "writev", "read", "readv" },
     };
     run_plan(&pl);
 }
