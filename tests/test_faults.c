@@ -910,7 +910,10 @@ static void *holding(void *arg)
     (void)arg;
     while (!atomic_load(&closing_done)) {
         int fds[2], k, j;
-        CHECK(pipe2(fds, O_CLOEXEC) == 0);
+        if (pipe2(fds, O_CLOEXEC) < 0) {
+            CHECK(errno == EMFILE || errno == ENFILE);
+            continue;
+        }
         for (k = 0; k < 20; k++)
             for (j = 0; j < 2; j++)
                 if (fcntl(fds[j], F_GETFD) < 0)
@@ -919,6 +922,35 @@ static void *holding(void *arg)
             CHECK(close(fds[j]) == 0 || errno == EINTR);
     }
     return NULL;
+}
+
+/* Whether a call making something succeeded; one refused as injected is
+ * counted (the workload then tries again). */
+static bool made(int err, unsigned *refused)
+{
+    if (err == 0)
+        return true;
+    CHECK_TRANSIENT(err);
+    (*refused)++;
+    return false;
+}
+
+/* A connection to the listener at addr, both ends. */
+static void connect_despite(mio_fd listener, const mio_addr *addr, mio_fd *client,
+                            mio_fd *served, unsigned *refused)
+{
+    int64_t until = test_now_ns() + 2000 * (int64_t)MS;
+    int err;
+
+    while (!made(mio_tcp_connect(addr, client), refused))
+        ;
+    while ((err = mio_tcp_accept(listener, served, NULL)) < 0) {
+        /* Refused as injected, the connection stays queued. */
+        if (err != MIO_EAGAIN)
+            CHECK_TRANSIENT(err);
+        CHECK(test_now_ns() < until);
+        sched_yield();
+    }
 }
 
 CHILD_CASE(close_workload)
@@ -932,41 +964,37 @@ CHILD_CASE(close_workload)
 
     test_watchdog(8);
     OK(mio_addr_parse("127.0.0.1:0", &addr));
-    OK(mio_tcp_listen(&addr, 16, &listener));
+    while (!made(mio_tcp_listen(&addr, 16, &listener), &refused))
+        ;
     OK(mio_local_addr(listener, &addr));
     CHECK(pthread_create(&t, NULL, holding, NULL) == 0);
     for (round = 0; round < 200; round++) {
-        mio_fd pair[2], fds[2], client, served, udp;
+        mio_fd fd[7];           /* a socket pair, a pipe, TCP both ends, UDP */
+        bool registered[7] = { false };
         mio_addr any;
         mio_waker *w;
-        int err;
+        int i;
 
         p = poll_despite(&refused);
         OK(mio_waker_new(p, 9, &w));
-        OK(mio_socketpair(pair));
-        OK(mio_pipe(fds));
-        OK(mio_tcp_connect(&addr, &client));
-        while ((err = mio_tcp_accept(listener, &served, NULL)) == MIO_EAGAIN)
-            sched_yield();
-        OK(err);
+        while (!made(mio_socketpair(fd), &refused))
+            ;
+        while (!made(mio_pipe(fd + 2), &refused))
+            ;
+        connect_despite(listener, &addr, &fd[4], &fd[5], &refused);
         OK(mio_addr_parse("127.0.0.1:0", &any));
-        OK(mio_udp_bind(&any, &udp));
-        OK(mio_register(p, pair[0], 1, MIO_READABLE));
-        OK(mio_register(p, fds[0], 2, MIO_READABLE));
-        OK(mio_register(p, served, 3, MIO_READABLE | MIO_WRITABLE));
-        OK(mio_register(p, udp, 4, MIO_READABLE));
+        while (!made(mio_udp_bind(&any, &fd[6]), &refused))
+            ;
+        for (i = 0; i < 7; i += 1 + (i == 0))
+            registered[i] = made(mio_register(p, fd[i], (mio_token)i + 1,
+                                              MIO_READABLE | (i == 5 ? MIO_WRITABLE : 0)),
+                                 &refused);
         /* Some deregistered first, as asked; some left to mio_close. */
-        if (round % 2 == 0) {
-            OK(mio_deregister(p, pair[0]));
-            OK(mio_deregister(p, served));
-        }
-        OK(mio_close(pair[0]));
-        OK(mio_close(pair[1]));
-        OK(mio_close(fds[0]));
-        OK(mio_close(fds[1]));
-        OK(mio_close(client));
-        OK(mio_close(served));
-        OK(mio_close(udp));
+        for (i = 0; i < 7; i++)
+            if (registered[i] && (round + (unsigned)i) % 2 == 0)
+                OK(mio_deregister(p, fd[i]));
+        for (i = 0; i < 7; i++)
+            OK(mio_close(fd[i]));
         mio_waker_free(w);
         mio_poll_free(p);
     }
@@ -974,7 +1002,8 @@ CHILD_CASE(close_workload)
     CHECK(pthread_join(t, NULL) == 0);
     OK(mio_close(listener));
     fds_check(start, "at the end");
-    fprintf(stderr, "close_workload: %u rounds\n", round);
+    fprintf(stderr, "close_workload: %u rounds, %u creations and registrations refused\n",
+            round, refused);
 }
 
 /* ---- running them under the shim ---- */

@@ -76,7 +76,10 @@
  *                       (what the program leaked, besides what it keeps on
  *                       purpose).  "close EBADF N" if N closes found their
  *                       descriptor not open: a descriptor closed twice (or
- *                       never opened).
+ *                       never opened).  A process that made none of the
+ *                       calls leaves a report already there alone: a
+ *                       wrapper (timeout, env) that runs the program and
+ *                       exits after it, preloaded too.
  *   MIO_FAULT_LOG       1: one line on stderr per injected fault.
  *   MIO_FAULT_GSO       1: sendmsg and sendmmsg fail only messages that
  *                       carry a UDP segment size (UDP_SEGMENT), as a
@@ -461,6 +464,16 @@ __attribute__((destructor)) static void fault_report(void)
 
     if (cfg.report == NULL)
         return;
+    /* A process that made none of the calls is most likely a wrapper that
+     * ran the program (timeout, env), exiting after it: its report would
+     * replace the program's. */
+    for (i = 0; i < N_CALLS && atomic_load(&calls[i].count) == 0; i++)
+        ;
+    if (i == N_CALLS && noptions == 0) {
+        struct stat st;
+        if (stat(cfg.report, &st) == 0 && st.st_size > 0)
+            return;
+    }
     if ((fd = open(cfg.report, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
         return;
     for (i = 0; i < N_CALLS; i++) {
