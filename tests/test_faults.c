@@ -110,6 +110,10 @@ static bool transient(long err)
             FAIL("%s: unexpected %ld (%s)", #err, e_, mio_strerror((int)e_)); \
     } while (0)
 
+/* Set while another thread of the workload opens and closes descriptors:
+ * counts taken meanwhile mean nothing. */
+static bool fds_moving;
+
 /* A poll on this run's backend, made again until the failures injected into
  * its creation let it be; each refusal leaves no descriptor behind. */
 static mio_poll *poll_despite(unsigned *refused)
@@ -124,7 +128,8 @@ static mio_poll *poll_despite(unsigned *refused)
             SKIP("backend %s not available here", test_backend);
         CHECK_TRANSIENT(err);
         CHECK(p == NULL);
-        fds_check(s, "after a refused mio_poll_new");
+        if (!fds_moving)
+            fds_check(s, "after a refused mio_poll_new");
         (*refused)++;
     }
 }
@@ -967,6 +972,7 @@ CHILD_CASE(close_workload)
     while (!made(mio_tcp_listen(&addr, 16, &listener), &refused))
         ;
     OK(mio_local_addr(listener, &addr));
+    fds_moving = true;
     CHECK(pthread_create(&t, NULL, holding, NULL) == 0);
     for (round = 0; round < 200; round++) {
         mio_fd fd[7];           /* a socket pair, a pipe, TCP both ends, UDP */
@@ -1000,6 +1006,7 @@ CHILD_CASE(close_workload)
     }
     atomic_store(&closing_done, 1);
     CHECK(pthread_join(t, NULL) == 0);
+    fds_moving = false;
     OK(mio_close(listener));
     fds_check(start, "at the end");
     fprintf(stderr, "close_workload: %u rounds, %u creations and registrations refused\n",
