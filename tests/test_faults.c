@@ -1017,7 +1017,7 @@ CHILD_CASE(close_workload)
     OK(mio_local_addr(listener, &addr));
     fds_moving = true;
     CHECK(pthread_create(&t, NULL, holding, NULL) == 0);
-    for (round = 0; round < 200; round++) {
+    for (round = 0; round < 100; round++) {
         mio_fd fd[7];           /* a socket pair, a pipe, TCP both ends, UDP */
         bool registered[7] = { false };
         mio_addr any;
