@@ -6,7 +6,7 @@
  * write finds no buffer memory or a read comes up short.  It is a test tool:
  * never linked into libmio.
  *
- *   LD_PRELOAD=build/tests/libmio_fault.so MIO_FAULT_RATE=0.05 ./prog
+ *   LD_PRELOAD=build/libmio_fault.so MIO_FAULT_RATE=0.05 ./prog
  *
  * Calls it stands in for, and the errors each fails with unless told
  * otherwise ("short": a partial transfer, the real call made with less):
@@ -30,16 +30,20 @@
  * send some first and return their count, as the kernel does when it meets
  * an error after the first (the error itself is then not reported).
  * epoll_pwait2 is failed both as the C library's function and through
- * syscall(2), as libmio calls it.  The I/O calls (the read and write families, close) fail
- * on sockets only, unless MIO_FAULT_FDS=all, which adds pipes and FIFOs;
+ * syscall(2), as libmio calls it.  The I/O calls (the read and write
+ * families, close) fail on sockets only, unless MIO_FAULT_FDS=all, which
+ * adds pipes and FIFOs;
  * other descriptors (eventfds, files, terminals) are never failed, so a
  * program's own output and wake-ups are left alone.  Short transfers happen
  * on stream sockets and pipes only (a datagram is never cut).  EAGAIN may be
  * named, but a program waiting for an edge after a made-up EAGAIN on a
  * source that is in fact ready waits for ever: the kernel would not do that.
- * Any error of the list below may be named for any call (EBADF, say, for an
- * epoll_ctl on a descriptor closed behind the program's back); the
- * defaults are the ones the kernel gives a correct program.
+ * Any of these may be named for any call (EBADF, say, for an epoll_ctl on a
+ * descriptor closed behind the program's back), the defaults being the ones
+ * the kernel gives a correct program: EINTR EAGAIN ENOMEM ENOBUFS EMFILE
+ * ENFILE ECONNABORTED EPROTO EPERM ENOSPC EADDRNOTAVAIL ECONNRESET EPIPE
+ * ETIMEDOUT ENODEV ECONNREFUSED ENETUNREACH EHOSTUNREACH EACCES EADDRINUSE
+ * EIO EINVAL EMSGSIZE EBADF, and short.
  *
  * Environment (read once, at load):
  *
