@@ -1227,7 +1227,7 @@ POSIX_TEST(pipes_lose_no_byte)
         "pipe_workload",
         "read,readv,write:EINTR/ENOMEM/short,writev:EINTR/ENOMEM/short,pipe2,epoll_ctl,"
         "epoll_wait,epoll_pwait2,ppoll",
-        "0.1", true, { "write", "writev", "read", "readv" },
+        "0.2", true, { "write", "writev", "read", "readv" },
     };
     run_plan(&pl);
 }
