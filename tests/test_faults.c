@@ -697,7 +697,8 @@ static bool stream_run(struct stream *st, int i, unsigned *failed)
                 st->sent += (size_t)n;
                 more = true;
             } else if (n != MIO_EAGAIN) {
-                CHECK(n == MIO_ENOMEM || named(n));
+                /* (ENOBUFS: the shim's default for every write) */
+                CHECK(n == MIO_ENOMEM || n == MIO_ENOBUFS || named(n));
                 (*failed)++;
                 st->retry = true;
             }
