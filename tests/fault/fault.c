@@ -6,7 +6,7 @@
  * write finds no buffer memory or a read comes up short.  It is a test tool:
  * never linked into libmio.
  *
- *   LD_PRELOAD=build/tests/libmio_fault.so MIO_FAULT_RATE=0.05 ./prog
+ *   LD_PRELOAD=build/libmio_fault.so MIO_FAULT_RATE=0.05 ./prog
  *
  * Calls it stands in for, and the errors each fails with unless told
  * otherwise ("short": a partial transfer, the real call made with less):
@@ -16,7 +16,8 @@
  *   write writev send sendto sendmsg sendmmsg  EINTR ENOBUFS ENOMEM short
  *   socket              EMFILE ENFILE ENOBUFS ENOMEM
  *   socketpair pipe pipe2                      EMFILE ENFILE
- *   connect             EADDRNOTAVAIL ENOBUFS ENOMEM
+ *   connect             EADDRNOTAVAIL ENOBUFS ENOMEM   (EINTR if named: after
+ *                                              starting, as for a blocking one)
  *   epoll_create epoll_create1                 EMFILE ENFILE ENOMEM
  *   epoll_ctl           ENOMEM ENOSPC          (adds and changes only)
  *   epoll_wait epoll_pwait epoll_pwait2        EINTR
@@ -25,14 +26,24 @@
  *   close               EINTR                  (after closing: no leak)
  *
  * A failed call has no other effect: accept leaves the connection queued,
- * epoll_ctl changes nothing.  epoll_pwait2 is reached through syscall(2), as
- * libmio calls it.  The I/O calls (the read and write families, close) fail
- * on sockets only, unless MIO_FAULT_FDS=all, which adds pipes and FIFOs;
+ * epoll_ctl changes nothing.  A failed sendmmsg of several messages may
+ * send some first and return their count, as the kernel does when it meets
+ * an error after the first (the error itself is then not reported).
+ * epoll_pwait2 is failed both as the C library's function and through
+ * syscall(2), as libmio calls it.  The I/O calls (the read and write
+ * families, close) fail on sockets only, unless MIO_FAULT_FDS=all, which
+ * adds pipes and FIFOs;
  * other descriptors (eventfds, files, terminals) are never failed, so a
  * program's own output and wake-ups are left alone.  Short transfers happen
  * on stream sockets and pipes only (a datagram is never cut).  EAGAIN may be
  * named, but a program waiting for an edge after a made-up EAGAIN on a
  * source that is in fact ready waits for ever: the kernel would not do that.
+ * Any of these may be named for any call (EBADF, say, for an epoll_ctl on a
+ * descriptor closed behind the program's back), the defaults being the ones
+ * the kernel gives a correct program: EINTR EAGAIN ENOMEM ENOBUFS EMFILE
+ * ENFILE ECONNABORTED EPROTO EPERM ENOSPC EADDRNOTAVAIL ECONNRESET EPIPE
+ * ETIMEDOUT ENODEV ECONNREFUSED ENETUNREACH EHOSTUNREACH EACCES EADDRINUSE
+ * EIO EINVAL EMSGSIZE EBADF, and short.
  *
  * Environment (read once, at load):
  *
@@ -67,7 +78,12 @@
  *                       LEVEL:NUMBER); then "fd N TARGET" for each
  *                       descriptor open at exit that was not open at load
  *                       (what the program leaked, besides what it keeps on
- *                       purpose).
+ *                       purpose).  "close EBADF N" if N closes found their
+ *                       descriptor not open: a descriptor closed twice (or
+ *                       never opened).  A process that made none of the
+ *                       calls leaves a report already there alone: a
+ *                       wrapper (timeout, env) that runs the program and
+ *                       exits after it, preloaded too.
  *   MIO_FAULT_LOG       1: one line on stderr per injected fault.
  *   MIO_FAULT_GSO       1: sendmsg and sendmmsg fail only messages that
  *                       carry a UDP segment size (UDP_SEGMENT), as a
@@ -136,6 +152,8 @@ struct call {
     atomic_ulong count, faults;
 };
 
+static atomic_ulong closes_refused;    /* close said EBADF */
+
 #define CALL(n, k, ...) { .name = (n), .kind = (k), .defaults = __VA_ARGS__ }
 
 static struct call calls[N_CALLS] = {
@@ -178,7 +196,7 @@ static const struct { const char *name; int value; } errnames[] = {
     { "ETIMEDOUT", ETIMEDOUT }, { "ENODEV", ENODEV }, { "ECONNREFUSED", ECONNREFUSED },
     { "ENETUNREACH", ENETUNREACH }, { "EHOSTUNREACH", EHOSTUNREACH }, { "EACCES", EACCES },
     { "EADDRINUSE", EADDRINUSE }, { "EIO", EIO }, { "EINVAL", EINVAL },
-    { "EMSGSIZE", EMSGSIZE }, { "short", SHORT },
+    { "EMSGSIZE", EMSGSIZE }, { "EBADF", EBADF }, { "short", SHORT },
 };
 
 struct planned {
@@ -450,6 +468,16 @@ __attribute__((destructor)) static void fault_report(void)
 
     if (cfg.report == NULL)
         return;
+    /* A process that made none of the calls is most likely a wrapper that
+     * ran the program (timeout, env), exiting after it: its report would
+     * replace the program's. */
+    for (i = 0; i < N_CALLS && atomic_load(&calls[i].count) == 0; i++)
+        ;
+    if (i == N_CALLS && noptions == 0) {
+        struct stat st;
+        if (stat(cfg.report, &st) == 0 && st.st_size > 0)
+            return;
+    }
     if ((fd = open(cfg.report, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
         return;
     for (i = 0; i < N_CALLS; i++) {
@@ -458,6 +486,10 @@ __attribute__((destructor)) static void fault_report(void)
             continue;
         n = snprintf(line, sizeof line, "call %s %lu faults %lu\n", calls[i].name, count,
                      atomic_load(&calls[i].faults));
+        real_write(fd, line, (size_t)n);
+    }
+    if (atomic_load(&closes_refused) > 0) {
+        n = snprintf(line, sizeof line, "close EBADF %lu\n", atomic_load(&closes_refused));
         real_write(fd, line, (size_t)n);
     }
     pthread_mutex_lock(&options_lock);
@@ -766,6 +798,9 @@ int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
     err = decide(SENDMMSG, fd);
     if (err <= 0)
         return real_sendmmsg(fd, v, n, flags);
+    /* Not cut by the offload: the fault meets one of the messages. */
+    if (!cfg.gso_only && n > 1)
+        at = (unsigned int)(mix(cfg.seed ^ mix(atomic_load(&calls[SENDMMSG].count))) % n);
     if (at > 0)
         return real_sendmmsg(fd, v, at, flags);
     FAIL_WITH(err, -1);
@@ -819,10 +854,15 @@ int pipe2(int fds[2], int flags)
 int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     REAL(int, connect, (int, const struct sockaddr *, socklen_t));
-    int err = decide(CONNECT, -1);
-    if (err > 0)
+    int err = decide(CONNECT, -1), r;
+    if (err > 0 && err != EINTR)
         FAIL_WITH(err, -1);
-    return real_connect(fd, addr, len);
+    r = real_connect(fd, addr, len);
+    /* A signal cuts the wait of a blocking connect, never the connect:
+     * the connection goes on in the background. */
+    if (err == EINTR && (r == 0 || errno == EINPROGRESS))
+        FAIL_WITH(EINTR, -1);
+    return r;
 }
 
 int epoll_create(int size)
@@ -871,6 +911,19 @@ int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const si
         FAIL_WITH(err, -1);
     return real_epoll_pwait(epfd, ev, max, timeout, mask);
 }
+
+#if __GLIBC_PREREQ(2, 35) && !defined(__USE_TIME_BITS64)
+int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *timeout,
+                 const sigset_t *mask)
+{
+    REAL(int, epoll_pwait2, (int, struct epoll_event *, int, const struct timespec *,
+                             const sigset_t *));
+    int err = decide(EPOLL_PWAIT2, -1);
+    if (err > 0)
+        FAIL_WITH(err, -1);
+    return real_epoll_pwait2(epfd, ev, max, timeout, mask);
+}
+#endif
 
 /* epoll_pwait2 has no wrapper in older C libraries: libmio calls it through
  * syscall(2), so that is where it is failed.  Every other number passes. */
@@ -926,6 +979,8 @@ int close(int fd)
 {
     REAL(int, close, (int));
     int err = decide(CLOSE_ID, fd), r = real_close(fd);
+    if (r < 0 && errno == EBADF)
+        atomic_fetch_add(&closes_refused, 1);
     if (r == 0 && err > 0)
         FAIL_WITH(err, -1);
     return r;
