@@ -100,6 +100,14 @@ bench-datagrams:
 stress: all
 	stress/run.sh $(BUILD)
 
+# A mixed workload in one process for SOAK_SECONDS (default 5 minutes):
+# connections churning, timers, a channel fed from another thread, signals
+# to itself (stress/soak.c).  Prints RSS and open descriptors at the start,
+# every tenth of the time and at the end, and fails if after its warm-up
+# RSS grew by more than 2 MiB or the descriptors changed at all.
+soak: all
+	stress/run.sh $(BUILD) soak $(SOAK_SECONDS)
+
 # Each libFuzzer target for FUZZ_SECONDS (needs clang).
 fuzz:
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) OUT=$(CURDIR)/build-fuzz
