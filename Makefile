@@ -9,8 +9,10 @@ CTEST    := ctest --output-on-failure -j$(JOBS)
 VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kinds=definite;--track-fds=no;--quiet
 
 FUZZ_SECONDS ?= 60
+FUZZ_LONG_SECONDS ?= 3600
+SOAK_SECONDS ?= 300
 
-.PHONY: all demo test test-windows-if-available test-plain test-asan test-tsan test-valgrind test-kqueue test-windows bench bench-multicore bench-datagrams stress fuzz clean install docs check-install check-msvc
+.PHONY: all demo test test-windows-if-available test-plain test-asan test-tsan test-valgrind test-kqueue test-windows bench bench-multicore bench-datagrams stress soak fuzz fuzz-long clean install docs check-install check-msvc
 
 all:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -98,9 +100,25 @@ bench-datagrams:
 stress: all
 	stress/run.sh $(BUILD)
 
+# A mixed workload in one process for SOAK_SECONDS (default 5 minutes):
+# connections churning, timers, a channel fed from another thread, signals
+# to itself (stress/soak.c).  Prints RSS and open descriptors at the start,
+# every tenth of the time and at the end, and fails if after its warm-up
+# RSS grew by more than 2 MiB or the descriptors changed at all.
+soak: all
+	stress/run.sh $(BUILD) soak $(SOAK_SECONDS)
+
 # Each libFuzzer target for FUZZ_SECONDS (needs clang).
 fuzz:
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) OUT=$(CURDIR)/build-fuzz
+
+# Each libFuzzer target for FUZZ_LONG_SECONDS (default an hour), one after the
+# other, printing executions, rate and coverage (cov: edges, ft: features)
+# per target; a finding fails it.  The corpus grows in build-fuzz/long-<name>
+# from one run to the next.  FUZZ_TARGETS=fuzz_loop runs only that one.
+fuzz-long:
+	$(MAKE) -C fuzz long FUZZ_LONG_SECONDS=$(FUZZ_LONG_SECONDS) OUT=$(CURDIR)/build-fuzz \
+	    $(if $(FUZZ_TARGETS),TARGETS="$(FUZZ_TARGETS)")
 
 # Cross-builds for Windows with mingw-w64 and runs the tests under wine, in a
 # prefix of its own.  wine's background server is started first with none of

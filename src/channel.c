@@ -54,8 +54,9 @@ struct mio_channel {
     atomic_int closed;                  /* the loop is gone: sends fail */
     atomic_size_t refs;                 /* the loop's and every sender's */
     mio_poll *poll;
-    size_t capacity;
+    size_t capacity;                    /* slots (2 for a capacity of 1) */
     uint64_t mask;                      /* capacity - 1 for a power of two, else 0 */
+    bool one;                           /* a capacity of 1, see claim() */
     struct slot slots[];
 };
 
@@ -67,10 +68,14 @@ int mio__channel_new(size_t capacity, mio_poll *poll, struct mio_channel **out)
 {
     struct mio_channel *c;
     size_t i;
+    bool one;
 
     *out = NULL;
     if (capacity == 0 || capacity > (SIZE_MAX - sizeof *c) / sizeof(struct slot))
         return MIO_EINVAL;
+    one = capacity == 1;
+    if (one)
+        capacity = 2;
     c = mio__malloc(sizeof *c + capacity * sizeof(struct slot));
     if (c == NULL)
         return MIO_ENOMEM;
@@ -82,6 +87,7 @@ int mio__channel_new(size_t capacity, mio_poll *poll, struct mio_channel **out)
     atomic_init(&c->refs, 1);
     c->poll = poll;
     c->capacity = capacity;
+    c->one = one;
     c->mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0;
     for (i = 0; i < capacity; i++) {
         atomic_init(&c->slots[i].seq, i);
@@ -178,6 +184,13 @@ static struct slot *claim(struct mio_channel *c, uint64_t *claimed)
         int64_t lag = (int64_t)(seq - pos);
 
         if (lag == 0) {
+            /* With one slot, a full slot's `pos + 1` would read as free for
+             * the next position, and the unread message be overwritten: a
+             * capacity of 1 has two slots, and a position is free only once
+             * the one before it was taken by the loop (`pos - 1 + 2`). */
+            if (c->one && atomic_load_explicit(&slot_at(c, pos - 1)->seq,
+                                               memory_order_acquire) != pos + 1)
+                return NULL;
             if (atomic_compare_exchange_weak_explicit(&c->tail, &pos, pos + 1,
                                                       memory_order_relaxed,
                                                       memory_order_relaxed)) {

@@ -159,12 +159,15 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
             l->hooks->message(l, ctx, kind, arg, fd);
         }
     }
-    /* One clock reading for every expiry of this tick, and no more expiries
-     * than were pending when it began: a timeout that a callback sets (even
-     * with delay 0, due at once) fires in a later tick, so a callback that
-     * keeps re-arming cannot starve I/O. */
+    /* One clock reading for every expiry of this tick, and only timeouts set
+     * before it began: one that a callback sets (even with delay 0, due at
+     * once) fires in a later tick, so a callback that keeps re-arming cannot
+     * starve I/O.  (Counting the timeouts pending at the start was not
+     * enough: once a callback cleared one or an earlier one was not due, a
+     * new one took its place in the count.) */
     now = mio__now_ns();
-    for (i = mio__timer_pending(l->timer); i > 0 && mio__timer_poll_at(l->timer, now, &arg); i--)
+    mio__timer_new_round(l->timer);
+    while (mio__timer_poll_old_at(l->timer, now, &arg))
         if ((l->hooks == NULL || !l->hooks->timeout(l, ctx, arg)) && h->timeout != NULL)
             h->timeout(l, ctx, arg);
     if (interrupted && h->interrupted != NULL)

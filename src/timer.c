@@ -54,6 +54,7 @@ struct node {
     void *arg;
     uint32_t next, prev;        /* links (slab indices); free nodes use next */
     uint32_t gen;               /* odd while pending; carried by the handle */
+    uint32_t round;             /* the timer's round when it was set */
 };
 
 /* The earliest deadline of a far list.  Cancelling that very timeout leaves
@@ -77,6 +78,7 @@ struct mio_timer {
     uint32_t capacity;
     uint32_t free_head;
     uint32_t pending, far_pending;
+    uint32_t round;             /* see mio__timer_new_round */
 };
 
 /* ---- arithmetic ---------------------------------------------------------- */
@@ -405,6 +407,7 @@ int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
     n->deadline = deadline;
     n->arg = arg;
     n->gen++;
+    n->round = t->round;
 
     slot = (uint32_t)(deadline & t->mask);
     if (!is_far(t, deadline)) {
@@ -497,7 +500,12 @@ int64_t mio_timer_next(const mio_timer *t)
     return mio__timer_next_at(t, mio__now_ns());
 }
 
-bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
+/* Only a timeout of zero delay set in this round can be due at once, and it
+ * is due at the latest tick that is (delay > 0 is due at a later tick than
+ * the clock's), behind every timeout of that tick set before: so the first
+ * one of this round at the head of the earliest list means that no earlier
+ * timeout is left due. */
+static bool poll_at(mio_timer *t, int64_t now_ns, void **arg, bool old_only)
 {
     uint64_t due, now_tick;
     uint32_t slot, head, i;
@@ -522,6 +530,8 @@ bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
     slot = (uint32_t)(due & t->mask);
     head = near_head(t, slot);
     i = t->nodes[head].next;
+    if (old_only && t->nodes[i].round == t->round)
+        return false;
     list_unlink(t, i);
     if (list_empty(t, head)) {
         near_unmark(t, slot);
@@ -531,6 +541,21 @@ bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
         *arg = t->nodes[i].arg;
     release(t, i);
     return true;
+}
+
+bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
+{
+    return poll_at(t, now_ns, arg, false);
+}
+
+void mio__timer_new_round(mio_timer *t)
+{
+    t->round++;
+}
+
+bool mio__timer_poll_old_at(mio_timer *t, int64_t now_ns, void **arg)
+{
+    return poll_at(t, now_ns, arg, true);
 }
 
 size_t mio__timer_pending(const mio_timer *t)

@@ -20,6 +20,14 @@ int64_t mio__timer_bound_at(const mio_timer *t, int64_t now_ns);
  * timer has seen only makes fewer timeouts due; never any early. */
 bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg);
 
+/* Starts a round: mio__timer_poll_old_at pops no timeout set from now on
+ * (until the next round).  The loop makes each tick's expiries a round, so
+ * that a timeout a callback sets fires in a later tick. */
+void mio__timer_new_round(mio_timer *t);
+
+/* mio__timer_poll_at for the timeouts set before the current round. */
+bool mio__timer_poll_old_at(mio_timer *t, int64_t now_ns, void **arg);
+
 /* How many timeouts are pending. */
 size_t mio__timer_pending(const mio_timer *t);
 

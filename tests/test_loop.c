@@ -374,6 +374,26 @@ TEST(full_channel_is_eagain)
     mio_loop_free(l);
 }
 
+/* A channel of one slot holds one message, not a second over it. */
+TEST(channel_of_one_holds_one)
+{
+    mio_loop *l = new_loop_with(1, 0);
+    struct rec r = { .stop_on = 0 };
+    mio_sender *s;
+    int i;
+
+    OK(mio_loop_channel(l, &s));
+    for (i = 0; i < 3; i++) {
+        send_ok(s, (void *)(uintptr_t)(2 * i));
+        CHECK_EQ(mio_sender_send(s, (void *)(uintptr_t)(2 * i + 1)), MIO_EAGAIN);
+        OK(mio_loop_run_once(l, &recorder, &r, 0));
+        CHECK_EQ(r.notify, i + 1);
+        CHECK_EQ((uintptr_t)r.msgs[i], 2 * i);
+    }
+    mio_sender_free(s);
+    mio_loop_free(l);
+}
+
 TEST(cloned_senders_share_the_channel)
 {
     mio_loop *l = new_loop_with(4, 0);
@@ -639,6 +659,24 @@ TEST(timeout_set_by_a_timeout_fires_in_a_later_tick)
     int i;
 
     OK(mio_loop_timeout(l, NULL, 0, NULL));
+    for (i = 0; i < 100; i++)
+        OK(mio_loop_run_once(l, &h, &r, -1));
+    CHECK_EQ(r.ticks, 100);
+    CHECK_EQ(r.fired, 100);
+    mio_loop_free(l);
+}
+
+/* The same with another timeout pending that is not due: it must not make
+ * room in the tick for the re-armed one. */
+TEST(timeout_set_by_a_timeout_waits_for_a_later_tick_beside_a_pending_one)
+{
+    mio_loop *l = new_loop(NULL);
+    mio_handler h = { .timeout = rearm_timeout, .tick = rearm_tick };
+    struct rearm r = { 0, 0, 0 };
+    int i;
+
+    OK(mio_loop_timeout(l, NULL, 0, NULL));
+    OK(mio_loop_timeout(l, &r, 3600 * MIO_SEC, NULL));
     for (i = 0; i < 100; i++)
         OK(mio_loop_run_once(l, &h, &r, -1));
     CHECK_EQ(r.ticks, 100);
