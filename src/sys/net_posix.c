@@ -103,15 +103,16 @@ int mio__os_socket(int family, int type, mio_fd *out)
     return 0;
 }
 
-int mio__os_socketpair(mio_fd out[2])
+/* A connected pair of Unix sockets of `type`, non-blocking, close-on-exec. */
+static int unix_pair(int type, mio_fd out[2])
 {
     int fds[2];
 #ifdef HAVE_SOCK_FLAGS
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+    if (socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
         return mio__err();
 #else
     int err;
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) < 0)
+    if (socketpair(AF_UNIX, type, 0, fds) < 0)
         return mio__err();
     if ((err = set_pair_flags(fds)) < 0)
         return err;
@@ -119,6 +120,11 @@ int mio__os_socketpair(mio_fd out[2])
     out[0] = fds[0];
     out[1] = fds[1];
     return 0;
+}
+
+int mio__os_socketpair(mio_fd out[2])
+{
+    return unix_pair(SOCK_STREAM, out);
 }
 
 int mio__os_pipe(mio_fd out[2])
@@ -517,20 +523,7 @@ ssize_t mio__os_recvfrom(mio_fd fd, void *buf, size_t len, struct sockaddr_stora
 
 int mio__os_dgram_pair(mio_fd out[2])
 {
-    int fds[2];
-#ifdef HAVE_SOCK_FLAGS
-    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
-        return mio__err();
-#else
-    int err;
-    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) < 0)
-        return mio__err();
-    if ((err = set_pair_flags(fds)) < 0)
-        return err;
-#endif
-    out[0] = fds[0];
-    out[1] = fds[1];
-    return 0;
+    return unix_pair(SOCK_DGRAM, out);
 }
 
 /* ---- socket options ---- */
