@@ -168,6 +168,7 @@ POSIX_TEST(old_registration_of_a_number_never_reported)
  * new file, and what the old file's request still reports is stale. */
 POSIX_TEST(number_reused_behind_back_hears_only_new_file)
 {
+    TEST_NOT_ON_LIBKQUEUE("close() leaves the filters behind, for the number's next owner");
     mio_poll *p = test_poll();
     int round;
 
@@ -483,7 +484,9 @@ CHILD_CASE(uring_refused_child)
         OK(mio_close(sv[1]));
         mio_poll_free(p);
     }
-    CHECK_EQ(test_open_fds(), fds);
+    /* libkqueue keeps descriptors of its own once a kqueue was used. */
+    if (!test_on_libkqueue())
+        CHECK_EQ(test_open_fds(), fds);
 }
 
 static int run_refused(const char *how, char *const argv[], char *out, size_t size)
