@@ -115,10 +115,11 @@ fuzz:
 # Each libFuzzer target for FUZZ_LONG_SECONDS (default an hour), one after the
 # other, printing executions, rate and coverage (cov: edges, ft: features)
 # per target; a finding fails it.  The corpus grows in build-fuzz/long-<name>
-# from one run to the next.  FUZZ_TARGETS=fuzz_loop runs only that one.
+# from one run to the next.  FUZZ_TARGETS=fuzz_loop runs only that one;
+# FUZZ_LONG_RUNS=10000000 stops each after that many executions.
 fuzz-long:
 	$(MAKE) -C fuzz long FUZZ_LONG_SECONDS=$(FUZZ_LONG_SECONDS) OUT=$(CURDIR)/build-fuzz \
-	    $(if $(FUZZ_TARGETS),TARGETS="$(FUZZ_TARGETS)")
+	    $(if $(FUZZ_TARGETS),TARGETS="$(FUZZ_TARGETS)") $(if $(FUZZ_LONG_RUNS),FUZZ_LONG_RUNS=$(FUZZ_LONG_RUNS))
 
 # Cross-builds for Windows with mingw-w64 and runs the tests under wine, in a
 # prefix of its own.  wine's background server is started first with none of
