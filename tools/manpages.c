@@ -228,7 +228,7 @@ static bool pending_any;
 static char *pending_last;      /* the last of them, right above the declaration */
 static decl *last_decl;         /* for a trailing comment or a shared doc */
 static macro *last_macro;
-static int last_code_line;      /* the line the last declaration or macro ended on */
+static int last_code_line;      /* the line the last declaration or constant ended on */
 
 static void take_pending(char **doc)
 {
@@ -410,7 +410,7 @@ static void statement(const char *raw, size_t n, int line, int end_line)
     if (pending_any) {
         d->brief = pending_last;
         take_pending(&d->doc);
-    } else if (last_decl && last_code_line == line - 1 && last_decl->doc) {
+    } else if (last_decl && last_decl->end_line == line - 1 && last_decl->doc) {
         d->doc = last_decl->doc;                /* shares the one above */
         d->brief = last_decl->brief;
     }
@@ -501,8 +501,9 @@ static void parse(const char *src)
                 if (src[k] == '\n') line++;
             if (!in_stmt) {
                 char *body = comment_body(src + i, end - i);
-                if (line_code && last_code_line == start_line) {      /* after code */
-                    if (last_decl) append_doc(&last_decl->doc, body);
+                if (line_code) {        /* after code: a declaration's or a constant's */
+                    if (last_code_line != start_line) free(body);   /* "#endif" and the like */
+                    else if (last_decl) append_doc(&last_decl->doc, body);
                     else if (last_macro) append_doc(&last_macro->trail, body);
                 } else {
                     own_comment(body);
@@ -528,7 +529,6 @@ static void parse(const char *src)
             directive(d.s, line);
             free(d.s);
             line_code = true;
-            last_code_line = line;
             i = k;
             continue;
         }
