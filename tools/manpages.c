@@ -979,10 +979,12 @@ static void put_section_notes(FILE *f, int sec, const char *heading, bool with_t
     bool any = with_text && *sections[sec].text;
     for (size_t i = 0; i < nmacros && !any; i++) any = macros[i]->section == sec;
     if (!any) return;
-    fprintf(f, ".SH %s\n", heading);
-    fputs(".SS ", f);
-    put_inline(f, sections[sec].title, strlen(sections[sec].title), false);
-    fputc('\n', f);
+    if (heading) {                              /* else under a heading of the caller's */
+        fprintf(f, ".SH %s\n", heading);
+        fputs(".SS ", f);
+        put_inline(f, sections[sec].title, strlen(sections[sec].title), false);
+        fputc('\n', f);
+    }
     if (with_text && *sections[sec].text) put_text(f, sections[sec].text);
     bool started = false;
     for (size_t i = 0; i < nmacros; i++) {
@@ -1371,12 +1373,19 @@ static void overview_page(const char *dir)
     fputs(".SH DESCRIPTION\n", f);
     if (file_doc) put_text(f, file_doc);
     fputs(".SH REFERENCE\n", f);
-    fprintf(f, "Each function and type of \\fI<%s>\\fP has a page of its own.\n", header_name);
+    fprintf(f, "The sections of \\fI<%s>\\fP with their constants; each function and type has a page "
+               "of its own.\n", header_name);
     for (size_t s = 0; s < nsections; s++) {
         fputs(".SS ", f);
         put_inline(f, sections[s].title, strlen(sections[s].title), false);
         fputc('\n', f);
+        put_section_notes(f, (int)s, NULL, true);
+        bool listed = false;
         for (size_t i = 0; i < ndecls; i++) {
+            if (decls[i]->section == (int)s && !listed) {
+                fputs(".PP\nFunctions and types:\n", f);
+                listed = true;
+            }
             if (decls[i]->section != (int)s) continue;
             char *what = summary(decls[i]);
             fprintf(f, ".TP\n.BR %s (3)\n", decls[i]->name);
