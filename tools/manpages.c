@@ -1421,7 +1421,8 @@ int main(int argc, char **argv)
     parse(src.s ? src.s : "");
     size_t funcs = 0, types = 0;
     for (size_t i = 0; i < ndecls; i++) {
-        if (!decls[i]->doc) fprintf(stderr, "manpages: %s has no comment\n", decls[i]->name);
+        if (!decls[i]->doc && decls[i]->kind == FUNC)
+            fprintf(stderr, "manpages: %s has no comment\n", decls[i]->name);
         if (decls[i]->kind == FUNC) {
             function_page(argv[2], decls[i]);
             funcs++;
