@@ -52,10 +52,11 @@ if(cached)
   return()
 endif()
 message(NOTICE
-  "libmio.so.0 is in ${libdir}, where the dynamic loader does not look.  A program\n"
-  "linked with -lmio from there starts with one of:\n"
-  "  an rpath, at link time:  cc app.c $(pkg-config --cflags --libs mio) -Wl,-rpath,$(pkg-config --variable=libdir mio)\n"
-  "  LD_LIBRARY_PATH=${libdir} when it runs\n"
-  "  ${libdir} in a file of /etc/ld.so.conf.d, then ldconfig (as root)\n"
-  "(CMake programs using find_package(libmio) get the rpath in their build tree; see\n"
-  "docs/building.md, \"Running programs against an installed libmio\".)")
+  "libmio.so.0 is in ${libdir}, where the dynamic loader does not look.  Programs\n"
+  "linked with -lmio from there start with an rpath, given when linking them:\n"
+  "  export PKG_CONFIG_PATH=${libdir}/pkgconfig\n"
+  "  cc app.c $(pkg-config --cflags --libs mio) -Wl,-rpath,$(pkg-config --variable=libdir mio)\n"
+  "or with LD_LIBRARY_PATH=${libdir} when they run, or once ${libdir} is in a\n"
+  "file of /etc/ld.so.conf.d and ldconfig has run (as root).  CMake programs\n"
+  "(find_package(libmio) with CMAKE_PREFIX_PATH=${CMAKE_INSTALL_PREFIX}) have the rpath in their\n"
+  "build tree.  docs/building.md, \"Running programs against an installed libmio\", says more.")
