@@ -52,7 +52,7 @@ static void sadd(str *b, const char *s, size_t n)
 static void sputs(str *b, const char *s) { sadd(b, s, strlen(s)); }
 static void sputc(str *b, char c) { sadd(b, &c, 1); }
 
-static void sprintf_(str *b, const char *fmt, ...)
+static void sappendf(str *b, const char *fmt, ...)
 {
     char tmp[512];
     va_list ap;
@@ -238,6 +238,14 @@ static void take_pending(char **doc)
     pending_any = false;
 }
 
+/* Comments that document nothing we make a page of. */
+static void drop_pending(void)
+{
+    char *none = NULL;
+    take_pending(&none);
+    free(none);
+}
+
 static void directive(const char *text, int line)
 {
     char *t = collapse(text + 1);               /* past '#' */
@@ -252,7 +260,7 @@ static void directive(const char *text, int line)
         if (nconds == MAX_COND) { fprintf(stderr, "manpages: #if nested too deep\n"); exit(1); }
         str c = {0};
         if (!strcmp(word, "if")) sputs(&c, rest);
-        else sprintf_(&c, "%sdefined(%s)", word[2] == 'n' ? "!" : "", rest);
+        else sappendf(&c, "%sdefined(%s)", word[2] == 'n' ? "!" : "", rest);
         conds[nconds].text = c.s ? c.s : sdup("");
         conds[nconds].skip = strstr(rest, "__cplusplus") && word[2] != 'n';
         nconds++;
@@ -281,7 +289,7 @@ static void directive(const char *text, int line)
             return;
         }
         if (cur_section < 0 || cond_skip()) {
-            take_pending(&(char *){NULL});
+            drop_pending();
             return;
         }
         macros = xrealloc(macros, (nmacros + 1) * sizeof *macros);
@@ -364,8 +372,8 @@ static void statement(const char *raw, size_t n, int line, int end_line)
         kind = TYPE;
         const char *fp = strstr(text, "(*");
         if (brace) {
-            name = last_ident(text, strrchr(text, '}') ? text + strlen(text) : text + strlen(text));
-        } else if (fp && (!brace)) {
+            name = last_ident(text, text + strlen(text));   /* after the body */
+        } else if (fp) {
             const char *q = fp + 2;
             while (*q == ' ') q++;
             const char *e = q;
@@ -387,12 +395,12 @@ static void statement(const char *raw, size_t n, int line, int end_line)
         name = last_ident(text, paren);
     } else {
         free(text);
-        take_pending(&(char *){NULL});
+        drop_pending();
         return;                                 /* a variable: not documented here */
     }
     if (!*name || cur_section < 0) {
         free(text);
-        take_pending(&(char *){NULL});
+        drop_pending();
         return;
     }
 
@@ -450,7 +458,7 @@ static void own_comment(char *body)
         char *t = sections[nsections].text;     /* drop leading empty lines */
         while (*t == '\n') memmove(t, t + 1, strlen(t));
         cur_section = (int)nsections++;
-        take_pending(&(char *){NULL});
+        drop_pending();
         free(title);
         last_decl = NULL;
         last_macro = NULL;
@@ -1065,7 +1073,7 @@ static void put_see_also(FILE *f, const decl *self)
 static FILE *open_page(const char *dir, const char *name)
 {
     str path = {0};
-    sprintf_(&path, "%s/%s.3", dir, name);
+    sappendf(&path, "%s/%s.3", dir, name);
     FILE *f = fopen(path.s, "w");
     if (!f) {
         fprintf(stderr, "manpages: %s: %s\n", path.s, strerror(errno));
