@@ -118,12 +118,15 @@ static const char *verify(struct conn *c, size_t n, char *why, size_t size)
 }
 
 /* Retries every pending operation until none makes progress, then watches
- * what the last round wanted.  false once the connection is finished. */
+ * what the last round wanted.  Reads come first: what a write then waits
+ * for stays true once the round is over (a read after it could finish the
+ * handshake that write is waiting on, and no event would say so).  false
+ * once the connection is finished. */
 static bool conn_pump(mio_loop *loop, struct client *cl, struct conn *c)
 {
     for (;;) {
         uint32_t want = 0, w;
-        bool progress = false, renegotiating;
+        bool progress = false;
         const char *bad;
         char why[96];
         int ret;
@@ -137,52 +140,6 @@ static bool conn_pump(mio_loop *loop, struct client *cl, struct conn *c)
                 progress = true;
                 break;
             case TLS_WAIT:
-                break;
-            default:
-                conn_fail(loop, cl, c);
-                return false;
-            }
-        }
-        /* While the server's renegotiation runs, only reads: OpenSSL takes
-         * the server's application data mixed into the new handshake only
-         * inside SSL_read (a write driving that handshake would fail on it
-         * with "unexpected record"). */
-        renegotiating = c->state == OPEN && SSL_in_init(c->io.ssl);
-        /* -u: at each mark, once all sent came back (no application data
-         * from the server in flight, which this side's handshake could not
-         * take), a renegotiation or key update of our own.  The next write
-         * starts it; under TLS 1.2 it then waits for the server's answer. */
-        if (c->state == OPEN && c->sent == c->mark && c->mark < cl->bytes && !renegotiating) {
-            if (c->verified == c->sent) {
-                if (c->mark > 0 && (SSL_version(c->io.ssl) >= TLS1_3_VERSION
-                                        ? SSL_key_update(c->io.ssl, SSL_KEY_UPDATE_REQUESTED)
-                                        : SSL_renegotiate(c->io.ssl)) == 1)
-                    cl->updates++;
-                c->mark = cl->update_every > 0 && cl->bytes - c->sent > cl->update_every
-                              ? c->sent + cl->update_every : cl->bytes;
-            }
-        }
-        if (c->state == OPEN && c->sent < c->mark && !renegotiating) {
-            /* A write that waited is called again with the same bytes. */
-            if (c->chunk_len == 0) {
-                uint64_t left = c->mark - c->sent;
-                size_t k;
-                c->chunk_len = left < CHUNK ? (size_t)left : CHUNK;
-                for (k = 0; k < c->chunk_len; k++)
-                    c->chunk[k] = pattern(c->index, c->sent + k);
-            }
-            w = 0;
-            tls_begin();
-            ret = SSL_write(c->io.ssl, c->chunk, (int)c->chunk_len);
-            switch (tls_end(&c->io, ret, &w)) {
-            case TLS_OK:
-                c->sent += (size_t)ret;         /* maybe part of it */
-                c->chunk_len = 0;
-                progress = true;
-                break;
-            case TLS_WAIT:
-                cl->writes_wanting_read += (w & MIO_READABLE) != 0;
-                want |= w;
                 break;
             default:
                 conn_fail(loop, cl, c);
@@ -222,12 +179,52 @@ static bool conn_pump(mio_loop *loop, struct client *cl, struct conn *c)
                 return false;
             }
         }
-        /* All back: close, once a handshake the server started is over
-         * (SSL_shutdown refuses to run in one; the reads finish it). */
-        if (c->state == OPEN && c->sent == cl->bytes && c->verified == cl->bytes &&
-            !SSL_in_init(c->io.ssl)) {
-            c->state = SHUTDOWN;
-            progress = true;
+        /* A handshake under way (a renegotiation): only reads, which finish
+         * it.  OpenSSL takes the server's application data mixed into it
+         * only inside SSL_read; a write driving it would fail on that data
+         * with "unexpected record".  SSL_shutdown refuses to run in one. */
+        if (c->state == OPEN && !SSL_in_init(c->io.ssl)) {
+            if (c->sent == cl->bytes && c->verified == cl->bytes) {
+                c->state = SHUTDOWN;            /* all back: close */
+            } else if (c->sent == c->mark && c->verified == c->sent) {
+                /* -u: at each mark, once all sent came back (no application
+                 * data from the server in flight), a renegotiation or key
+                 * update of our own.  The next write starts it; under TLS
+                 * 1.2 that write then waits for the server's answer. */
+                if (c->mark > 0 && (SSL_version(c->io.ssl) >= TLS1_3_VERSION
+                                        ? SSL_key_update(c->io.ssl, SSL_KEY_UPDATE_REQUESTED)
+                                        : SSL_renegotiate(c->io.ssl)) == 1)
+                    cl->updates++;
+                c->mark = cl->update_every > 0 && cl->bytes - c->sent > cl->update_every
+                              ? c->sent + cl->update_every : cl->bytes;
+            }
+        }
+        if (c->state == OPEN && c->sent < c->mark && !SSL_in_init(c->io.ssl)) {
+            /* A write that waited is called again with the same bytes. */
+            if (c->chunk_len == 0) {
+                uint64_t left = c->mark - c->sent;
+                size_t k;
+                c->chunk_len = left < CHUNK ? (size_t)left : CHUNK;
+                for (k = 0; k < c->chunk_len; k++)
+                    c->chunk[k] = pattern(c->index, c->sent + k);
+            }
+            w = 0;
+            tls_begin();
+            ret = SSL_write(c->io.ssl, c->chunk, (int)c->chunk_len);
+            switch (tls_end(&c->io, ret, &w)) {
+            case TLS_OK:
+                c->sent += (size_t)ret;         /* maybe part of it */
+                c->chunk_len = 0;
+                progress = true;
+                break;
+            case TLS_WAIT:
+                cl->writes_wanting_read += (w & MIO_READABLE) != 0;
+                want |= w;
+                break;
+            default:
+                conn_fail(loop, cl, c);
+                return false;
+            }
         }
         if (c->state == SHUTDOWN && !c->close_sent) {
             tls_begin();
@@ -247,8 +244,8 @@ static bool conn_pump(mio_loop *loop, struct client *cl, struct conn *c)
             conn_finish(loop, cl, c, NULL);
             return false;
         }
-        if (progress || (renegotiating && !SSL_in_init(c->io.ssl)))
-            continue;                           /* (a read ended it: write now) */
+        if (progress)
+            continue;
         if (c->io.stalled && c->retry == 0 && mio_loop_timeout(loop, c, RETRY_NS, &c->retry) < 0) {
             conn_finish(loop, cl, c, "no timer for a retry");
             return false;
