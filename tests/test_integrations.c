@@ -180,7 +180,7 @@ static void expect_fetched(const struct output *out, const char *url, long statu
 /* Fifty URLs at once from examples/http_server (kept-alive connections
  * reused as they come free), and one to a closed port that fails with
  * libcurl's error, the others unharmed. */
-TEST(curl_fetches_fifty_urls_at_once)
+POSIX_TEST(curl_fetches_fifty_urls_at_once)
 {
     static const char hello[] = "Hello, world!\n";
     static char urls[51][128];
@@ -313,7 +313,7 @@ static void http_server_stop(struct http_server *h)
 
 /* Bodies from empty to 2 MiB, read in many pieces, each byte checked through
  * its hash, and a status other than 200 passed on as it came. */
-TEST(curl_fetches_bodies_of_many_sizes)
+POSIX_TEST(curl_fetches_bodies_of_many_sizes)
 {
     static const size_t sizes[] = { 0, 1, 1000, 16384, 65537, 300000, 1 << 20, 1 << 21 };
     static unsigned char body[1 << 21];
@@ -517,7 +517,7 @@ static void expect_resolved(const struct output *out, const char *name, const ch
 
 /* Names with A records, AAAA records or both, and twenty more, all at
  * once: every address as the responder gave it. */
-TEST(ares_resolves_a_and_aaaa)
+POSIX_TEST(ares_resolves_a_and_aaaa)
 {
     static struct output out;
     static char hosts[20][64];
@@ -550,7 +550,7 @@ TEST(ares_resolves_a_and_aaaa)
 
 /* A name the responder does not know: NXDOMAIN, which c-ares reports as
  * ARES_ENOTFOUND at once (no retry), while a known name beside it resolves. */
-TEST(ares_reports_nxdomain)
+POSIX_TEST(ares_reports_nxdomain)
 {
     static struct output out;
     char *options[] = { NULL };
@@ -579,7 +579,7 @@ TEST(ares_reports_nxdomain)
  * server's first after 200 ms and the second after twice that (c-ares
  * doubles the timeout per round), and says ARES_ETIMEOUT; the loop timer
  * from ares_timeout is what wakes it. */
-TEST(ares_times_out_on_a_silent_server)
+POSIX_TEST(ares_times_out_on_a_silent_server)
 {
     static struct output out;
     char *options[] = { "-t", "200", "-r", "2", NULL };
@@ -711,7 +711,7 @@ static void tls_echo(const char *version, const char *update, struct tls_summary
 }
 
 /* TLS 1.3, megabytes each way on four connections at once. */
-TEST(tls_echoes_megabytes_on_four_connections)
+POSIX_TEST(tls_echoes_megabytes_on_four_connections)
 {
     struct tls_summary c;
     struct tls_server_summary s;
@@ -719,7 +719,7 @@ TEST(tls_echoes_megabytes_on_four_connections)
 }
 
 /* TLS 1.3 with key updates asked for from both sides every 300 kB. */
-TEST(tls13_key_updates_mid_stream)
+POSIX_TEST(tls13_key_updates_mid_stream)
 {
     struct tls_summary c;
     struct tls_server_summary s;
@@ -731,7 +731,7 @@ TEST(tls13_key_updates_mid_stream)
 /* TLS 1.2 renegotiations started from both sides every 300 kB: the
  * client's first write after starting one must wait for the server's
  * answer, a write that wants to read. */
-TEST(tls12_renegotiations_mid_stream)
+POSIX_TEST(tls12_renegotiations_mid_stream)
 {
     struct tls_summary c;
     struct tls_server_summary s;
@@ -758,7 +758,7 @@ static int socket_to(const char *text)
 /* The server closes a connection whose client speaks plain HTTP (after an
  * alert, perhaps), and one whose client leaves without a word, and goes on
  * serving TLS clients. */
-TEST(tls_server_rejects_plain_tcp)
+POSIX_TEST(tls_server_rejects_plain_tcp)
 {
     static struct output out;
     static const char request[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -788,7 +788,7 @@ TEST(tls_server_rejects_plain_tcp)
 
 /* The client verifies the server: another server's certificate (a key of
  * its own, the same names) fails the handshake, and nothing is sent. */
-TEST(tls_client_refuses_an_untrusted_certificate)
+POSIX_TEST(tls_client_refuses_an_untrusted_certificate)
 {
     static struct output out;
     char cert_a[512], cert_b[512], *extra[] = { NULL };
