@@ -9,7 +9,7 @@
  * when given; kept-alive connections are reused), each within SECONDS
  * (default 30).  One line per transfer, in the order they finish:
  *
- *   URL ok status 200 bytes 14 fnv 9b4f2d8e0c1a7735
+ *   URL ok status 200 bytes 14 fnv 23f615e78f1ab09a
  *   URL error 7 Couldn't connect to server: Failed to connect to ...
  *
  * (fnv: the FNV-1a hash of the body, 64 bits, so a caller can check every

@@ -3,28 +3,31 @@
  * closing with close_notify both ways.
  *
  *   tls_echo_client [-b BACKEND] -C CERT_FILE [-c CONNECTIONS] [-s BYTES]
- *                   [-d SECONDS] ADDR
+ *                   [-u BYTES] [-d SECONDS] ADDR
  *
  * The server's certificate must be the one in CERT_FILE (PEM, e.g. the one
  * tls_echo_server -C wrote) and name ADDR's IP address: it is verified, and
  * a handshake with any other fails.  CONNECTIONS defaults to 1, BYTES to 1
  * MiB, SECONDS (the deadline for all of it) to 60.  A connection sends while
  * it reads, as an echo needs: one that only wrote until done would fill
- * both ways' buffers and wait for ever.
+ * both ways' buffers and wait for ever.  -u: every BYTES sent, once they all
+ * came back, a renegotiation (TLS 1.2; the server must accept it:
+ * tls_echo_server -u) or a key update (TLS 1.3) of its own.
  *
  * Prints "connection I error: WHY" for each failure, then "connections N ok
- * K bytes_verified B close_notify C writes_wanting_read W
+ * K bytes_verified B close_notify C updates U writes_wanting_read W
  * reads_wanting_write R" (close_notify: the server's, received after ours);
  * exits 0 when every connection got all its bytes back and closed cleanly,
  * 1 if not, 77 for a backend this build lacks.
  *
  * What it shows (tls.h has the mapping of OpenSSL's wants onto libmio): a
- * non-blocking connect, then the handshake, then writes and reads each
+ * non-blocking connect, then the handshake, then reads and writes each
  * retried with the same arguments until OpenSSL is done with them, whatever
- * direction they wait for; a write that must wait for reading while the
- * server renegotiates or updates keys; the unidirectional SSL_shutdown and
- * the read that finds the peer's close_notify; certificate verification
- * against one trusted certificate and an IP address. */
+ * direction they wait for; a write that must wait to read while its own
+ * renegotiation runs; reads alone while a handshake runs; the
+ * unidirectional SSL_shutdown and the read that finds the peer's
+ * close_notify; certificate verification against one trusted certificate
+ * and an IP address. */
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 

@@ -2,7 +2,7 @@
  * sends comes back, encrypted.
  *
  *   tls_echo_server [-b BACKEND] [-n SECONDS] [-C CERT_FILE] [-V 1.2|1.3]
- *                   [-u BYTES] [ADDR]
+ *                   [-u BYTES] [-w BYTES] [ADDR]
  *
  * ADDR defaults to 127.0.0.1:0.  At start-up it makes a key and a
  * self-signed certificate for localhost, 127.0.0.1 and ::1 with OpenSSL's
@@ -11,7 +11,9 @@
  * TLS version it speaks (default 1.3; 1.2 is the lowest).  -u: every BYTES
  * echoed on a connection, it starts a key update asking the client for one
  * too (TLS 1.3) or a renegotiation (TLS 1.2), so that reads and writes must
- * wait for handshake messages mid-stream.
+ * wait for handshake messages mid-stream; it then also accepts the
+ * client's renegotiations.  -w: each connection's send buffer, in bytes
+ * (small: writes come up short often).
  *
  * The first line of stdout is "listening on ADDR:PORT backend NAME".  It
  * serves until Ctrl-C or SIGTERM or for SECONDS, then prints
@@ -23,9 +25,10 @@
  *
  * What it shows (tls.h has the mapping of OpenSSL's wants onto libmio):
  * edge-triggered sockets whose interest is whatever the pending OpenSSL
- * calls want; echoing through one buffer, reading paused while it is full;
- * the client's close_notify answered with ours; a handshake deadline on a
- * loop timer; partial writes (SSL_MODE_ENABLE_PARTIAL_WRITE). */
+ * calls want; echoing through one buffer, reading paused while it is full
+ * and while a write is under way; the client's close_notify answered with
+ * ours; a handshake deadline on a loop timer; partial writes
+ * (SSL_MODE_ENABLE_PARTIAL_WRITE), each retried with its first length. */
 #define _POSIX_C_SOURCE 200809L
 #include "mio.h"
 
@@ -499,6 +502,6 @@ out:
 
 usage:
     fprintf(stderr, "usage: tls_echo_server [-b epoll|poll|...] [-n SECONDS] [-C CERT_FILE] "
-                    "[-V 1.2|1.3] [-u BYTES] [ADDR]\n");
+                    "[-V 1.2|1.3] [-u BYTES] [-w BYTES] [ADDR]\n");
     return 2;
 }
