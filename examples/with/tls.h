@@ -10,12 +10,14 @@
  * always a drained direction, whose edge will come.
  *
  * Any OpenSSL call may want either direction: a write may need to read (a
- * renegotiation or key update under way waits for the peer) and a read may
- * need to write (handshake messages, alerts).  So a connection has no
- * reading or writing mode: each operation it has pending (handshake, read,
- * write, shutdown) is retried on every event, exactly as first called
- * (OpenSSL wants the same arguments again), and the wants of the last round
- * are the interest, reregistered when it changes.
+ * TLS 1.2 renegotiation it started waits for the peer) and a read may need
+ * to write (handshake messages, alerts).  So a connection has no reading or
+ * writing mode: each operation it has pending (handshake, read, write,
+ * shutdown) is retried on every event, exactly as first called (OpenSSL
+ * wants the same arguments again), and the wants of the last round, the
+ * one where none made progress, are the interest, reregistered when it
+ * changes.  Where one operation must wait for another (OpenSSL's rules for
+ * handshakes mid-stream), the programs say so.
  *
  * Include after _POSIX_C_SOURCE and mio.h, as the examples do. */
 #ifndef EXAMPLES_WITH_TLS_H
