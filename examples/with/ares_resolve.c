@@ -299,7 +299,7 @@ out:
      * deregisters its sockets: the loop goes after it. */
     if (channel)
         ares_destroy(r.channel);
-    if (lookups != NULL) {
+    if (waker != NULL) {                /* the lookups were started */
         printf("done %zu ok %zu failed %zu\n", n, r.ok, r.failed);
         status = r.ok == n ? 0 : 1;
     }
