@@ -9,6 +9,7 @@
 #include <windows.h>
 #else
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/time.h>
 #include <unistd.h>
 #endif
@@ -659,7 +660,7 @@ struct relay_end {
 struct proxy_world {
     struct server proxy;
     mio_poll *poll;
-    mio_fd listener;            /* the upstream, MIO_INVALID_FD while there is none */
+    mio_fd listener;            /* the upstream (proxy_world_bind) */
     char upstream[MIO_ADDR_STRLEN];
     int fds;                    /* the proxy's descriptors when idle (-1: unknown) */
     /* One run: */
@@ -1040,21 +1041,42 @@ static const char *proxy_world_run(struct proxy_world *w, const struct relay_pla
     return w->error;
 }
 
-/* Opens the upstream listener (on `upstream`, "127.0.0.1:0" for any port)
- * and registers it. */
-static void proxy_world_listen(struct proxy_world *w, const char *upstream)
+static void proxy_world_listen(struct proxy_world *w)
 {
-    mio_addr addr;
-    OK(mio_addr_parse(upstream, &addr));
-    OK(mio_tcp_listen(&addr, 1024, &w->listener));
-    OK(mio_local_addr(w->listener, &addr));
-    CHECK(mio_addr_format(&addr, w->upstream, sizeof w->upstream) > 0);
+    CHECK(listen(w->listener, 1024) == 0);
     OK(mio_register(w->poll, w->listener, 0, MIO_READABLE));
 }
 
-/* Starts the proxy in front of a new upstream listener (or, with `refused`,
- * in front of a port nobody listens on), idle time `idle` seconds (NULL:
- * its default). */
+/* The upstream: a TCP socket bound to a free loopback port, close-on-exec
+ * (not inherited by the proxy), listening only once `listening` says so:
+ * until then connects to it are refused, and the port stays the test's. */
+static void proxy_world_bind(struct proxy_world *w, bool listening)
+{
+    mio_addr addr;
+#ifdef _WIN32
+    u_long on = 1;
+    WSADATA wsa;
+    CHECK(WSAStartup(MAKEWORD(2, 2), &wsa) == 0);
+#endif
+    OK(mio_addr_parse("127.0.0.1:0", &addr));
+    w->listener = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(w->listener != MIO_INVALID_FD);
+#ifdef _WIN32
+    CHECK(SetHandleInformation((HANDLE)w->listener, HANDLE_FLAG_INHERIT, 0));
+    CHECK(ioctlsocket(w->listener, FIONBIO, &on) == 0);
+#else
+    CHECK(fcntl(w->listener, F_SETFD, FD_CLOEXEC) == 0);
+    CHECK(fcntl(w->listener, F_SETFL, fcntl(w->listener, F_GETFL) | O_NONBLOCK) == 0);
+#endif
+    CHECK(bind(w->listener, &addr.u.sa, addr.len) == 0);
+    OK(mio_local_addr(w->listener, &addr));
+    CHECK(mio_addr_format(&addr, w->upstream, sizeof w->upstream) > 0);
+    if (listening)
+        proxy_world_listen(w);
+}
+
+/* Starts the proxy in front of a new upstream, listening or (`refused`)
+ * not yet, idle time `idle` seconds (NULL: its default). */
 static void proxy_world_start(struct proxy_world *w, const char *idle, bool refused)
 {
     char path[4096];
@@ -1064,10 +1086,7 @@ static void proxy_world_start(struct proxy_world *w, const char *idle, bool refu
     memset(w, 0, sizeof *w);
     w->listener = MIO_INVALID_FD;
     w->poll = test_poll();
-    if (refused)
-        refused_addr(w->upstream, sizeof w->upstream);
-    else
-        proxy_world_listen(w, "127.0.0.1:0");
+    proxy_world_bind(w, !refused);
     if (idle == NULL) {
         argv[5] = argv[7];
         argv[6] = argv[8];
@@ -1081,10 +1100,8 @@ static void proxy_world_start(struct proxy_world *w, const char *idle, bool refu
 static void proxy_world_stop(struct proxy_world *w)
 {
     server_stop(&w->proxy);
-    if (w->listener != MIO_INVALID_FD) {
-        mio_deregister(w->poll, w->listener);
-        mio_close(w->listener);
-    }
+    mio_deregister(w->poll, w->listener);
+    mio_close(w->listener);
     mio_poll_free(w->poll);
 }
 
@@ -1223,7 +1240,7 @@ TEST(proxy_upstream_refused)
         test_sleep_ms(10);
     if (w.fds >= 0)
         CHECK_EQ(child_descriptors(&w.proxy.child), w.fds);
-    proxy_world_listen(&w, w.upstream);     /* the same port, listening now */
+    proxy_world_listen(&w);                 /* the upstream is there now */
     proxy_world_check(&w, plans, sizeof plans / sizeof plans[0]);
     proxy_world_stop(&w);
 }
