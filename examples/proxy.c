@@ -334,7 +334,8 @@ static int relay_open(struct proxy *p, mio_fd fd)
         (err = mio_register(poll, r->upstream.fd, token_of(&r->upstream),
                             MIO_READABLE | MIO_WRITABLE)) < 0 ||
         (err = mio_loop_timeout(p->loop, r, p->idle_ns, &r->timer)) < 0) {
-        fprintf(stderr, "proxy: upstream %s: %s\n", p->upstream_name, mio_strerror(err));
+        fprintf(stderr, "proxy: a client turned away (upstream %s): %s\n", p->upstream_name,
+                mio_strerror(err));
         relay_close(p, r);
     }
     return err;
