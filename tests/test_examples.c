@@ -624,11 +624,8 @@ enum relay_order {
     UPSTREAM_FIRST,     /* the client sends once it read the upstream's end */
 };
 
-enum relay_pause {
-    NO_PAUSE,
-    PAUSE_UPSTREAM,     /* the upstream end reads nothing until the client's */
-    PAUSE_CLIENT,       /* writes stall (and the other way round) */
-};
+/* Which end reads nothing until its peer's writes have stalled. */
+enum relay_pause { NO_PAUSE, PAUSE_UPSTREAM, PAUSE_CLIENT };
 
 struct relay_plan {
     uint64_t up, down;          /* bytes from the client, bytes to it */
@@ -654,7 +651,7 @@ struct relay_end {
     bool shut, eof, closed;
     bool blocked;               /* the last write said MIO_EAGAIN */
     int64_t progress_at;        /* when it last wrote */
-    int64_t trickle_ns, send_at, started;
+    int64_t trickle_ns, send_at;
 };
 
 struct proxy_world {
@@ -828,7 +825,7 @@ static void relay_end_pump(struct proxy_world *w, struct relay_end *e)
     }
 }
 
-/* The CPU time (user and system) process pid has used, in nanoseconds; -1
+/* The CPU time (user and system) child c has used, in nanoseconds; -1
  * where the system does not tell (Linux's /proc only). */
 static int64_t process_cpu_ns(const struct child *c)
 {
@@ -964,7 +961,7 @@ static const char *proxy_world_run(struct proxy_world *w, const struct relay_pla
         e->reset = plans[i].reset;
         e->paused = plans[i].pause == PAUSE_CLIENT;
         e->trickle_ns = plans[i].trickle_ms * MIO_MSEC;
-        e->started = e->progress_at = test_now_ns();
+        e->progress_at = test_now_ns();
         OK(mio_tcp_connect(&addr, &e->fd));
         OK(mio_register(w->poll, e->fd, 1 + i, MIO_READABLE | MIO_WRITABLE));
     }
@@ -996,7 +993,7 @@ static const char *proxy_world_run(struct proxy_world *w, const struct relay_pla
                     e->fd = fd;
                     e->plan = -1;
                     e->upstream = true;
-                    e->started = e->progress_at = test_now_ns();
+                    e->progress_at = test_now_ns();
                     OK(mio_register(w->poll, fd, 1 + w->nends, MIO_READABLE | MIO_WRITABLE));
                     w->nends++;
                 }
