@@ -854,19 +854,49 @@ static int64_t process_cpu_ns(const struct child *c)
 #endif
 }
 
+/* How often child c was switched out (it slept, or was preempted), or -1
+ * where the system does not tell (Linux's /proc only). */
+static long long process_switches(const struct child *c)
+{
+#ifdef __linux__
+    char path[64], line[256];
+    long long n = 0, v;
+    int found = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)c->pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1 ||
+            sscanf(line, "nonvoluntary_ctxt_switches: %lld", &v) == 1) {
+            n += v;
+            found++;
+        }
+    fclose(f);
+    return found == 2 ? n : -1;
+#else
+    (void)c;
+    return -1;
+#endif
+}
+
 /* A relay with a paused reader: its writer must stall, having sent less
  * than all (the proxy buffers a bounded amount); and then the proxy must
- * not spin: over a second in which the writer makes no progress, it uses
- * a small part of a second of CPU (a loop that spins would use most of
- * it, or at the very least its share of a loaded machine).  Then the
- * reader goes on. */
+ * not spin.  Over a second in which the writer makes no progress the proxy
+ * has nothing to do: it should sleep through it.  A loop that spins uses
+ * most of that second of CPU on an idle machine and, on a loaded one, is
+ * switched out hundreds of times, where a sleeping proxy is switched out a
+ * few times at most.  Then the reader goes on. */
 static void relay_pause_check(struct proxy_world *w, struct relay_end *writer,
                               struct relay_end *reader)
 {
     static const int64_t quiet = 300 * MIO_MSEC, window = MIO_SEC;
     static int64_t cpu0, window_at;
+    static long long switches0;
     static uint64_t sent0;
     int64_t now = test_now_ns(), cpu;
+    long long switches;
 
     if (writer->sent == writer->out) {
         proxy_world_fail(w, "the proxy took a whole stream that nobody read");
@@ -879,14 +909,18 @@ static void relay_pause_check(struct proxy_world *w, struct relay_end *writer,
         window_at = now;
         sent0 = writer->sent;
         cpu0 = process_cpu_ns(&w->proxy.child);
+        switches0 = process_switches(&w->proxy.child);
         return;
     }
     if (now - window_at < window && cpu0 >= 0)
         return;
     cpu = process_cpu_ns(&w->proxy.child);
-    if (cpu0 >= 0 && cpu >= 0 && cpu - cpu0 > window * 3 / 10)
-        FAIL("the proxy used %.0f ms of CPU in %.0f ms while nothing could move",
-             (double)(cpu - cpu0) / 1e6, (double)(now - window_at) / 1e6);
+    switches = process_switches(&w->proxy.child);
+    if ((cpu0 >= 0 && cpu >= 0 && cpu - cpu0 > window * 3 / 10) ||
+        (switches0 >= 0 && switches >= 0 && switches - switches0 > 50))
+        FAIL("the proxy used %.0f ms of CPU and was switched out %lld times in %.0f ms "
+             "while nothing could move", (double)(cpu - cpu0) / 1e6, switches - switches0,
+             (double)(now - window_at) / 1e6);
     w->stalled_at = (int64_t)writer->sent;
     window_at = 0;
     reader->paused = false;
