@@ -135,15 +135,23 @@ static void conn_close(struct server *s, size_t i)
         listener_resume(s);
 }
 
-/* Echoes until the client has nothing more to say (read says MIO_EAGAIN) or
- * cannot take more (write says MIO_EAGAIN).  Only an empty buffer is refilled,
- * so a client that does not read its echo is not read either; its WRITABLE
- * event brings us back here, and reading resumes with no new READABLE edge.
- * (A client sending as fast as we echo keeps this loop going; a server facing
- * many would cap the rounds and come back to it after the others.) */
-static void conn_ready(struct server *s, size_t i)
+/* Echoes until the client has nothing more to say (read says MIO_EAGAIN, or
+ * comes up short) or cannot take more (write says MIO_EAGAIN).  Only an
+ * empty buffer is refilled, so a client that does not read its echo is not
+ * read either; its WRITABLE event brings us back here, and reading resumes
+ * with no new READABLE edge.  A read shorter than the buffer drained the
+ * stream (mio.h): the next bytes bring a new event, so the read that would
+ * only say MIO_EAGAIN is skipped, unless `readiness` says the peer's end
+ * came too.  (A client sending as fast as we echo keeps this loop going; a
+ * server facing many would cap the rounds and come back to it after the
+ * others.) */
+static void conn_ready(struct server *s, size_t i, uint32_t readiness)
 {
     struct conn *c = &s->conns[i];
+    bool drained = false;
+    /* The end of stream came with the data: read on to see it. */
+    bool to_the_end = (readiness & MIO_READ_CLOSED) != 0;
+
     for (;;) {
         ssize_t n;
         while (c->head < c->tail) {
@@ -161,6 +169,8 @@ static void conn_ready(struct server *s, size_t i)
             c->head += (size_t)n;
         }
         c->head = c->tail = 0;
+        if (drained)
+            return;
         n = mio_read(c->fd, c->buf, BUF_SIZE);
         if (n == MIO_EAGAIN)
             return;                     /* wait for READABLE */
@@ -173,6 +183,7 @@ static void conn_ready(struct server *s, size_t i)
             return;
         }
         c->tail = (size_t)n;
+        drained = c->tail < BUF_SIZE && !to_the_end;
     }
 }
 
@@ -198,7 +209,7 @@ static void conn_adopt(struct server *s, mio_fd fd)
     if (mio_register(s->poll, fd, FIRST_CONN + i, MIO_READABLE | MIO_WRITABLE) < 0)
         conn_close(s, i);
     else
-        conn_ready(s, i);               /* the client may have spoken already */
+        conn_ready(s, i, 0);            /* the client may have spoken already */
 }
 
 /* Retries the connections a transient error stalled, once retry_at came. */
@@ -209,7 +220,7 @@ static void retry_stalled(struct server *s)
     for (slot = 0; slot < s->capacity; slot++)
         if (s->conns[slot].fd != MIO_INVALID_FD && s->conns[slot].stalled) {
             s->conns[slot].stalled = false;
-            conn_ready(s, slot);
+            conn_ready(s, slot, MIO_READ_CLOSED);   /* read on */
         }
 }
 
@@ -264,11 +275,10 @@ static void group_adopt(mio_loop *l, void *ctx, mio_fd fd, void *data)
 static void group_ready(mio_loop *l, void *ctx, mio_token t, uint32_t readiness)
 {
     struct server *s = ctx;
-    (void)readiness;
     if (t == WAKER)
         mio_group_shutdown(mio_loop_group(l));
     else if (t >= FIRST_CONN && s->conns[t - FIRST_CONN].fd != MIO_INVALID_FD)
-        conn_ready(s, t - FIRST_CONN);
+        conn_ready(s, t - FIRST_CONN, readiness);
 }
 
 static void group_timeout(mio_loop *l, void *ctx, void *arg)
@@ -477,7 +487,7 @@ int main(int argc, char **argv)
             /* A slot closed earlier in this batch may hold a new connection:
              * the event is then merely spurious, which the contract allows. */
             else if (s.conns[t - FIRST_CONN].fd != MIO_INVALID_FD)
-                conn_ready(&s, t - FIRST_CONN);
+                conn_ready(&s, t - FIRST_CONN, events[i].flags);
         }
     }
 

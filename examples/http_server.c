@@ -210,11 +210,19 @@ static enum flushed flush(struct conn *c)
 }
 
 /* Reads, answers and writes until the socket says MIO_EAGAIN both ways (or
- * the replies back up: then WRITABLE resumes it). */
-static void conn_pump(mio_loop *loop, struct server *s, struct conn *c)
+ * the replies back up: then WRITABLE resumes it).  A read shorter than asked
+ * drained the stream (mio.h): the next bytes bring a new event, so the read
+ * that would only say MIO_EAGAIN is skipped, unless `readiness` says the
+ * client's end came too. */
+static void conn_pump(mio_loop *loop, struct server *s, struct conn *c, uint32_t readiness)
 {
+    bool drained = false;
+    /* The end of stream came with the data: read on to see it. */
+    bool to_the_end = (readiness & MIO_READ_CLOSED) != 0;
+
     for (;;) {
         enum flushed f;
+        size_t asked;
         ssize_t n;
         parse(c);
         if ((f = flush(c)) == DONE) {
@@ -230,7 +238,10 @@ static void conn_pump(mio_loop *loop, struct server *s, struct conn *c)
             return;                             /* waiting to send */
         if (c->in_len == IN_SIZE - 1)
             continue;                           /* parse() answers it */
-        n = mio_read(c->fd, c->in + c->in_len, IN_SIZE - 1 - c->in_len);
+        if (drained)
+            return;
+        asked = IN_SIZE - 1 - c->in_len;
+        n = mio_read(c->fd, c->in + c->in_len, asked);
         if (n == MIO_EAGAIN)
             return;
         if (n < 0 && error_is_transient((int)n)) {
@@ -243,6 +254,7 @@ static void conn_pump(mio_loop *loop, struct server *s, struct conn *c)
             return;
         }
         c->in_len += (size_t)n;
+        drained = (size_t)n < asked && !to_the_end;
         /* Activity: the idle clock starts again. */
         if (!conn_timer(loop, c, false)) {
             conn_close(loop, s, c);
@@ -325,13 +337,12 @@ static void accept_all(mio_loop *loop, struct server *s)
 static void on_ready(mio_loop *loop, void *ctx, mio_token token, uint32_t readiness)
 {
     struct server *s = ctx;
-    (void)readiness;        /* pump both ways: it stops at MIO_EAGAIN */
     if (token == LISTENER)
         accept_all(loop, s);
     else if (token == STOP)
         mio_loop_shutdown(loop);
     else if (s->conns[token - FIRST_CONN] != NULL)
-        conn_pump(loop, s, s->conns[token - FIRST_CONN]);
+        conn_pump(loop, s, s->conns[token - FIRST_CONN], readiness);
 }
 
 static void on_timeout(mio_loop *loop, void *ctx, void *arg)
@@ -352,7 +363,7 @@ static void on_timeout(mio_loop *loop, void *ctx, void *arg)
     else if (!conn_timer(loop, c, false))       /* the retry: idle clock again */
         conn_close(loop, s, c);
     else
-        conn_pump(loop, s, c);
+        conn_pump(loop, s, c, MIO_READ_CLOSED);  /* read on */
 }
 
 /* ---- -t: the same callbacks on a group of loops ----
