@@ -50,6 +50,7 @@
 #include "wakefd.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <liburing.h>
 #include <poll.h>
 #include <string.h>
@@ -60,9 +61,12 @@
 #define SQ_ENTRIES 1024u
 #define CQ_ENTRIES 8192u
 
+#define HOT static inline __attribute__((always_inline))   /* the wait's per-completion path */
+
 #define NIL UINT32_MAX
 #define SEQ_MASK 0x7fffffffu
 #define UD_CANCEL (UINT64_C(1) << 63)   /* a cancel's own completion */
+#define NO_KEY UINT64_MAX                /* no request's user data */
 
 _Static_assert(MIO_READABLE == POLLIN && MIO_PRIORITY == POLLPRI && MIO_WRITABLE == POLLOUT &&
                MIO_ERROR == POLLERR, "flag values follow poll's");
@@ -70,26 +74,31 @@ _Static_assert(MIO_READABLE == POLLIN && MIO_PRIORITY == POLLPRI && MIO_WRITABLE
 enum kind { K_FREE, K_FD, K_NOTIFY, K_GONE };
 enum mode { M_EDGE, M_LEVEL, M_ONESHOT };
 
+/* What a completion reads comes first. */
 struct entry {
+    /* The user data of a K_FD multishot request in force whose completions
+     * need no other check: nothing changed since it was asked (no renew,
+     * retire or final completion).  NO_KEY otherwise. */
+    uint64_t key;
     mio_token token;
-    uint32_t interest;      /* K_FD: as registered */
     uint32_t mask;          /* poll events asked of the kernel */
-    int fd;
+    uint32_t batch, at;     /* the wait that reported it, and where in its events */
+    uint32_t flags;         /* readiness waiting on the ready list */
+    bool queued;            /* on the ready list */
+    bool fifo;              /* a pipe: POLLERR is its reader gone */
     uint8_t kind, mode;
     bool armed;             /* should have a request in the kernel */
     bool live;              /* request `seq` was queued and has not completed */
     bool cancel;            /* request `seq` is to be cancelled */
     bool dirty;             /* on the change list */
-    bool queued;            /* on the ready list */
     bool dead;              /* the kernel found no such descriptor (EBADF) */
-    bool fifo;              /* a pipe: POLLERR is its reader gone */
     uint32_t seq;           /* the latest request's sequence number */
     uint32_t since;         /* completions of requests before this one are stale */
     uint32_t inflight;      /* requests sent and not completed, any sequence */
-    uint32_t flags;         /* readiness waiting on the ready list */
-    uint32_t batch, at;     /* the wait that reported it, and where in its events */
     uint32_t prev, next;    /* ready list */
     uint32_t link;          /* change list, free list */
+    int fd;
+    uint32_t interest;      /* K_FD: as registered */
     dev_t dev;              /* K_FD: the file registered */
     ino_t ino;
 };
@@ -97,7 +106,7 @@ struct entry {
 struct uring_poll {
     mio_poll base;
     struct io_uring ring;
-    mio_mutex lock;             /* everything below, and the submission queue */
+    atomic_uint lock;           /* everything below, and the submission queue */
     struct entry *entries;
     uint32_t count, cap;        /* entries in use or retired, allocated */
     uint32_t free;              /* free list */
@@ -121,6 +130,37 @@ static mio_mutex polls_lock = MIO_MUTEX_INIT;
 static struct uring_poll *polls;
 static atomic_uint held_total;     /* the polls' `held`, summed */
 
+/* ---- the poll's lock ----
+ * A futex word: 0 free, 1 held, 2 held and maybe slept on.  The waiter takes
+ * it twice per wait; uncontended that is one atomic operation each way, not
+ * a call into pthreads. */
+
+static void lock_wait(atomic_uint *l)
+{
+    while (atomic_exchange_explicit(l, 2, memory_order_acquire) != 0)
+        (void)syscall(SYS_futex, l, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+static void lock_wake(atomic_uint *l)
+{
+    (void)syscall(SYS_futex, l, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static inline void lock(struct uring_poll *p)
+{
+    unsigned free_ = 0;
+    if (MIO_UNLIKELY(!atomic_compare_exchange_strong_explicit(&p->lock, &free_, 1,
+                                                              memory_order_acquire,
+                                                              memory_order_relaxed)))
+        lock_wait(&p->lock);
+}
+
+static inline void unlock(struct uring_poll *p)
+{
+    if (MIO_UNLIKELY(atomic_exchange_explicit(&p->lock, 0, memory_order_release) == 2))
+        lock_wake(&p->lock);
+}
+
 /* ---- entries ---- */
 
 static uint32_t entry_new(struct uring_poll *p)
@@ -143,6 +183,7 @@ static uint32_t entry_new(struct uring_poll *p)
         p->entries[i].seq = 0;
     }
     e = &p->entries[i];
+    e->key = NO_KEY;
     e->token = 0;
     e->interest = 0;
     e->mask = 0;
@@ -226,6 +267,7 @@ static void renew(struct uring_poll *p, uint32_t i)
     struct entry *e = &p->entries[i];
     if (e->live)
         e->cancel = true;
+    e->key = NO_KEY;
     e->since = (e->seq + 1) & SEQ_MASK;
     dequeue(p, i);
     mark(p, i);
@@ -237,6 +279,7 @@ static void retire(struct uring_poll *p, uint32_t i)
 {
     struct entry *e = &p->entries[i];
     dequeue(p, i);
+    e->key = NO_KEY;
     e->kind = K_GONE;
     e->armed = false;
     if (e->live)
@@ -358,13 +401,22 @@ static unsigned flush(struct uring_poll *p, bool waiter)
         } else {
             if (e->armed && !e->live && !e->dead) {
                 uint32_t seq = (e->seq + 1) & SEQ_MASK;
+                uint64_t ud = user_data(i, seq);
                 if ((sqe = get_sqe(p)) == NULL)
                     goto full;
-                if (e->mode == M_EDGE)
+                if (e->mode == M_EDGE) {
                     io_uring_prep_poll_multishot(sqe, e->fd, e->mask);
-                else
+                    if (e->kind == K_FD)
+                        e->key = ud;
+                } else {
                     io_uring_prep_poll_add(sqe, e->fd, e->mask);
-                sqe->user_data = user_data(i, seq);
+                }
+                sqe->user_data = ud;
+                /* Every earlier request has completed or was cancelled (and
+                 * made stale then): only this one is current.  Without this
+                 * a level registration asked again at every wait would
+                 * drift out of the window stale() allows. */
+                e->since = seq;
                 e->seq = seq;
                 e->live = true;
                 e->inflight++;
@@ -404,7 +456,7 @@ static uint32_t decode(const struct entry *e, uint32_t res)
 }
 
 /* Entry i is reported at events[n]. */
-static void reported(struct uring_poll *p, uint32_t i, uint32_t n)
+HOT void reported(struct uring_poll *p, uint32_t i, uint32_t n)
 {
     struct entry *e = &p->entries[i];
     e->batch = p->batch;
@@ -413,8 +465,8 @@ static void reported(struct uring_poll *p, uint32_t i, uint32_t n)
         mark(p, i);     /* asked again by the next wait */
 }
 
-static size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
-                     size_t cap, size_t n)
+HOT size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
+                  size_t cap, size_t n)
 {
     struct entry *e = &p->entries[i];
 
@@ -434,8 +486,9 @@ static size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event
     return n;
 }
 
-static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio_event *events,
-                       size_t cap, size_t n)
+static __attribute__((noinline)) size_t
+complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio_event *events, size_t cap,
+         size_t n)
 {
     uint64_t ud = cqe->user_data;
     uint32_t i = (uint32_t)ud, seq = (uint32_t)(ud >> 32), flags;
@@ -447,8 +500,10 @@ static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio
     e = &p->entries[i];
     if (!more) {
         e->inflight--;
-        if (e->live && seq == e->seq)
+        if (e->live && seq == e->seq) {
             e->live = false;
+            e->key = NO_KEY;
+        }
     }
     if (e->kind == K_GONE) {
         if (e->inflight == 0 && !e->dirty)
@@ -484,30 +539,84 @@ static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio
     return report(p, i, flags, events, cap, n);
 }
 
-/* Reads every completion there is, and what overflowed the ring. */
-static size_t harvest(struct uring_poll *p, mio_event *events, size_t cap, size_t n,
-                      unsigned *seen)
+static bool cq_overflow(const struct uring_poll *p)
+{
+    return (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
+}
+
+/* Reads the completions in the ring (16-byte CQEs: no IORING_SETUP_CQE32).
+ * A completion of the multishot request in force of an entry that nothing
+ * changed since (its key) only says readiness, and most often a new event;
+ * the rest go the long way.  Nothing here moves the table. */
+HOT size_t drain_cq(struct uring_poll *p, mio_event *events, size_t cap, size_t n,
+                    unsigned *seen)
+{
+    struct io_uring_cq *cq = &p->ring.cq;
+    unsigned head = *cq->khead, tail = io_uring_smp_load_acquire(cq->ktail), k;
+    const struct io_uring_cqe *cqes = cq->cqes;
+    const unsigned ring_mask = cq->ring_mask;
+    struct entry *const entries = p->entries;
+    const uint32_t count = p->count, batch = p->batch;
+
+    if (head == tail)
+        return n;
+    for (k = head; k != tail; k++) {
+        const struct io_uring_cqe *cqe = &cqes[k & ring_mask];
+        uint64_t ud = cqe->user_data;
+        uint32_t i = (uint32_t)ud, res = (uint32_t)cqe->res, flags;
+        struct entry *e;
+
+        if (MIO_UNLIKELY(i >= count || (e = &entries[i])->key != ud ||
+                         !(cqe->flags & IORING_CQE_F_MORE) || (int32_t)res < 0)) {
+            n = complete(p, cqe, events, cap, n);
+            continue;
+        }
+        if (MIO_LIKELY(!(res & (POLLERR | POLLHUP | POLLRDHUP))))
+            flags = res & e->mask & (POLLIN | POLLPRI | POLLOUT);   /* decode's result then */
+        else
+            flags = decode(e, res);
+        if (flags == 0)
+            continue;
+        if (MIO_LIKELY(!e->queued && e->batch != batch && n < cap)) {
+            /* report's new event; an edge entry has nothing more to do */
+            events[n].token = e->token;
+            events[n].flags = flags;
+            e->batch = batch;
+            e->at = (uint32_t)n;
+            n++;
+        } else {
+            n = report(p, i, flags, events, cap, n);
+        }
+    }
+    io_uring_smp_store_release(cq->khead, tail);
+    *seen += tail - head;
+    return n;
+}
+
+/* What overflowed the ring: the kernel flushes it into the ring on enter. */
+static size_t harvest_overflow(struct uring_poll *p, mio_event *events, size_t cap, size_t n,
+                               unsigned *seen)
 {
     int rounds = 0;
 
-    for (;;) {
-        struct io_uring_cqe *cqe;
-        unsigned head, k = 0;
-
-        io_uring_for_each_cqe(&p->ring, head, cqe) {
-            n = complete(p, cqe, events, cap, n);
-            k++;
-        }
-        io_uring_cq_advance(&p->ring, k);
-        *seen += k;
-        if (!(IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) || ++rounds > 4)
-            return n;
+    do {
         (void)enter(p, 0, 0, IORING_ENTER_GETEVENTS, NULL);
-    }
+        n = drain_cq(p, events, cap, n, seen);
+    } while (cq_overflow(p) && ++rounds < 4);
+    return n;
+}
+
+/* Reads every completion there is, and what overflowed the ring. */
+HOT size_t harvest(struct uring_poll *p, mio_event *events, size_t cap, size_t n, unsigned *seen)
+{
+    n = drain_cq(p, events, cap, n, seen);
+    if (MIO_UNLIKELY(cq_overflow(p)))
+        n = harvest_overflow(p, events, cap, n, seen);
+    return n;
 }
 
 /* The ready list first: what did not fit the caller's room before. */
-static size_t take_ready(struct uring_poll *p, mio_event *events, size_t cap, size_t n)
+static size_t take_ready_all(struct uring_poll *p, mio_event *events, size_t cap, size_t n)
 {
     while (n < cap && p->head != NIL) {
         uint32_t i = p->head;
@@ -519,6 +628,11 @@ static size_t take_ready(struct uring_poll *p, mio_event *events, size_t cap, si
         n++;
     }
     return n;
+}
+
+static inline size_t take_ready(struct uring_poll *p, mio_event *events, size_t cap, size_t n)
+{
+    return p->head == NIL ? n : take_ready_all(p, events, cap, n);
 }
 
 static pid_t thread_id(void)
@@ -610,7 +724,7 @@ static int ur_init(mio_poll *base)
     p->entries[p->notify].mask = POLLIN;
     p->entries[p->notify].armed = true;
     mark(p, p->notify);     /* submitted by the first wait */
-    mio_mutex_init(&p->lock);
+    atomic_init(&p->lock, 0);
 
     mio_mutex_lock(&polls_lock);
     p->prev_poll = NULL;
@@ -641,7 +755,6 @@ static void ur_fini(mio_poll *base)
     io_uring_queue_exit(&p->ring);
     mio__wakefd_close(&wf);
     mio__free(p->entries);
-    mio_mutex_destroy(&p->lock);
 }
 
 /* r's entry, or NIL. */
@@ -698,7 +811,7 @@ static int ur_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
 
     if (err < 0)
         return err;
-    mio_mutex_lock(&p->lock);
+    lock(p);
     i = again ? entry_of(p, r) : NIL;
     if (i != NIL && !p->entries[i].dead && p->entries[i].dev == st.st_dev &&
         p->entries[i].ino == st.st_ino) {
@@ -722,7 +835,7 @@ static int ur_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
             kick(p);
         }
     }
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
     return err;
 }
 
@@ -734,7 +847,7 @@ static int ur_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
     uint32_t i;
     int err = 0;
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     i = entry_of(p, r);
     if (i == NIL || p->entries[i].dead) {
         err = mio__unix_fd_unknown(r->fd);
@@ -743,7 +856,7 @@ static int ur_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
         mio__rec_set(r, token, interest);
         kick(p);
     }
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
     return err;
 }
 
@@ -756,7 +869,7 @@ static int ur_del(mio_poll *base, struct mio_fdrec *r)
     uint32_t i;
     int err = identify(r->fd, &st);
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     i = entry_of(p, r);
     if (i != NIL) {
         const struct entry *e = &p->entries[i];
@@ -768,7 +881,7 @@ static int ur_del(mio_poll *base, struct mio_fdrec *r)
         err = MIO_ENOENT;
     }
     r->slot = 0;
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
     return err;
 }
 
@@ -792,13 +905,13 @@ static void ur_forget(mio_poll *base, struct mio_fdrec *r)
     struct uring_poll *p = (struct uring_poll *)base;
     uint32_t i;
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     if ((i = entry_of(p, r)) != NIL) {
         retire(p, i);
         cancel_now(p);
     }
     r->slot = 0;
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
 }
 
 /* mio_close is about to close fd, deregistered already: a cancel still
@@ -812,7 +925,7 @@ static void ur_release(mio_fd fd)
     mio_mutex_lock(&polls_lock);
     for (p = polls; p != NULL; p = p->next_poll) {
         uint32_t i;
-        mio_mutex_lock(&p->lock);
+        lock(p);
         for (i = p->held != 0 ? p->changes : NIL; i != NIL; i = p->entries[i].link) {
             const struct entry *e = &p->entries[i];
             if (e->kind == K_GONE && e->cancel && e->fd == fd) {
@@ -820,7 +933,7 @@ static void ur_release(mio_fd fd)
                 break;
             }
         }
-        mio_mutex_unlock(&p->lock);
+        unlock(p);
     }
     mio_mutex_unlock(&polls_lock);
 }
@@ -836,26 +949,28 @@ static int ur_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
     size_t n;
     int r;
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     p->batch++;
     p->notified = false;
     n = take_ready(p, events, cap, 0);
     n = harvest(p, events, cap, n, &seen);
     if (p->owner != self)
         adopt(p, self);
-    submit = flush(p, true);
+    /* Without changes, only what an earlier enter left unsubmitted. */
+    submit = p->changes != NIL ? flush(p, true)
+                               : p->ring.sq.sqe_tail - io_uring_smp_load_acquire(p->ring.sq.khead);
     /* A wake-up's completion taken here (its task work ran on the way in,
      * after the caller announced its sleep) is the wake-up itself: the
      * kernel has nothing more to say of it, so blocking would lose it. */
     wait = n == 0 && p->head == NIL && timeout_ns != 0 && !p->notified;
     if (submit == 0 && !wait &&
         (n > 0 || (p->taskrun && !(IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN)))) {
-        mio_mutex_unlock(&p->lock);
+        unlock(p);
         return (int)n;      /* nothing to tell the kernel, nothing to wait for or run */
     }
     p->busy = true;
     p->kicked = false;
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
 
     if (wait || n == 0)
         flags |= IORING_ENTER_GETEVENTS;
@@ -870,12 +985,12 @@ static int ur_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
     }
     r = enter(p, submit, wait, flags, (flags & IORING_ENTER_EXT_ARG) ? &arg : NULL);
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     p->busy = false;
     seen = 0;
     n = harvest(p, events, cap, n, &seen);
     n = take_ready(p, events, cap, n);
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
 
     if (n > 0)
         return (int)n;
