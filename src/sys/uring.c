@@ -76,9 +76,9 @@ enum mode { M_EDGE, M_LEVEL, M_ONESHOT };
 
 /* What a completion reads comes first. */
 struct entry {
-    /* The user data of a K_FD multishot request in force whose completions
-     * need no other check: nothing changed since it was asked (no renew,
-     * retire or final completion).  NO_KEY otherwise. */
+    /* The user data of a K_FD request in force whose completions need no
+     * other check: nothing changed since it was asked (no renew, retire or
+     * last completion).  NO_KEY otherwise. */
     uint64_t key;
     mio_token token;
     uint32_t mask;          /* poll events asked of the kernel */
@@ -319,7 +319,7 @@ static int enter(struct uring_poll *p, unsigned submit, unsigned wait, unsigned 
 
 /* A free SQE; with the queue full, what is in it is submitted first.  NULL
  * if the kernel takes nothing (the change then waits for the next wait). */
-static struct io_uring_sqe *get_sqe(struct uring_poll *p)
+static struct io_uring_sqe *get_sqe_full(struct uring_poll *p)
 {
     struct io_uring_sqe *sqe;
     int tries = 0;
@@ -331,6 +331,12 @@ static struct io_uring_sqe *get_sqe(struct uring_poll *p)
             return NULL;
     }
     return sqe;
+}
+
+HOT struct io_uring_sqe *get_sqe(struct uring_poll *p)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+    return MIO_LIKELY(sqe != NULL) ? sqe : get_sqe_full(p);
 }
 
 /* Cancels request `ud` at once, through io_uring_register, for a thread
@@ -404,14 +410,13 @@ static unsigned flush(struct uring_poll *p, bool waiter)
                 uint64_t ud = user_data(i, seq);
                 if ((sqe = get_sqe(p)) == NULL)
                     goto full;
-                if (e->mode == M_EDGE) {
+                if (e->mode == M_EDGE)
                     io_uring_prep_poll_multishot(sqe, e->fd, e->mask);
-                    if (e->kind == K_FD)
-                        e->key = ud;
-                } else {
+                else
                     io_uring_prep_poll_add(sqe, e->fd, e->mask);
-                }
                 sqe->user_data = ud;
+                if (e->kind == K_FD)
+                    e->key = ud;
                 /* Every earlier request has completed or was cancelled (and
                  * made stale then): only this one is current.  Without this
                  * a level registration asked again at every wait would
@@ -465,20 +470,26 @@ HOT void reported(struct uring_poll *p, uint32_t i, uint32_t n)
         mark(p, i);     /* asked again by the next wait */
 }
 
-HOT size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
-                  size_t cap, size_t n)
+/* `multishot`: i's request in force goes on (an edge), nothing to ask again. */
+HOT size_t report_as(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
+                     size_t cap, size_t n, bool multishot)
 {
     struct entry *e = &p->entries[i];
 
-    if (e->queued) {
+    if (MIO_LIKELY(!e->queued && e->batch != p->batch && n < cap)) {
+        events[n].token = e->token;
+        events[n].flags = flags;
+        if (multishot) {
+            e->batch = p->batch;
+            e->at = (uint32_t)n;
+        } else {
+            reported(p, i, (uint32_t)n);
+        }
+        n++;
+    } else if (e->queued) {
         e->flags |= flags;
     } else if (e->batch == p->batch) {
         events[e->at].flags |= flags;   /* once per batch */
-    } else if (n < cap) {
-        events[n].token = e->token;
-        events[n].flags = flags;
-        reported(p, i, (uint32_t)n);
-        n++;
     } else {
         e->flags = flags;
         enqueue(p, i);
@@ -486,12 +497,43 @@ HOT size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *e
     return n;
 }
 
+HOT size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
+                  size_t cap, size_t n)
+{
+    return report_as(p, i, flags, events, cap, n, false);
+}
+
+/* A completion of K_FD entry i's request in force, with the poll mask res;
+ * `more` (IORING_CQE_F_MORE): a multishot request that goes on. */
+HOT size_t readiness(struct uring_poll *p, uint32_t i, uint32_t res, bool more,
+                     mio_event *events, size_t cap, size_t n)
+{
+    struct entry *e = &p->entries[i];
+    uint32_t flags;
+
+    if (MIO_LIKELY(!(res & (POLLERR | POLLHUP | POLLRDHUP))))
+        flags = res & e->mask & (POLLIN | POLLPRI | POLLOUT);   /* decode's result then */
+    else
+        flags = decode(e, res);
+    if (more)
+        return flags != 0 ? report_as(p, i, flags, events, cap, n, true) : n;
+    /* Its last completion: a multishot request ended by itself is asked
+     * again, and so is a single-shot one that found nothing asked for. */
+    if (!e->live && e->armed && (e->mode == M_EDGE || flags == 0))
+        mark(p, i);
+    if (flags == 0)
+        return n;
+    if (e->mode == M_ONESHOT)
+        e->armed = false;
+    return report(p, i, flags, events, cap, n);
+}
+
 static __attribute__((noinline)) size_t
 complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio_event *events, size_t cap,
          size_t n)
 {
     uint64_t ud = cqe->user_data;
-    uint32_t i = (uint32_t)ud, seq = (uint32_t)(ud >> 32), flags;
+    uint32_t i = (uint32_t)ud, seq = (uint32_t)(ud >> 32);
     bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     struct entry *e;
 
@@ -522,21 +564,14 @@ complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio_event *events
             mark(p, i);
         return n;
     }
-    if (e->mode == M_EDGE && e->armed && !e->live)
-        mark(p, i);     /* a multishot request ended by itself */
     if (e->kind == K_NOTIFY) {
+        if (e->armed && !e->live)
+            mark(p, i);     /* its multishot request ended by itself */
         p->notified = true;
         return n;
     }
-    flags = decode(e, (uint32_t)cqe->res);
-    if (flags == 0) {
-        if (e->mode != M_EDGE && !e->live)
-            mark(p, i);     /* nothing asked for: still armed */
-        return n;
-    }
-    if (e->mode == M_ONESHOT)
-        e->armed = false;
-    return report(p, i, flags, events, cap, n);
+    return readiness(p, i, (uint32_t)cqe->res, more && e->live && e->mode == M_EDGE, events, cap,
+                     n);
 }
 
 static bool cq_overflow(const struct uring_poll *p)
@@ -545,9 +580,9 @@ static bool cq_overflow(const struct uring_poll *p)
 }
 
 /* Reads the completions in the ring (16-byte CQEs: no IORING_SETUP_CQE32).
- * A completion of the multishot request in force of an entry that nothing
- * changed since (its key) only says readiness, and most often a new event;
- * the rest go the long way.  Nothing here moves the table. */
+ * A completion of the request in force of an entry that nothing changed
+ * since it was asked (its key) needs no check but its own mask; the rest go
+ * the long way.  Nothing here moves the table. */
 HOT size_t drain_cq(struct uring_poll *p, mio_event *events, size_t cap, size_t n,
                     unsigned *seen)
 {
@@ -556,37 +591,28 @@ HOT size_t drain_cq(struct uring_poll *p, mio_event *events, size_t cap, size_t 
     const struct io_uring_cqe *cqes = cq->cqes;
     const unsigned ring_mask = cq->ring_mask;
     struct entry *const entries = p->entries;
-    const uint32_t count = p->count, batch = p->batch;
+    const uint32_t count = p->count;
 
     if (head == tail)
         return n;
     for (k = head; k != tail; k++) {
         const struct io_uring_cqe *cqe = &cqes[k & ring_mask];
         uint64_t ud = cqe->user_data;
-        uint32_t i = (uint32_t)ud, res = (uint32_t)cqe->res, flags;
+        uint32_t i = (uint32_t)ud;
         struct entry *e;
 
-        if (MIO_UNLIKELY(i >= count || (e = &entries[i])->key != ud ||
-                         !(cqe->flags & IORING_CQE_F_MORE) || (int32_t)res < 0)) {
+        if (MIO_UNLIKELY(i >= count || (e = &entries[i])->key != ud || cqe->res < 0)) {
             n = complete(p, cqe, events, cap, n);
             continue;
         }
-        if (MIO_LIKELY(!(res & (POLLERR | POLLHUP | POLLRDHUP))))
-            flags = res & e->mask & (POLLIN | POLLPRI | POLLOUT);   /* decode's result then */
-        else
-            flags = decode(e, res);
-        if (flags == 0)
+        if (MIO_LIKELY(cqe->flags & IORING_CQE_F_MORE)) {
+            n = readiness(p, i, (uint32_t)cqe->res, true, events, cap, n);
             continue;
-        if (MIO_LIKELY(!e->queued && e->batch != batch && n < cap)) {
-            /* report's new event; an edge entry has nothing more to do */
-            events[n].token = e->token;
-            events[n].flags = flags;
-            e->batch = batch;
-            e->at = (uint32_t)n;
-            n++;
-        } else {
-            n = report(p, i, flags, events, cap, n);
         }
+        e->inflight--;
+        e->live = false;
+        e->key = NO_KEY;
+        n = readiness(p, i, (uint32_t)cqe->res, false, events, cap, n);
     }
     io_uring_smp_store_release(cq->khead, tail);
     *seen += tail - head;
