@@ -20,20 +20,24 @@
  * Entries.  The poll keeps a table of entries, one per registration and one
  * for the internal wake-up (which wakers use too, waker.c): a request's user
  * data is its entry's index and a sequence number counted per entry, never
- * a pointer.  A reregister makes
- * the completions of earlier requests stale (`since`), a deregister retires
- * the entry; an entry is reused only once every request it sent has
- * completed (`inflight`), so a late completion never reaches another
- * registration, nor memory that was freed (the registry's records never
- * appear in a request).
+ * a pointer.  A reregister makes the completions of earlier requests stale
+ * (`since`), a deregister retires the entry; an entry is reused only once
+ * every request it sent has completed (`inflight`), so a late completion
+ * never reaches another registration, nor memory that was freed (the
+ * registry's records never appear in a request).  While nothing changed
+ * since its request in force was asked, an entry keeps that request's user
+ * data (`key`): a completion that matches it needs no other check, the
+ * wait's common case.
  *
- * Changes.  register, reregister and deregister only change the table and
- * put the entry on the change list; the waiting thread turns the list into
- * SQEs (a cancel of the request in force, an add of the new one) and submits
- * them with the io_uring_enter that waits.  A change made while a wait is in
- * progress (`busy`) also signals the internal wake-up, an eventfd the ring
- * polls, so that the waiter comes out, and the next round of its wait
- * submits the change.
+ * Changes.  The table, the lists and the submission queue are under the
+ * poll's lock, a futex word the waiter takes twice per wait.  register,
+ * reregister and deregister only change the table and put the entry on the
+ * change list; the waiting thread turns the list into SQEs (a cancel of the
+ * request in force, an add of the new one) and submits them with the
+ * io_uring_enter that waits.  A change made while a wait is in progress
+ * (`busy`) also signals the internal wake-up, an eventfd the ring polls, so
+ * that the waiter comes out, and the next round of its wait submits the
+ * change.
  *
  * Threads.  io_uring completes a request on the thread that submitted it
  * (its task work), and a request whose thread has exited completes only with
