@@ -115,6 +115,7 @@ struct uring_poll {
     uint32_t count, cap;        /* entries in use or retired, allocated */
     uint32_t free;              /* free list */
     uint32_t changes;           /* change list */
+    uint32_t rearm, rearm_tail; /* level entries this wait reported: the next wait's changes */
     uint32_t head, tail;        /* ready list, oldest first */
     uint32_t batch;             /* counts the waits */
     uint32_t held;              /* retired entries whose request is still to be cancelled */
@@ -221,6 +222,23 @@ static void mark(struct uring_poll *p, uint32_t i)
         e->dirty = true;
         e->link = p->changes;
         p->changes = i;
+    }
+}
+
+/* A level entry this wait reported is asked again by the next wait, not in
+ * this one's own enter (where it would complete at once, the event not yet
+ * handled): it waits on the rearm list, which the next wait puts before its
+ * changes.  Dirty there as on the change list, so a change made meanwhile
+ * finds it queued already. */
+static void mark_next(struct uring_poll *p, uint32_t i)
+{
+    struct entry *e = &p->entries[i];
+    if (!e->dirty) {
+        e->dirty = true;
+        e->link = p->rearm;
+        if (p->rearm == NIL)
+            p->rearm_tail = i;
+        p->rearm = i;
     }
 }
 
@@ -403,10 +421,8 @@ static unsigned flush(struct uring_poll *p, bool waiter)
             e->dirty = false;
             if (e->inflight == 0)
                 entry_free(p, i);
-        } else if (!waiter || (e->mode == M_LEVEL && e->batch == p->batch)) {
-            /* The waiter adds it; a level request reported by this wait is
-             * asked again by the next one, not in this wait's own enter. */
-            e->link = keep;
+        } else if (!waiter) {
+            e->link = keep;     /* the waiter adds it */
             keep = i;
         } else {
             if (e->armed && !e->live && !e->dead) {
@@ -471,7 +487,7 @@ HOT void reported(struct uring_poll *p, uint32_t i, uint32_t n)
     e->batch = p->batch;
     e->at = n;
     if (e->mode == M_LEVEL && e->armed && !e->live)
-        mark(p, i);     /* asked again by the next wait */
+        mark_next(p, i);
 }
 
 /* `multishot`: i's request in force goes on (an edge), nothing to ask again. */
@@ -731,7 +747,7 @@ static int ur_init(mio_poll *base)
     for (k = 0; k < p->ring.sq.ring_entries; k++)
         p->ring.sq.array[k] = k;
 
-    p->free = p->changes = p->head = p->tail = NIL;
+    p->free = p->changes = p->rearm = p->rearm_tail = p->head = p->tail = NIL;
     p->entries = NULL;
     p->count = p->cap = 0;
     p->batch = 1;
@@ -982,6 +998,11 @@ static int ur_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
     lock(p);
     p->batch++;
     p->notified = false;
+    if (p->rearm != NIL) {
+        p->entries[p->rearm_tail].link = p->changes;
+        p->changes = p->rearm;
+        p->rearm = NIL;
+    }
     n = take_ready(p, events, cap, 0);
     n = harvest(p, events, cap, n, &seen);
     if (p->owner != self)
