@@ -122,6 +122,7 @@ struct uring_poll {
     uint32_t notify;            /* the internal wake-up's entry */
     int wakefd;
     bool taskrun;               /* the ring flags completions still to become CQEs */
+    bool skip;                  /* a cancel that succeeds can post no CQE of its own */
     bool busy;                  /* a waiter has SQEs out or sits in the kernel */
     bool kicked;                /* ... and was signalled since */
     bool notified;              /* this wait took the internal wake-up's completion */
@@ -408,6 +409,11 @@ static unsigned flush(struct uring_poll *p, bool waiter)
                         goto full;
                     io_uring_prep_cancel64(sqe, ud, 0);
                     sqe->user_data = UD_CANCEL;
+                    /* Its request's own last completion says enough: a
+                     * deregistration of many costs half the CQEs, and far
+                     * less overflows the ring. */
+                    if (p->skip)
+                        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
                 }
                 e->live = false;
             }
@@ -731,6 +737,7 @@ static int ur_init(mio_poll *base)
     if (err < 0)
         return err == -EINVAL ? MIO_ENOSYS : err;   /* EPERM, ENOSYS, EMFILE, ENOMEM */
     p->taskrun = (params.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
+    p->skip = (params.features & IORING_FEAT_CQE_SKIP) != 0;   /* Linux 5.17 */
     /* Multishot polls, poll updates and tagged resources came together
      * (5.13); the nanosecond wait (EXT_ARG) and lossless completions before. */
     if ((params.features & need) != need) {
