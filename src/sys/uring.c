@@ -285,7 +285,7 @@ static uint64_t user_data(uint32_t i, uint32_t seq)
 }
 
 /* Makes the request in force stale: the next one is asked afresh. */
-static void renew(struct uring_poll *p, uint32_t i)
+static inline void renew(struct uring_poll *p, uint32_t i)
 {
     struct entry *e = &p->entries[i];
     if (e->live)
@@ -832,7 +832,7 @@ static uint32_t to_poll(uint32_t interest)
 }
 
 /* Entry i asks for token and interest from the next wait on. */
-static void set_interest(struct uring_poll *p, uint32_t i, mio_token token, uint32_t interest)
+static inline void set_interest(struct uring_poll *p, uint32_t i, mio_token token, uint32_t interest)
 {
     struct entry *e = &p->entries[i];
     e->token = token;
