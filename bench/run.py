@@ -723,7 +723,7 @@ def uring_cost_markdown(regcost, kwork):
               "only has its mask decoded and its event written: some 50 instructions against "
               "epoll's 17 per `epoll_event`, for the table look-up, the key and the merge, since "
               "io_uring posts one CQE per wake-up and several for one registration in a wait "
-              "must make one event (epoll's ready list holds an item once).  Per wait, some 95 "
+              "must make one event (epoll's ready list holds an item once).  Per wait, some 100 "
               "against epoll's 50: the poll's lock twice (changes other threads queue are "
               "written out before the enter, completions read after it), the change and ready "
               "lists, the overflow flag.  Level and oneshot add the end of a single-shot request "
