@@ -629,6 +629,131 @@ def syscalls_per_event(backend, a, how):
     return {k: (c2[k] - c1[k]) / (ONESHOT_W2 - ONESHOT_W1) for k in c1}
 
 
+# ---- uring against epoll: what a registration and an event cost ----------
+REGCOST_RUNS = 5 if QUICK else 9
+KWORK_EVENTS = ("raw_syscalls:sys_enter", "io_uring:io_uring_submit_req",
+                "io_uring:io_uring_task_add", "io_uring:io_uring_complete")
+KWORK_CASES = [("epoll", "edge"), ("uring", "edge"), ("epoll", "level"), ("uring", "level")]
+
+
+def run_regcost():
+    """bench/regcost_mio.c over the read ends of DISPATCH_N[-1] socket pairs:
+    ns per call (wall and CPU) of a system call that does nothing, fstat,
+    fcntl(F_GETFD), epoll_ctl ADD and DEL, and libmio's register and
+    deregister on both backends."""
+    path = exe("regcost_mio")
+    if path is None:
+        return None
+    cmd = [path, f"n={DISPATCH_N[-1]}", f"runs={REGCOST_RUNS}"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        log(f"failed: {' '.join(cmd)}: {out.stderr.strip()}")
+        return None
+    return {k: float(v) for k, v in fields(out.stdout).items() if k.endswith("_ns")}
+
+
+def kernel_work_per_event(backend, trigger, a):
+    """The dispatch workload under perf's tracepoints at w = ONESHOT_W1 and
+    ONESHOT_W2 (n = ONESHOT_N): per event, the system calls, and io_uring's
+    requests submitted, task-work items queued and CQEs posted."""
+    path = exe("dispatch_mio")
+    if path is None:
+        return None
+
+    def count(w):
+        args = ["perf", "stat", "-x,"] + [x for e in KWORK_EVENTS for x in ("-e", e)]
+        args += ["--", path, f"n={ONESHOT_N}", f"a={a}", "runs=1", f"w={w}",
+                 f"backend={backend}", f"trigger={trigger}"]
+        out = subprocess.run(args, capture_output=True, text=True)
+        counts = {}
+        for line in out.stderr.splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[0].isdigit():
+                counts[f[2]] = int(f[0])
+        if out.returncode != 0 or len(counts) != len(KWORK_EVENTS):
+            log(f"failed: {' '.join(args)}: {out.stderr.strip()[-300:]}")
+            return None
+        return counts
+
+    c1, c2 = count(ONESHOT_W1), count(ONESHOT_W2)
+    if c1 is None or c2 is None:
+        return None
+    return {e.split(":")[1].replace("io_uring_", ""): (c2[e] - c1[e]) / (ONESHOT_W2 - ONESHOT_W1)
+            for e in KWORK_EVENTS}
+
+
+def uring_cost_markdown(regcost, kwork):
+    """Where uring's cost against epoll's is, and why it stays."""
+    md = []
+    if kwork:
+        md.append(f"Kernel work per event (dispatch, n = {ONESHOT_N}; perf's tracepoints, the "
+                  f"difference of w = {ONESHOT_W1} and w = {ONESHOT_W2} over the difference "
+                  "in events):\n")
+        md.append("| workload | system calls, epoll | system calls, uring | uring: requests "
+                  "submitted | uring: task-work items | uring: CQEs |")
+        md.append("|---|---|---|---|---|---|")
+        for trigger in ("edge", "level"):
+            for a in (1, 100):
+                e, u = kwork.get(("epoll", trigger, a)), kwork.get(("uring", trigger, a))
+                cell = lambda d, k: "" if not d else f"{d[k]:.2f}"
+                md.append(f"| {trigger}, a = {a} | {cell(e, 'sys_enter')} | {cell(u, 'sys_enter')} | "
+                          f"{cell(u, 'submit_req')} | {cell(u, 'task_add')} | {cell(u, 'complete')} |")
+        md.append("")
+    md.append("**Where the difference is, and why it stays.**\n")
+    if regcost and regcost.get("cpu_epoll_add_ns"):
+        g, f, c = regcost["cpu_getppid_ns"], regcost["cpu_fstat_ns"], regcost["cpu_fcntl_ns"]
+        add, dele = regcost["cpu_epoll_add_ns"], regcost["cpu_epoll_del_ns"]
+        cost = (f"Per call here (CPU time, `regcost_mio`, n = {DISPATCH_N[-1]}): a system call "
+                f"that does nothing {g:.0f} ns, `fstat` {f:.0f} ns, `fcntl(F_GETFD)` {c:.0f} ns, "
+                f"`EPOLL_CTL_ADD` {add:.0f} ns, `EPOLL_CTL_DEL` {dele:.0f} ns.  The system call "
+                f"is most of either register: entering the kernel at all costs {g / add:.2f}x an "
+                f"`EPOLL_CTL_ADD` here and the `fstat` {f / add:.2f}x, so only a register that "
+                "makes no system call could meet the 0.30x goal.  ")
+    else:
+        cost = "(`regcost_mio` did not run: no per-call figures.)  "
+    md.append("- **Setup.**  A register on uring makes one system call, an `fstat` of the "
+              "descriptor, and queues the rest; a deregister likewise; epoll's make one "
+              "`epoll_ctl` each.  " + cost +
+              "The `fstat` stays: it answers `MIO_EBADF` for a closed descriptor at once, and "
+              "its device and inode are what a second register (`MIO_EEXIST`, or taking over a "
+              "number closed behind the library's back and reused) and a deregister "
+              "(`MIO_ENOENT`) compare with.  Nothing else knows the file: the request names it "
+              "only once the next wait submits it and no completion says which it is, what the "
+              "registry and the library know of a descriptor (its record, that the library "
+              "made it) does not see a `close()` behind their back, `fcntl(F_GETFD)` says "
+              "`EBADF` but not the file, and asking the file later (a statx request with the "
+              "poll) moves the work into the wait rather than saving it.  The poll requests themselves go to the kernel with the next wait, in "
+              "its one `io_uring_enter` (`armed_us` above).")
+    md.append("- **User space, per event** (the callgrind rows; epoll's is one `epoll_wait` whose "
+              "`epoll_event` carries the token).  A CQE's user data is an entry's index and a "
+              "sequence number, never a pointer, so that a late completion never reaches a new "
+              "registration or freed memory.  A completion of the request in force of a "
+              "registration unchanged since it was asked (the entry keeps its user data as a key) "
+              "only has its mask decoded and its event written: some 50 instructions against "
+              "epoll's 17 per `epoll_event`, for the table look-up, the key and the merge, since "
+              "io_uring posts one CQE per wake-up and several for one registration in a wait "
+              "must make one event (epoll's ready list holds an item once).  Per wait, some 100 "
+              "against epoll's 50: the poll's lock twice (changes other threads queue are "
+              "written out before the enter, completions read after it), the change and ready "
+              "lists, the overflow flag.  Level and oneshot add the end of a single-shot request "
+              "and the SQE the next wait writes to ask again.")
+    md.append("- **Kernel, per event** (the table above).  A multishot poll's wake-up does not "
+              "post its CQE from the waker: it queues task work for the thread that submitted "
+              "the request, which posts one CQE per wake-up on that thread's next way out of the "
+              "kernel (`COOP_TASKRUN`: no interrupt), where epoll's callback links an item on "
+              "its ready list once.  At a = 1 that work runs on the way out of the program's "
+              "own write, so the next wait finds the CQE in user space and makes no system call; "
+              "at a = 100 both backends wait about once per hundred events, and the task work "
+              "and the CQE are what uring adds.  Level and oneshot: each report ends a "
+              "single-shot request, and asking again is a new request (an SQE read, a request "
+              "allocated, a file reference, `vfs_poll`, a waitqueue entry, the cancel hash), "
+              "where epoll polls again the item it keeps.  The task work could run inside the "
+              "wait only (`IORING_SETUP_DEFER_TASKRUN`), but that needs "
+              "`IORING_SETUP_SINGLE_ISSUER`, one thread submitting for the ring's life, where "
+              "libmio lets any thread wait and others cancel.\n")
+    return md
+
+
 def run_datagrams():
     """Each case once per round, the rounds round-robin over the cases (the
     machine's load drifts alike for all); medians of the rounds."""
@@ -856,6 +981,22 @@ def main():
     elif how == "strace":
         commands.append(f"strace -f -c {SHOWN}/dispatch_mio n={ONESHOT_N} a=A runs=1 "
                         f"trigger=oneshot backend=epoll|uring w={ONESHOT_W1}|{ONESHOT_W2}")
+
+    # ---- uring against epoll: a registration's and an event's cost -------
+    regcost = run_regcost()
+    if regcost:
+        log(f"regcost {regcost}")
+        commands.append(f"{SHOWN}/regcost_mio n={DISPATCH_N[-1]} runs={REGCOST_RUNS}")
+    kwork = {}
+    if how == "perf":
+        for backend, trigger in KWORK_CASES:
+            for a in (1, 100):
+                kwork[(backend, trigger, a)] = kernel_work_per_event(backend, trigger, a)
+                log(f"kernel work {backend} {trigger} a={a}: {kwork[(backend, trigger, a)]}")
+        commands.append("perf stat -x, -e raw_syscalls:sys_enter -e "
+                        "io_uring:io_uring_submit_req|task_add|complete "
+                        f"{SHOWN}/dispatch_mio n={ONESHOT_N} a=A runs=1 backend=epoll|uring "
+                        f"trigger=edge|level w={ONESHOT_W1}|{ONESHOT_W2}")
 
     # ---- child exit --------------------------------------------------------
     child = {}
@@ -1135,6 +1276,10 @@ def main():
             row(f"{what}, n = {nmax}, a = {a} (us)", float(e[key]) if e else None,
                 float(u[key]) if u else None,
                 ("<= 0.30x", 0.30) if key != "armed_us" else ("", None))
+    if regcost:
+        for call in ("register", "deregister"):
+            row(f"{call}, per call, n = {nmax} (CPU ns)", regcost.get(f"cpu_mio_epoll_{call}_ns"),
+                regcost.get(f"cpu_mio_uring_{call}_ns"), ("", None))
     for a in (1, 100):
         e, u = oneshot_sc.get(("epoll", a)), oneshot_sc.get(("uring", a))
         row(f"oneshot re-arm, a = {a}: poll calls per event", e and e["poll"], u and u["poll"],
@@ -1176,6 +1321,7 @@ def main():
     md.append("|---|---|---|---|---|---|")
     md.extend(rows)
     md.append("")
+    md.extend(uring_cost_markdown(regcost, kwork))
 
 
     md.append("## Child exit\n")

@@ -20,20 +20,24 @@
  * Entries.  The poll keeps a table of entries, one per registration and one
  * for the internal wake-up (which wakers use too, waker.c): a request's user
  * data is its entry's index and a sequence number counted per entry, never
- * a pointer.  A reregister makes
- * the completions of earlier requests stale (`since`), a deregister retires
- * the entry; an entry is reused only once every request it sent has
- * completed (`inflight`), so a late completion never reaches another
- * registration, nor memory that was freed (the registry's records never
- * appear in a request).
+ * a pointer.  A reregister makes the completions of earlier requests stale
+ * (`since`), a deregister retires the entry; an entry is reused only once
+ * every request it sent has completed (`inflight`), so a late completion
+ * never reaches another registration, nor memory that was freed (the
+ * registry's records never appear in a request).  While nothing changed
+ * since its request in force was asked, an entry keeps that request's user
+ * data (`key`): a completion that matches it needs no other check, the
+ * wait's common case.
  *
- * Changes.  register, reregister and deregister only change the table and
- * put the entry on the change list; the waiting thread turns the list into
- * SQEs (a cancel of the request in force, an add of the new one) and submits
- * them with the io_uring_enter that waits.  A change made while a wait is in
- * progress (`busy`) also signals the internal wake-up, an eventfd the ring
- * polls, so that the waiter comes out, and the next round of its wait
- * submits the change.
+ * Changes.  The table, the lists and the submission queue are under the
+ * poll's lock, a futex word the waiter takes twice per wait.  register,
+ * reregister and deregister only change the table and put the entry on the
+ * change list; the waiting thread turns the list into SQEs (a cancel of the
+ * request in force, an add of the new one) and submits them with the
+ * io_uring_enter that waits.  A change made while a wait is in progress
+ * (`busy`) also signals the internal wake-up, an eventfd the ring polls, so
+ * that the waiter comes out, and the next round of its wait submits the
+ * change.
  *
  * Threads.  io_uring completes a request on the thread that submitted it
  * (its task work), and a request whose thread has exited completes only with
@@ -50,6 +54,7 @@
 #include "wakefd.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <liburing.h>
 #include <poll.h>
 #include <string.h>
@@ -60,9 +65,12 @@
 #define SQ_ENTRIES 1024u
 #define CQ_ENTRIES 8192u
 
+#define HOT static inline __attribute__((always_inline))   /* the wait's per-completion path */
+
 #define NIL UINT32_MAX
 #define SEQ_MASK 0x7fffffffu
 #define UD_CANCEL (UINT64_C(1) << 63)   /* a cancel's own completion */
+#define NO_KEY UINT64_MAX                /* no request's user data */
 
 _Static_assert(MIO_READABLE == POLLIN && MIO_PRIORITY == POLLPRI && MIO_WRITABLE == POLLOUT &&
                MIO_ERROR == POLLERR, "flag values follow poll's");
@@ -70,26 +78,31 @@ _Static_assert(MIO_READABLE == POLLIN && MIO_PRIORITY == POLLPRI && MIO_WRITABLE
 enum kind { K_FREE, K_FD, K_NOTIFY, K_GONE };
 enum mode { M_EDGE, M_LEVEL, M_ONESHOT };
 
+/* What a completion reads comes first. */
 struct entry {
+    /* The user data of a K_FD request in force whose completions need no
+     * other check: nothing changed since it was asked (no renew, retire or
+     * last completion).  NO_KEY otherwise. */
+    uint64_t key;
     mio_token token;
-    uint32_t interest;      /* K_FD: as registered */
     uint32_t mask;          /* poll events asked of the kernel */
-    int fd;
+    uint32_t batch, at;     /* the wait that reported it, and where in its events */
+    uint32_t flags;         /* readiness waiting on the ready list */
+    bool queued;            /* on the ready list */
+    bool fifo;              /* a pipe: POLLERR is its reader gone */
     uint8_t kind, mode;
     bool armed;             /* should have a request in the kernel */
     bool live;              /* request `seq` was queued and has not completed */
     bool cancel;            /* request `seq` is to be cancelled */
     bool dirty;             /* on the change list */
-    bool queued;            /* on the ready list */
     bool dead;              /* the kernel found no such descriptor (EBADF) */
-    bool fifo;              /* a pipe: POLLERR is its reader gone */
     uint32_t seq;           /* the latest request's sequence number */
     uint32_t since;         /* completions of requests before this one are stale */
     uint32_t inflight;      /* requests sent and not completed, any sequence */
-    uint32_t flags;         /* readiness waiting on the ready list */
-    uint32_t batch, at;     /* the wait that reported it, and where in its events */
     uint32_t prev, next;    /* ready list */
     uint32_t link;          /* change list, free list */
+    int fd;
+    uint32_t interest;      /* K_FD: as registered */
     dev_t dev;              /* K_FD: the file registered */
     ino_t ino;
 };
@@ -97,17 +110,19 @@ struct entry {
 struct uring_poll {
     mio_poll base;
     struct io_uring ring;
-    mio_mutex lock;             /* everything below, and the submission queue */
+    atomic_uint lock;           /* everything below, and the submission queue */
     struct entry *entries;
     uint32_t count, cap;        /* entries in use or retired, allocated */
     uint32_t free;              /* free list */
     uint32_t changes;           /* change list */
+    uint32_t rearm, rearm_tail; /* level entries this wait reported: the next wait's changes */
     uint32_t head, tail;        /* ready list, oldest first */
     uint32_t batch;             /* counts the waits */
     uint32_t held;              /* retired entries whose request is still to be cancelled */
     uint32_t notify;            /* the internal wake-up's entry */
     int wakefd;
     bool taskrun;               /* the ring flags completions still to become CQEs */
+    bool skip;                  /* a cancel that succeeds can post no CQE of its own */
     bool busy;                  /* a waiter has SQEs out or sits in the kernel */
     bool kicked;                /* ... and was signalled since */
     bool notified;              /* this wait took the internal wake-up's completion */
@@ -120,6 +135,37 @@ struct uring_poll {
 static mio_mutex polls_lock = MIO_MUTEX_INIT;
 static struct uring_poll *polls;
 static atomic_uint held_total;     /* the polls' `held`, summed */
+
+/* ---- the poll's lock ----
+ * A futex word: 0 free, 1 held, 2 held and maybe slept on.  The waiter takes
+ * it twice per wait; uncontended that is one atomic operation each way, not
+ * a call into pthreads. */
+
+static void lock_wait(atomic_uint *l)
+{
+    while (atomic_exchange_explicit(l, 2, memory_order_acquire) != 0)
+        (void)syscall(SYS_futex, l, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+static void lock_wake(atomic_uint *l)
+{
+    (void)syscall(SYS_futex, l, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static inline void lock(struct uring_poll *p)
+{
+    unsigned free_ = 0;
+    if (MIO_UNLIKELY(!atomic_compare_exchange_strong_explicit(&p->lock, &free_, 1,
+                                                              memory_order_acquire,
+                                                              memory_order_relaxed)))
+        lock_wait(&p->lock);
+}
+
+static inline void unlock(struct uring_poll *p)
+{
+    if (MIO_UNLIKELY(atomic_exchange_explicit(&p->lock, 0, memory_order_release) == 2))
+        lock_wake(&p->lock);
+}
 
 /* ---- entries ---- */
 
@@ -143,6 +189,7 @@ static uint32_t entry_new(struct uring_poll *p)
         p->entries[i].seq = 0;
     }
     e = &p->entries[i];
+    e->key = NO_KEY;
     e->token = 0;
     e->interest = 0;
     e->mask = 0;
@@ -176,6 +223,23 @@ static void mark(struct uring_poll *p, uint32_t i)
         e->dirty = true;
         e->link = p->changes;
         p->changes = i;
+    }
+}
+
+/* A level entry this wait reported is asked again by the next wait, not in
+ * this one's own enter (where it would complete at once, the event not yet
+ * handled): it waits on the rearm list, which the next wait puts before its
+ * changes.  Dirty there as on the change list, so a change made meanwhile
+ * finds it queued already. */
+static void mark_next(struct uring_poll *p, uint32_t i)
+{
+    struct entry *e = &p->entries[i];
+    if (!e->dirty) {
+        e->dirty = true;
+        e->link = p->rearm;
+        if (p->rearm == NIL)
+            p->rearm_tail = i;
+        p->rearm = i;
     }
 }
 
@@ -221,11 +285,12 @@ static uint64_t user_data(uint32_t i, uint32_t seq)
 }
 
 /* Makes the request in force stale: the next one is asked afresh. */
-static void renew(struct uring_poll *p, uint32_t i)
+static inline void renew(struct uring_poll *p, uint32_t i)
 {
     struct entry *e = &p->entries[i];
     if (e->live)
         e->cancel = true;
+    e->key = NO_KEY;
     e->since = (e->seq + 1) & SEQ_MASK;
     dequeue(p, i);
     mark(p, i);
@@ -237,6 +302,7 @@ static void retire(struct uring_poll *p, uint32_t i)
 {
     struct entry *e = &p->entries[i];
     dequeue(p, i);
+    e->key = NO_KEY;
     e->kind = K_GONE;
     e->armed = false;
     if (e->live)
@@ -276,7 +342,7 @@ static int enter(struct uring_poll *p, unsigned submit, unsigned wait, unsigned 
 
 /* A free SQE; with the queue full, what is in it is submitted first.  NULL
  * if the kernel takes nothing (the change then waits for the next wait). */
-static struct io_uring_sqe *get_sqe(struct uring_poll *p)
+static struct io_uring_sqe *get_sqe_full(struct uring_poll *p)
 {
     struct io_uring_sqe *sqe;
     int tries = 0;
@@ -288,6 +354,12 @@ static struct io_uring_sqe *get_sqe(struct uring_poll *p)
             return NULL;
     }
     return sqe;
+}
+
+HOT struct io_uring_sqe *get_sqe(struct uring_poll *p)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+    return MIO_LIKELY(sqe != NULL) ? sqe : get_sqe_full(p);
 }
 
 /* Cancels request `ud` at once, through io_uring_register, for a thread
@@ -337,6 +409,11 @@ static unsigned flush(struct uring_poll *p, bool waiter)
                         goto full;
                     io_uring_prep_cancel64(sqe, ud, 0);
                     sqe->user_data = UD_CANCEL;
+                    /* Its request's own last completion says enough: a
+                     * deregistration of many costs half the CQEs, and far
+                     * less overflows the ring. */
+                    if (p->skip)
+                        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
                 }
                 e->live = false;
             }
@@ -350,21 +427,27 @@ static unsigned flush(struct uring_poll *p, bool waiter)
             e->dirty = false;
             if (e->inflight == 0)
                 entry_free(p, i);
-        } else if (!waiter || (e->mode == M_LEVEL && e->batch == p->batch)) {
-            /* The waiter adds it; a level request reported by this wait is
-             * asked again by the next one, not in this wait's own enter. */
-            e->link = keep;
+        } else if (!waiter) {
+            e->link = keep;     /* the waiter adds it */
             keep = i;
         } else {
             if (e->armed && !e->live && !e->dead) {
                 uint32_t seq = (e->seq + 1) & SEQ_MASK;
+                uint64_t ud = user_data(i, seq);
                 if ((sqe = get_sqe(p)) == NULL)
                     goto full;
                 if (e->mode == M_EDGE)
                     io_uring_prep_poll_multishot(sqe, e->fd, e->mask);
                 else
                     io_uring_prep_poll_add(sqe, e->fd, e->mask);
-                sqe->user_data = user_data(i, seq);
+                sqe->user_data = ud;
+                if (e->kind == K_FD)
+                    e->key = ud;
+                /* Every earlier request has completed or was cancelled (and
+                 * made stale then): only this one is current.  Without this
+                 * a level registration asked again at every wait would
+                 * drift out of the window stale() allows. */
+                e->since = seq;
                 e->seq = seq;
                 e->live = true;
                 e->inflight++;
@@ -404,29 +487,35 @@ static uint32_t decode(const struct entry *e, uint32_t res)
 }
 
 /* Entry i is reported at events[n]. */
-static void reported(struct uring_poll *p, uint32_t i, uint32_t n)
+HOT void reported(struct uring_poll *p, uint32_t i, uint32_t n)
 {
     struct entry *e = &p->entries[i];
     e->batch = p->batch;
     e->at = n;
     if (e->mode == M_LEVEL && e->armed && !e->live)
-        mark(p, i);     /* asked again by the next wait */
+        mark_next(p, i);
 }
 
-static size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
-                     size_t cap, size_t n)
+/* `multishot`: i's request in force goes on (an edge), nothing to ask again. */
+HOT size_t report_as(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
+                     size_t cap, size_t n, bool multishot)
 {
     struct entry *e = &p->entries[i];
 
-    if (e->queued) {
+    if (MIO_LIKELY(!e->queued && e->batch != p->batch && n < cap)) {
+        events[n].token = e->token;
+        events[n].flags = flags;
+        if (multishot) {
+            e->batch = p->batch;
+            e->at = (uint32_t)n;
+        } else {
+            reported(p, i, (uint32_t)n);
+        }
+        n++;
+    } else if (e->queued) {
         e->flags |= flags;
     } else if (e->batch == p->batch) {
         events[e->at].flags |= flags;   /* once per batch */
-    } else if (n < cap) {
-        events[n].token = e->token;
-        events[n].flags = flags;
-        reported(p, i, (uint32_t)n);
-        n++;
     } else {
         e->flags = flags;
         enqueue(p, i);
@@ -434,11 +523,43 @@ static size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event
     return n;
 }
 
-static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio_event *events,
-                       size_t cap, size_t n)
+HOT size_t report(struct uring_poll *p, uint32_t i, uint32_t flags, mio_event *events,
+                  size_t cap, size_t n)
+{
+    return report_as(p, i, flags, events, cap, n, false);
+}
+
+/* A completion of K_FD entry i's request in force, with the poll mask res;
+ * `more` (IORING_CQE_F_MORE): a multishot request that goes on. */
+HOT size_t readiness(struct uring_poll *p, uint32_t i, uint32_t res, bool more,
+                     mio_event *events, size_t cap, size_t n)
+{
+    struct entry *e = &p->entries[i];
+    uint32_t flags;
+
+    if (MIO_LIKELY(!(res & (POLLERR | POLLHUP | POLLRDHUP))))
+        flags = res & e->mask & (POLLIN | POLLPRI | POLLOUT);   /* decode's result then */
+    else
+        flags = decode(e, res);
+    if (more)
+        return flags != 0 ? report_as(p, i, flags, events, cap, n, true) : n;
+    /* Its last completion: a multishot request ended by itself is asked
+     * again, and so is a single-shot one that found nothing asked for. */
+    if (!e->live && e->armed && (e->mode == M_EDGE || flags == 0))
+        mark(p, i);
+    if (flags == 0)
+        return n;
+    if (e->mode == M_ONESHOT)
+        e->armed = false;
+    return report(p, i, flags, events, cap, n);
+}
+
+static __attribute__((noinline)) size_t
+complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio_event *events, size_t cap,
+         size_t n)
 {
     uint64_t ud = cqe->user_data;
-    uint32_t i = (uint32_t)ud, seq = (uint32_t)(ud >> 32), flags;
+    uint32_t i = (uint32_t)ud, seq = (uint32_t)(ud >> 32);
     bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     struct entry *e;
 
@@ -447,8 +568,10 @@ static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio
     e = &p->entries[i];
     if (!more) {
         e->inflight--;
-        if (e->live && seq == e->seq)
+        if (e->live && seq == e->seq) {
             e->live = false;
+            e->key = NO_KEY;
+        }
     }
     if (e->kind == K_GONE) {
         if (e->inflight == 0 && !e->dirty)
@@ -467,47 +590,85 @@ static size_t complete(struct uring_poll *p, const struct io_uring_cqe *cqe, mio
             mark(p, i);
         return n;
     }
-    if (e->mode == M_EDGE && e->armed && !e->live)
-        mark(p, i);     /* a multishot request ended by itself */
     if (e->kind == K_NOTIFY) {
+        if (e->armed && !e->live)
+            mark(p, i);     /* its multishot request ended by itself */
         p->notified = true;
         return n;
     }
-    flags = decode(e, (uint32_t)cqe->res);
-    if (flags == 0) {
-        if (e->mode != M_EDGE && !e->live)
-            mark(p, i);     /* nothing asked for: still armed */
-        return n;
-    }
-    if (e->mode == M_ONESHOT)
-        e->armed = false;
-    return report(p, i, flags, events, cap, n);
+    return readiness(p, i, (uint32_t)cqe->res, more && e->live && e->mode == M_EDGE, events, cap,
+                     n);
 }
 
-/* Reads every completion there is, and what overflowed the ring. */
-static size_t harvest(struct uring_poll *p, mio_event *events, size_t cap, size_t n,
-                      unsigned *seen)
+static bool cq_overflow(const struct uring_poll *p)
+{
+    return (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
+}
+
+/* Reads the completions in the ring (16-byte CQEs: no IORING_SETUP_CQE32).
+ * A completion of the request in force of an entry that nothing changed
+ * since it was asked (its key) needs no check but its own mask; the rest go
+ * the long way.  Nothing here moves the table. */
+HOT size_t drain_cq(struct uring_poll *p, mio_event *events, size_t cap, size_t n,
+                    unsigned *seen)
+{
+    struct io_uring_cq *cq = &p->ring.cq;
+    unsigned head = *cq->khead, tail = io_uring_smp_load_acquire(cq->ktail), k;
+    const struct io_uring_cqe *cqes = cq->cqes;
+    const unsigned ring_mask = cq->ring_mask;
+    struct entry *const entries = p->entries;
+    const uint32_t count = p->count;
+
+    if (head == tail)
+        return n;
+    for (k = head; k != tail; k++) {
+        const struct io_uring_cqe *cqe = &cqes[k & ring_mask];
+        uint64_t ud = cqe->user_data;
+        uint32_t i = (uint32_t)ud;
+        struct entry *e;
+
+        if (MIO_UNLIKELY(i >= count || (e = &entries[i])->key != ud || cqe->res < 0)) {
+            n = complete(p, cqe, events, cap, n);
+            continue;
+        }
+        if (MIO_LIKELY(cqe->flags & IORING_CQE_F_MORE)) {
+            n = readiness(p, i, (uint32_t)cqe->res, true, events, cap, n);
+            continue;
+        }
+        e->inflight--;
+        e->live = false;
+        e->key = NO_KEY;
+        n = readiness(p, i, (uint32_t)cqe->res, false, events, cap, n);
+    }
+    io_uring_smp_store_release(cq->khead, tail);
+    *seen += tail - head;
+    return n;
+}
+
+/* What overflowed the ring: the kernel flushes it into the ring on enter. */
+static size_t harvest_overflow(struct uring_poll *p, mio_event *events, size_t cap, size_t n,
+                               unsigned *seen)
 {
     int rounds = 0;
 
-    for (;;) {
-        struct io_uring_cqe *cqe;
-        unsigned head, k = 0;
-
-        io_uring_for_each_cqe(&p->ring, head, cqe) {
-            n = complete(p, cqe, events, cap, n);
-            k++;
-        }
-        io_uring_cq_advance(&p->ring, k);
-        *seen += k;
-        if (!(IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) || ++rounds > 4)
-            return n;
+    do {
         (void)enter(p, 0, 0, IORING_ENTER_GETEVENTS, NULL);
-    }
+        n = drain_cq(p, events, cap, n, seen);
+    } while (cq_overflow(p) && ++rounds < 4);
+    return n;
+}
+
+/* Reads every completion there is, and what overflowed the ring. */
+HOT size_t harvest(struct uring_poll *p, mio_event *events, size_t cap, size_t n, unsigned *seen)
+{
+    n = drain_cq(p, events, cap, n, seen);
+    if (MIO_UNLIKELY(cq_overflow(p)))
+        n = harvest_overflow(p, events, cap, n, seen);
+    return n;
 }
 
 /* The ready list first: what did not fit the caller's room before. */
-static size_t take_ready(struct uring_poll *p, mio_event *events, size_t cap, size_t n)
+static size_t take_ready_all(struct uring_poll *p, mio_event *events, size_t cap, size_t n)
 {
     while (n < cap && p->head != NIL) {
         uint32_t i = p->head;
@@ -519,6 +680,11 @@ static size_t take_ready(struct uring_poll *p, mio_event *events, size_t cap, si
         n++;
     }
     return n;
+}
+
+static inline size_t take_ready(struct uring_poll *p, mio_event *events, size_t cap, size_t n)
+{
+    return p->head == NIL ? n : take_ready_all(p, events, cap, n);
 }
 
 static pid_t thread_id(void)
@@ -571,6 +737,7 @@ static int ur_init(mio_poll *base)
     if (err < 0)
         return err == -EINVAL ? MIO_ENOSYS : err;   /* EPERM, ENOSYS, EMFILE, ENOMEM */
     p->taskrun = (params.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
+    p->skip = (params.features & IORING_FEAT_CQE_SKIP) != 0;   /* Linux 5.17 */
     /* Multishot polls, poll updates and tagged resources came together
      * (5.13); the nanosecond wait (EXT_ARG) and lossless completions before. */
     if ((params.features & need) != need) {
@@ -587,7 +754,7 @@ static int ur_init(mio_poll *base)
     for (k = 0; k < p->ring.sq.ring_entries; k++)
         p->ring.sq.array[k] = k;
 
-    p->free = p->changes = p->head = p->tail = NIL;
+    p->free = p->changes = p->rearm = p->rearm_tail = p->head = p->tail = NIL;
     p->entries = NULL;
     p->count = p->cap = 0;
     p->batch = 1;
@@ -610,7 +777,7 @@ static int ur_init(mio_poll *base)
     p->entries[p->notify].mask = POLLIN;
     p->entries[p->notify].armed = true;
     mark(p, p->notify);     /* submitted by the first wait */
-    mio_mutex_init(&p->lock);
+    atomic_init(&p->lock, 0);
 
     mio_mutex_lock(&polls_lock);
     p->prev_poll = NULL;
@@ -641,7 +808,6 @@ static void ur_fini(mio_poll *base)
     io_uring_queue_exit(&p->ring);
     mio__wakefd_close(&wf);
     mio__free(p->entries);
-    mio_mutex_destroy(&p->lock);
 }
 
 /* r's entry, or NIL. */
@@ -666,7 +832,7 @@ static uint32_t to_poll(uint32_t interest)
 }
 
 /* Entry i asks for token and interest from the next wait on. */
-static void set_interest(struct uring_poll *p, uint32_t i, mio_token token, uint32_t interest)
+static inline void set_interest(struct uring_poll *p, uint32_t i, mio_token token, uint32_t interest)
 {
     struct entry *e = &p->entries[i];
     e->token = token;
@@ -698,7 +864,7 @@ static int ur_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
 
     if (err < 0)
         return err;
-    mio_mutex_lock(&p->lock);
+    lock(p);
     i = again ? entry_of(p, r) : NIL;
     if (i != NIL && !p->entries[i].dead && p->entries[i].dev == st.st_dev &&
         p->entries[i].ino == st.st_ino) {
@@ -722,7 +888,7 @@ static int ur_add(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
             kick(p);
         }
     }
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
     return err;
 }
 
@@ -734,7 +900,7 @@ static int ur_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
     uint32_t i;
     int err = 0;
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     i = entry_of(p, r);
     if (i == NIL || p->entries[i].dead) {
         err = mio__unix_fd_unknown(r->fd);
@@ -743,7 +909,7 @@ static int ur_mod(mio_poll *base, struct mio_fdrec *r, mio_token token, uint32_t
         mio__rec_set(r, token, interest);
         kick(p);
     }
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
     return err;
 }
 
@@ -756,7 +922,7 @@ static int ur_del(mio_poll *base, struct mio_fdrec *r)
     uint32_t i;
     int err = identify(r->fd, &st);
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     i = entry_of(p, r);
     if (i != NIL) {
         const struct entry *e = &p->entries[i];
@@ -768,7 +934,7 @@ static int ur_del(mio_poll *base, struct mio_fdrec *r)
         err = MIO_ENOENT;
     }
     r->slot = 0;
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
     return err;
 }
 
@@ -792,13 +958,13 @@ static void ur_forget(mio_poll *base, struct mio_fdrec *r)
     struct uring_poll *p = (struct uring_poll *)base;
     uint32_t i;
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     if ((i = entry_of(p, r)) != NIL) {
         retire(p, i);
         cancel_now(p);
     }
     r->slot = 0;
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
 }
 
 /* mio_close is about to close fd, deregistered already: a cancel still
@@ -812,7 +978,7 @@ static void ur_release(mio_fd fd)
     mio_mutex_lock(&polls_lock);
     for (p = polls; p != NULL; p = p->next_poll) {
         uint32_t i;
-        mio_mutex_lock(&p->lock);
+        lock(p);
         for (i = p->held != 0 ? p->changes : NIL; i != NIL; i = p->entries[i].link) {
             const struct entry *e = &p->entries[i];
             if (e->kind == K_GONE && e->cancel && e->fd == fd) {
@@ -820,7 +986,7 @@ static void ur_release(mio_fd fd)
                 break;
             }
         }
-        mio_mutex_unlock(&p->lock);
+        unlock(p);
     }
     mio_mutex_unlock(&polls_lock);
 }
@@ -836,26 +1002,33 @@ static int ur_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
     size_t n;
     int r;
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     p->batch++;
     p->notified = false;
+    if (p->rearm != NIL) {
+        p->entries[p->rearm_tail].link = p->changes;
+        p->changes = p->rearm;
+        p->rearm = NIL;
+    }
     n = take_ready(p, events, cap, 0);
     n = harvest(p, events, cap, n, &seen);
     if (p->owner != self)
         adopt(p, self);
-    submit = flush(p, true);
+    /* Without changes, only what an earlier enter left unsubmitted. */
+    submit = p->changes != NIL ? flush(p, true)
+                               : p->ring.sq.sqe_tail - io_uring_smp_load_acquire(p->ring.sq.khead);
     /* A wake-up's completion taken here (its task work ran on the way in,
      * after the caller announced its sleep) is the wake-up itself: the
      * kernel has nothing more to say of it, so blocking would lose it. */
     wait = n == 0 && p->head == NIL && timeout_ns != 0 && !p->notified;
     if (submit == 0 && !wait &&
         (n > 0 || (p->taskrun && !(IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN)))) {
-        mio_mutex_unlock(&p->lock);
+        unlock(p);
         return (int)n;      /* nothing to tell the kernel, nothing to wait for or run */
     }
     p->busy = true;
     p->kicked = false;
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
 
     if (wait || n == 0)
         flags |= IORING_ENTER_GETEVENTS;
@@ -870,12 +1043,12 @@ static int ur_wait(mio_poll *base, mio_event *events, size_t cap, int64_t timeou
     }
     r = enter(p, submit, wait, flags, (flags & IORING_ENTER_EXT_ARG) ? &arg : NULL);
 
-    mio_mutex_lock(&p->lock);
+    lock(p);
     p->busy = false;
     seen = 0;
     n = harvest(p, events, cap, n, &seen);
     n = take_ready(p, events, cap, n);
-    mio_mutex_unlock(&p->lock);
+    unlock(p);
 
     if (n > 0)
         return (int)n;
