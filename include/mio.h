@@ -975,6 +975,12 @@ MIO_API int  mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeo
  * handle stays recognisably stale while its slot is reused, up to 2^31
  * times).  O(1). */
 MIO_API bool mio_timer_cancel(mio_timer *t, mio_timeout timeout);
+/* Re-arms a pending timeout to be due once delay_ns has passed, as a set
+ * would, keeping its handle and arg: what cancelling and setting it again
+ * do, in one step and cheaper (an idle timeout's re-arm on activity).
+ * true if it was pending; false, and nothing is armed, for any other
+ * handle (as for cancel).  O(1). */
+MIO_API bool mio_timer_reset(mio_timer *t, mio_timeout timeout, uint64_t delay_ns);
 /* Nanoseconds until the earliest deadline, 0 once one is due, -1 if none is
  * pending (or t is NULL): the bound for a wait.  O(1) while the earliest
  * deadline stays; once it is popped or cancelled, the next call finds the
@@ -1076,6 +1082,10 @@ MIO_API bool mio_loop_is_running(const mio_loop *l);
 MIO_API int  mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out);
 /* true if the timeout was pending (and now never fires). */
 MIO_API bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout);
+/* Re-arms a pending timeout as mio_loop_timeout would set it, keeping its
+ * handle and arg (mio_timer_reset): true if it was pending; false if it
+ * fired or was cleared (set a new one then). */
+MIO_API bool mio_loop_reset_timeout(mio_loop *l, mio_timeout timeout, uint64_t delay_ns);
 
 /* The channel: a bounded lock-free queue of `void *` messages (NULL is a
  * message like any other) from any thread to the loop's `notify`, in the
