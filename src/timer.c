@@ -79,12 +79,14 @@
 #define INLINE static inline
 #endif
 
+/* prev and next apart: stored side by side, GCC pairs them through a
+ * vector register, which costs more than it saves. */
 struct node {
     uint64_t deadline;          /* absolute tick at which it is due; staged: the delay */
     void *arg;
-    uint32_t next, prev;        /* links (slab indices); free nodes use next;
-                                 * prev is NIL while staged (in no list) */
+    uint32_t prev;              /* links (slab indices); NIL while staged (in no list) */
     uint32_t gen;               /* odd while pending; carried by the handle */
+    uint32_t next;              /* free nodes use next */
     uint32_t round;             /* the timer's round when it was set */
 };
 
@@ -97,7 +99,8 @@ struct mio_timer {
     uint64_t tick_inverse;      /* UINT64_MAX / tick_ns, to divide by multiplying */
     uint64_t max_ns;            /* deadlines are clamped here: ticks * tick_ns fits */
     uint64_t cur;               /* no pending deadline is earlier */
-    uint64_t next_tick_ns;      /* (cur + 1) * tick_ns: a reading there may move cur */
+    uint64_t move_ns;           /* a reading there moves cur to the clock, if it can */
+    uint32_t lag;               /* ticks cur may fall behind the clock (move_ns) */
     uint64_t earliest;          /* no pending deadline is earlier (pending > 0) */
     bool earliest_exact;        /* and one is due then */
     uint32_t wheel, mask, words;
@@ -311,18 +314,19 @@ static void far_promote(mio_timer *t, uint32_t slot)
 
 /* Moves cur to `to`, which no pending deadline precedes.  The slots of the
  * ticks passed now stand for ticks one turn later (after a whole turn or
- * more, every slot does), so their far lists are promoted. */
+ * more, every slot does), so their far lists are promoted, those whose
+ * bound says that some of it may now be in the window. */
 static void advance(mio_timer *t, uint64_t to)
 {
     uint64_t from = t->cur, passed = to - from, k;
 
     t->cur = to;
-    t->next_tick_ns = (to + 1) * t->tick_ns;
+    t->move_ns = (to + t->lag) * t->tick_ns;
     if (passed > t->wheel)
         passed = t->wheel;
     for (k = 0; k < passed; k++) {
         uint32_t slot = (uint32_t)((from + k) & t->mask);
-        if (!list_empty(t, far_head(t, slot)))
+        if (t->far_min[slot] - to < t->wheel && !list_empty(t, far_head(t, slot)))
             far_promote(t, slot);
     }
 }
@@ -330,9 +334,10 @@ static void advance(mio_timer *t, uint64_t to)
 /* ---- placing ---------------------------------------------------------------- */
 
 /* Links staged node i into the wheel, due at the first tick boundary at or
- * after now + its delay (now: a clamped reading), or at once (at the tick
- * already begun) for a zero delay. */
-INLINE void place(mio_timer *t, uint32_t i, uint64_t now)
+ * after now + its delay (now: a clamped reading; room: max_ns - now), or at
+ * once (at the tick already begun) for a zero delay.  Returns its deadline;
+ * the caller counts it pending. */
+INLINE uint64_t place(mio_timer *t, uint32_t i, uint64_t now, uint64_t room)
 {
     struct node *nodes = t->nodes, *n = &nodes[i];
     const uint64_t tick = t->tick_ns, cur = t->cur;
@@ -340,7 +345,7 @@ INLINE void place(mio_timer *t, uint32_t i, uint64_t now)
     uint32_t slot, head, tail;
 
     if (MIO_LIKELY(delay != 0)) {
-        uint64_t due = (delay < t->max_ns - now ? now + delay : t->max_ns) + tick - 1;
+        uint64_t due = (delay < room ? now + delay : t->max_ns) + tick - 1;
         d = mul_high(due, t->tick_inverse);     /* ticks_of(due) */
         if (due - d * tick >= tick)
             d++;
@@ -368,11 +373,13 @@ INLINE void place(mio_timer *t, uint32_t i, uint64_t now)
     n->next = head;
     nodes[tail].next = i;
     nodes[head].prev = i;
+    return d;
 }
 
 /* Before placing as of `now`: moves the window to the clock, so that what
  * is placed lands in near lists when it can, unless a deadline comes
- * first (`earliest` is a lower bound of them all). */
+ * first (`earliest` is a lower bound of them all).  Once cur lags by an
+ * eighth of a turn, not every tick: each call costs more than a slot. */
 static COLD void keep_window(mio_timer *t, uint64_t now)
 {
     uint64_t now_tick = ticks_of(t, now);
@@ -381,19 +388,25 @@ static COLD void keep_window(mio_timer *t, uint64_t now)
         advance(t, to);
 }
 
-static void flush(mio_timer *t, int64_t now_ns)
+/* Places the stage as of `now`, a clamped reading. */
+INLINE void place_stage(mio_timer *t, uint64_t now)
 {
     const uint64_t *e = t->stage, *end = e + t->staged;
-    uint64_t now = clamp_now(t, now_ns < 0 ? mio__now_ns() : now_ns);
+    uint64_t room = t->max_ns - now;
 
     t->staged = 0;
-    if (now >= t->next_tick_ns)
+    if (MIO_UNLIKELY(now >= t->move_ns))
         keep_window(t, now);
     for (; e != end; e++) {
         uint32_t i = (uint32_t)*e - 1;
-        if (t->nodes[i].gen == (uint32_t)(*e >> 32))
-            place(t, i, now);
+        if (t->nodes[i].gen == (uint32_t)(*e >> 32))   /* else cancelled */
+            place(t, i, now, room);
     }
+}
+
+static void flush(mio_timer *t, int64_t now_ns)
+{
+    place_stage(t, clamp_now(t, now_ns < 0 ? mio__now_ns() : now_ns));
 }
 
 void mio__timer_flush(mio_timer *t, int64_t now_ns)
@@ -447,8 +460,9 @@ int mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_time
     t->tick_ns = tick_ns;
     t->tick_inverse = UINT64_MAX / tick_ns;
     t->max_ns = (uint64_t)INT64_MAX - tick_ns;
+    t->lag = t->wheel >= 16 ? t->wheel / 8 : 1;
     t->cur = ticks_of(t, clamp_now(t, mio__now_ns()));
-    t->next_tick_ns = (t->cur + 1) * tick_ns;
+    t->move_ns = (t->cur + t->lag) * tick_ns;
     for (i = 0; i < capacity; i++) {
         t->nodes[i].next = i + 1 < capacity ? (uint32_t)(i + 1) : NIL;
         t->nodes[i].gen = 0;
@@ -619,6 +633,13 @@ int64_t mio__timer_next_at(const mio_timer *t, int64_t now_ns)
     return due > now ? (int64_t)(due - now) : 0;
 }
 
+/* A stale bound reached: the exact earliest is looked for (apart, so that
+ * the bound is a leaf). */
+static COLD int64_t bound_reached(const mio_timer *t, int64_t now_ns)
+{
+    return mio__timer_next_at(t, now_ns);
+}
+
 int64_t mio__timer_bound_at(const mio_timer *t, int64_t now_ns)
 {
     uint64_t due, now;
@@ -627,8 +648,8 @@ int64_t mio__timer_bound_at(const mio_timer *t, int64_t now_ns)
         return -1;
     now = clamp_now(t, now_ns);
     due = t->earliest * t->tick_ns;
-    if (due <= now && !t->earliest_exact)   /* a stale bound reached: look */
-        due = earliest(t) * t->tick_ns;
+    if (due <= now && !t->earliest_exact)
+        return bound_reached(t, now_ns);
     return due > now ? (int64_t)(due - now) : 0;
 }
 
@@ -686,16 +707,29 @@ bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
     return poll_at(t, now_ns, arg, false);
 }
 
+/* begin with something staged, apart (see COLD).  Nothing is, as the loop
+ * places everything before its tick ends. */
+static COLD int64_t begin_flush(mio_timer *t, int64_t now_ns)
+{
+    flush(t, now_ns);
+    return mio__timer_begin(t, now_ns);
+}
+
 int64_t mio__timer_begin(mio_timer *t, int64_t now_ns)
 {
-    mio__timer_flush(t, now_ns);
+    if (t->staged != 0)
+        return begin_flush(t, now_ns);
     t->stage_limit = t->stage_size;
     return mio__timer_bound_at(t, now_ns);
 }
 
+/* Most ticks have something staged: the flush is inlined here.  The loop's
+ * reading needs no clamp (a monotonic clock is not negative, nor 292 years
+ * on). */
 bool mio__timer_new_round(mio_timer *t, int64_t now_ns)
 {
-    mio__timer_flush(t, now_ns);
+    if (t->staged != 0)
+        place_stage(t, (uint64_t)now_ns);
     t->stage_limit = 1;
     t->round++;
     return t->pending != 0 && now_ns >= (int64_t)(t->earliest * t->tick_ns);
