@@ -333,16 +333,13 @@ static void advance(mio_timer *t, uint64_t to)
 
 /* ---- placing ---------------------------------------------------------------- */
 
-/* Links staged node i into the wheel, due at the first tick boundary at or
- * after now + its delay (now: a clamped reading; room: max_ns - now), or at
- * once (at the tick already begun) for a zero delay.  Returns its deadline;
- * the caller counts it pending. */
-INLINE uint64_t place(mio_timer *t, uint32_t i, uint64_t now, uint64_t room)
+/* The deadline of a delay as of `now` (a clamped reading; room: max_ns -
+ * now): the first tick boundary at or after now + delay, or at once (the
+ * tick already begun) for a zero delay. */
+INLINE uint64_t deadline_of(const mio_timer *t, uint64_t delay, uint64_t now, uint64_t room)
 {
-    struct node *nodes = t->nodes, *n = &nodes[i];
-    const uint64_t tick = t->tick_ns, cur = t->cur;
-    uint64_t delay = n->deadline, d;
-    uint32_t slot, head, tail;
+    const uint64_t tick = t->tick_ns;
+    uint64_t d;
 
     if (MIO_LIKELY(delay != 0)) {
         uint64_t due = (delay < room ? now + delay : t->max_ns) + tick - 1;
@@ -352,10 +349,17 @@ INLINE uint64_t place(mio_timer *t, uint32_t i, uint64_t now, uint64_t room)
     } else {
         d = ticks_of(t, now);
     }
-    if (MIO_UNLIKELY(d < cur))  /* a poll_at() was given a later reading */
-        d = cur;
-    slot = (uint32_t)d & t->mask;
-    if (d - cur < t->wheel) {
+    return d < t->cur ? t->cur : d;     /* a poll_at() was given a later reading */
+}
+
+/* Links staged node i into the wheel at deadline d; with `count`, counts it
+ * pending too (else the caller does).  Returns the list's head. */
+INLINE uint32_t place(mio_timer *t, uint32_t i, uint64_t d, bool count)
+{
+    struct node *nodes = t->nodes, *n = &nodes[i];
+    uint32_t slot = (uint32_t)d & t->mask, head, tail;
+
+    if (d - t->cur < t->wheel) {
         head = t->capacity + slot;
         t->near_bits[slot >> 6] |= (uint64_t)1 << (slot & 63);
     } else {
@@ -363,7 +367,7 @@ INLINE uint64_t place(mio_timer *t, uint32_t i, uint64_t now, uint64_t room)
         if (d < t->far_min[slot])
             t->far_min[slot] = d;
     }
-    if (t->pending++ == 0 || d <= t->earliest) {
+    if (count && (t->pending++ == 0 || d <= t->earliest)) {
         t->earliest = d;
         t->earliest_exact = true;
     }
@@ -373,7 +377,7 @@ INLINE uint64_t place(mio_timer *t, uint32_t i, uint64_t now, uint64_t room)
     n->next = head;
     nodes[tail].next = i;
     nodes[head].prev = i;
-    return d;
+    return head;
 }
 
 /* Before placing as of `now`: moves the window to the clock, so that what
@@ -388,25 +392,54 @@ static COLD void keep_window(mio_timer *t, uint64_t now)
         advance(t, to);
 }
 
-/* Places the stage as of `now`, a clamped reading. */
-INLINE void place_stage(mio_timer *t, uint64_t now)
+/* Places the stage as of `now`, a clamped reading.  batch (a constant): the
+ * counts are kept in locals and written once, which costs less per timeout
+ * and more per call (t's fields cannot stay in registers across the node
+ * stores); and a timeout whose delay is the one placed just before has its
+ * deadline, so it goes right after it: timeouts set together often share
+ * their delay. */
+INLINE void place_stage(mio_timer *t, uint64_t now, bool batch)
 {
     const uint64_t *e = t->stage, *end = e + t->staged;
-    uint64_t room = t->max_ns - now;
+    uint64_t room = t->max_ns - now, first = NO_TICK, last = 0, d = 0;
+    uint32_t placed = t->staged, head = NIL, after = NIL;  /* after: the one placed last */
 
     t->staged = 0;
     if (MIO_UNLIKELY(now >= t->move_ns))
         keep_window(t, now);
     for (; e != end; e++) {
+        struct node *nodes = t->nodes;
         uint32_t i = (uint32_t)*e - 1;
-        if (t->nodes[i].gen == (uint32_t)(*e >> 32))   /* else cancelled */
-            place(t, i, now, room);
+        if (nodes[i].gen != (uint32_t)(*e >> 32)) {
+            placed--;   /* cancelled */
+            continue;
+        }
+        if (batch && nodes[i].deadline == last && after != NIL) {
+            nodes[i].deadline = d;
+            nodes[i].prev = after;
+            nodes[i].next = head;
+            nodes[after].next = i;
+            nodes[head].prev = i;
+        } else {
+            last = nodes[i].deadline;
+            d = deadline_of(t, last, now, room);
+            first = d < first ? d : first;
+            head = place(t, i, d, !batch);
+        }
+        after = i;
+    }
+    if (batch && placed != 0) {
+        if (t->pending == 0 || first <= t->earliest) {
+            t->earliest = first;
+            t->earliest_exact = true;
+        }
+        t->pending += placed;
     }
 }
 
 static void flush(mio_timer *t, int64_t now_ns)
 {
-    place_stage(t, clamp_now(t, now_ns < 0 ? mio__now_ns() : now_ns));
+    place_stage(t, clamp_now(t, now_ns < 0 ? mio__now_ns() : now_ns), true);
 }
 
 void mio__timer_flush(mio_timer *t, int64_t now_ns)
@@ -729,7 +762,7 @@ int64_t mio__timer_begin(mio_timer *t, int64_t now_ns)
 bool mio__timer_new_round(mio_timer *t, int64_t now_ns)
 {
     if (t->staged != 0)
-        place_stage(t, (uint64_t)now_ns);
+        place_stage(t, (uint64_t)now_ns, false);
     t->stage_limit = 1;
     t->round++;
     return t->pending != 0 && now_ns >= (int64_t)(t->earliest * t->tick_ns);
