@@ -326,7 +326,7 @@ static void advance(mio_timer *t, uint64_t to)
         passed = t->wheel;
     for (k = 0; k < passed; k++) {
         uint32_t slot = (uint32_t)((from + k) & t->mask);
-        if (t->far_min[slot] - to < t->wheel && !list_empty(t, far_head(t, slot)))
+        if (t->far_min[slot] < to + t->wheel && !list_empty(t, far_head(t, slot)))
             far_promote(t, slot);
     }
 }
