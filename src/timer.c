@@ -15,16 +15,18 @@
  * lists are walked once and what entered the window moves to near.  Each far
  * timeout is thus touched once per turn it waits, the usual cost of a hashed
  * wheel.  Polls move cur to the earliest deadline, and placing new timeouts
- * moves it to the clock when nothing is due before, never further: a
- * timeout set later is never before cur.
+ * moves it to the clock (once it lags by an eighth of a turn) when nothing
+ * is due before, never further: a timeout set later is never before cur.
  * A lower bound of its far deadlines is kept per slot, lowered when one is
  * placed and left alone when one goes, so even a wheel whose window is
  * empty answers mio_timer_next() exactly with one pass over the slots,
- * which walks the far lists whose bound is below the best found so far.
- * That pass is put off: cancelling or popping the earliest timeout leaves
- * `earliest` a lower bound, exact again only when asked for or reached.  A
- * server that re-arms an idle timeout on every event keeps cancelling the
- * earliest one and would otherwise pay for the pass once per loop tick.
+ * which walks the far lists whose bound is below the best found so far; and
+ * moving cur walks only the far lists whose bound may be in the window.
+ * That pass is put off: cancelling, resetting or popping the earliest
+ * timeout leaves `earliest` a lower bound, exact again only when asked for
+ * or reached.  A server that re-arms an idle timeout on every event keeps
+ * moving the earliest one and would otherwise pay for the pass once per
+ * loop tick.
  *
  * Every timeout lives in one slab of exactly `capacity` nodes allocated up
  * front; lists link slab indices.  The list heads are sentinel nodes placed
@@ -100,10 +102,10 @@ struct mio_timer {
     uint64_t max_ns;            /* deadlines are clamped here: ticks * tick_ns fits */
     uint64_t cur;               /* no pending deadline is earlier */
     uint64_t move_ns;           /* a reading there moves cur to the clock, if it can */
-    uint32_t lag;               /* ticks cur may fall behind the clock (move_ns) */
     uint64_t earliest;          /* no pending deadline is earlier (pending > 0) */
     bool earliest_exact;        /* and one is due then */
     uint32_t wheel, mask, words;
+    uint32_t lag;               /* ticks cur may fall behind the clock (move_ns) */
     uint32_t capacity;
     uint32_t free_head;
     uint32_t pending;           /* in the wheel (staged ones are not) */

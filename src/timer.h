@@ -21,12 +21,11 @@ void mio__timer_flush(mio_timer *t, int64_t now_ns);
  * with a clock reading of its own. */
 void mio__timer_defer(mio_timer *t, bool defer);
 
-/* The loop's tick: begin as of now_ns (a reading before its wait) defers,
- * and returns mio__timer_bound_at; new_round (below) as of the reading
- * after its ready and notify callbacks places what they set and stops
- * deferring.  What is set between a tick's rounds thus counts its delay
- * from a reading a few callbacks later, and what is set elsewhere from its
- * own. */
+/* The loop's tick: begin, as of now_ns (its reading before the wait),
+ * defers and returns mio__timer_bound_at; new_round (below), as of its
+ * reading after the ready and notify callbacks, places what they set and
+ * stops deferring.  What those callbacks set thus counts its delay from that
+ * reading, and what is set anywhere else from a reading of its own. */
 int64_t mio__timer_begin(mio_timer *t, int64_t now_ns);
 
 /* The queries below see only flushed timeouts. */
@@ -36,8 +35,8 @@ int64_t mio__timer_begin(mio_timer *t, int64_t now_ns);
 int64_t mio__timer_next_at(const mio_timer *t, int64_t now_ns);
 
 /* Like mio__timer_next_at, but to a lower bound of the earliest deadline
- * while the exact one is not known (after its timeout was cancelled or
- * fired): the bound for the loop's wait, which costs no pass over the
+ * while the exact one is not known (after its timeout was cancelled, reset
+ * or fired): the bound for the loop's wait, which costs no pass over the
  * wheel.  Waking at the bound at worst finds nothing due. */
 int64_t mio__timer_bound_at(const mio_timer *t, int64_t now_ns);
 
