@@ -2,7 +2,8 @@
  * trigger=edge|level|oneshot), the pair's index as token; a oneshot
  * registration is re-armed with mio_reregister after each event, as a
  * server handing connections to workers would.  timers=1: the event loop,
- * whose ready callback re-arms the pair's timeout (clear, then set again). */
+ * whose ready callback re-arms the pair's timeout (mio_loop_reset_timeout,
+ * as libev's ev_timer_again). */
 #include "driver.h"
 #include "mio.h"
 
@@ -84,9 +85,8 @@ static void ready(mio_loop *l, void *arg, mio_token token, uint32_t readiness)
     struct ctx *c = arg;
     (void)readiness;
     dispatch_readable(c->d, (long)token);
-    mio_loop_clear_timeout(l, c->timeouts[token]);
-    if (mio_loop_timeout(l, NULL, timeout_ns(), &c->timeouts[token]) < 0)
-        bench_die("mio_loop_timeout", 0);
+    if (!mio_loop_reset_timeout(l, c->timeouts[token], timeout_ns()))
+        bench_die("mio_loop_reset_timeout", 0);
 }
 
 static void run(void *arg)

@@ -953,6 +953,16 @@ MIO_API void mio_process_free(mio_process *c);
  * fires within one tick after.  Delays longer than a turn of the wheel
  * (tick_ns * wheel_size) are exact too; they only cost a little bookkeeping
  * per turn they wait.  Not thread-safe: use a timer from one thread at a time.
+ *
+ * A set reads no clock (a reading costs several times what the rest of a set
+ * does): the delay counts from the timer's next reading, which it takes in
+ * mio_timer_next and mio_timer_poll and after every 256 sets.  That reading
+ * comes after the set, so the timeout is never early; it is later than
+ * "delay after the set" by the time that passes before the timer is asked
+ * again, which in a loop that sets, then waits on mio_timer_next, is none to
+ * speak of.  A caller that sets, then works a long while before asking,
+ * gets its timeouts that much later (at most the delay later than it would
+ * have seen them due otherwise).
  */
 typedef uint64_t mio_timeout;   /* 0 is never a valid handle */
 typedef struct mio_timer mio_timer;
@@ -965,8 +975,9 @@ MIO_API int  mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity,
 /* Frees the timer; pending timeouts are dropped without firing. */
 MIO_API void mio_timer_free(mio_timer *t);
 /* Arms a timeout that mio_timer_poll() returns `arg` for once delay_ns has
- * passed; *out is its handle.  A delay of 0 is due at the next poll; delays
- * too large to represent are clamped (to about 292 years from boot).  O(1).
+ * passed (counted from the timer's next clock reading, see above); *out is
+ * its handle.  A delay of 0 is due at the next poll; delays too large to
+ * represent are clamped (to about 292 years from boot).  O(1).
  * MIO_ENOSPC when capacity timeouts are pending, MIO_EINVAL for a NULL t or
  * out. */
 MIO_API int  mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out);
@@ -975,12 +986,18 @@ MIO_API int  mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeo
  * handle stays recognisably stale while its slot is reused, up to 2^31
  * times).  O(1). */
 MIO_API bool mio_timer_cancel(mio_timer *t, mio_timeout timeout);
+/* Re-arms a pending timeout to be due once delay_ns has passed, as a set
+ * would, keeping its handle and arg: what cancelling and setting it again
+ * do, in one step and cheaper (an idle timeout's re-arm on activity).
+ * true if it was pending; false, and nothing is armed, for any other
+ * handle (as for cancel).  O(1). */
+MIO_API bool mio_timer_reset(mio_timer *t, mio_timeout timeout, uint64_t delay_ns);
 /* Nanoseconds until the earliest deadline, 0 once one is due, -1 if none is
  * pending (or t is NULL): the bound for a wait.  O(1) while the earliest
- * deadline stays; once it is popped or cancelled, the next call finds the
- * new one: a bitmap search, or for a deadline beyond the current turn a
- * pass over the slots (plus the later-turn timeouts of a slot whose
- * earliest was cancelled). */
+ * deadline stays (and for the sets since the last call, O(1) each); once it
+ * is popped, cancelled or reset, the next call finds the new one: a bitmap
+ * search, or for a deadline beyond the current turn a pass over the slots
+ * (plus the later-turn timeouts of slots whose earliest went). */
 MIO_API int64_t mio_timer_next(const mio_timer *t);
 /* Pops one due timeout into *arg (arg may be NULL): the earliest deadline
  * first, timeouts due at the same tick in the order they were set.  false
@@ -1071,11 +1088,20 @@ MIO_API void mio_loop_shutdown(mio_loop *l);
  * the group is shut down. */
 MIO_API bool mio_loop_is_running(const mio_loop *l);
 /* Calls `timeout` with arg once delay_ns has passed (never earlier; rounded up
- * to the timer's tick).  out may be NULL.  MIO_ENOSPC when timer_capacity
+ * to the timer's tick).  From a `ready` or `notify` callback, the delay counts
+ * from the clock reading the loop takes after those callbacks, for all the
+ * timeouts they set (one reading instead of one per set; they come that
+ * much later, the rest of those callbacks' time); elsewhere, from a reading
+ * taken in the call.  out may be NULL.  MIO_ENOSPC when timer_capacity
  * timeouts are pending. */
 MIO_API int  mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out);
 /* true if the timeout was pending (and now never fires). */
 MIO_API bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout);
+/* Re-arms a pending timeout as mio_loop_timeout would set it, keeping its
+ * handle and arg (mio_timer_reset): an idle timeout's re-arm on activity, in
+ * one step.  true if it was pending; false if it fired or was cleared (set a
+ * new one then). */
+MIO_API bool mio_loop_reset_timeout(mio_loop *l, mio_timeout timeout, uint64_t delay_ns);
 
 /* The channel: a bounded lock-free queue of `void *` messages (NULL is a
  * message like any other) from any thread to the loop's `notify`, in the

@@ -72,6 +72,8 @@ int mio_loop_new(const mio_loop_config *config, mio_loop **out)
     if (err == 0)
         err = mio_timer_new(c.timer_tick_ns, c.timer_wheel_size, c.timer_capacity, &l->timer);
     if (err == 0)
+        mio__timer_defer(l->timer, false);  /* between ticks nothing reads the clock soon */
+    if (err == 0)
         err = mio__channel_new(c.notify_capacity, l->poll, &l->chan);
     if (err == 0) {
         l->events = mio__calloc(c.events_capacity, sizeof *l->events);
@@ -116,7 +118,7 @@ mio_poll *mio_loop_poll(mio_loop *l)
 int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
 {
     int64_t start = mio__now_ns();
-    int64_t next = mio__timer_bound_at(l->timer, start);
+    int64_t next = mio__timer_begin(l->timer, start);
     bool interrupted = false;
     int64_t now;
     mio_fd fd;
@@ -134,22 +136,29 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
         interrupted = true;
         n = 0;
     } else if (n < 0) {
+        mio__timer_defer(l->timer, false);
         return n;
     }
     MIO_TRACE(MIO_LOG_TRACE, "loop %p: tick, %d events", (void *)l, n);
 
     l->in_tick = true;
-    /* A group's tokens are the highest: one comparison tells them apart. */
-    l->nevents = (size_t)n;
-    for (i = 0; i < (size_t)n; i++) {
-        mio_token token = l->events[i].token;
-        l->dispatching = i;
-        if (MIO_UNLIKELY(token >= MIO_GROUP_TOKEN_FIRST) && l->hooks != NULL)
-            l->hooks->ready(l, ctx, token, l->events[i].flags);
-        else if (h->ready != NULL)
-            h->ready(l, ctx, token, l->events[i].flags);
+    if (l->hooks == NULL && h->ready != NULL) {
+        for (i = 0; i < (size_t)n; i++)
+            h->ready(l, ctx, l->events[i].token, l->events[i].flags);
+    } else {
+        /* A group's tokens are the highest: one comparison tells them
+         * apart.  A hand-off looks at the batch. */
+        l->nevents = (size_t)n;
+        for (i = 0; i < (size_t)n; i++) {
+            mio_token token = l->events[i].token;
+            l->dispatching = i;
+            if (MIO_UNLIKELY(token >= MIO_GROUP_TOKEN_FIRST) && l->hooks != NULL)
+                l->hooks->ready(l, ctx, token, l->events[i].flags);
+            else if (h->ready != NULL)
+                h->ready(l, ctx, token, l->events[i].flags);
+        }
+        l->nevents = 0;
     }
-    l->nevents = 0;
     for (i = 0; i < l->messages_per_tick &&
                 (kind = mio__channel_recv(l->chan, &arg, &fd)) != MIO__MSG_NONE; i++) {
         if (MIO_LIKELY(kind == MIO__MSG_USER)) {
@@ -159,17 +168,18 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
             l->hooks->message(l, ctx, kind, arg, fd);
         }
     }
-    /* One clock reading for every expiry of this tick, and only timeouts set
-     * before it began: one that a callback sets (even with delay 0, due at
+    /* One clock reading for the deadlines of the timeouts set so far in this
+     * tick and for its expiries, and only timeouts set before these began:
+     * one that a callback sets (even with delay 0, due at
      * once) fires in a later tick, so a callback that keeps re-arming cannot
      * starve I/O.  (Counting the timeouts pending at the start was not
      * enough: once a callback cleared one or an earlier one was not due, a
      * new one took its place in the count.) */
     now = mio__now_ns();
-    mio__timer_new_round(l->timer);
-    while (mio__timer_poll_old_at(l->timer, now, &arg))
-        if ((l->hooks == NULL || !l->hooks->timeout(l, ctx, arg)) && h->timeout != NULL)
-            h->timeout(l, ctx, arg);
+    if (mio__timer_new_round(l->timer, now))
+        while (mio__timer_poll_old_at(l->timer, now, &arg))
+            if ((l->hooks == NULL || !l->hooks->timeout(l, ctx, arg)) && h->timeout != NULL)
+                h->timeout(l, ctx, arg);
     if (interrupted && h->interrupted != NULL)
         h->interrupted(l, ctx);
     if (l->hooks != NULL)
@@ -217,19 +227,22 @@ bool mio_loop_is_running(const mio_loop *l)
     return l != NULL && l->running && (l->hooks == NULL || !l->hooks->stopping(l));
 }
 
+/* Set from a ready or notify callback, the timeout's delay counts from the
+ * loop's clock reading after them; set elsewhere, from a reading taken at
+ * once (see mio__timer_begin). */
 int mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out)
 {
-    mio_timeout t;
-    int err;
-
-    if (out != NULL)
-        *out = 0;
-    if (l == NULL)
+    if (l == NULL) {
+        if (out != NULL)
+            *out = 0;
         return MIO_EINVAL;
-    err = mio_timer_set(l->timer, delay_ns, arg, &t);
-    if (err == 0 && out != NULL)
-        *out = t;
-    return err;
+    }
+    return mio__timer_set(l->timer, delay_ns, arg, out);
+}
+
+bool mio_loop_reset_timeout(mio_loop *l, mio_timeout timeout, uint64_t delay_ns)
+{
+    return l != NULL && mio_timer_reset(l->timer, timeout, delay_ns);
 }
 
 bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout)

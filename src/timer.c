@@ -14,14 +14,19 @@
  * forward, the slots it passes now stand for ticks one turn later; their far
  * lists are walked once and what entered the window moves to near.  Each far
  * timeout is thus touched once per turn it waits, the usual cost of a hashed
- * wheel.  Polls move cur to the earliest deadline, or to the clock when
- * nothing is due, never further: a timeout set later is never before cur.
- * The earliest far deadline is kept per slot, so even a wheel whose window
- * is empty answers mio_timer_next() exactly with one pass over the slots.
- * That pass is put off: cancelling or popping the earliest timeout leaves
- * `earliest` a lower bound, exact again only when asked for or reached.  A
- * server that re-arms an idle timeout on every event keeps cancelling the
- * earliest one and would otherwise pay for the pass once per loop tick.
+ * wheel.  Polls move cur to the earliest deadline, and placing new timeouts
+ * moves it to the clock (once it lags by an eighth of a turn) when nothing
+ * is due before, never further: a timeout set later is never before cur.
+ * A lower bound of its far deadlines is kept per slot, lowered when one is
+ * placed and left alone when one goes, so even a wheel whose window is
+ * empty answers mio_timer_next() exactly with one pass over the slots,
+ * which walks the far lists whose bound is below the best found so far; and
+ * moving cur walks only the far lists whose bound may be in the window.
+ * That pass is put off: cancelling, resetting or popping the earliest
+ * timeout leaves `earliest` a lower bound, exact again only when asked for
+ * or reached.  A server that re-arms an idle timeout on every event keeps
+ * moving the earliest one and would otherwise pay for the pass once per
+ * loop tick.
  *
  * Every timeout lives in one slab of exactly `capacity` nodes allocated up
  * front; lists link slab indices.  The list heads are sentinel nodes placed
@@ -30,7 +35,18 @@
  * node's index plus one (so 0 is never valid) under its generation, which
  * is odd while the node is pending and moves on each time it is set or
  * released: a stale handle does not match a reused node (short of 2^31
- * reuses of that one node, when the 32-bit generation wraps). */
+ * reuses of that one node, when the 32-bit generation wraps).
+ *
+ * A set reads no clock: its node waits on a small stage, in no list, with
+ * its delay, until the timer next has a clock reading (mio_timer_next and
+ * mio_timer_poll take one, the loop hands it its own, and a full stage takes
+ * one), which was taken after the set and so is never too early to count
+ * the delay from.  Flushing the stage gives each node its deadline as of
+ * that reading and places it.  Reading the clock costs several times what a
+ * set does otherwise.  A stage entry is the handle: an entry whose node was
+ * cancelled, or cancelled and set again (a later entry), no longer matches
+ * its generation and is passed over, so each set is placed once, in set
+ * order. */
 #include "timer.h"
 
 #include "common.h"
@@ -45,39 +61,56 @@
 #define DEFAULT_TICK_NS  MIO_MSEC
 #define DEFAULT_WHEEL    1024u
 #define DEFAULT_CAPACITY 65536u
+/* Sets per clock reading at most: the reading's cost spread thin, the
+ * staged nodes still in the cache when they are placed. */
+#define STAGE            256u
 /* Indices are 32 bits: the slab, two sentinels per slot and NIL must fit. */
 #define MAX_WHEEL        (1u << 24)
 #define MAX_CAPACITY     (1u << 31)
 
-struct node {
-    uint64_t deadline;          /* absolute tick at which it is due */
-    void *arg;
-    uint32_t next, prev;        /* links (slab indices); free nodes use next */
-    uint32_t gen;               /* odd while pending; carried by the handle */
-    uint32_t round;             /* the timer's round when it was set */
-};
+/* The sets, resets and cancels are leaves: their rare ends (a flush) are
+ * functions apart, and what they share is inlined. */
+#if defined(__GNUC__) || defined(__clang__)
+#define COLD __attribute__((noinline, cold))
+#define INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define COLD __declspec(noinline)
+#define INLINE static __forceinline
+#else
+#define COLD
+#define INLINE static inline
+#endif
 
-/* The earliest deadline of a far list.  Cancelling that very timeout leaves
- * `min` a lower bound marked stale; it is made exact again when needed. */
-struct far_min {
-    uint64_t min;               /* NO_TICK when the list is empty */
-    bool stale;
+/* prev and next apart: stored side by side, GCC pairs them through a
+ * vector register, which costs more than it saves. */
+struct node {
+    uint64_t deadline;          /* absolute tick at which it is due; staged: the delay */
+    void *arg;
+    uint32_t prev;              /* links (slab indices); NIL while staged (in no list) */
+    uint32_t gen;               /* odd while pending; carried by the handle */
+    uint32_t next;              /* free nodes use next */
+    uint32_t round;             /* the timer's round when it was set */
 };
 
 struct mio_timer {
     struct node *nodes;         /* capacity timeouts, then near and far heads */
     uint64_t *near_bits;        /* per slot: its near list may be non-empty */
-    struct far_min *far;        /* per slot */
+    uint64_t *far_min;          /* per slot: no deadline of its far list is earlier */
+    uint64_t *stage;            /* handles set since the last flush, in set order */
     uint64_t tick_ns;
     uint64_t tick_inverse;      /* UINT64_MAX / tick_ns, to divide by multiplying */
     uint64_t max_ns;            /* deadlines are clamped here: ticks * tick_ns fits */
     uint64_t cur;               /* no pending deadline is earlier */
+    uint64_t move_ns;           /* a reading there moves cur to the clock, if it can */
     uint64_t earliest;          /* no pending deadline is earlier (pending > 0) */
     bool earliest_exact;        /* and one is due then */
     uint32_t wheel, mask, words;
+    uint32_t lag;               /* ticks cur may fall behind the clock (move_ns) */
     uint32_t capacity;
     uint32_t free_head;
-    uint32_t pending, far_pending;
+    uint32_t pending;           /* in the wheel (staged ones are not) */
+    uint32_t staged, stage_size;    /* stage entries */
+    uint32_t stage_limit;       /* entries that make a flush: 1 sets eagerly */
     uint32_t round;             /* see mio__timer_new_round */
 };
 
@@ -203,25 +236,18 @@ static uint32_t near_next_marked(const mio_timer *t, uint32_t from)
     return NIL;
 }
 
-/* The exact earliest deadline of far list `slot`.  A stale minimum is still a
- * lower bound, so the walk stops as soon as it meets a timeout due then. */
-static uint64_t far_earliest(mio_timer *t, uint32_t slot)
+/* The exact earliest deadline of far list `slot`, which becomes its bound.
+ * A timeout due at the bound ends the walk: the bound is exact. */
+static uint64_t far_exact(mio_timer *t, uint32_t slot)
 {
-    struct far_min *f = &t->far[slot];
-    if (f->stale) {
-        uint32_t head = far_head(t, slot), i;
-        uint64_t best = NO_TICK;
-        for (i = t->nodes[head].next; i != head; i = t->nodes[i].next) {
-            uint64_t d = t->nodes[i].deadline;
-            if (d < best)
-                best = d;
-            if (d == f->min)
-                break;
-        }
-        f->min = best;
-        f->stale = false;
-    }
-    return f->min;
+    uint32_t head = far_head(t, slot), i;
+    uint64_t best = NO_TICK, bound = t->far_min[slot];
+
+    for (i = t->nodes[head].next; i != head && best != bound; i = t->nodes[i].next)
+        if (t->nodes[i].deadline < best)
+            best = t->nodes[i].deadline;
+    t->far_min[slot] = best;
+    return best;
 }
 
 /* Finds the earliest pending deadline (pending > 0): the first non-empty near
@@ -238,10 +264,12 @@ static uint64_t find_earliest(mio_timer *t)
             return t->cur + ((slot - start) & t->mask);
         near_unmark(t, slot);
     }
-    for (slot = 0; slot < t->wheel && t->far_pending > 0; slot++) {
-        uint64_t d = far_earliest(t, slot);
-        if (d < best)
-            best = d;
+    for (slot = 0; slot < t->wheel; slot++) {
+        if (t->far_min[slot] < best) {
+            uint64_t d = far_exact(t, slot);
+            if (d < best)
+                best = d;
+        }
     }
     return best;
 }
@@ -276,7 +304,6 @@ static void far_promote(mio_timer *t, uint32_t slot)
         if (!is_far(t, d)) {
             list_unlink(t, i);
             list_append(t, near, i);
-            t->far_pending--;
             moved = true;
         } else if (d < best) {
             best = d;
@@ -284,25 +311,143 @@ static void far_promote(mio_timer *t, uint32_t slot)
     }
     if (moved)
         near_mark(t, slot);
-    t->far[slot].min = best;
-    t->far[slot].stale = false;
+    t->far_min[slot] = best;
 }
 
 /* Moves cur to `to`, which no pending deadline precedes.  The slots of the
  * ticks passed now stand for ticks one turn later (after a whole turn or
- * more, every slot does), so their far lists are promoted. */
+ * more, every slot does), so their far lists are promoted, those whose
+ * bound says that some of it may now be in the window. */
 static void advance(mio_timer *t, uint64_t to)
 {
     uint64_t from = t->cur, passed = to - from, k;
 
     t->cur = to;
+    t->move_ns = (to + t->lag) * t->tick_ns;
     if (passed > t->wheel)
         passed = t->wheel;
-    for (k = 0; k < passed && t->far_pending > 0; k++) {
+    for (k = 0; k < passed; k++) {
         uint32_t slot = (uint32_t)((from + k) & t->mask);
-        if (!list_empty(t, far_head(t, slot)))
+        if (t->far_min[slot] < to + t->wheel && !list_empty(t, far_head(t, slot)))
             far_promote(t, slot);
     }
+}
+
+/* ---- placing ---------------------------------------------------------------- */
+
+/* The deadline of a delay as of `now` (a clamped reading; room: max_ns -
+ * now): the first tick boundary at or after now + delay, or at once (the
+ * tick already begun) for a zero delay. */
+INLINE uint64_t deadline_of(const mio_timer *t, uint64_t delay, uint64_t now, uint64_t room)
+{
+    const uint64_t tick = t->tick_ns;
+    uint64_t d;
+
+    if (MIO_LIKELY(delay != 0)) {
+        uint64_t due = (delay < room ? now + delay : t->max_ns) + tick - 1;
+        d = mul_high(due, t->tick_inverse);     /* ticks_of(due) */
+        if (due - d * tick >= tick)
+            d++;
+    } else {
+        d = ticks_of(t, now);
+    }
+    return d < t->cur ? t->cur : d;     /* a poll_at() was given a later reading */
+}
+
+/* Links staged node i into the wheel at deadline d; with `count`, counts it
+ * pending too (else the caller does).  Returns the list's head. */
+INLINE uint32_t place(mio_timer *t, uint32_t i, uint64_t d, bool count)
+{
+    struct node *nodes = t->nodes, *n = &nodes[i];
+    uint32_t slot = (uint32_t)d & t->mask, head, tail;
+
+    if (d - t->cur < t->wheel) {
+        head = t->capacity + slot;
+        t->near_bits[slot >> 6] |= (uint64_t)1 << (slot & 63);
+    } else {
+        head = t->capacity + t->wheel + slot;
+        if (d < t->far_min[slot])
+            t->far_min[slot] = d;
+    }
+    if (count && (t->pending++ == 0 || d <= t->earliest)) {
+        t->earliest = d;
+        t->earliest_exact = true;
+    }
+    tail = nodes[head].prev;
+    n->deadline = d;
+    n->prev = tail;
+    n->next = head;
+    nodes[tail].next = i;
+    nodes[head].prev = i;
+    return head;
+}
+
+/* Before placing as of `now`: moves the window to the clock, so that what
+ * is placed lands in near lists when it can, unless a deadline comes
+ * first (`earliest` is a lower bound of them all).  Once cur lags by an
+ * eighth of a turn, not every tick: each call costs more than a slot. */
+static COLD void keep_window(mio_timer *t, uint64_t now)
+{
+    uint64_t now_tick = ticks_of(t, now);
+    uint64_t to = t->pending == 0 || now_tick < t->earliest ? now_tick : t->earliest;
+    if (to > t->cur)
+        advance(t, to);
+}
+
+/* Places the stage as of `now`, a clamped reading.  batch (a constant): the
+ * counts are kept in locals and written once, which costs less per timeout
+ * and more per call (t's fields cannot stay in registers across the node
+ * stores); and a timeout whose delay is the one placed just before has its
+ * deadline, so it goes right after it: timeouts set together often share
+ * their delay. */
+INLINE void place_stage(mio_timer *t, uint64_t now, bool batch)
+{
+    const uint64_t *e = t->stage, *end = e + t->staged;
+    uint64_t room = t->max_ns - now, first = NO_TICK, last = 0, d = 0;
+    uint32_t placed = t->staged, head = NIL, after = NIL;  /* after: the one placed last */
+
+    t->staged = 0;
+    if (MIO_UNLIKELY(now >= t->move_ns))
+        keep_window(t, now);
+    for (; e != end; e++) {
+        struct node *nodes = t->nodes;
+        uint32_t i = (uint32_t)*e - 1;
+        if (nodes[i].gen != (uint32_t)(*e >> 32)) {
+            placed--;   /* cancelled */
+            continue;
+        }
+        if (batch && nodes[i].deadline == last && after != NIL) {
+            nodes[i].deadline = d;
+            nodes[i].prev = after;
+            nodes[i].next = head;
+            nodes[after].next = i;
+            nodes[head].prev = i;
+        } else {
+            last = nodes[i].deadline;
+            d = deadline_of(t, last, now, room);
+            first = d < first ? d : first;
+            head = place(t, i, d, !batch);
+        }
+        after = i;
+    }
+    if (batch && placed != 0) {
+        if (t->pending == 0 || first <= t->earliest) {
+            t->earliest = first;
+            t->earliest_exact = true;
+        }
+        t->pending += placed;
+    }
+}
+
+static void flush(mio_timer *t, int64_t now_ns)
+{
+    place_stage(t, clamp_now(t, now_ns < 0 ? mio__now_ns() : now_ns), true);
+}
+
+void mio__timer_flush(mio_timer *t, int64_t now_ns)
+{
+    if (t->staged != 0)
+        flush(t, now_ns);
 }
 
 /* ---- public calls --------------------------------------------------------- */
@@ -336,10 +481,13 @@ int mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_time
     t->mask = (uint32_t)wheel - 1;
     t->words = (uint32_t)((wheel + 63) / 64);
     t->capacity = (uint32_t)capacity;
+    t->stage_size = capacity < STAGE ? (uint32_t)capacity : STAGE;
+    t->stage_limit = t->stage_size;
     t->nodes = mio__malloc(nodes * sizeof *t->nodes);
     t->near_bits = mio__calloc(t->words, sizeof *t->near_bits);
-    t->far = mio__malloc(wheel * sizeof *t->far);
-    if (t->nodes == NULL || t->near_bits == NULL || t->far == NULL) {
+    t->far_min = mio__malloc(wheel * sizeof *t->far_min);
+    t->stage = mio__malloc(t->stage_size * sizeof *t->stage);
+    if (t->nodes == NULL || t->near_bits == NULL || t->far_min == NULL || t->stage == NULL) {
         mio_timer_free(t);
         return MIO_ENOMEM;
     }
@@ -347,7 +495,9 @@ int mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_time
     t->tick_ns = tick_ns;
     t->tick_inverse = UINT64_MAX / tick_ns;
     t->max_ns = (uint64_t)INT64_MAX - tick_ns;
+    t->lag = t->wheel >= 16 ? t->wheel / 8 : 1;
     t->cur = ticks_of(t, clamp_now(t, mio__now_ns()));
+    t->move_ns = (t->cur + t->lag) * tick_ns;
     for (i = 0; i < capacity; i++) {
         t->nodes[i].next = i + 1 < capacity ? (uint32_t)(i + 1) : NIL;
         t->nodes[i].gen = 0;
@@ -355,10 +505,8 @@ int mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_time
     t->free_head = 0;
     for (i = capacity; i < nodes; i++)
         t->nodes[i].next = t->nodes[i].prev = (uint32_t)i;
-    for (i = 0; i < wheel; i++) {
-        t->far[i].min = NO_TICK;
-        t->far[i].stale = false;
-    }
+    for (i = 0; i < wheel; i++)
+        t->far_min[i] = NO_TICK;
     *out = t;
     return 0;
 }
@@ -369,103 +517,143 @@ void mio_timer_free(mio_timer *t)
         return;
     mio__free(t->nodes);
     mio__free(t->near_bits);
-    mio__free(t->far);
+    mio__free(t->far_min);
+    mio__free(t->stage);
     mio__free(t);
+}
+
+void mio__timer_defer(mio_timer *t, bool defer)
+{
+    t->stage_limit = defer ? t->stage_size : 1;
+    if (!defer)
+        mio__timer_flush(t, -1);
+}
+
+/* Stages pending node i, whose handle is h: true when the stage is full. */
+INLINE bool stage(mio_timer *t, uint32_t i, mio_timeout h, uint64_t delay_ns)
+{
+    struct node *n = &t->nodes[i];
+    uint32_t k = t->staged;
+
+    n->deadline = delay_ns;
+    n->prev = NIL;
+    n->round = t->round;
+    t->stage[k] = h;
+    t->staged = ++k;
+    return k >= t->stage_limit;
+}
+
+/* The end of a set that filled the stage: a clock reading, taken after all
+ * of them, places them. */
+static COLD int flush_full(mio_timer *t)
+{
+    flush(t, -1);
+    return 0;
+}
+
+int mio__timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
+{
+    uint32_t i = t->free_head, gen;
+    struct node *n;
+    mio_timeout h;
+
+    if (MIO_UNLIKELY(i == NIL)) {
+        if (out != NULL)
+            *out = 0;
+        return MIO_ENOSPC;
+    }
+    n = &t->nodes[i];
+    gen = n->gen + 1;
+    t->free_head = n->next;
+    n->arg = arg;
+    n->gen = gen;
+    h = ((uint64_t)gen << 32) | (i + 1);
+    if (out != NULL)
+        *out = h;
+    if (MIO_UNLIKELY(stage(t, i, h, delay_ns)))
+        return flush_full(t);
+    return 0;
 }
 
 int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
 {
-    uint64_t now, deadline;
-    uint32_t i, slot;
-    struct node *n;
-
     if (t == NULL || out == NULL)
         return MIO_EINVAL;
-    if (MIO_UNLIKELY(t->free_head == NIL))
-        return MIO_ENOSPC;
-
-    now = clamp_now(t, mio__now_ns());
-    if (MIO_UNLIKELY(t->pending == 0)) {   /* nothing to promote: the window may jump */
-        uint64_t now_tick = ticks_of(t, now);
-        if (now_tick > t->cur)
-            t->cur = now_tick;
-    }
-    /* Due at the first tick boundary at or after now + delay; a zero delay is
-     * due at once (at the tick already begun). */
-    if (delay_ns == 0) {
-        deadline = ticks_of(t, now);
-    } else {
-        uint64_t due = delay_ns < t->max_ns - now ? now + delay_ns : t->max_ns;
-        deadline = ticks_of(t, due + t->tick_ns - 1);
-    }
-    if (MIO_UNLIKELY(deadline < t->cur))   /* a poll_at() was given a later reading */
-        deadline = t->cur;
-
-    i = t->free_head;
-    n = &t->nodes[i];
-    t->free_head = n->next;
-    n->deadline = deadline;
-    n->arg = arg;
-    n->gen++;
-    n->round = t->round;
-
-    slot = (uint32_t)(deadline & t->mask);
-    if (!is_far(t, deadline)) {
-        list_append(t, near_head(t, slot), i);
-        near_mark(t, slot);
-    } else {
-        struct far_min *f = &t->far[slot];
-        list_append(t, far_head(t, slot), i);
-        t->far_pending++;
-        if (deadline <= f->min) {   /* at or below a stale bound is exact too */
-            f->min = deadline;
-            f->stale = false;
-        }
-    }
-    if (t->pending == 0 || deadline <= t->earliest) {
-        t->earliest = deadline;
-        t->earliest_exact = true;
-    }
-    t->pending++;
-    *out = ((uint64_t)n->gen << 32) | (i + 1);
-    return 0;
+    return mio__timer_set(t, delay_ns, arg, out);
 }
 
-/* Returns node i to the free list; its generation moves on, so its handle
- * is stale from now on. */
-static void release(mio_timer *t, uint32_t i)
+/* The node of a pending timeout's handle, or NIL. */
+INLINE uint32_t pending_node(const mio_timer *t, mio_timeout timeout)
+{
+    uint32_t i = (uint32_t)timeout - 1, gen = (uint32_t)(timeout >> 32);
+
+    /* 0 wraps to NIL, out of range; an even generation is a free node's */
+    if (t == NULL || i >= t->capacity || (gen & 1) == 0 || t->nodes[i].gen != gen)
+        return NIL;
+    return i;
+}
+
+/* Takes pending node i out of the wheel, if it is there (a staged one is in
+ * no list). */
+INLINE void detach(mio_timer *t, uint32_t i)
+{
+    struct node *nodes = t->nodes;
+    uint32_t prev = nodes[i].prev, next = nodes[i].next;
+
+    if (prev == NIL)
+        return;
+    if (nodes[i].deadline == t->earliest)
+        t->earliest_exact = false;
+    t->pending--;
+    nodes[prev].next = next;
+    nodes[next].prev = prev;
+}
+
+/* Returns pending node i to the free list; its generation moves on, so its
+ * handle (and its stage entry) is stale from now on. */
+INLINE void release(mio_timer *t, uint32_t i)
 {
     t->nodes[i].gen++;
     t->nodes[i].next = t->free_head;
     t->free_head = i;
-    t->pending--;
 }
 
 bool mio_timer_cancel(mio_timer *t, mio_timeout timeout)
 {
-    uint32_t i, gen, slot;
-    uint64_t deadline;
+    uint32_t i = pending_node(t, timeout);
 
-    if (t == NULL)
+    if (i == NIL)
         return false;
-    i = (uint32_t)timeout - 1;      /* 0 wraps to NIL, out of range */
-    gen = (uint32_t)(timeout >> 32);
-    if (i >= t->capacity || (gen & 1) == 0 || t->nodes[i].gen != gen)
-        return false;
-
-    deadline = t->nodes[i].deadline;
-    slot = (uint32_t)(deadline & t->mask);
-    list_unlink(t, i);
-    if (is_far(t, deadline)) {
-        t->far_pending--;
-        if (deadline == t->far[slot].min)
-            t->far[slot].stale = true;
-        if (deadline == t->earliest)
-            t->earliest_exact = false;
-    } else if (deadline == t->earliest && list_empty(t, near_head(t, slot))) {
-        t->earliest_exact = false;
-    }
+    detach(t, i);
     release(t, i);
+    return true;
+}
+
+/* A reset of a staged timeout places it first: it is set anew, after those
+ * staged since, and its new entry must come after theirs. */
+static COLD bool reset_staged(mio_timer *t, mio_timeout timeout, uint64_t delay_ns)
+{
+    flush(t, -1);
+    return mio_timer_reset(t, timeout, delay_ns);
+}
+
+static COLD bool flush_full_true(mio_timer *t)
+{
+    flush(t, -1);
+    return true;
+}
+
+bool mio_timer_reset(mio_timer *t, mio_timeout timeout, uint64_t delay_ns)
+{
+    uint32_t i = pending_node(t, timeout);
+
+    if (i == NIL)
+        return false;
+    if (MIO_UNLIKELY(t->nodes[i].prev == NIL))
+        return reset_staged(t, timeout, delay_ns);
+    detach(t, i);
+    if (MIO_UNLIKELY(stage(t, i, timeout, delay_ns)))
+        return flush_full_true(t);
     return true;
 }
 
@@ -480,6 +668,13 @@ int64_t mio__timer_next_at(const mio_timer *t, int64_t now_ns)
     return due > now ? (int64_t)(due - now) : 0;
 }
 
+/* A stale bound reached: the exact earliest is looked for (apart, so that
+ * the bound is a leaf). */
+static COLD int64_t bound_reached(const mio_timer *t, int64_t now_ns)
+{
+    return mio__timer_next_at(t, now_ns);
+}
+
 int64_t mio__timer_bound_at(const mio_timer *t, int64_t now_ns)
 {
     uint64_t due, now;
@@ -488,42 +683,40 @@ int64_t mio__timer_bound_at(const mio_timer *t, int64_t now_ns)
         return -1;
     now = clamp_now(t, now_ns);
     due = t->earliest * t->tick_ns;
-    if (due <= now && !t->earliest_exact)   /* a stale bound reached: look */
-        due = earliest(t) * t->tick_ns;
+    if (due <= now && !t->earliest_exact)
+        return bound_reached(t, now_ns);
     return due > now ? (int64_t)(due - now) : 0;
 }
 
 int64_t mio_timer_next(const mio_timer *t)
 {
-    if (t == NULL || t->pending == 0)
+    int64_t now;
+
+    if (t == NULL || (t->pending == 0 && t->staged == 0))
         return -1;
-    return mio__timer_next_at(t, mio__now_ns());
+    now = mio__now_ns();
+    mio__timer_flush((mio_timer *)t, now);  /* every mio_timer is heap-allocated */
+    return mio__timer_next_at(t, now);
 }
 
-/* Only a timeout of zero delay set in this round can be due at once, and it
- * is due at the latest tick that is (delay > 0 is due at a later tick than
- * the clock's), behind every timeout of that tick set before: so the first
- * one of this round at the head of the earliest list means that no earlier
- * timeout is left due. */
+/* Only a timeout of zero delay placed in this round can be due at once, and
+ * it is due at the latest tick that is (delay > 0 is due at a later tick
+ * than the clock's), behind every timeout of that tick set before: so the
+ * first one of this round at the head of the earliest list means that no
+ * earlier timeout is left due. */
 static bool poll_at(mio_timer *t, int64_t now_ns, void **arg, bool old_only)
 {
-    uint64_t due, now_tick;
+    uint64_t due, now;
     uint32_t slot, head, i;
 
     if (t == NULL || t->pending == 0)
         return false;
-    due = t->earliest;
-    now_tick = ticks_of(t, clamp_now(t, now_ns));
-    if (due <= now_tick && !t->earliest_exact)
-        due = earliest(t);
-    if (due > now_tick) {
-        /* Keep the window on the clock, so that timeouts set from now on
-         * land in near lists: the far ones are promoted a few slots at a
-         * time as ticks pass rather than all at once later. */
-        if (now_tick > t->cur)
-            advance(t, now_tick);
+    now = clamp_now(t, now_ns);
+    if (now < t->earliest * t->tick_ns)     /* the common case: a bound not reached */
         return false;
-    }
+    due = t->earliest_exact ? t->earliest : earliest(t);
+    if (due > ticks_of(t, now))
+        return false;
     if (due != t->cur)
         advance(t, due);
 
@@ -539,6 +732,7 @@ static bool poll_at(mio_timer *t, int64_t now_ns, void **arg, bool old_only)
     }
     if (arg != NULL)
         *arg = t->nodes[i].arg;
+    t->pending--;
     release(t, i);
     return true;
 }
@@ -548,24 +742,48 @@ bool mio__timer_poll_at(mio_timer *t, int64_t now_ns, void **arg)
     return poll_at(t, now_ns, arg, false);
 }
 
-void mio__timer_new_round(mio_timer *t)
+/* begin with something staged, apart (see COLD).  Nothing is, as the loop
+ * places everything before its tick ends. */
+static COLD int64_t begin_flush(mio_timer *t, int64_t now_ns)
 {
+    flush(t, now_ns);
+    return mio__timer_begin(t, now_ns);
+}
+
+int64_t mio__timer_begin(mio_timer *t, int64_t now_ns)
+{
+    if (t->staged != 0)
+        return begin_flush(t, now_ns);
+    t->stage_limit = t->stage_size;
+    return mio__timer_bound_at(t, now_ns);
+}
+
+/* Most ticks have something staged: the flush is inlined here.  The loop's
+ * reading needs no clamp (a monotonic clock is not negative, nor 292 years
+ * on). */
+bool mio__timer_new_round(mio_timer *t, int64_t now_ns)
+{
+    if (t->staged != 0)
+        place_stage(t, (uint64_t)now_ns, false);
+    t->stage_limit = 1;
     t->round++;
+    return t->pending != 0 && now_ns >= (int64_t)(t->earliest * t->tick_ns);
 }
 
 bool mio__timer_poll_old_at(mio_timer *t, int64_t now_ns, void **arg)
 {
+    if (t->pending == 0 || now_ns < (int64_t)(t->earliest * t->tick_ns))
+        return false;   /* the common case, before poll_at's prologue */
     return poll_at(t, now_ns, arg, true);
-}
-
-size_t mio__timer_pending(const mio_timer *t)
-{
-    return t != NULL ? t->pending : 0;
 }
 
 bool mio_timer_poll(mio_timer *t, void **arg)
 {
-    if (t == NULL || t->pending == 0)
+    int64_t now;
+
+    if (t == NULL || (t->pending == 0 && t->staged == 0))
         return false;
-    return mio__timer_poll_at(t, mio__now_ns(), arg);
+    now = mio__now_ns();
+    mio__timer_flush(t, now);
+    return poll_at(t, now, arg, false);
 }

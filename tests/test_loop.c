@@ -713,6 +713,144 @@ TEST(timer_capacity_is_enospc)
     mio_loop_free(l);
 }
 
+/* ---- timeouts through the stage ---- */
+
+/* Tries to catch an early timeout across the loop's stage: sets and resets
+ * from ready, notify, timeout and tick callbacks and between ticks, each
+ * made after a sleep, so that the loop's last clock reading is old when the
+ * call is made (a delay counted from it would end early), with delays of 0
+ * to three ticks.  Asserted: a reading taken in each timeout's callback is
+ * at least the one taken before its last set or reset plus its delay, and
+ * each fires once. */
+#define STAGED 64
+struct staged {
+    mio_fd sv[2];
+    mio_sender *tx;
+    mio_timeout h[STAGED];
+    int64_t before[STAGED];
+    uint64_t delay[STAGED];
+    bool pending[STAGED];
+    long actions, target, pending_count;
+    uint64_t rng;
+};
+
+static uint64_t staged_random(struct staged *s, uint64_t n)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng % n;
+}
+
+/* A sleep, then a set of a timeout not pending or a reset of one that is. */
+static void staged_act(mio_loop *l, struct staged *s)
+{
+    size_t j = (size_t)staged_random(s, STAGED);
+    uint64_t delay = staged_random(s, 3 * MIO_MSEC + 1);
+
+    if (s->actions >= s->target)
+        return;
+    s->actions++;
+    test_sleep_ns((int64_t)staged_random(s, 1500 * MIO_USEC));
+    s->before[j] = test_now_ns();
+    s->delay[j] = delay;
+    if (s->pending[j]) {
+        CHECK(mio_loop_reset_timeout(l, s->h[j], delay));
+    } else {
+        OK(mio_loop_timeout(l, (void *)(uintptr_t)j, delay, &s->h[j]));
+        s->pending[j] = true;
+        s->pending_count++;
+    }
+}
+
+static void staged_ready(mio_loop *l, void *ctx, mio_token token, uint32_t readiness)
+{
+    struct staged *s = ctx;
+    char b;
+    (void)token;
+    (void)readiness;
+    while (mio_read(s->sv[0], &b, 1) == 1)
+        ;
+    staged_act(l, s);
+    if (s->actions < s->target)
+        CHECK_EQ(mio_write(s->sv[1], "x", 1), 1);
+}
+
+static void staged_notify(mio_loop *l, void *ctx, void *msg)
+{
+    struct staged *s = ctx;
+    (void)msg;
+    staged_act(l, s);
+    if (s->actions < s->target)
+        send_ok(s->tx, NULL);
+}
+
+static void staged_timeout(mio_loop *l, void *ctx, void *arg)
+{
+    struct staged *s = ctx;
+    size_t j = (size_t)(uintptr_t)arg;
+    int64_t now = test_now_ns();
+
+    CHECK(j < STAGED && s->pending[j]);
+    if (now - s->before[j] < (int64_t)s->delay[j])
+        FAIL("timeout %zu (delay %llu ns) fired %lld ns after its set", j,
+             (unsigned long long)s->delay[j], (long long)(now - s->before[j]));
+    s->pending[j] = false;
+    s->pending_count--;
+    staged_act(l, s);
+}
+
+static void staged_tick(mio_loop *l, void *ctx)
+{
+    staged_act(l, ctx);
+}
+
+TEST(timeouts_set_from_every_callback_never_early)
+{
+    static const mio_handler h = { staged_ready, staged_notify, staged_timeout, NULL,
+                                   staged_tick };
+    mio_loop *l = new_loop(NULL);
+    struct staged s;
+
+    memset(&s, 0, sizeof s);
+    s.rng = 0x9e3779b97f4a7c15u;
+    s.target = test_scaled(400);
+    OK(mio_socketpair(s.sv));
+    OK(mio_register(mio_loop_poll(l), s.sv[0], 1, MIO_READABLE));
+    OK(mio_loop_channel(l, &s.tx));
+    CHECK_EQ(mio_write(s.sv[1], "x", 1), 1);
+    send_ok(s.tx, NULL);
+    while (s.actions < s.target || s.pending_count > 0) {
+        OK(mio_loop_run_once(l, &h, &s, -1));
+        staged_act(l, &s);                      /* between ticks */
+    }
+    mio_sender_free(s.tx);
+    mio_close(s.sv[0]);
+    mio_close(s.sv[1]);
+    mio_loop_free(l);
+}
+
+TEST(reset_timeout_fires_once_at_its_new_deadline)
+{
+    mio_loop *l = new_loop(NULL);
+    struct rec r = { .stop_on = 0 };
+    mio_timeout t;
+    int64_t before;
+
+    OK(mio_loop_timeout(l, (void *)1, 20 * MIO_MSEC, &t));
+    before = test_now_ns();
+    CHECK(mio_loop_reset_timeout(l, t, 60 * MIO_MSEC));
+    while (r.timeouts == 0)
+        OK(mio_loop_run_once(l, &recorder, &r, -1));
+    CHECK_EQ(r.timeouts, 1);
+    CHECK(r.args[0] == (void *)1);
+    CHECK(r.fired_at[0] - before >= 60 * MIO_MSEC);
+    CHECK(!mio_loop_reset_timeout(l, t, MIO_MSEC));     /* fired */
+    CHECK(!mio_loop_clear_timeout(l, t));
+    CHECK(!mio_loop_reset_timeout(NULL, t, MIO_MSEC));
+    mio_loop_free(l);
+}
+
 /* ---- tick ---- */
 
 TEST(tick_called_once_per_run_once)

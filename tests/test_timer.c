@@ -1,7 +1,9 @@
 /* The timer wheel, alone.  It does not touch the backend; the harness still
  * runs every test once per backend.  Where a test needs "later" it asks the
  * timer as of a clock reading in the future (mio__timer_poll_at) instead of
- * sleeping; only the never-early tests wait in real time. */
+ * sleeping, after placing what it set as of a real reading (set()); only the
+ * never-early tests wait in real time, and they leave sets staged until the
+ * timer reads the clock itself. */
 #include "harness.h"
 #include "timer.h"
 
@@ -24,11 +26,21 @@ static mio_timer *new_timer(uint64_t tick_ns, size_t wheel, size_t capacity)
     return t;
 }
 
-static mio_timeout set(mio_timer *t, uint64_t delay_ns, uintptr_t arg)
+/* A set left staged: its delay counts from the timer's next clock reading. */
+static mio_timeout set_staged(mio_timer *t, uint64_t delay_ns, uintptr_t arg)
 {
     mio_timeout h = 0;
     OK(mio_timer_set(t, delay_ns, (void *)arg, &h));
     CHECK(h != 0);
+    return h;
+}
+
+/* A set placed at once, as of a reading taken after it, so that the
+ * queries as of synthetic readings (the _at calls) see it. */
+static mio_timeout set(mio_timer *t, uint64_t delay_ns, uintptr_t arg)
+{
+    mio_timeout h = set_staged(t, delay_ns, arg);
+    mio__timer_flush(t, test_now_ns());
     return h;
 }
 
@@ -58,7 +70,7 @@ static void check_never_early(uint64_t tick_ns, size_t wheel)
     for (i = 0; i < COUNT; i++) {
         delay[i] = i < FIXED ? fixed[i] : (int64_t)random_below(40 * MIO_MSEC);
         start[i] = test_now_ns();
-        set(t, (uint64_t)delay[i], (uintptr_t)i);
+        set_staged(t, (uint64_t)delay[i], (uintptr_t)i);
     }
     deadline = test_now_ns() + 2 * MIO_SEC;
     while (popped < COUNT) {
@@ -352,7 +364,7 @@ TEST(many_random_fire_exactly_once)
     for (i = 0; i < N; i++) {
         uint64_t delay = random_below(200 * MIO_MSEC + 1);
         due[i] = test_now_ns() + (int64_t)delay;
-        handle[i] = set(t, delay, i);
+        handle[i] = set_staged(t, delay, i);  /* some cancelled while staged */
         if (random_below(4) == 0) {
             size_t j = (size_t)random_below(i + 1);
             CHECK_EQ(mio_timer_cancel(t, handle[j]), state[j] == PENDING);
@@ -362,6 +374,7 @@ TEST(many_random_fire_exactly_once)
         }
     }
     now = test_now_ns();
+    mio__timer_flush(t, now);
     end = now + 250 * MIO_MSEC;
     for (; now <= end; now += 37 * MIO_USEC) {
         void *arg;
@@ -517,6 +530,198 @@ TEST(huge_delays_clamped)
     CHECK(!mio_timer_poll(t, NULL));
     CHECK(!mio__timer_poll_at(t, test_now_ns() + MIO_SEC * 3600 * 24 * 1000, NULL));
     CHECK(mio_timer_cancel(t, a));
+    mio_timer_free(t);
+}
+
+/* ---- the stage: a set reads no clock ---- */
+
+/* Tries to catch an early fire across the stage.  Each round the timer's
+ * last clock reading is let grow old (a sleep), then a burst of sets and
+ * resets (more than the stage holds, some cancelled while staged and their
+ * nodes set again) is polled at once and on: a deadline counted from any
+ * reading older than the call would pop before its delay has passed.
+ * Asserted: a reading taken after each pop is at least the one taken before
+ * its set or reset plus its delay; every timeout pops once, unless
+ * cancelled. */
+static void check_stage_never_early(uint64_t tick_ns, size_t capacity)
+{
+    enum { PENDING = 1, FIRED = 2, CANCELLED = 3 };
+    int64_t *before = calloc(capacity, sizeof *before), deadline;
+    uint64_t *delay = calloc(capacity, sizeof *delay);
+    mio_timeout *handle = calloc(capacity, sizeof *handle);
+    unsigned char *state = calloc(capacity, 1);
+    long rounds = test_scaled(40), r;
+    size_t i, fired = 0, cancelled = 0, set_count = 0;
+    mio_timer *t = new_timer(tick_ns, 16, capacity);
+    void *arg;
+
+    CHECK(before != NULL && delay != NULL && handle != NULL && state != NULL);
+    for (r = 0; r < rounds; r++) {
+        size_t burst = 1 + (size_t)random_below(capacity + capacity / 2), k;
+        int64_t until;
+
+        test_sleep_ns((int64_t)random_below(3 * tick_ns + 1));
+        for (k = 0; k < burst; k++) {
+            size_t j = (size_t)random_below(capacity);
+            uint64_t choices[6] = { 0, 1, tick_ns - 1, tick_ns, tick_ns + 1,
+                                    random_below(4 * tick_ns) };
+            uint64_t d = choices[random_below(6)];
+            if (state[j] == PENDING && random_below(4) == 0) {
+                CHECK(mio_timer_cancel(t, handle[j]));
+                state[j] = CANCELLED;
+                cancelled++;
+            } else if (state[j] == PENDING && random_below(3) == 0) {
+                before[j] = test_now_ns();
+                CHECK(mio_timer_reset(t, handle[j], d));
+                delay[j] = d;
+            } else if (state[j] != PENDING) {
+                before[j] = test_now_ns();
+                OK(mio_timer_set(t, d, (void *)(uintptr_t)j, &handle[j]));
+                delay[j] = d;
+                state[j] = PENDING;
+                set_count++;
+            }
+        }
+        /* Poll at once and for two ticks after, as fast as it goes. */
+        until = test_now_ns() + 2 * (int64_t)tick_ns;
+        do {
+            while (mio_timer_poll(t, &arg)) {
+                int64_t now = test_now_ns();
+                i = (size_t)(uintptr_t)arg;
+                CHECK(i < capacity);
+                CHECK_EQ(state[i], PENDING);
+                if (now - before[i] < (int64_t)delay[i])
+                    FAIL("timeout %zu (delay %llu ns) popped %lld ns after its set", i,
+                         (unsigned long long)delay[i], (long long)(now - before[i]));
+                state[i] = FIRED;
+                fired++;
+            }
+        } while (test_now_ns() < until);
+    }
+    deadline = test_now_ns() + 10 * MIO_SEC;    /* only that they all come */
+    while (fired + cancelled < set_count) {
+        CHECK(test_now_ns() < deadline);
+        if (mio_timer_poll(t, &arg)) {
+            i = (size_t)(uintptr_t)arg;
+            CHECK_EQ(state[i], PENDING);
+            CHECK(test_now_ns() - before[i] >= (int64_t)delay[i]);
+            state[i] = FIRED;
+            fired++;
+        }
+    }
+    CHECK_EQ(mio_timer_next(t), -1);
+    free(before);
+    free(delay);
+    free(handle);
+    free(state);
+    mio_timer_free(t);
+}
+
+TEST(stage_never_early_default_tick)
+{
+    check_stage_never_early(MIO_MSEC, 300);     /* the stage holds 256 */
+}
+
+TEST(stage_never_early_small_stage)
+{
+    check_stage_never_early(100 * MIO_USEC, 8); /* a stage of 8, often full */
+}
+
+TEST(stage_never_early_odd_tick)
+{
+    check_stage_never_early(333333, 64);
+}
+
+TEST(reset_moves_the_deadline_and_keeps_the_handle)
+{
+    mio_timer *t = new_timer(MIO_MSEC, 8, 4);
+    mio_timeout h = set(t, 10 * MIO_MSEC, 1);
+    int64_t before = test_now_ns(), after;
+
+    CHECK(mio_timer_reset(t, h, 50 * MIO_MSEC));
+    after = test_now_ns();
+    mio__timer_flush(t, after);
+    CHECK(!mio__timer_poll_at(t, before + 50 * MIO_MSEC - 1, NULL));
+    CHECK(mio__timer_next_at(t, after) <= 51 * MIO_MSEC);
+    CHECK_EQ(pop_at(t, after + 51 * MIO_MSEC), 1);
+    CHECK(!mio_timer_reset(t, h, MIO_MSEC));     /* fired */
+    CHECK(!mio_timer_cancel(t, h));
+    CHECK_EQ(mio_timer_next(t), -1);
+    mio_timer_free(t);
+}
+
+TEST(reset_to_zero_is_due_at_next_poll)
+{
+    mio_timer *t = new_timer(MIO_MSEC, 8, 4);
+    mio_timeout h = set_staged(t, MIO_SEC, 7);
+    void *arg = NULL;
+
+    CHECK(mio_timer_reset(t, h, 0));            /* staged still */
+    CHECK(mio_timer_poll(t, &arg));
+    CHECK_EQ((uintptr_t)arg, 7);
+    h = set(t, MIO_SEC, 8);
+    CHECK(mio_timer_reset(t, h, 0));            /* in the wheel */
+    CHECK(mio_timer_poll(t, &arg));
+    CHECK_EQ((uintptr_t)arg, 8);
+    CHECK(!mio_timer_poll(t, &arg));
+    mio_timer_free(t);
+}
+
+TEST(reset_of_what_is_not_pending_is_false)
+{
+    mio_timer *t = new_timer(0, 0, 4);
+    mio_timeout h = set(t, MIO_SEC, 1);
+    CHECK(!mio_timer_reset(NULL, h, 1));
+    CHECK(!mio_timer_reset(t, 0, 1));
+    CHECK(!mio_timer_reset(t, h + 1, 1));
+    CHECK(!mio_timer_reset(t, h + ((uint64_t)1 << 32), 1));
+    CHECK(mio_timer_cancel(t, h));
+    CHECK(!mio_timer_reset(t, h, 1));
+    CHECK_EQ(mio_timer_next(t), -1);
+    mio_timer_free(t);
+}
+
+/* A reset counts as a new set: of two timeouts due at one tick, the one
+ * reset after the other was set pops after it, staged or not. */
+TEST(reset_comes_after_what_was_set_before)
+{
+    mio_timer *t = new_timer(MIO_MSEC, 8, 8);
+    mio_timeout a = set_staged(t, 5 * MIO_MSEC, 1);
+    int64_t later;
+
+    set_staged(t, 5 * MIO_MSEC, 2);
+    CHECK(mio_timer_reset(t, a, 5 * MIO_MSEC)); /* a staged one */
+    a = set(t, 5 * MIO_MSEC, 3);
+    set(t, 5 * MIO_MSEC, 4);
+    CHECK(mio_timer_reset(t, a, 5 * MIO_MSEC)); /* a placed one */
+    mio__timer_flush(t, test_now_ns());
+    later = test_now_ns() + 100 * MIO_MSEC;
+    CHECK_EQ(pop_at(t, later), 2);
+    CHECK_EQ(pop_at(t, later), 1);
+    CHECK_EQ(pop_at(t, later), 4);
+    CHECK_EQ(pop_at(t, later), 3);
+    CHECK(!mio__timer_poll_at(t, later, NULL));
+    mio_timer_free(t);
+}
+
+/* A timeout cancelled while staged leaves its stage entry behind; its node
+ * set again must pop in its new place in the set order, not the old one. */
+TEST(node_cancelled_while_staged_and_set_again_keeps_set_order)
+{
+    mio_timer *t = new_timer(MIO_MSEC, 8, 2);
+    mio_timeout a = set_staged(t, 5 * MIO_MSEC, 1), c;
+    int64_t later;
+
+    set_staged(t, 5 * MIO_MSEC, 2);
+    CHECK(mio_timer_cancel(t, a));
+    c = set_staged(t, 5 * MIO_MSEC, 3);          /* capacity 2: a's node */
+    CHECK(c != a);
+    CHECK(!mio_timer_cancel(t, a));
+    mio__timer_flush(t, test_now_ns());
+    later = test_now_ns() + 100 * MIO_MSEC;
+    CHECK_EQ(pop_at(t, later), 2);
+    CHECK_EQ(pop_at(t, later), 3);
+    CHECK(!mio__timer_poll_at(t, later, NULL));
     mio_timer_free(t);
 }
 
