@@ -197,7 +197,12 @@ MIO_API int mio_set_allocator(void *(*malloc_fn)(size_t),
  * and the ones above it; read when the first poll or loop is made).  fn gets
  * every level, on whichever thread hits a trace point, so it must be
  * thread-safe; msg has no newline and at most 255 characters.  Set it before
- * other threads use the library.  Off costs one predictable branch. */
+ * other threads use the library.  Off costs one predictable branch.  Two
+ * kinds of line are not left unseen when no log was chosen (neither this
+ * call nor MIO_LOG): an environment variable of libmio's with a value it
+ * cannot honour (MIO_BACKEND, MIO_CHECK) and a debug check's finding
+ * (MIO_CHECK, at "Poll" below) go to stderr then; mio_set_log(NULL, NULL)
+ * silences them too. */
 MIO_API void mio_set_log(void (*fn)(int level, const char *msg, void *ud), void *ud);
 
 /* ---- Types --------------------------------------------------------------- */
@@ -264,10 +269,23 @@ typedef struct mio_iovec {
 
 typedef struct mio_poll mio_poll;
 
-/* A poll on the best backend of this OS. */
+/* A poll on the best backend of this OS, or on the one the environment
+ * variable MIO_BACKEND names (case-insensitively; empty is unset), read at
+ * each call: to run a program on another backend without changing it.
+ * Everything that takes the default obeys it: mio_poll_new_backend(NULL),
+ * an event loop whose config names no backend, a group's loops.  A name
+ * there that gives no backend is never ignored: the call fails as
+ * mio_poll_new_backend with that name would (MIO_ENOSYS, or the uring
+ * backend's refusal), and an error-level line says why and which backends
+ * this build has, through the log (mio_set_log, MIO_LOG), or on stderr when
+ * no log was chosen. */
 MIO_API int mio_poll_new(mio_poll **out);
-/* A poll on the named backend: "epoll", "kqueue", "iocp", "poll", "uring";
- * NULL is the best.  A backend this build or OS lacks is MIO_ENOSYS.
+/* A poll on the named backend: "epoll", "kqueue", "iocp", "poll", "uring"
+ * (exactly, MIO_BACKEND aside); NULL is the default, as for mio_poll_new.
+ * A backend this build or OS lacks is MIO_ENOSYS, and so is a name no
+ * backend has (a later version's backend may be asked for, and fallen back
+ * from, the same way); a warn-level trace line says which, and lists the
+ * backends this build has.
  * "uring" (Linux 5.13 or later, built with liburing; never the best) may
  * also be refused at run time: MIO_EPERM where io_uring is forbidden (a
  * seccomp filter, as in many containers, or kernel.io_uring_disabled),
@@ -1031,7 +1049,8 @@ typedef struct mio_loop_config {
     size_t timer_capacity;      /* pending timeouts at most, exact (65536) */
     size_t events_capacity;     /* events per wait (1024) */
     uint64_t timer_tick_ns;     /* timer resolution (1 ms) */
-    const char *backend;        /* as for mio_poll_new_backend; NULL = best */
+    const char *backend;        /* as for mio_poll_new_backend; NULL = the
+                                   default (MIO_BACKEND, else the best) */
 } mio_loop_config;
 
 /* Fills c with the defaults above (every size > 0). */

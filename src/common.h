@@ -46,6 +46,10 @@ void  mio__free(void *p);
 extern atomic_int mio__log_level;
 void mio__log(int level, const char *fmt, ...) MIO_PRINTF(2, 3);
 void mio__log_init(void);
+/* What a program must not miss (a bad environment variable, a failed
+ * debug check): to the log like MIO_TRACE when mio_set_log or MIO_LOG chose
+ * one, else to stderr. */
+void mio__log_alert(int level, const char *fmt, ...) MIO_PRINTF(2, 3);
 #define MIO_TRACE(level, ...)                                                   \
     do {                                                                        \
         if (MIO_UNLIKELY(atomic_load_explicit(&mio__log_level,                  \
