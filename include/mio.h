@@ -166,6 +166,8 @@ MIO_API const char *mio_version_string(void);
 #define MIO_EPROTO        (-EPROTO)
 #define MIO_ESRCH         (-ESRCH)      /* the child process was already waited for */
 #define MIO_ECHILD        (-ECHILD)     /* the child process was waited for by someone else */
+#define MIO_EDEADLK       (-EDEADLK)    /* called from within its own callback: a loop
+                                           run, or a group joined, from its own loop */
 
 /* A short description of a MIO_E* code (or of any -errno); never NULL. */
 MIO_API const char *mio_strerror(int err);
@@ -1077,8 +1079,10 @@ MIO_API mio_poll *mio_loop_poll(mio_loop *l);
 MIO_API int  mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx);
 /* Runs one tick whose wait lasts at most timeout_ns (< 0: until there is
  * something to do).  A signal is not an error: it calls `interrupted` and
- * returns 0.  From one of the loop's callbacks, run and run_once return
- * MIO_EBUSY. */
+ * returns 0.  From one of the loop's own callbacks (on its thread), run and
+ * run_once return MIO_EDEADLK; while another thread runs the loop (which
+ * belongs to one thread: a bug of the caller's), MIO_EBUSY.  A callback may
+ * run another loop. */
 MIO_API int  mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns);
 /* Makes mio_loop_run return after the current tick.  To stop a loop from
  * another thread, send it a message whose `notify` calls this.  On a
@@ -1268,8 +1272,9 @@ MIO_API int  mio_group_run(mio_group *g, const mio_group_handler *h, void *const
 /* Waits until every loop mio_group_start started has stopped and returns
  * the first error among them (a start callback's, a failed wait's), else
  * 0; 0 at once when nothing runs.  The group may be started again: its
- * listeners, registrations, timers and queued messages stay.  MIO_EBUSY
- * from one of the group's loops, or while mio_group_run runs it. */
+ * listeners, registrations, timers and queued messages stay.  MIO_EDEADLK
+ * from one of the group's loops (it would wait for itself), MIO_EBUSY
+ * while mio_group_run runs it. */
 MIO_API int  mio_group_join(mio_group *g);
 /* Any thread, also a loop's callback and, on POSIX, a signal handler: every
  * loop finishes its current tick (its `tick` still runs), then `stop`, and
