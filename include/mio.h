@@ -429,7 +429,9 @@ typedef struct mio_addr {
 #define MIO_ADDR_STRLEN 80
 
 /* Parses "1.2.3.4:80" or "[::1]:80" (a numeric "%scope" allowed for IPv6).
- * No DNS; anything else is MIO_EINVAL. */
+ * No DNS; anything else is MIO_EINVAL, and a debug-level trace line says
+ * what was wrong ("missing ':port'", "port out of range", "an IPv6 address
+ * needs brackets", ...). */
 MIO_API int mio_addr_parse(const char *text, mio_addr *out);
 /* Writes the address as text, NUL-terminated, and returns its strlen;
  * MIO_ENOSPC if it does not fit.  Unix addresses format as their path (a

@@ -239,6 +239,54 @@ TEST(addr_parse_rejects_names)
     CHECK_EQ(mio_addr_parse("[fe80::1%lo]:80", &a), MIO_EINVAL);
 }
 
+static char why_log[1024];
+
+static void why_collect(int level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level == MIO_LOG_DEBUG)
+        snprintf(why_log, sizeof why_log, "%s", msg);
+}
+
+/* Every refusal is MIO_EINVAL; the debug trace says what was wrong. */
+TEST(addr_parse_says_why_at_debug_level)
+{
+    static const struct { const char *text, *why; } bad[] = {
+        { "127.0.0.1", "missing ':port'" },
+        { "127.0.0.1:", "no port after the ':'" },
+        { "127.0.0.1:65536", "port out of range (0 to 65535)" },
+        { "127.0.0.1:123456", "port out of range (0 to 65535)" },
+        { "127.0.0.1:8o", "the port is not a decimal number" },
+        { "::1:80", "an IPv6 address needs brackets" },
+        { "fe80::1", "an IPv6 address needs brackets" },
+        { ":80", "no address before the ':'" },
+        { "example.com:80", "not a dotted-quad IPv4 address" },
+        { "1.2.3:80", "not a dotted-quad IPv4 address" },
+        { "[::1:80", "no ']' closing the IPv6 address" },
+        { "[::1]", "missing ':port' after the IPv6 address's ']'" },
+        { "[::1]80", "missing ':port' after the IPv6 address's ']'" },
+        { "[]:80", "empty IPv6 address between the brackets" },
+        { "[::g]:80", "not an IPv6 address between the brackets" },
+        { "[fe80::1%]:80", "empty scope after '%'" },
+        { "[fe80::1%eth0]:80", "the scope after '%' must be an interface number, not a name" },
+        { "[fe80::1%99999999999]:80", "scope out of range" },
+        { "[::1]:99999", "port out of range (0 to 65535)" },
+    };
+    mio_addr a;
+    char expect[160];
+    size_t i;
+
+    mio_set_log(why_collect, NULL);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why_log[0] = '\0';
+        CHECK_EQ(mio_addr_parse(bad[i].text, &a), MIO_EINVAL);
+        snprintf(expect, sizeof expect, "mio_addr_parse \"%s\": %s", bad[i].text, bad[i].why);
+        if (strncmp(why_log, expect, strlen(expect)) != 0)
+            FAIL("%s: traced \"%s\"", bad[i].text, why_log);
+    }
+    mio_set_log(NULL, NULL);
+}
+
 TEST(addr_parse_null_is_einval)
 {
     mio_addr a;
