@@ -506,8 +506,25 @@ MIO_API ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, b
 /* A listening Unix stream socket at path (accept with mio_tcp_accept); a path
  * too long for sockaddr_un is MIO_ENAMETOOLONG, a leading '@' is an abstract
  * name on Linux (mio_addr_unix).  Windows has them from Windows 10 1803 on;
- * before, the call is MIO_EAFNOSUPPORT. */
+ * before, the call is MIO_EAFNOSUPPORT.  The socket file stays when the
+ * socket is closed (also when the process dies) and is the caller's to
+ * remove: a file already at path, even one nobody listens on any more, is
+ * MIO_EADDRINUSE.  Unlink it at shutdown, or listen with
+ * mio_unix_listen_flags(path, backlog, MIO_UNIX_REMOVE_STALE, out). */
 MIO_API int mio_unix_listen(const char *path, int backlog, mio_fd *out);
+/* mio_unix_listen_flags: remove a stale socket file at path first.  Only a
+ * socket file whose connect is refused (nothing listens on it) is removed;
+ * a live listener (also one whose backlog is full), any other kind of file
+ * or a file that cannot be probed stays, and the call is MIO_EADDRINUSE as
+ * without the flag.  Not atomic: two servers starting on one path at the
+ * same moment may both find it stale and one remove the other's fresh
+ * file, so serialize them (a lock file) where that can happen.  Windows
+ * cannot tell a stale file from a listener with a full backlog: it never
+ * removes, and leaves MIO_EADDRINUSE. */
+#define MIO_UNIX_REMOVE_STALE 0x01u
+/* mio_unix_listen with flags (0 or MIO_UNIX_REMOVE_STALE; other bits are
+ * MIO_EINVAL). */
+MIO_API int mio_unix_listen_flags(const char *path, int backlog, uint32_t flags, mio_fd *out);
 /* Starts a connect to the Unix socket at path, completed as mio_tcp_connect;
  * MIO_EAGAIN when the listener's backlog is full (try again later). */
 MIO_API int mio_unix_connect(const char *path, mio_fd *out);

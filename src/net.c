@@ -372,6 +372,26 @@ int mio_unix_listen(const char *path, int backlog, mio_fd *out)
     return err < 0 ? err : listen_on((const struct sockaddr *)&un, len, backlog, false, out);
 }
 
+int mio_unix_listen_flags(const char *path, int backlog, uint32_t flags, mio_fd *out)
+{
+    mio__sockaddr_un un;
+    socklen_t len;
+    int err = unix_check(path, out, &un, &len);
+
+    if (err < 0)
+        return err;
+    if (flags & ~(uint32_t)MIO_UNIX_REMOVE_STALE)
+        return MIO_EINVAL;
+    err = listen_on((const struct sockaddr *)&un, len, backlog, false, out);
+    /* An abstract name (no file) goes with its last socket: never stale. */
+    if (err == MIO_EADDRINUSE && (flags & MIO_UNIX_REMOVE_STALE) && un.sun_path[0] != '\0' &&
+        mio__os_unix_unstale(un.sun_path, (const struct sockaddr *)&un, len) == 0) {
+        MIO_TRACE(MIO_LOG_INFO, "mio_unix_listen %s: removed a stale socket file", un.sun_path);
+        err = listen_on((const struct sockaddr *)&un, len, backlog, false, out);
+    }
+    return err;
+}
+
 int mio_unix_connect(const char *path, mio_fd *out)
 {
     mio__sockaddr_un un;

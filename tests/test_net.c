@@ -1173,6 +1173,79 @@ TEST(unix_listen_existing_path)
     CHECK_EQ(mio_unix_listen(path, 0, &l2), MIO_EADDRINUSE);
 }
 
+#ifndef _WIN32
+
+/* MIO_UNIX_REMOVE_STALE: a socket file nobody listens on is replaced, and
+ * the probe leaves no descriptor behind. */
+POSIX_TEST(unix_listen_removes_stale_file)
+{
+    const char *dir = test_tmp_dir();
+    char path[128];
+    mio_fd l, c, s;
+    int before;
+
+    snprintf(path, sizeof path, "%s/stale", dir);
+    OK(mio_unix_listen(path, 0, &l));
+    OK(mio_close(l));
+    before = test_open_fds();
+    OK(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l));
+    CHECK_EQ(test_open_fds(), before + 1);
+    OK(mio_unix_connect(path, &c));
+    s = test_accept(l, NULL);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    OK(mio_close(l));
+    /* No file: the flag changes nothing. */
+    CHECK(unlink(path) == 0);
+    OK(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l));
+    OK(mio_close(l));
+}
+
+/* A listener that answers keeps its file, also with its backlog full (a
+ * connect then says EAGAIN, not refused). */
+POSIX_TEST(unix_listen_keeps_live_file)
+{
+    const char *dir = test_tmp_dir();
+    char path[128];
+    mio_fd l, l2 = 0, c[64], s;
+    int n = 0, err = 0;
+
+    snprintf(path, sizeof path, "%s/live", dir);
+    OK(mio_unix_listen(path, 1, &l));
+    CHECK_EQ(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l2), MIO_EADDRINUSE);
+    while (n < 64 && (err = mio_unix_connect(path, &c[n])) == 0)
+        n++;
+    CHECK_EQ(err, MIO_EAGAIN);
+    CHECK_EQ(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l2), MIO_EADDRINUSE);
+    /* Still the same listener's file: it accepts what is queued. */
+    s = test_accept(l, NULL);
+    OK(mio_close(s));
+    while (n > 0)
+        OK(mio_close(c[--n]));
+    OK(mio_close(l));
+}
+
+/* Anything but a socket file stays; unknown flags are refused. */
+POSIX_TEST(unix_listen_keeps_other_files)
+{
+    const char *dir = test_tmp_dir();
+    char path[128];
+    mio_fd l = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/plain", dir);
+    CHECK((f = fopen(path, "w")) != NULL);
+    fclose(f);
+    CHECK_EQ(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l), MIO_EADDRINUSE);
+    CHECK(access(path, F_OK) == 0);
+    CHECK_EQ(mio_unix_listen_flags(path, 0, 0x80, &l), MIO_EINVAL);
+    snprintf(path, sizeof path, "%s/fresh", dir);
+    CHECK_EQ(mio_unix_listen_flags(path, 0, 0x80, &l), MIO_EINVAL);
+    CHECK(access(path, F_OK) != 0);
+}
+
+#endif
+
 /* ---- pipes, which Windows lacks ---- */
 
 #ifndef _WIN32

@@ -62,6 +62,12 @@ int mio__os_connect(mio_fd fd, const struct sockaddr *sa, socklen_t len);
 /* A stream connect started: 0 also while it goes on in the background;
  * MIO_EAGAIN when a Unix listener's backlog is full. */
 int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len);
+/* A Unix stream address (sa, len; its file at path) that bind found in
+ * use: 0 when what is there is a socket file that nobody listens on (a
+ * connect is refused), which is then removed, or was already gone; else
+ * MIO_EADDRINUSE (a listener answers, the file is no socket, or the OS
+ * cannot tell), or the error of the removal. */
+int mio__os_unix_unstale(const char *path, const struct sockaddr *sa, socklen_t len);
 /* One connection off listener's queue, set up as mio__os_socket's are; its
  * peer's address in *ss (*len bytes). */
 int mio__os_accept(mio_fd listener, struct sockaddr_storage *ss, socklen_t *len, mio_fd *out);

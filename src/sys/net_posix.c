@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -316,6 +317,27 @@ int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len)
     if (connect(fd, sa, len) < 0 && errno != EINPROGRESS && errno != EINTR)
         return io_err();
     return 0;
+}
+
+int mio__os_unix_unstale(const char *path, const struct sockaddr *sa, socklen_t len)
+{
+    struct stat st;
+    mio_fd probe = -1;
+    int err, r;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : MIO_EADDRINUSE;
+    if (!S_ISSOCK(st.st_mode))
+        return MIO_EADDRINUSE;
+    /* Non-blocking: a listener with a full backlog says EAGAIN, not
+     * ECONNREFUSED, so a busy server's file is never taken for stale. */
+    if ((err = mio__os_socket(AF_UNIX, SOCK_STREAM, &probe)) < 0)
+        return err;
+    r = connect(probe, sa, len) < 0 ? errno : 0;
+    close(probe);
+    if (r != ECONNREFUSED)
+        return r == ENOENT ? 0 : MIO_EADDRINUSE;
+    return unlink(path) < 0 && errno != ENOENT ? mio__err() : 0;
 }
 
 /* ---- options and state ---- */
