@@ -472,8 +472,15 @@ MIO_API int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer);
  * left as it was (the reserve is taken back once a descriptor is free): back
  * off, e.g. deregister the listener for a while. */
 MIO_API int mio_tcp_shed(mio_fd listener);
-/* Starts a connect; the poll reports WRITABLE when it is done, then
- * mio_socket_error tells whether it succeeded. */
+/* Starts a connect; the poll reports WRITABLE (or MIO_ERROR) when it is
+ * done, then mio_socket_error tells whether it succeeded (0: connected).
+ * Do nothing else with the socket until then: register it for WRITABLE,
+ * wait, and ask mio_socket_error first.  A read or write before that may
+ * say MIO_EAGAIN (still connecting) or take the connect's error itself;
+ * POSIX kernels then forget it (SO_ERROR is cleared and later reads would
+ * say end of stream), so libmio keeps a refused, timed-out or unreachable
+ * connection's error that one of its reads or writes took: mio_socket_error
+ * returns it once, and reads at end of stream return it instead of 0. */
 MIO_API int mio_tcp_connect(const mio_addr *addr, mio_fd *out);
 /* Turns Nagle's algorithm off (on = true) so small writes go out at once. */
 MIO_API int mio_tcp_set_nodelay(mio_fd fd, bool on);
@@ -559,7 +566,10 @@ MIO_API ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt);
 /* Shuts one or both directions of a connected socket (MIO_SHUT_*). */
 MIO_API int mio_shutdown(mio_fd fd, int how);
 /* The pending socket error (SO_ERROR) as a MIO_E* code, 0 if none; reading
- * clears it. */
+ * clears it.  On a stream socket whose connection failed (refused, timed
+ * out, unreachable), also after a mio_read, mio_readv, mio_write or
+ * mio_writev returned that error (see mio_tcp_connect); not after a call
+ * outside libmio took it.  0 from a socket still connecting. */
 MIO_API int mio_socket_error(mio_fd fd);
 /* The address the socket is bound to (e.g. the port picked for port 0). */
 MIO_API int mio_local_addr(mio_fd fd, mio_addr *out);

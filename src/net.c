@@ -29,13 +29,21 @@ static int io_fail(int err, mio_fd fd, uint32_t dir)
 
 /* A transfer's result.  Less than asked means the fd was drained in that
  * direction (a stream's next arrival is a new edge), but for end of stream,
- * which stays true: re-arming there would report the same end again. */
+ * which stays true: re-arming there would report the same end again.  A
+ * connection's error that a transfer took from the kernel is kept (sys/net.h)
+ * and read at end of stream instead of 0, which would say the peer closed
+ * a connection that never was. */
 static ssize_t io_result(ssize_t n, size_t want, mio_fd fd, uint32_t dir)
 {
-    if (n < 0)
+    if (n < 0) {
+        if (n != MIO_EAGAIN)
+            mio__os_keep_error(fd, (int)n);
         return io_fail((int)n, fd, dir);
+    }
     if (n > 0 && (size_t)n < want)
         mio__io_eagain(fd, dir);
+    else if (MIO_UNLIKELY(n == 0) && want > 0 && dir == MIO_READABLE)
+        return mio__os_kept_error(fd, false);
     return n;
 }
 

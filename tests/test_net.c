@@ -506,6 +506,104 @@ TEST(tcp_connect_refused)
     mio_poll_free(p);
 }
 
+#ifndef _WIN32
+
+/* A transfer on a socket whose connect was refused takes the error from
+ * the kernel (POSIX clears SO_ERROR then; Winsock keeps it): mio_socket_error still tells it
+ * afterwards, once, and a read says it rather than end of stream.  first:
+ * whether a write or a read comes before mio_socket_error. */
+static void refused_then(int first)
+{
+    mio_poll *p = test_poll();
+    mio_addr target;
+    mio_fd holder = refusing_port(&target);
+    mio_fd c = MIO_INVALID_FD;
+    char buf[8];
+    int err = mio_tcp_connect(&target, &c);
+
+    if (err == MIO_ECONNREFUSED) {
+        OK(mio_close(holder));
+        mio_poll_free(p);
+        SKIP("the connect was refused at once");
+    }
+    OK(err);
+    OK(mio_register(p, c, 1, MIO_READABLE | MIO_WRITABLE));
+    EXPECT_ANY(p, 1, MIO_WRITABLE | MIO_ERROR, TEST_LONG_WAIT);
+    if (first == 'w')
+        err = (int)mio_write(c, "x", 1);
+    else
+        err = (int)mio_read(c, buf, sizeof buf);
+    if (err == 0 && test_on_libkqueue())
+        SKIP("libkqueue reads the error to report it, which clears it");
+    CHECK_EQ(err, MIO_ECONNREFUSED);
+    /* Read to what would be end of stream: the refusal again. */
+    CHECK_EQ(mio_read(c, buf, sizeof buf), MIO_ECONNREFUSED);
+    CHECK_EQ(mio_socket_error(c), MIO_ECONNREFUSED);
+    /* Taken, as SO_ERROR is by reading it. */
+    CHECK_EQ(mio_socket_error(c), 0);
+    CHECK_EQ(mio_read(c, buf, sizeof buf), 0);
+    CHECK(mio_write(c, "x", 1) < 0);
+    OK(mio_deregister(p, c));
+    OK(mio_close(c));
+    OK(mio_close(holder));
+    mio_poll_free(p);
+}
+
+POSIX_TEST(tcp_refused_error_survives_a_write)
+{
+    refused_then('w');
+}
+
+POSIX_TEST(tcp_refused_error_survives_a_read)
+{
+    refused_then('r');
+}
+
+/* What is kept belongs to its socket: closed with mio_close or with
+ * close(2) behind the library's back, the number's next socket has no
+ * error; an ordinary connection's end of stream stays 0. */
+POSIX_TEST(tcp_kept_error_stays_with_its_socket)
+{
+    mio_poll *p = test_poll();
+    mio_addr target;
+    mio_fd holder = refusing_port(&target);
+    struct test_tcp t;
+    mio_fd c = MIO_INVALID_FD;
+    char buf[8];
+    int err = mio_tcp_connect(&target, &c), round;
+
+    for (round = 0; round < 2; round++) {
+        if (err == MIO_ECONNREFUSED)
+            SKIP("the connect was refused at once");
+        OK(err);
+        OK(mio_register(p, c, 1, MIO_WRITABLE));
+        EXPECT_ANY(p, 1, MIO_WRITABLE | MIO_ERROR, TEST_LONG_WAIT);
+        OK(mio_deregister(p, c));
+        err = (int)mio_write(c, "x", 1);
+        if (err == 0 && test_on_libkqueue())
+            SKIP("libkqueue reads the error to report it, which clears it");
+        CHECK_EQ(err, MIO_ECONNREFUSED);
+        if (round == 0)
+            OK(mio_close(c));
+        else
+            CHECK(close(c) == 0);
+        /* The next socket, likely on the same number. */
+        t = test_tcp_pair(NULL, 0);
+        CHECK_EQ(mio_socket_error(t.client), 0);
+        CHECK_EQ(mio_socket_error(t.server), 0);
+        OK(mio_close(t.server));
+        CHECK_EQ(mio_read(t.client, buf, sizeof buf), 0);
+        OK(mio_close(t.client));
+        err = mio_tcp_connect(&target, &c);
+    }
+    if (err == 0)
+        OK(mio_close(c));
+    OK(mio_close(holder));
+    mio_poll_free(p);
+}
+
+#endif
+
 TEST(tcp_peer_shutdown_is_end_of_stream)
 {
     mio_poll *p = test_poll();

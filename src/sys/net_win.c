@@ -279,6 +279,20 @@ int mio__os_take_error(mio_fd fd, int *pending)
     return 0;
 }
 
+/* Winsock keeps SO_ERROR after a transfer reported it: nothing to keep. */
+void mio__os_keep_error(mio_fd fd, int err)
+{
+    (void)fd;
+    (void)err;
+}
+
+int mio__os_kept_error(mio_fd fd, bool take)
+{
+    (void)fd;
+    (void)take;
+    return 0;
+}
+
 int mio__os_shutdown(mio_fd fd, int how)
 {
     static const int hows[] = { SD_RECEIVE, SD_SEND, SD_BOTH };
