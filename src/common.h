@@ -28,6 +28,17 @@
 #define MIO_PRINTF(f, a)
 #endif
 
+/* Debug checks (check.c): built in where NDEBUG is not defined, or with
+ * MIO_CHECKS=1 (CMake's MIO_CHECKS option); a build without them has none
+ * of their code, not even a branch. */
+#ifndef MIO_CHECKS
+#ifdef NDEBUG
+#define MIO_CHECKS 0
+#else
+#define MIO_CHECKS 1
+#endif
+#endif
+
 #define MIO_INTERESTS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY)
 #define MIO_TRIGGERS  (MIO_LEVEL | MIO_ONESHOT)
 /* Internal interest bits, refused from callers (mio__register_internal):

@@ -40,10 +40,14 @@ static ssize_t io_result(ssize_t n, size_t want, mio_fd fd, uint32_t dir)
             mio__os_keep_error(fd, (int)n);
         return io_fail((int)n, fd, dir);
     }
-    if (n > 0 && (size_t)n < want)
+    if (n > 0 && (size_t)n < want) {
         mio__io_eagain(fd, dir);
-    else if (MIO_UNLIKELY(n == 0) && want > 0 && dir == MIO_READABLE)
+    } else if (MIO_UNLIKELY(n == 0) && want > 0 && dir == MIO_READABLE) {
+#if MIO_CHECKS
+        mio__io_eof(fd);
+#endif
         return mio__os_kept_error(fd, false);
+    }
     return n;
 }
 

@@ -90,6 +90,21 @@ static const char *why_none(const char *name, bool nocase)
     return "no backend has this name";
 }
 
+#if !MIO_CHECKS
+/* MIO_CHECK asks for checks this build does not have: say so, once. */
+static void check_unbuilt(void)
+{
+    static atomic_int told;
+    const char *v = getenv("MIO_CHECK");
+
+    if (v != NULL && *v != '\0' && strcmp(v, "none") != 0 && strcmp(v, "0") != 0 &&
+        atomic_exchange(&told, 1) == 0)
+        mio__log_alert(MIO_LOG_WARN, "MIO_CHECK=%.40s: this build of libmio has no debug "
+                                     "checks (NDEBUG); build it without, or with MIO_CHECKS=1",
+                       v);
+}
+#endif
+
 int mio_poll_new_backend(const char *name, mio_poll **out)
 {
     const struct mio_backend *ops;
@@ -145,8 +160,17 @@ int mio_poll_new_backend(const char *name, mio_poll **out)
         mio__free(p);
         return err;
     }
+#if MIO_CHECKS
+    /* Out of memory for it, the poll just goes unchecked. */
+    if (mio__check_wanted() && !p->emulated)
+        p->check = mio__check_new();
+    if (p->emulated || p->check != NULL)
+        atomic_fetch_add(&mio__emulating_polls, 1);
+#else
+    check_unbuilt();
     if (p->emulated)
         atomic_fetch_add(&mio__emulating_polls, 1);
+#endif
     MIO_TRACE(MIO_LOG_DEBUG, "poll %p: new, backend %s", (void *)p, ops->name);
     *out = p;
     return 0;
@@ -162,8 +186,14 @@ void mio_poll_free(mio_poll *p)
     if (p == NULL)
         return;
     mio__registry_detach(p);
+#if MIO_CHECKS
+    if (p->emulated || p->check != NULL)
+        atomic_fetch_sub(&mio__emulating_polls, 1);
+    mio__check_free(p->check);
+#else
     if (p->emulated)
         atomic_fetch_sub(&mio__emulating_polls, 1);
+#endif
     mio__wakers_detach(p);      /* they outlive the poll as no-ops */
     if (p->readyq != NULL)
         mio__readyq_detach(p);
@@ -202,6 +232,10 @@ static int wait_general(mio_poll *p, mio_event *events, size_t capacity, int64_t
         if (t != 0 && mio__wakers_sleep(p))
             t = 0;
         n = first < capacity ? p->ops->wait(p, events + first, capacity - first, t) : 0;
+#if MIO_CHECKS
+        if (p->check != NULL && n > 0)
+            mio__check_reported(p, events + first, n);
+#endif
         if (p->emulated)
             mio__registry_awake(p);
         if (n < 0 && first > 0)
@@ -245,6 +279,10 @@ int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t t
     if (MIO_LIKELY(!p->emulated && p->readyq == NULL && p->hub == NULL &&
                    (timeout_ns <= 0 || now >= 0))) {
         n = p->ops->wait(p, events, capacity, timeout_ns);
+#if MIO_CHECKS
+        if (p->check != NULL && n > 0)
+            mio__check_reported(p, events, n);
+#endif
         if (MIO_UNLIKELY(n == 0) && timeout_ns != 0 &&
             !atomic_load_explicit(&p->woken, memory_order_acquire)) {
             if (timeout_ns > 0) {

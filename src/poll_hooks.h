@@ -36,5 +36,10 @@ int mio__register_internal(mio_poll *p, mio_fd fd, mio_token token, uint32_t int
 void mio__io_eagain(mio_fd fd, uint32_t dir);
 /* fd is about to be closed: its registrations end. */
 void mio__io_close(mio_fd fd);
+#if MIO_CHECKS
+/* A read of fd met end of stream: drained, for the drain check only (an
+ * emulated edge stays as it is: the end would be reported again). */
+void mio__io_eof(mio_fd fd);
+#endif
 
 #endif
