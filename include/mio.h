@@ -37,6 +37,16 @@
  *   the next arrival is reported as a kernel edge would.  Reading a pending
  *   error with mio_socket_error re-arms both directions; MIO_PRIORITY re-arms with the reads.  Do I/O through
  *   libmio to get exact edge semantics on every backend.
+ * - The drain check: a library built with debug checks (without NDEBUG, or
+ *   with -DMIO_CHECKS=ON) tells, once per registration and at warn level
+ *   (the log, else stderr), of an edge registration on a backend with
+ *   native edges whose READABLE is reported again although no libmio call
+ *   drained it since its last report (as above, or a read that met end of
+ *   stream): a program that hangs where edges are emulated.  Level,
+ *   oneshot, the writable side and tokens that several descriptors share
+ *   are not checked; mio_reregister starts afresh.  The environment
+ *   variable MIO_CHECK=none turns it off for the polls made after, drain
+ *   (the default) on.  A build without the checks has none of their code.
  * - One token may appear in more than one event of a batch (kqueue reports read
  *   and write apart).  MIO_ERROR, MIO_READ_CLOSED and MIO_WRITE_CLOSED are
  *   always reported, never asked for.
