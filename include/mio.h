@@ -42,7 +42,8 @@
  *   (the log, else stderr), of an edge registration on a backend with
  *   native edges whose READABLE is reported again although no libmio call
  *   drained it since its last report (as above, or a read that met end of
- *   stream): a program that hangs where edges are emulated.  Level,
+ *   stream; or a write that met MIO_EAGAIN since, the program then waiting
+ *   for WRITABLE): a program that hangs where edges are emulated.  Level,
  *   oneshot, the writable side and tokens that several descriptors share
  *   are not checked; mio_reregister starts afresh.  The environment
  *   variable MIO_CHECK=none turns it off for the polls made after, drain

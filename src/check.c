@@ -175,11 +175,16 @@ void mio__check_reported(mio_poll *p, const mio_event *ev, int n)
         r = lookup(c, ev[i].token);
         if (r != NULL) {
             old = atomic_load_explicit(&r->state, memory_order_relaxed);
+            /* A write that met MIO_EAGAIN (or failed) since the last
+             * READABLE is no mistake: the program waits for WRITABLE, which
+             * comes on every backend, and may read on from there (an echo
+             * that reads no more than it can write back). */
             do {
                 warn = (old & (MIO_REC_DISARMED(MIO_READABLE) | MIO_REC_DRAINED(MIO_READABLE) |
-                               MIO_REC_WARNED)) == MIO_REC_DISARMED(MIO_READABLE);
+                               MIO_REC_DRAINED(MIO_WRITABLE) | MIO_REC_WARNED)) ==
+                       MIO_REC_DISARMED(MIO_READABLE);
                 s = (old | MIO_REC_DISARMED(MIO_READABLE) | (warn ? MIO_REC_WARNED : 0)) &
-                    ~MIO_REC_DRAINED(MIO_READABLE | MIO_PRIORITY);
+                    ~MIO_REC_DRAINED(MIO_READABLE | MIO_PRIORITY | MIO_WRITABLE);
             } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s,
                                                             memory_order_acq_rel,
                                                             memory_order_relaxed));

@@ -44,7 +44,7 @@ static ssize_t io_result(ssize_t n, size_t want, mio_fd fd, uint32_t dir)
         mio__io_eagain(fd, dir);
     } else if (MIO_UNLIKELY(n == 0) && want > 0 && dir == MIO_READABLE) {
 #if MIO_CHECKS
-        mio__io_eof(fd);
+        mio__io_done(fd);
 #endif
         return mio__os_kept_error(fd, false);
     }

@@ -37,9 +37,10 @@ void mio__io_eagain(mio_fd fd, uint32_t dir);
 /* fd is about to be closed: its registrations end. */
 void mio__io_close(mio_fd fd);
 #if MIO_CHECKS
-/* A read of fd met end of stream: drained, for the drain check only (an
- * emulated edge stays as it is: the end would be reported again). */
-void mio__io_eof(mio_fd fd);
+/* fd has nothing more to give (a read met end of stream, the child behind
+ * a process descriptor was reaped): drained, for the drain check only (an
+ * emulated edge stays as it is: the same end would be reported again). */
+void mio__io_done(mio_fd fd);
 #endif
 
 #endif

@@ -277,7 +277,7 @@ void mio__io_eagain(mio_fd fd, uint32_t dir)
 }
 
 #if MIO_CHECKS
-void mio__io_eof(mio_fd fd)
+void mio__io_done(mio_fd fd)
 {
     struct slot *s;
     struct mio_fdrec *r;
