@@ -100,7 +100,7 @@ static void check_unbuilt(void)
     if (v != NULL && *v != '\0' && strcmp(v, "none") != 0 && strcmp(v, "0") != 0 &&
         atomic_exchange(&told, 1) == 0)
         mio__log_alert(MIO_LOG_WARN, "MIO_CHECK=%.40s: this build of libmio has no debug "
-                                     "checks (NDEBUG); build it without, or with MIO_CHECKS=1",
+                                     "checks (built with NDEBUG; -DMIO_CHECKS=ON adds them)",
                        v);
 }
 #endif
