@@ -27,7 +27,7 @@
  *     MIO_EAGAIN exactly when notify_capacity are queued;
  *   - report sockets as fuzz_poll checks it (token, readable only with
  *     data or hang-up, level always, edge after every rise, oneshot once);
- *   - MIO_EBUSY from run_once inside a callback. */
+ *   - MIO_EDEADLK from run_once inside a callback. */
 #include "mio.h"
 
 #include <stdint.h>
@@ -206,7 +206,7 @@ static void on_timeout(mio_loop *l, void *ctx, void *arg)
         set_timeout(s, t->next_delay, ACT_NONE, 0, 0);
         break;
     case ACT_REENTER:
-        REQUIRE(mio_loop_run_once(l, &handler, s, 0) == MIO_EBUSY);
+        REQUIRE(mio_loop_run_once(l, &handler, s, 0) == MIO_EDEADLK);
         break;
     }
 }

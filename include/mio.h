@@ -37,6 +37,17 @@
  *   the next arrival is reported as a kernel edge would.  Reading a pending
  *   error with mio_socket_error re-arms both directions; MIO_PRIORITY re-arms with the reads.  Do I/O through
  *   libmio to get exact edge semantics on every backend.
+ * - The drain check: a library built with debug checks (without NDEBUG, or
+ *   with -DMIO_CHECKS=ON) tells, once per registration and at warn level
+ *   (the log, else stderr), of an edge registration on a backend with
+ *   native edges whose READABLE is reported again although no libmio call
+ *   drained it since its last report (as above, or a read that met end of
+ *   stream; or a write that met MIO_EAGAIN since, the program then waiting
+ *   for WRITABLE): a program that hangs where edges are emulated.  Level,
+ *   oneshot, the writable side and tokens that several descriptors share
+ *   are not checked; mio_reregister starts afresh.  The environment
+ *   variable MIO_CHECK=none turns it off for the polls made after, drain
+ *   (the default) on.  A build without the checks has none of their code.
  * - One token may appear in more than one event of a batch (kqueue reports read
  *   and write apart).  MIO_ERROR, MIO_READ_CLOSED and MIO_WRITE_CLOSED are
  *   always reported, never asked for.
@@ -166,6 +177,8 @@ MIO_API const char *mio_version_string(void);
 #define MIO_EPROTO        (-EPROTO)
 #define MIO_ESRCH         (-ESRCH)      /* the child process was already waited for */
 #define MIO_ECHILD        (-ECHILD)     /* the child process was waited for by someone else */
+#define MIO_EDEADLK       (-EDEADLK)    /* called from within its own callback: a loop
+                                           run, or a group joined, from its own loop */
 
 /* A short description of a MIO_E* code (or of any -errno); never NULL. */
 MIO_API const char *mio_strerror(int err);
@@ -197,7 +210,12 @@ MIO_API int mio_set_allocator(void *(*malloc_fn)(size_t),
  * and the ones above it; read when the first poll or loop is made).  fn gets
  * every level, on whichever thread hits a trace point, so it must be
  * thread-safe; msg has no newline and at most 255 characters.  Set it before
- * other threads use the library.  Off costs one predictable branch. */
+ * other threads use the library.  Off costs one predictable branch.  Two
+ * kinds of line are not left unseen when no log was chosen (neither this
+ * call nor MIO_LOG): an environment variable of libmio's with a value it
+ * cannot honour (MIO_BACKEND, MIO_CHECK) and a debug check's finding
+ * (MIO_CHECK, at "Poll" below) go to stderr then; mio_set_log(NULL, NULL)
+ * silences them too. */
 MIO_API void mio_set_log(void (*fn)(int level, const char *msg, void *ud), void *ud);
 
 /* ---- Types --------------------------------------------------------------- */
@@ -264,10 +282,23 @@ typedef struct mio_iovec {
 
 typedef struct mio_poll mio_poll;
 
-/* A poll on the best backend of this OS. */
+/* A poll on the best backend of this OS, or on the one the environment
+ * variable MIO_BACKEND names (case-insensitively; empty is unset), read at
+ * each call: to run a program on another backend without changing it.
+ * Everything that takes the default obeys it: mio_poll_new_backend(NULL),
+ * an event loop whose config names no backend, a group's loops.  A name
+ * there that gives no backend is never ignored: the call fails as
+ * mio_poll_new_backend with that name would (MIO_ENOSYS, or the uring
+ * backend's refusal), and an error-level line says why and which backends
+ * this build has, through the log (mio_set_log, MIO_LOG), or on stderr when
+ * no log was chosen. */
 MIO_API int mio_poll_new(mio_poll **out);
-/* A poll on the named backend: "epoll", "kqueue", "iocp", "poll", "uring";
- * NULL is the best.  A backend this build or OS lacks is MIO_ENOSYS.
+/* A poll on the named backend: "epoll", "kqueue", "iocp", "poll", "uring"
+ * (exactly, MIO_BACKEND aside); NULL is the default, as for mio_poll_new.
+ * A backend this build or OS lacks is MIO_ENOSYS, and so is a name no
+ * backend has (a later version's backend may be asked for, and fallen back
+ * from, the same way); a warn-level trace line says which, and lists the
+ * backends this build has.
  * "uring" (Linux 5.13 or later, built with liburing; never the best) may
  * also be refused at run time: MIO_EPERM where io_uring is forbidden (a
  * seccomp filter, as in many containers, or kernel.io_uring_disabled),
@@ -409,7 +440,9 @@ typedef struct mio_addr {
 #define MIO_ADDR_STRLEN 80
 
 /* Parses "1.2.3.4:80" or "[::1]:80" (a numeric "%scope" allowed for IPv6).
- * No DNS; anything else is MIO_EINVAL. */
+ * No DNS; anything else is MIO_EINVAL, and a debug-level trace line says
+ * what was wrong ("missing ':port'", "port out of range", "an IPv6 address
+ * needs brackets", ...). */
 MIO_API int mio_addr_parse(const char *text, mio_addr *out);
 /* Writes the address as text, NUL-terminated, and returns its strlen;
  * MIO_ENOSPC if it does not fit.  Unix addresses format as their path (a
@@ -450,8 +483,15 @@ MIO_API int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer);
  * left as it was (the reserve is taken back once a descriptor is free): back
  * off, e.g. deregister the listener for a while. */
 MIO_API int mio_tcp_shed(mio_fd listener);
-/* Starts a connect; the poll reports WRITABLE when it is done, then
- * mio_socket_error tells whether it succeeded. */
+/* Starts a connect; the poll reports WRITABLE (or MIO_ERROR) when it is
+ * done, then mio_socket_error tells whether it succeeded (0: connected).
+ * Do nothing else with the socket until then: register it for WRITABLE,
+ * wait, and ask mio_socket_error first.  A read or write before that may
+ * say MIO_EAGAIN (still connecting) or take the connect's error itself;
+ * POSIX kernels then forget it (SO_ERROR is cleared and later reads would
+ * say end of stream), so libmio keeps a refused, timed-out or unreachable
+ * connection's error that one of its reads or writes took: mio_socket_error
+ * returns it once, and reads at end of stream return it instead of 0. */
 MIO_API int mio_tcp_connect(const mio_addr *addr, mio_fd *out);
 /* Turns Nagle's algorithm off (on = true) so small writes go out at once. */
 MIO_API int mio_tcp_set_nodelay(mio_fd fd, bool on);
@@ -484,8 +524,25 @@ MIO_API ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, b
 /* A listening Unix stream socket at path (accept with mio_tcp_accept); a path
  * too long for sockaddr_un is MIO_ENAMETOOLONG, a leading '@' is an abstract
  * name on Linux (mio_addr_unix).  Windows has them from Windows 10 1803 on;
- * before, the call is MIO_EAFNOSUPPORT. */
+ * before, the call is MIO_EAFNOSUPPORT.  The socket file stays when the
+ * socket is closed (also when the process dies) and is the caller's to
+ * remove: a file already at path, even one nobody listens on any more, is
+ * MIO_EADDRINUSE.  Unlink it at shutdown, or listen with
+ * mio_unix_listen_flags(path, backlog, MIO_UNIX_REMOVE_STALE, out). */
 MIO_API int mio_unix_listen(const char *path, int backlog, mio_fd *out);
+/* mio_unix_listen_flags: remove a stale socket file at path first.  Only a
+ * socket file whose connect is refused (nothing listens on it) is removed;
+ * a live listener (also one whose backlog is full), any other kind of file
+ * or a file that cannot be probed stays, and the call is MIO_EADDRINUSE as
+ * without the flag.  Not atomic: two servers starting on one path at the
+ * same moment may both find it stale and one remove the other's fresh
+ * file, so serialize them (a lock file) where that can happen.  Windows
+ * cannot tell a stale file from a listener with a full backlog: it never
+ * removes, and leaves MIO_EADDRINUSE. */
+#define MIO_UNIX_REMOVE_STALE 0x01u
+/* mio_unix_listen with flags (0 or MIO_UNIX_REMOVE_STALE; other bits are
+ * MIO_EINVAL). */
+MIO_API int mio_unix_listen_flags(const char *path, int backlog, uint32_t flags, mio_fd *out);
 /* Starts a connect to the Unix socket at path, completed as mio_tcp_connect;
  * MIO_EAGAIN when the listener's backlog is full (try again later). */
 MIO_API int mio_unix_connect(const char *path, mio_fd *out);
@@ -520,7 +577,10 @@ MIO_API ssize_t mio_writev(mio_fd fd, const mio_iovec *iov, int iovcnt);
 /* Shuts one or both directions of a connected socket (MIO_SHUT_*). */
 MIO_API int mio_shutdown(mio_fd fd, int how);
 /* The pending socket error (SO_ERROR) as a MIO_E* code, 0 if none; reading
- * clears it. */
+ * clears it.  On a stream socket whose connection failed (refused, timed
+ * out, unreachable), also after a mio_read, mio_readv, mio_write or
+ * mio_writev returned that error (see mio_tcp_connect); not after a call
+ * outside libmio took it.  0 from a socket still connecting. */
 MIO_API int mio_socket_error(mio_fd fd);
 /* The address the socket is bound to (e.g. the port picked for port 0). */
 MIO_API int mio_local_addr(mio_fd fd, mio_addr *out);
@@ -1048,7 +1108,8 @@ typedef struct mio_loop_config {
     size_t timer_capacity;      /* pending timeouts at most, exact (65536) */
     size_t events_capacity;     /* events per wait (1024) */
     uint64_t timer_tick_ns;     /* timer resolution (1 ms) */
-    const char *backend;        /* as for mio_poll_new_backend; NULL = best */
+    const char *backend;        /* as for mio_poll_new_backend; NULL = the
+                                   default (MIO_BACKEND, else the best) */
 } mio_loop_config;
 
 /* Fills c with the defaults above (every size > 0). */
@@ -1075,8 +1136,10 @@ MIO_API mio_poll *mio_loop_poll(mio_loop *l);
 MIO_API int  mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx);
 /* Runs one tick whose wait lasts at most timeout_ns (< 0: until there is
  * something to do).  A signal is not an error: it calls `interrupted` and
- * returns 0.  From one of the loop's callbacks, run and run_once return
- * MIO_EBUSY. */
+ * returns 0.  From one of the loop's own callbacks (on its thread), run and
+ * run_once return MIO_EDEADLK; while another thread runs the loop (which
+ * belongs to one thread: a bug of the caller's), MIO_EBUSY.  A callback may
+ * run another loop. */
 MIO_API int  mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns);
 /* Makes mio_loop_run return after the current tick.  To stop a loop from
  * another thread, send it a message whose `notify` calls this.  On a
@@ -1275,8 +1338,9 @@ MIO_API int  mio_group_run(mio_group *g, const mio_group_handler *h, void *const
 /* Waits until every loop mio_group_start started has stopped and returns
  * the first error among them (a start callback's, a failed wait's), else
  * 0; 0 at once when nothing runs.  The group may be started again: its
- * listeners, registrations, timers and queued messages stay.  MIO_EBUSY
- * from one of the group's loops, or while mio_group_run runs it. */
+ * listeners, registrations, timers and queued messages stay.  MIO_EDEADLK
+ * from one of the group's loops (it would wait for itself), MIO_EBUSY
+ * while mio_group_run runs it. */
 MIO_API int  mio_group_join(mio_group *g);
 /* Any thread, also a loop's callback and, on POSIX, a signal handler: every
  * loop finishes its current tick (its `tick` still runs), then `stop`, and

@@ -14,25 +14,39 @@
 
 #define UNIX_PATH_MAX sizeof(((mio__sockaddr_un *)0)->sun_path)
 
-static int parse_port(const char *s, uint16_t *out)
+/* A text mio_addr_parse refuses: MIO_EINVAL, and why at debug level (the
+ * code alone cannot say which part was wrong). */
+static int refuse(const char *text, const char *why)
+{
+    mio__log_init();
+    MIO_TRACE(MIO_LOG_DEBUG, "mio_addr_parse \"%.80s\": %s", text, why);
+    return MIO_EINVAL;
+}
+
+/* The decimal port after the ':', or why not (NULL: fine). */
+static const char *parse_port(const char *s, uint16_t *out)
 {
     unsigned long v = 0;
     int digits = 0;
+    if (*s == '\0')
+        return "no port after the ':'";
     for (; *s != '\0'; s++, digits++) {
-        if (*s < '0' || *s > '9' || digits == 5)
-            return MIO_EINVAL;
+        if (*s < '0' || *s > '9')
+            return "the port is not a decimal number";
+        if (digits == 5)
+            return "port out of range (0 to 65535)";
         v = v * 10 + (unsigned long)(*s - '0');
     }
-    if (digits == 0 || v > 65535)
-        return MIO_EINVAL;
+    if (v > 65535)
+        return "port out of range (0 to 65535)";
     *out = htons((uint16_t)v);
-    return 0;
+    return NULL;
 }
 
 int mio_addr_parse(const char *text, mio_addr *out)
 {
     char host[INET6_ADDRSTRLEN + 16];
-    const char *colon, *end;
+    const char *colon, *end, *why;
     size_t hlen;
     mio_addr a;
 
@@ -43,11 +57,15 @@ int mio_addr_parse(const char *text, mio_addr *out)
     if (text[0] == '[') {
         char *pct;
         end = strchr(text, ']');
-        if (end == NULL || end[1] != ':')
-            return MIO_EINVAL;
+        if (end == NULL)
+            return refuse(text, "no ']' closing the IPv6 address");
+        if (end[1] != ':')
+            return refuse(text, "missing ':port' after the IPv6 address's ']'");
         hlen = (size_t)(end - text - 1);
-        if (hlen == 0 || hlen >= sizeof host)
-            return MIO_EINVAL;
+        if (hlen == 0)
+            return refuse(text, "empty IPv6 address between the brackets");
+        if (hlen >= sizeof host)
+            return refuse(text, "too long for an IPv6 address");
         memcpy(host, text + 1, hlen);
         host[hlen] = '\0';
         pct = strchr(host, '%');
@@ -55,36 +73,45 @@ int mio_addr_parse(const char *text, mio_addr *out)
             /* Only a numeric scope: a name would need the interface list. */
             unsigned long scope = 0;
             const char *s = pct + 1;
-            if (*s == '\0' || strlen(s) > 10)
-                return MIO_EINVAL;
+            if (*s == '\0')
+                return refuse(text, "empty scope after '%'");
+            if (strlen(s) > 10)
+                return refuse(text, "scope out of range");
             for (; *s != '\0'; s++) {
                 if (*s < '0' || *s > '9')
-                    return MIO_EINVAL;
+                    return refuse(text, "the scope after '%' must be an interface number, "
+                                        "not a name");
                 scope = scope * 10 + (unsigned long)(*s - '0');
             }
             if (scope > UINT32_MAX)
-                return MIO_EINVAL;
+                return refuse(text, "scope out of range");
             a.u.v6.sin6_scope_id = (uint32_t)scope;
             *pct = '\0';
         }
-        if (inet_pton(AF_INET6, host, &a.u.v6.sin6_addr) != 1 ||
-            parse_port(end + 2, &a.u.v6.sin6_port) < 0)
-            return MIO_EINVAL;
+        if (inet_pton(AF_INET6, host, &a.u.v6.sin6_addr) != 1)
+            return refuse(text, "not an IPv6 address between the brackets");
+        if ((why = parse_port(end + 2, &a.u.v6.sin6_port)) != NULL)
+            return refuse(text, why);
         a.u.v6.sin6_family = AF_INET6;
         a.len = sizeof a.u.v6;
     } else {
         colon = strchr(text, ':');
         if (colon == NULL)
-            return MIO_EINVAL;
+            return refuse(text, "missing ':port'");
+        if (strchr(colon + 1, ':') != NULL)
+            return refuse(text, "an IPv6 address needs brackets: \"[::1]:80\"");
         hlen = (size_t)(colon - text);
-        if (hlen == 0 || hlen >= INET_ADDRSTRLEN)
-            return MIO_EINVAL;
+        if (hlen == 0)
+            return refuse(text, "no address before the ':'");
+        if (hlen >= INET_ADDRSTRLEN)
+            return refuse(text, "not a dotted-quad IPv4 address (names are not looked up)");
         memcpy(host, text, hlen);
         host[hlen] = '\0';
         /* inet_pton takes exactly four dotted decimals: no "1", no "0x7f.1". */
-        if (inet_pton(AF_INET, host, &a.u.v4.sin_addr) != 1 ||
-            parse_port(colon + 1, &a.u.v4.sin_port) < 0)
-            return MIO_EINVAL;
+        if (inet_pton(AF_INET, host, &a.u.v4.sin_addr) != 1)
+            return refuse(text, "not a dotted-quad IPv4 address (names are not looked up)");
+        if ((why = parse_port(colon + 1, &a.u.v4.sin_port)) != NULL)
+            return refuse(text, why);
         a.u.v4.sin_family = AF_INET;
         a.len = sizeof a.u.v4;
     }

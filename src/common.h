@@ -28,6 +28,17 @@
 #define MIO_PRINTF(f, a)
 #endif
 
+/* Debug checks (check.c): built in where NDEBUG is not defined, or with
+ * MIO_CHECKS=1 (CMake's MIO_CHECKS option); a build without them has none
+ * of their code, not even a branch. */
+#ifndef MIO_CHECKS
+#ifdef NDEBUG
+#define MIO_CHECKS 0
+#else
+#define MIO_CHECKS 1
+#endif
+#endif
+
 #define MIO_INTERESTS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY)
 #define MIO_TRIGGERS  (MIO_LEVEL | MIO_ONESHOT)
 /* Internal interest bits, refused from callers (mio__register_internal):
@@ -46,6 +57,10 @@ void  mio__free(void *p);
 extern atomic_int mio__log_level;
 void mio__log(int level, const char *fmt, ...) MIO_PRINTF(2, 3);
 void mio__log_init(void);
+/* What a program must not miss (a bad environment variable, a failed
+ * debug check): to the log like MIO_TRACE when mio_set_log or MIO_LOG chose
+ * one, else to stderr. */
+void mio__log_alert(int level, const char *fmt, ...) MIO_PRINTF(2, 3);
 #define MIO_TRACE(level, ...)                                                   \
     do {                                                                        \
         if (MIO_UNLIKELY(atomic_load_explicit(&mio__log_level,                  \

@@ -530,7 +530,7 @@ int mio_group_join(mio_group *g)
     if (g == NULL)
         return MIO_EINVAL;
     if (this_group == g)
-        return MIO_EBUSY;
+        return MIO_EDEADLK;     /* a loop would wait for itself */
     switch (atomic_load(&g->state)) {
     case IDLE:
         return 0;

@@ -11,6 +11,7 @@ atomic_int mio__log_level;
 static void (*log_fn)(int level, const char *msg, void *ud);
 static void *log_ud;
 static atomic_int env_read;
+static atomic_int chosen;   /* mio_set_log was called, or MIO_LOG names a level */
 
 static const char *const level_names[] = { "", "error", "warn", "info", "debug", "trace" };
 
@@ -23,6 +24,7 @@ static void to_stderr(int level, const char *msg, void *ud)
 void mio_set_log(void (*fn)(int level, const char *msg, void *ud), void *ud)
 {
     atomic_store(&env_read, 1);     /* an explicit choice wins over MIO_LOG */
+    atomic_store(&chosen, 1);
     atomic_store(&mio__log_level, 0);
     log_fn = fn;
     log_ud = ud;
@@ -49,6 +51,7 @@ void mio__log_init(void)
     if (level > 0) {
         log_fn = to_stderr;
         log_ud = NULL;
+        atomic_store(&chosen, 1);
         atomic_store(&mio__log_level, level);
     }
 }
@@ -65,4 +68,23 @@ void mio__log(int level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fn(level, msg, log_ud);
+}
+
+void mio__log_alert(int level, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    void (*fn)(int, const char *, void *) = log_fn;
+
+    mio__log_init();
+    if (atomic_load(&chosen)) {
+        if (fn == NULL || atomic_load_explicit(&mio__log_level, memory_order_relaxed) < level)
+            return;
+    } else {
+        fn = to_stderr;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fn(level, msg, fn == to_stderr ? NULL : log_ud);
 }

@@ -17,6 +17,17 @@
 #include "poll_hooks.h"
 #include "timer.h"
 
+#ifdef _MSC_VER
+#define THREAD_LOCAL __declspec(thread)
+#else
+#define THREAD_LOCAL _Thread_local
+#endif
+
+/* The loop whose callbacks this thread is in, innermost first through
+ * mio_loop.outer (a callback may run another loop): tells a run nested in
+ * a loop's own callback from one on another thread. */
+static THREAD_LOCAL mio_loop *dispatching;
+
 void mio_loop_config_default(mio_loop_config *c)
 {
     if (c == NULL)
@@ -142,6 +153,8 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
     MIO_TRACE(MIO_LOG_TRACE, "loop %p: tick, %d events", (void *)l, n);
 
     l->in_tick = true;
+    l->outer = dispatching;
+    dispatching = l;
     if (l->hooks == NULL && h->ready != NULL) {
         for (i = 0; i < (size_t)n; i++)
             h->ready(l, ctx, l->events[i].token, l->events[i].flags);
@@ -186,8 +199,20 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
         l->hooks->tick(l, ctx);
     if (h->tick != NULL)
         h->tick(l, ctx);
+    dispatching = l->outer;
     l->in_tick = false;
     return 0;
+}
+
+/* Why l cannot run now: this thread is inside one of l's callbacks (it
+ * would wait for itself), or another thread runs l. */
+static int busy(const mio_loop *l)
+{
+    const mio_loop *d;
+    for (d = dispatching; d != NULL; d = d->outer)
+        if (d == l)
+            return MIO_EDEADLK;
+    return MIO_EBUSY;
 }
 
 int mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout_ns)
@@ -195,7 +220,7 @@ int mio_loop_run_once(mio_loop *l, const mio_handler *h, void *ctx, int64_t time
     if (l == NULL || h == NULL || l->hooks != NULL)
         return MIO_EINVAL;
     if (l->in_tick)
-        return MIO_EBUSY;
+        return busy(l);
     return mio__loop_tick(l, h, ctx, timeout_ns);
 }
 
@@ -206,7 +231,7 @@ int mio_loop_run(mio_loop *l, const mio_handler *h, void *ctx)
     if (l == NULL || h == NULL || l->hooks != NULL)
         return MIO_EINVAL;
     if (l->in_tick)
-        return MIO_EBUSY;
+        return busy(l);
     l->running = true;
     while (l->running && err == 0)
         err = mio__loop_tick(l, h, ctx, -1);

@@ -33,6 +33,7 @@ struct mio_loop {
     size_t messages_per_tick;
     bool running;           /* not shut down (see mio_loop_is_running) */
     bool in_tick;           /* calling the handler: no nested run */
+    struct mio_loop *outer; /* while in_tick: the loop this thread was in before */
     /* The batch `ready` goes through: nevents events, the one at
      * `dispatching` being handled (mio_loop_handoff drops later ones). */
     size_t nevents, dispatching;

@@ -29,13 +29,25 @@ static int io_fail(int err, mio_fd fd, uint32_t dir)
 
 /* A transfer's result.  Less than asked means the fd was drained in that
  * direction (a stream's next arrival is a new edge), but for end of stream,
- * which stays true: re-arming there would report the same end again. */
+ * which stays true: re-arming there would report the same end again.  A
+ * connection's error that a transfer took from the kernel is kept (sys/net.h)
+ * and read at end of stream instead of 0, which would say the peer closed
+ * a connection that never was. */
 static ssize_t io_result(ssize_t n, size_t want, mio_fd fd, uint32_t dir)
 {
-    if (n < 0)
+    if (n < 0) {
+        if (n != MIO_EAGAIN)
+            mio__os_keep_error(fd, (int)n);
         return io_fail((int)n, fd, dir);
-    if (n > 0 && (size_t)n < want)
+    }
+    if (n > 0 && (size_t)n < want) {
         mio__io_eagain(fd, dir);
+    } else if (MIO_UNLIKELY(n == 0) && want > 0 && dir == MIO_READABLE) {
+#if MIO_CHECKS
+        mio__io_done(fd);
+#endif
+        return mio__os_kept_error(fd, false);
+    }
     return n;
 }
 
@@ -370,6 +382,26 @@ int mio_unix_listen(const char *path, int backlog, mio_fd *out)
     socklen_t len;
     int err = unix_check(path, out, &un, &len);
     return err < 0 ? err : listen_on((const struct sockaddr *)&un, len, backlog, false, out);
+}
+
+int mio_unix_listen_flags(const char *path, int backlog, uint32_t flags, mio_fd *out)
+{
+    mio__sockaddr_un un;
+    socklen_t len;
+    int err = unix_check(path, out, &un, &len);
+
+    if (err < 0)
+        return err;
+    if (flags & ~(uint32_t)MIO_UNIX_REMOVE_STALE)
+        return MIO_EINVAL;
+    err = listen_on((const struct sockaddr *)&un, len, backlog, false, out);
+    /* An abstract name (no file) goes with its last socket: never stale. */
+    if (err == MIO_EADDRINUSE && (flags & MIO_UNIX_REMOVE_STALE) && un.sun_path[0] != '\0' &&
+        mio__os_unix_unstale(un.sun_path, (const struct sockaddr *)&un, len) == 0) {
+        MIO_TRACE(MIO_LOG_INFO, "mio_unix_listen %s: removed a stale socket file", un.sun_path);
+        err = listen_on((const struct sockaddr *)&un, len, backlog, false, out);
+    }
+    return err;
 }
 
 int mio_unix_connect(const char *path, mio_fd *out)

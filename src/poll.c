@@ -6,6 +6,8 @@
 #include "readyq.h"
 #include "waker.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct mio_backend *const backends[] = {
@@ -39,25 +41,102 @@ int mio_poll_new(mio_poll **out)
     return mio_poll_new_backend(NULL, out);
 }
 
+/* Every name a backend of libmio has, built here or not. */
+static const char *const all_names[] = { "epoll", "kqueue", "iocp", "poll", "uring" };
+
+static bool same_name(const char *a, const char *b, bool nocase)
+{
+    if (!nocase)
+        return strcmp(a, b) == 0;
+    for (; *a != '\0' && *b != '\0'; a++, b++) {
+        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
+        if (x != *b)
+            return false;
+    }
+    return *a == *b;
+}
+
+static const struct mio_backend *find_backend(const char *name, bool nocase)
+{
+    size_t i;
+    for (i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (same_name(name, backends[i]->name, nocase))
+            return backends[i];
+    return NULL;
+}
+
+/* "epoll, poll, uring": the backends of this build, the default first. */
+static const char *built_names(char *buf, size_t size)
+{
+    size_t i, at = 0;
+    buf[0] = '\0';
+    for (i = 0; i < sizeof backends / sizeof backends[0] && at < size; i++) {
+        int n = snprintf(buf + at, size - at, "%s%s", i > 0 ? ", " : "", backends[i]->name);
+        if (n < 0)
+            break;
+        at += (size_t)n;
+    }
+    return buf;
+}
+
+/* Why `name` gives no backend, for the log: a name of libmio's that this
+ * build or OS lacks, or no backend's name at all. */
+static const char *why_none(const char *name, bool nocase)
+{
+    size_t i;
+    for (i = 0; i < sizeof all_names / sizeof all_names[0]; i++)
+        if (same_name(name, all_names[i], nocase))
+            return "not available in this build or on this OS";
+    return "no backend has this name";
+}
+
+#if !MIO_CHECKS
+/* MIO_CHECK asks for checks this build does not have: say so, once. */
+static void check_unbuilt(void)
+{
+    static atomic_int told;
+    const char *v = getenv("MIO_CHECK");
+
+    if (v != NULL && *v != '\0' && strcmp(v, "none") != 0 && strcmp(v, "0") != 0 &&
+        atomic_exchange(&told, 1) == 0)
+        mio__log_alert(MIO_LOG_WARN, "MIO_CHECK=%.40s: this build of libmio has no debug "
+                                     "checks (built with NDEBUG; -DMIO_CHECKS=ON adds them)",
+                       v);
+}
+#endif
+
 int mio_poll_new_backend(const char *name, mio_poll **out)
 {
-    const struct mio_backend *ops = NULL;
+    const struct mio_backend *ops;
+    const char *env = NULL;
+    char names[64];
     mio_poll *p;
-    size_t i;
     int err;
 
     if (out == NULL)
         return MIO_EINVAL;
     *out = NULL;
     mio__log_init();
-    for (i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        if (name == NULL || strcmp(name, backends[i]->name) == 0) {
-            ops = backends[i];
-            break;
-        }
-    }
-    if (ops == NULL)
+    /* No name: MIO_BACKEND's choice, else the default.  A name given by
+     * the environment that gives no backend fails rather than falling back:
+     * whoever set it is told, and not misled by a run on another backend. */
+    if (name == NULL && (env = getenv("MIO_BACKEND")) != NULL && *env == '\0')
+        env = NULL;
+    if (name != NULL)
+        ops = find_backend(name, false);
+    else if (env != NULL)
+        ops = find_backend(env, true);
+    else
+        ops = backends[0];
+    if (ops == NULL) {
+        if (env != NULL)
+            mio__log_alert(MIO_LOG_ERROR, "MIO_BACKEND=%.40s: %s; this build has: %s", env,
+                           why_none(env, true), built_names(names, sizeof names));
+        else
+            MIO_TRACE(MIO_LOG_WARN, "backend \"%.40s\": %s; this build has: %s", name,
+                      why_none(name, false), built_names(names, sizeof names));
         return MIO_ENOSYS;
+    }
 
     p = mio__calloc(1, ops->size);
     if (p == NULL)
@@ -73,13 +152,25 @@ int mio_poll_new_backend(const char *name, mio_poll **out)
     mio__queue_init(&p->rearmq, 0);
     err = ops->init(p);
     if (err < 0) {
+        if (env != NULL)
+            mio__log_alert(MIO_LOG_ERROR, "MIO_BACKEND=%.40s: the %s backend cannot start here: %s",
+                           env, ops->name, mio_strerror(err));
         mio_mutex_destroy(&p->reg_lock);
         mio_mutex_destroy(&p->lock);
         mio__free(p);
         return err;
     }
+#if MIO_CHECKS
+    /* Out of memory for it, the poll just goes unchecked. */
+    if (mio__check_wanted() && !p->emulated)
+        p->check = mio__check_new();
+    if (p->emulated || p->check != NULL)
+        atomic_fetch_add(&mio__emulating_polls, 1);
+#else
+    check_unbuilt();
     if (p->emulated)
         atomic_fetch_add(&mio__emulating_polls, 1);
+#endif
     MIO_TRACE(MIO_LOG_DEBUG, "poll %p: new, backend %s", (void *)p, ops->name);
     *out = p;
     return 0;
@@ -95,8 +186,14 @@ void mio_poll_free(mio_poll *p)
     if (p == NULL)
         return;
     mio__registry_detach(p);
+#if MIO_CHECKS
+    if (p->emulated || p->check != NULL)
+        atomic_fetch_sub(&mio__emulating_polls, 1);
+    mio__check_free(p->check);
+#else
     if (p->emulated)
         atomic_fetch_sub(&mio__emulating_polls, 1);
+#endif
     mio__wakers_detach(p);      /* they outlive the poll as no-ops */
     if (p->readyq != NULL)
         mio__readyq_detach(p);
@@ -135,6 +232,10 @@ static int wait_general(mio_poll *p, mio_event *events, size_t capacity, int64_t
         if (t != 0 && mio__wakers_sleep(p))
             t = 0;
         n = first < capacity ? p->ops->wait(p, events + first, capacity - first, t) : 0;
+#if MIO_CHECKS
+        if (p->check != NULL && n > 0)
+            mio__check_reported(p, events + first, n);
+#endif
         if (p->emulated)
             mio__registry_awake(p);
         if (n < 0 && first > 0)
@@ -178,6 +279,10 @@ int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t t
     if (MIO_LIKELY(!p->emulated && p->readyq == NULL && p->hub == NULL &&
                    (timeout_ns <= 0 || now >= 0))) {
         n = p->ops->wait(p, events, capacity, timeout_ns);
+#if MIO_CHECKS
+        if (p->check != NULL && n > 0)
+            mio__check_reported(p, events, n);
+#endif
         if (MIO_UNLIKELY(n == 0) && timeout_ns != 0 &&
             !atomic_load_explicit(&p->woken, memory_order_acquire)) {
             if (timeout_ns > 0) {

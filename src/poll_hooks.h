@@ -36,5 +36,11 @@ int mio__register_internal(mio_poll *p, mio_fd fd, mio_token token, uint32_t int
 void mio__io_eagain(mio_fd fd, uint32_t dir);
 /* fd is about to be closed: its registrations end. */
 void mio__io_close(mio_fd fd);
+#if MIO_CHECKS
+/* fd has nothing more to give (a read met end of stream, the child behind
+ * a process descriptor was reaped): drained, for the drain check only (an
+ * emulated edge stays as it is: the same end would be reported again). */
+void mio__io_done(mio_fd fd);
+#endif
 
 #endif

@@ -126,6 +126,9 @@ static struct mio_fdrec *take(struct slot *s, mio_fd fd, mio_poll *p)
     r->fd = fd;
     r->slot = 0;
     r->data = NULL;
+#if MIO_CHECKS
+    r->check_in = false;    /* a poll freed with it indexed leaves it set */
+#endif
     atomic_store_explicit(&r->state, CLAIMED, memory_order_relaxed);
     atomic_store_explicit(&r->poll, p, memory_order_release);
     return r;
@@ -168,6 +171,12 @@ void mio__rec_set(struct mio_fdrec *r, mio_token token, uint32_t interest)
     bool emulated = p->emulated && !(interest & (MIO_LEVEL | MIO_ONESHOT));
     uint32_t old = atomic_load_explicit(&r->state, memory_order_relaxed), s;
 
+#if MIO_CHECKS
+    bool checked = p->check != NULL && !p->emulated && (interest & MIO_READABLE) &&
+                   !(interest & (MIO_LEVEL | MIO_ONESHOT | MIO__PRIVATE)) &&
+                   token < p->token_limit;
+#endif
+
     r->token = token;
     r->interest = interest;
     /* Live from here: a backend calls this under the lock its wait takes,
@@ -177,6 +186,11 @@ void mio__rec_set(struct mio_fdrec *r, mio_token token, uint32_t interest)
                      MIO_REC_DRAINED(MIO_REC_DIRS))) | MIO_REC_LIVE;
         if (emulated)
             s |= MIO_REC_EMULATED;
+#if MIO_CHECKS
+        s &= ~(MIO_REC_CHECKED | MIO_REC_WARNED);
+        if (checked)
+            s |= MIO_REC_CHECKED;
+#endif
     } while (!atomic_compare_exchange_weak_explicit(&r->state, &old, s, memory_order_acq_rel,
                                                     memory_order_relaxed));
 }
@@ -197,6 +211,19 @@ uint32_t mio__rec_reported(struct mio_fdrec *r, uint32_t dirs)
 
 /* ---- the I/O calls' side ---- */
 
+#if MIO_CHECKS
+/* A drain of dirs on r, which the drain check watches: remembered until
+ * the next report. */
+static void check_drained(struct mio_fdrec *r, uint32_t old, uint32_t dirs)
+{
+    while ((old & (MIO_REC_LIVE | MIO_REC_CHECKED)) == (MIO_REC_LIVE | MIO_REC_CHECKED) &&
+           (old & MIO_REC_DRAINED(dirs)) != MIO_REC_DRAINED(dirs) &&
+           !atomic_compare_exchange_weak_explicit(&r->state, &old, old | MIO_REC_DRAINED(dirs),
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        ;
+}
+#endif
+
 /* A drain of dirs on r: remembered, and queued for the waiter if it must
  * ask the kernel again.  One CAS; nothing when there is nothing new. */
 static void drained(struct mio_fdrec *r, uint32_t dirs)
@@ -205,8 +232,12 @@ static void drained(struct mio_fdrec *r, uint32_t dirs)
     bool push;
 
     do {
-        if ((old & (MIO_REC_LIVE | MIO_REC_EMULATED)) != (MIO_REC_LIVE | MIO_REC_EMULATED))
+        if ((old & (MIO_REC_LIVE | MIO_REC_EMULATED)) != (MIO_REC_LIVE | MIO_REC_EMULATED)) {
+#if MIO_CHECKS
+            check_drained(r, old, dirs);
+#endif
             return;
+        }
         s = old | MIO_REC_DRAINED(dirs);
         push = (old & dirs) != 0 && !(old & MIO_REC_QUEUED);
         if (push)
@@ -244,6 +275,24 @@ void mio__io_eagain(mio_fd fd, uint32_t dir)
         slot_unlock(s);
     }
 }
+
+#if MIO_CHECKS
+void mio__io_done(mio_fd fd)
+{
+    struct slot *s;
+    struct mio_fdrec *r;
+
+    if (atomic_load_explicit(&mio__emulating_polls, memory_order_relaxed) == 0 ||
+        (s = slot_of(fd, false)) == NULL)
+        return;
+    slot_lock(s);
+    for (r = &s->rec; r != NULL; r = atomic_load_explicit(&r->next, memory_order_relaxed))
+        if (r->fd == fd && owner(r) != NULL)
+            check_drained(r, atomic_load_explicit(&r->state, memory_order_relaxed),
+                          MIO_READABLE | MIO_PRIORITY);
+    slot_unlock(s);
+}
+#endif
 
 /* ---- the waiter's side ---- */
 
@@ -355,6 +404,9 @@ static void retire(struct slot *s, struct mio_fdrec *r)
  * out of the re-arm queue. */
 static void drop(mio_poll *p, struct slot *s, struct mio_fdrec *r)
 {
+#if MIO_CHECKS
+    mio__check_untrack(p, r);
+#endif
     list_del(p, r);
     release(s, r, CLAIMED | MIO_REC_LIVE | MIO_REC_EMULATED);
 }
@@ -414,6 +466,10 @@ static int do_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interes
             retire(s, r);
             drop(p, s, r);
         }
+#if MIO_CHECKS
+        if (err == 0)
+            mio__check_track(p, r);
+#endif
         return err;
     }
     if (err < 0) {
@@ -421,6 +477,9 @@ static int do_register(mio_poll *p, mio_fd fd, mio_token token, uint32_t interes
         return err;
     }
     list_add(p, r);     /* mio__rec_set made it live */
+#if MIO_CHECKS
+    mio__check_track(p, r);
+#endif
     return 0;
 }
 
@@ -467,6 +526,10 @@ int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
             (void)p->ops->del(p, r);
             drop(p, s, r);
         }
+#if MIO_CHECKS
+        if (err == 0)
+            mio__check_track(p, r);
+#endif
     }
     mio_mutex_unlock(&p->reg_lock);
     MIO_TRACE(MIO_LOG_DEBUG, "poll %p: reregister fd %lld token %llu interest %#x: %d",

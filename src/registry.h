@@ -35,6 +35,10 @@
 #define MIO_REC_LIVE        0x100u  /* registered: the add succeeded */
 #define MIO_REC_EMULATED    0x200u  /* an edge its poll emulates: drains re-arm it */
 #define MIO_REC_QUEUED      0x400u  /* in its poll's re-arm queue */
+/* The drain check (check.c), on a poll with native edges: DISARMED(d) then
+ * means "reported, not drained since" and DRAINED(d) "drained since". */
+#define MIO_REC_CHECKED     0x1000u /* an edge whose reports are checked */
+#define MIO_REC_WARNED      0x2000u /* told once: not again until reregistered */
 
 struct mio_fdrec {
     struct mio_qlink link;          /* first: the poll's re-arm queue */
@@ -49,6 +53,11 @@ struct mio_fdrec {
     uint32_t armed;                 /* directions asked of the kernel (emulating backends) */
     size_t slot;                    /* e.g. the poll(2) array index */
     void *data;                     /* e.g. the Windows per-socket state */
+#if MIO_CHECKS
+    struct mio_fdrec *check_next;   /* the drain check's index by token */
+    mio_token check_token;
+    bool check_in;
+#endif
 };
 
 /* Whether a caller may use token on p (registrations of descriptors and
@@ -88,7 +97,28 @@ void mio__registry_detach(mio_poll *p);
 /* poll.c: every backend's release hook (sys.h), before mio_close closes fd. */
 void mio__backends_release(mio_fd fd);
 
-/* How many polls emulate edges now (poll.c counts them). */
+/* How many polls need to hear of drains now: those that emulate edges, and
+ * those the drain check watches (poll.c counts them). */
 extern atomic_int mio__emulating_polls;
+
+#if MIO_CHECKS
+/* The drain check (check.c): an edge registration on a poll with native
+ * edges whose READABLE is reported again by a wait when no libmio call
+ * drained it since the last report is told at warn level.  Such a program
+ * hangs where edges are emulated.  MIO_CHECK=none turns it off. */
+
+/* Whether the environment wants the check on the polls made from now on. */
+bool mio__check_wanted(void);
+/* p's check (index and lock), or NULL if it cannot be had. */
+struct mio_check *mio__check_new(void);
+void mio__check_free(struct mio_check *c);
+/* After the backend's add or mod of r (reg_lock held): indexes r by its
+ * token if its registration is checked. */
+void mio__check_track(mio_poll *p, struct mio_fdrec *r);
+/* Before r leaves its poll (reg_lock held). */
+void mio__check_untrack(mio_poll *p, struct mio_fdrec *r);
+/* The waiter, with the backend's events ev[0..n). */
+void mio__check_reported(mio_poll *p, const mio_event *ev, int n);
+#endif
 
 #endif

@@ -74,6 +74,9 @@ struct mio_poll {
     atomic_size_t nrecords;         /* how many: written under reg_lock, read anywhere */
     mio_token token_limit;          /* callers' tokens stay below (a group keeps the rest) */
     struct mio_queue rearmq;        /* records whose drained edge awaits re-arming */
+#if MIO_CHECKS
+    struct mio_check *check;        /* the drain check's, NULL when it is off (check.c) */
+#endif
 };
 
 struct mio_backend {

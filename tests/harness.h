@@ -168,6 +168,11 @@ void test_settle(void);
  * the uring backend skip when it is refused. */
 int test_uring_refused(void);
 
+/* Sets an environment variable of this process (NULL: removes it), for the
+ * library's getenv and for children alike.  MIO_BACKEND is removed before
+ * every TEST: the backend is the command line's. */
+void test_setenv(const char *name, const char *value);
+
 /* Whether this run's backend emulates edge triggers. */
 int test_edge_emulated(void);
 

@@ -696,7 +696,7 @@ static int join_in_start(mio_loop *l, void *ctx)
     return srv_start(l, ctx);
 }
 
-TEST(join_from_a_loop_is_ebusy)
+TEST(join_from_a_loop_is_edeadlk)
 {
     mio_group *g = new_group(1);
     mio_group_handler h = echo_handler;
@@ -705,7 +705,7 @@ TEST(join_from_a_loop_is_ebusy)
     servers_init(&v, g);
     h.start = join_in_start;
     OK(mio_group_run(g, &h, v.ctx));
-    CHECK_EQ(atomic_load(&join_from_loop), MIO_EBUSY);
+    CHECK_EQ(atomic_load(&join_from_loop), MIO_EDEADLK);
     CHECK_EQ(atomic_load(&free_from_loop_ok), 1);
     CHECK_EQ(atomic_load(&v.s[0].stopped), 1);
     mio_group_free(g);

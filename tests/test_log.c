@@ -137,3 +137,34 @@ TEST(callback_sees_ticks_and_registrations)
     CHECK_EQ(calls, before);
     test_close_source(s);
 }
+
+/* The child's part of env_backend_error_on_stderr: MIO_BACKEND (set by the
+ * parent) names no backend, so the default poll is refused. */
+CHILD_CASE(env_backend_refused)
+{
+    mio_poll *p;
+    CHECK_EQ(mio_poll_new(&p), MIO_ENOSYS);
+}
+
+/* With no log chosen (no mio_set_log, no MIO_LOG) a MIO_BACKEND that names
+ * no backend is still told, on stderr, with the names that would do. */
+TEST(env_backend_error_on_stderr)
+{
+    const char *self = child_self_path();
+    char *argv[] = { (char *)self, "env_backend_refused", (char *)test_backend, NULL };
+    char err[4096];
+    struct child c;
+    int status;
+
+    if (self == NULL)
+        SKIP("this system does not tell a program its own path");
+    test_setenv("MIO_LOG", NULL);
+    child_start(&c, argv, "MIO_BACKEND=nonesuch", CHILD_STDERR);
+    child_read_all(&c, err, sizeof err);
+    status = child_wait(&c);
+    if (status != 0)
+        FAIL("the child exited %d; its stderr:\n%s", status, err);
+    CHECK(strncmp(err, "mio error: MIO_BACKEND=nonesuch: no backend has this name; "
+                       "this build has: ", 59) == 0);
+    CHECK(strchr(err, '\n') == err + strlen(err) - 1);  /* one line */
+}

@@ -984,7 +984,9 @@ TEST(is_running_until_shutdown)
     mio_loop_free(l);
 }
 
-TEST(run_from_a_callback_is_ebusy)
+/* A run from the loop's own callback would wait for itself: MIO_EDEADLK,
+ * its own code, so that it is not taken for another thread's wait. */
+TEST(run_from_a_callback_is_edeadlk)
 {
     mio_loop *l = new_loop(NULL);
     struct rec r = { .try_nested = 1 };
@@ -994,10 +996,91 @@ TEST(run_from_a_callback_is_ebusy)
     send_ok(s, NULL);
     OK(mio_loop_run_once(l, &recorder, &r, 0));
     CHECK_EQ(r.notify, 1);
-    CHECK_EQ(r.nested, MIO_EBUSY);
+    CHECK_EQ(r.nested, MIO_EDEADLK);
     CHECK_EQ(r.ticks, 1);
+    CHECK(strcmp(mio_strerror(MIO_EDEADLK), mio_strerror(MIO_EBUSY)) != 0);
     mio_sender_free(s);
     mio_loop_free(l);
+}
+
+/* Two loops on one thread: a callback of the outer one may run the inner
+ * one; a callback of the inner one that runs the outer is MIO_EDEADLK; and
+ * once both ticks are over, either runs again. */
+struct pair_of_loops {
+    mio_loop *outer, *inner;
+    int inner_ran, outer_again, ticks;
+};
+
+static void inner_tick(mio_loop *l, void *ctx)
+{
+    struct pair_of_loops *p = ctx;
+    (void)l;
+    p->outer_again = mio_loop_run_once(p->outer, &(mio_handler){ 0 }, NULL, 0);
+}
+
+static void outer_tick(mio_loop *l, void *ctx)
+{
+    struct pair_of_loops *p = ctx;
+    (void)l;
+    p->ticks++;
+    if (p->ticks == 1)
+        p->inner_ran = mio_loop_run_once(p->inner, &(mio_handler){ .tick = inner_tick }, p, 0);
+}
+
+TEST(callback_may_run_another_loop)
+{
+    struct pair_of_loops p = { new_loop(NULL), new_loop(NULL), -1, -1, 0 };
+    const mio_handler h = { .tick = outer_tick };
+
+    OK(mio_loop_run_once(p.outer, &h, &p, 0));
+    CHECK_EQ(p.inner_ran, 0);
+    CHECK_EQ(p.outer_again, MIO_EDEADLK);
+    OK(mio_loop_run_once(p.inner, &(mio_handler){ 0 }, NULL, 0));
+    OK(mio_loop_run_once(p.outer, &h, &p, 0));
+    CHECK_EQ(p.ticks, 2);
+    mio_loop_free(p.inner);
+    mio_loop_free(p.outer);
+}
+
+/* Another thread that runs the loop while its thread is in a callback (a
+ * loop belongs to one thread: a bug) gets MIO_EBUSY, not MIO_EDEADLK. */
+struct cross {
+    mio_loop *l;
+    atomic_int in_callback, other;
+};
+
+static void *run_from_other_thread(void *arg)
+{
+    struct cross *c = arg;
+    while (!atomic_load(&c->in_callback))
+        test_sleep_ms(1);
+    atomic_store(&c->other, mio_loop_run_once(c->l, &(mio_handler){ 0 }, NULL, 0));
+    return NULL;
+}
+
+static void wait_for_other(mio_loop *l, void *ctx)
+{
+    struct cross *c = ctx;
+    (void)l;
+    atomic_store(&c->in_callback, 1);
+    while (atomic_load(&c->other) == 1)
+        test_sleep_ms(1);
+}
+
+TEST(run_from_another_thread_mid_tick_is_ebusy)
+{
+    struct cross c;
+    pthread_t t;
+
+    c.l = new_loop(NULL);
+    atomic_init(&c.in_callback, 0);
+    atomic_init(&c.other, 1);
+    test_watchdog(60);
+    CHECK(pthread_create(&t, NULL, run_from_other_thread, &c) == 0);
+    OK(mio_loop_run_once(c.l, &(mio_handler){ .tick = wait_for_other }, &c, 0));
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK_EQ(atomic_load(&c.other), MIO_EBUSY);
+    mio_loop_free(c.l);
 }
 
 /* ---- signals, which Windows lacks ---- */

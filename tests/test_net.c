@@ -239,6 +239,54 @@ TEST(addr_parse_rejects_names)
     CHECK_EQ(mio_addr_parse("[fe80::1%lo]:80", &a), MIO_EINVAL);
 }
 
+static char why_log[1024];
+
+static void why_collect(int level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level == MIO_LOG_DEBUG)
+        snprintf(why_log, sizeof why_log, "%s", msg);
+}
+
+/* Every refusal is MIO_EINVAL; the debug trace says what was wrong. */
+TEST(addr_parse_says_why_at_debug_level)
+{
+    static const struct { const char *text, *why; } bad[] = {
+        { "127.0.0.1", "missing ':port'" },
+        { "127.0.0.1:", "no port after the ':'" },
+        { "127.0.0.1:65536", "port out of range (0 to 65535)" },
+        { "127.0.0.1:123456", "port out of range (0 to 65535)" },
+        { "127.0.0.1:8o", "the port is not a decimal number" },
+        { "::1:80", "an IPv6 address needs brackets" },
+        { "fe80::1", "an IPv6 address needs brackets" },
+        { ":80", "no address before the ':'" },
+        { "example.com:80", "not a dotted-quad IPv4 address" },
+        { "1.2.3:80", "not a dotted-quad IPv4 address" },
+        { "[::1:80", "no ']' closing the IPv6 address" },
+        { "[::1]", "missing ':port' after the IPv6 address's ']'" },
+        { "[::1]80", "missing ':port' after the IPv6 address's ']'" },
+        { "[]:80", "empty IPv6 address between the brackets" },
+        { "[::g]:80", "not an IPv6 address between the brackets" },
+        { "[fe80::1%]:80", "empty scope after '%'" },
+        { "[fe80::1%eth0]:80", "the scope after '%' must be an interface number, not a name" },
+        { "[fe80::1%99999999999]:80", "scope out of range" },
+        { "[::1]:99999", "port out of range (0 to 65535)" },
+    };
+    mio_addr a;
+    char expect[160];
+    size_t i;
+
+    mio_set_log(why_collect, NULL);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why_log[0] = '\0';
+        CHECK_EQ(mio_addr_parse(bad[i].text, &a), MIO_EINVAL);
+        snprintf(expect, sizeof expect, "mio_addr_parse \"%s\": %s", bad[i].text, bad[i].why);
+        if (strncmp(why_log, expect, strlen(expect)) != 0)
+            FAIL("%s: traced \"%s\"", bad[i].text, why_log);
+    }
+    mio_set_log(NULL, NULL);
+}
+
 TEST(addr_parse_null_is_einval)
 {
     mio_addr a;
@@ -457,6 +505,104 @@ TEST(tcp_connect_refused)
     OK(mio_close(holder));
     mio_poll_free(p);
 }
+
+#ifndef _WIN32
+
+/* A transfer on a socket whose connect was refused takes the error from
+ * the kernel (POSIX clears SO_ERROR then; Winsock keeps it): mio_socket_error still tells it
+ * afterwards, once, and a read says it rather than end of stream.  first:
+ * whether a write or a read comes before mio_socket_error. */
+static void refused_then(int first)
+{
+    mio_poll *p = test_poll();
+    mio_addr target;
+    mio_fd holder = refusing_port(&target);
+    mio_fd c = MIO_INVALID_FD;
+    char buf[8];
+    int err = mio_tcp_connect(&target, &c);
+
+    if (err == MIO_ECONNREFUSED) {
+        OK(mio_close(holder));
+        mio_poll_free(p);
+        SKIP("the connect was refused at once");
+    }
+    OK(err);
+    OK(mio_register(p, c, 1, MIO_READABLE | MIO_WRITABLE));
+    EXPECT_ANY(p, 1, MIO_WRITABLE | MIO_ERROR, TEST_LONG_WAIT);
+    if (first == 'w')
+        err = (int)mio_write(c, "x", 1);
+    else
+        err = (int)mio_read(c, buf, sizeof buf);
+    if (err == 0 && test_on_libkqueue())
+        SKIP("libkqueue reads the error to report it, which clears it");
+    CHECK_EQ(err, MIO_ECONNREFUSED);
+    /* Read to what would be end of stream: the refusal again. */
+    CHECK_EQ(mio_read(c, buf, sizeof buf), MIO_ECONNREFUSED);
+    CHECK_EQ(mio_socket_error(c), MIO_ECONNREFUSED);
+    /* Taken, as SO_ERROR is by reading it. */
+    CHECK_EQ(mio_socket_error(c), 0);
+    CHECK_EQ(mio_read(c, buf, sizeof buf), 0);
+    CHECK(mio_write(c, "x", 1) < 0);
+    OK(mio_deregister(p, c));
+    OK(mio_close(c));
+    OK(mio_close(holder));
+    mio_poll_free(p);
+}
+
+POSIX_TEST(tcp_refused_error_survives_a_write)
+{
+    refused_then('w');
+}
+
+POSIX_TEST(tcp_refused_error_survives_a_read)
+{
+    refused_then('r');
+}
+
+/* What is kept belongs to its socket: closed with mio_close or with
+ * close(2) behind the library's back, the number's next socket has no
+ * error; an ordinary connection's end of stream stays 0. */
+POSIX_TEST(tcp_kept_error_stays_with_its_socket)
+{
+    mio_poll *p = test_poll();
+    mio_addr target;
+    mio_fd holder = refusing_port(&target);
+    struct test_tcp t;
+    mio_fd c = MIO_INVALID_FD;
+    char buf[8];
+    int err = mio_tcp_connect(&target, &c), round;
+
+    for (round = 0; round < 2; round++) {
+        if (err == MIO_ECONNREFUSED)
+            SKIP("the connect was refused at once");
+        OK(err);
+        OK(mio_register(p, c, 1, MIO_WRITABLE));
+        EXPECT_ANY(p, 1, MIO_WRITABLE | MIO_ERROR, TEST_LONG_WAIT);
+        OK(mio_deregister(p, c));
+        err = (int)mio_write(c, "x", 1);
+        if (err == 0 && test_on_libkqueue())
+            SKIP("libkqueue reads the error to report it, which clears it");
+        CHECK_EQ(err, MIO_ECONNREFUSED);
+        if (round == 0)
+            OK(mio_close(c));
+        else
+            CHECK(close(c) == 0);
+        /* The next socket, likely on the same number. */
+        t = test_tcp_pair(NULL, 0);
+        CHECK_EQ(mio_socket_error(t.client), 0);
+        CHECK_EQ(mio_socket_error(t.server), 0);
+        OK(mio_close(t.server));
+        CHECK_EQ(mio_read(t.client, buf, sizeof buf), 0);
+        OK(mio_close(t.client));
+        err = mio_tcp_connect(&target, &c);
+    }
+    if (err == 0)
+        OK(mio_close(c));
+    OK(mio_close(holder));
+    mio_poll_free(p);
+}
+
+#endif
 
 TEST(tcp_peer_shutdown_is_end_of_stream)
 {
@@ -1124,6 +1270,79 @@ TEST(unix_listen_existing_path)
     /* A stale socket file (its listener closed) is still in the way. */
     CHECK_EQ(mio_unix_listen(path, 0, &l2), MIO_EADDRINUSE);
 }
+
+#ifndef _WIN32
+
+/* MIO_UNIX_REMOVE_STALE: a socket file nobody listens on is replaced, and
+ * the probe leaves no descriptor behind. */
+POSIX_TEST(unix_listen_removes_stale_file)
+{
+    const char *dir = test_tmp_dir();
+    char path[128];
+    mio_fd l, c, s;
+    int before;
+
+    snprintf(path, sizeof path, "%s/stale", dir);
+    OK(mio_unix_listen(path, 0, &l));
+    OK(mio_close(l));
+    before = test_open_fds();
+    OK(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l));
+    CHECK_EQ(test_open_fds(), before + 1);
+    OK(mio_unix_connect(path, &c));
+    s = test_accept(l, NULL);
+    OK(mio_close(c));
+    OK(mio_close(s));
+    OK(mio_close(l));
+    /* No file: the flag changes nothing. */
+    CHECK(unlink(path) == 0);
+    OK(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l));
+    OK(mio_close(l));
+}
+
+/* A listener that answers keeps its file, also with its backlog full (a
+ * connect then says EAGAIN, not refused). */
+POSIX_TEST(unix_listen_keeps_live_file)
+{
+    const char *dir = test_tmp_dir();
+    char path[128];
+    mio_fd l, l2 = 0, c[64], s;
+    int n = 0, err = 0;
+
+    snprintf(path, sizeof path, "%s/live", dir);
+    OK(mio_unix_listen(path, 1, &l));
+    CHECK_EQ(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l2), MIO_EADDRINUSE);
+    while (n < 64 && (err = mio_unix_connect(path, &c[n])) == 0)
+        n++;
+    CHECK_EQ(err, MIO_EAGAIN);
+    CHECK_EQ(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l2), MIO_EADDRINUSE);
+    /* Still the same listener's file: it accepts what is queued. */
+    s = test_accept(l, NULL);
+    OK(mio_close(s));
+    while (n > 0)
+        OK(mio_close(c[--n]));
+    OK(mio_close(l));
+}
+
+/* Anything but a socket file stays; unknown flags are refused. */
+POSIX_TEST(unix_listen_keeps_other_files)
+{
+    const char *dir = test_tmp_dir();
+    char path[128];
+    mio_fd l = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/plain", dir);
+    CHECK((f = fopen(path, "w")) != NULL);
+    fclose(f);
+    CHECK_EQ(mio_unix_listen_flags(path, 0, MIO_UNIX_REMOVE_STALE, &l), MIO_EADDRINUSE);
+    CHECK(access(path, F_OK) == 0);
+    CHECK_EQ(mio_unix_listen_flags(path, 0, 0x80, &l), MIO_EINVAL);
+    snprintf(path, sizeof path, "%s/fresh", dir);
+    CHECK_EQ(mio_unix_listen_flags(path, 0, 0x80, &l), MIO_EINVAL);
+    CHECK(access(path, F_OK) != 0);
+}
+
+#endif
 
 /* ---- pipes, which Windows lacks ---- */
 

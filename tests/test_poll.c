@@ -47,6 +47,116 @@ TEST(poll_new_arguments)
     mio_poll_free(p);
 }
 
+/* ---- MIO_BACKEND ---- */
+
+static char env_log[4096];
+
+static void env_collect(int level, const char *msg, void *ud)
+{
+    size_t n = strlen(env_log);
+    (void)ud;
+    snprintf(env_log + n, sizeof env_log - n, "%d %s\n", level, msg);
+}
+
+/* MIO_BACKEND (any case) picks the backend of everything made without a
+ * name: mio_poll_new, NULL for mio_poll_new_backend, a loop and a group's
+ * loops; an explicit name is unaffected. */
+TEST(env_backend_selects_the_default)
+{
+    char upper[16];
+    mio_loop *l;
+    mio_group *g;
+    mio_group_config gc;
+    mio_poll *p, *q;
+    size_t i;
+
+    for (i = 0; test_backend[i] != '\0' && i + 1 < sizeof upper; i++)
+        upper[i] = (char)(i % 2 == 0 && test_backend[i] >= 'a' && test_backend[i] <= 'z'
+                              ? test_backend[i] - 'a' + 'A' : test_backend[i]);
+    upper[i] = '\0';
+    test_setenv("MIO_BACKEND", upper);
+    if (mio_poll_new(&p) == MIO_ENOSYS)
+        SKIP("backend %s not available here", test_backend);
+    CHECK_EQ(strcmp(mio_poll_backend(p), test_backend), 0);
+    OK(mio_poll_new_backend(NULL, &q));
+    CHECK_EQ(strcmp(mio_poll_backend(q), test_backend), 0);
+    mio_poll_free(q);
+    mio_poll_free(p);
+    OK(mio_loop_new(NULL, &l));
+    CHECK_EQ(strcmp(mio_poll_backend(mio_loop_poll(l)), test_backend), 0);
+    mio_loop_free(l);
+    mio_group_config_default(&gc);
+    gc.loops = 2;
+    OK(mio_group_new(&gc, &g));
+    for (i = 0; i < 2; i++)
+        CHECK_EQ(strcmp(mio_poll_backend(mio_loop_poll(mio_group_loop(g, i))), test_backend), 0);
+    mio_group_free(g);
+    /* A name given by the program wins. */
+    test_setenv("MIO_BACKEND", strcmp(test_backend, "poll") == 0 ? "nonesuch" : "poll");
+    p = test_poll();
+    mio_poll_free(p);
+    /* Empty is unset. */
+    test_setenv("MIO_BACKEND", "");
+    OK(mio_poll_new(&p));
+    OK(mio_poll_new_backend(NULL, &q));
+    CHECK_EQ(strcmp(mio_poll_backend(p), mio_poll_backend(q)), 0);
+    mio_poll_free(q);
+    mio_poll_free(p);
+}
+
+/* A MIO_BACKEND that gives no backend fails whatever takes the default,
+ * MIO_ENOSYS as for the same name given to mio_poll_new_backend, and says
+ * at error level which backends this build has; it never falls back. */
+TEST(env_backend_unknown_is_refused)
+{
+    static const char *const bad[] = { "nonesuch", "epol", " poll", "iocp", "kqueue" };
+    mio_poll *p = (mio_poll *)&p;
+    mio_loop *l = (mio_loop *)&l;
+    mio_group *g = (mio_group *)&g;
+    mio_group_config gc;
+    char expect[128], best[16];
+    size_t i;
+
+    OK(mio_poll_new(&p));
+    snprintf(best, sizeof best, "%s", mio_poll_backend(p));
+    mio_poll_free(p);
+    mio_set_log(env_collect, NULL);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mio_poll *probe;
+        /* The BSD and Windows names where this build has them. */
+        if (mio_poll_new_backend(bad[i], &probe) == 0) {
+            mio_poll_free(probe);
+            continue;
+        }
+        env_log[0] = '\0';
+        test_setenv("MIO_BACKEND", bad[i]);
+        CHECK_EQ(mio_poll_new(&p), MIO_ENOSYS);
+        CHECK(p == NULL);
+        snprintf(expect, sizeof expect, "%d MIO_BACKEND=%s: ", MIO_LOG_ERROR, bad[i]);
+        CHECK(strstr(env_log, expect) == env_log);
+        CHECK(strstr(env_log, i == 3 || i == 4 ? ": not available in this build or on this OS;"
+                                               : ": no backend has this name;") != NULL);
+        snprintf(expect, sizeof expect, "this build has: %s", best);
+        CHECK(strstr(env_log, expect) != NULL);
+        CHECK(strstr(env_log, test_backend) != NULL || strcmp(test_backend, "kqueue") == 0);
+        CHECK_EQ(mio_poll_new_backend(NULL, &p), MIO_ENOSYS);
+        CHECK_EQ(mio_loop_new(NULL, &l), MIO_ENOSYS);
+        CHECK(l == NULL);
+        mio_group_config_default(&gc);
+        gc.loops = 1;
+        CHECK_EQ(mio_group_new(&gc, &g), MIO_ENOSYS);
+        CHECK(g == NULL);
+    }
+    /* An explicit name that gives none is only traced, at warn level. */
+    test_setenv("MIO_BACKEND", NULL);
+    env_log[0] = '\0';
+    CHECK_EQ(mio_poll_new_backend("nonesuch", &p), MIO_ENOSYS);
+    snprintf(expect, sizeof expect, "%d backend \"nonesuch\": no backend has this name;",
+             MIO_LOG_WARN);
+    CHECK(strstr(env_log, expect) == env_log);
+    mio_set_log(NULL, NULL);
+}
+
 TEST(wait_rejects_bad_arguments)
 {
     mio_poll *p = test_poll();
@@ -72,7 +182,7 @@ TEST(strerror_never_null)
         0, MIO_EAGAIN, MIO_EINTR, MIO_EINVAL, MIO_EEXIST, MIO_ENOENT, MIO_EBADF,
         MIO_ENOMEM, MIO_EBUSY, MIO_EPIPE, MIO_ECONNREFUSED, MIO_ECONNRESET,
         MIO_EADDRINUSE, MIO_ENAMETOOLONG, MIO_EMFILE, MIO_ENOSYS, MIO_ETIMEDOUT,
-        MIO_ENOTCONN, MIO_ENOSPC,
+        MIO_ENOTCONN, MIO_ENOSPC, MIO_EDEADLK,
     };
     static const int garbage[] = { 1, 12345, -99999, -4095, INT_MIN, INT_MAX, -1000000 };
     size_t i, k;

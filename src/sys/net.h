@@ -62,6 +62,12 @@ int mio__os_connect(mio_fd fd, const struct sockaddr *sa, socklen_t len);
 /* A stream connect started: 0 also while it goes on in the background;
  * MIO_EAGAIN when a Unix listener's backlog is full. */
 int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len);
+/* A Unix stream address (sa, len; its file at path) that bind found in
+ * use: 0 when what is there is a socket file that nobody listens on (a
+ * connect is refused), which is then removed, or was already gone; else
+ * MIO_EADDRINUSE (a listener answers, the file is no socket, or the OS
+ * cannot tell), or the error of the removal. */
+int mio__os_unix_unstale(const char *path, const struct sockaddr *sa, socklen_t len);
 /* One connection off listener's queue, set up as mio__os_socket's are; its
  * peer's address in *ss (*len bytes). */
 int mio__os_accept(mio_fd listener, struct sockaddr_storage *ss, socklen_t *len, mio_fd *out);
@@ -74,8 +80,19 @@ int mio__os_set_nodelay(mio_fd fd, bool on);
 /* The socket's own (peer false) or its peer's address. */
 int mio__os_sockname(mio_fd fd, bool peer, struct sockaddr_storage *ss, socklen_t *len);
 /* SO_ERROR, read and cleared: the call's own failure as the result, the
- * socket's pending error (0 if none) in *pending. */
+ * socket's pending error (0 if none; else the error kept by
+ * mio__os_keep_error, taken) in *pending. */
 int mio__os_take_error(mio_fd fd, int *pending);
+/* A read or write of fd failed with err.  POSIX forgets a connection's
+ * error once a transfer has reported it (SO_ERROR is cleared, later reads
+ * say end of stream): an error that ends a stream connection (refused,
+ * timed out, unreachable) is kept for mio__os_take_error and for reads at
+ * end of stream, until taken or mio__os_close.  A no-op where the OS keeps
+ * it (Windows) and for other errors or sockets. */
+void mio__os_keep_error(mio_fd fd, int err);
+/* The error kept for fd, 0 if none; `take` forgets it.  One relaxed load
+ * when nothing is kept. */
+int mio__os_kept_error(mio_fd fd, bool take);
 /* how is MIO_SHUT_RD, MIO_SHUT_WR or MIO_SHUT_RDWR. */
 int mio__os_shutdown(mio_fd fd, int how);
 int mio__os_close(mio_fd fd);

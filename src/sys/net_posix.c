@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -318,6 +319,27 @@ int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len)
     return 0;
 }
 
+int mio__os_unix_unstale(const char *path, const struct sockaddr *sa, socklen_t len)
+{
+    struct stat st;
+    mio_fd probe = -1;
+    int err, r;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : MIO_EADDRINUSE;
+    if (!S_ISSOCK(st.st_mode))
+        return MIO_EADDRINUSE;
+    /* Non-blocking: a listener with a full backlog says EAGAIN, not
+     * ECONNREFUSED, so a busy server's file is never taken for stale. */
+    if ((err = mio__os_socket(AF_UNIX, SOCK_STREAM, &probe)) < 0)
+        return err;
+    r = connect(probe, sa, len) < 0 ? errno : 0;
+    close(probe);
+    if (r != ECONNREFUSED)
+        return r == ENOENT ? 0 : MIO_EADDRINUSE;
+    return unlink(path) < 0 && errno != ENOENT ? mio__err() : 0;
+}
+
 /* ---- options and state ---- */
 
 int mio__os_set_nodelay(mio_fd fd, bool on)
@@ -333,13 +355,109 @@ int mio__os_sockname(mio_fd fd, bool peer, struct sockaddr_storage *ss, socklen_
     return r < 0 ? mio__err() : 0;
 }
 
+/* ---- errors a transfer took from SO_ERROR ----
+ * A few sockets at a time at most (a failed connection is closed soon):
+ * a small table under a mutex, off every path that succeeds.  Each entry
+ * names its socket by descriptor and by inode, so that a number closed
+ * without mio_close and reused never inherits an error. */
+
+#define KEPT_MAX 64
+
+static struct kept {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    int err;
+} kept[KEPT_MAX];
+static size_t kept_next;        /* the slot to reuse when all are taken */
+static atomic_int kept_count;
+static mio_mutex kept_lock = MIO_MUTEX_INIT;
+
+static bool connection_error(int err)
+{
+    return err == MIO_ECONNREFUSED || err == MIO_ETIMEDOUT || err == MIO_EHOSTUNREACH ||
+           err == MIO_ENETUNREACH;
+}
+
+static bool same_socket(const struct kept *k, const struct stat *st)
+{
+    return k->dev == st->st_dev && k->ino == st->st_ino;
+}
+
+/* fd's entry (locked), dropping it if its socket is not fd's any more. */
+static struct kept *kept_find(int fd, const struct stat *st)
+{
+    size_t i;
+    for (i = 0; i < KEPT_MAX; i++) {
+        if (kept[i].err == 0 || kept[i].fd != fd)
+            continue;
+        if (st != NULL && same_socket(&kept[i], st))
+            return &kept[i];
+        kept[i].err = 0;
+        atomic_fetch_sub_explicit(&kept_count, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+void mio__os_keep_error(mio_fd fd, int err)
+{
+    struct kept *k;
+    struct stat st;
+    int type = 0;
+    socklen_t len = sizeof type;
+    size_t i;
+
+    if (!connection_error(err) || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        type != SOCK_STREAM || fstat(fd, &st) < 0)
+        return;
+    mio_mutex_lock(&kept_lock);
+    k = kept_find(fd, &st);
+    for (i = 0; k == NULL && i < KEPT_MAX; i++)
+        if (kept[i].err == 0)
+            k = &kept[i];
+    if (k == NULL) {
+        k = &kept[kept_next];   /* full: the oldest goes */
+        kept_next = (kept_next + 1) % KEPT_MAX;
+        atomic_fetch_sub_explicit(&kept_count, 1, memory_order_relaxed);
+    }
+    if (k->err == 0)
+        atomic_fetch_add_explicit(&kept_count, 1, memory_order_relaxed);
+    k->fd = fd;
+    k->dev = st.st_dev;
+    k->ino = st.st_ino;
+    k->err = err;
+    mio_mutex_unlock(&kept_lock);
+}
+
+int mio__os_kept_error(mio_fd fd, bool take)
+{
+    struct kept *k;
+    struct stat st;
+    int err = 0;
+
+    if (atomic_load_explicit(&kept_count, memory_order_relaxed) == 0)
+        return 0;
+    mio_mutex_lock(&kept_lock);
+    k = kept_find(fd, fstat(fd, &st) == 0 ? &st : NULL);
+    if (k != NULL) {
+        err = k->err;
+        if (take) {
+            k->err = 0;
+            atomic_fetch_sub_explicit(&kept_count, 1, memory_order_relaxed);
+        }
+    }
+    mio_mutex_unlock(&kept_lock);
+    return err;
+}
+
 int mio__os_take_error(mio_fd fd, int *pending)
 {
-    int err = 0;
+    int err = 0, k;
     socklen_t len = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         return mio__err();
-    *pending = -err;
+    k = mio__os_kept_error(fd, true);
+    *pending = err != 0 ? -err : k;
     return 0;
 }
 
@@ -351,6 +469,7 @@ int mio__os_shutdown(mio_fd fd, int how)
 
 int mio__os_close(mio_fd fd)
 {
+    (void)mio__os_kept_error(fd, true);
     /* Linux and the BSDs release the descriptor even when close says EINTR;
      * retrying could close a number another thread just got. */
     if (close(fd) < 0 && errno != EINTR)

@@ -237,6 +237,17 @@ int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len)
     return 0;
 }
 
+/* Winsock refuses a connect to a listener whose backlog is full as it
+ * refuses one to a file nobody listens on: a live server's file could be
+ * taken for stale, so it is left alone. */
+int mio__os_unix_unstale(const char *path, const struct sockaddr *sa, socklen_t len)
+{
+    (void)path;
+    (void)sa;
+    (void)len;
+    return MIO_EADDRINUSE;
+}
+
 /* ---- options and state ---- */
 
 int mio__os_set_nodelay(mio_fd fd, bool on)
@@ -265,6 +276,20 @@ int mio__os_take_error(mio_fd fd, int *pending)
         (void)setsockopt(fd, SOL_SOCKET, SO_ERROR, (const char *)&zero, sizeof zero);
     }
     *pending = mio__win_error((unsigned long)err);
+    return 0;
+}
+
+/* Winsock keeps SO_ERROR after a transfer reported it: nothing to keep. */
+void mio__os_keep_error(mio_fd fd, int err)
+{
+    (void)fd;
+    (void)err;
+}
+
+int mio__os_kept_error(mio_fd fd, bool take)
+{
+    (void)fd;
+    (void)take;
     return 0;
 }
 

@@ -37,6 +37,7 @@
  * Reaping: waitpid(pid) only, never -1: a child that is not ours is never
  * touched. */
 #include "../registry.h"
+#include "../poll_hooks.h"
 #include "../signals.h"
 #include "net.h"
 
@@ -425,6 +426,10 @@ int mio_process_try_wait(mio_process *c, mio_exit_status *out)
                       (long)c->pid, c->status.code, c->status.signal);
         }
     }
+#if MIO_CHECKS
+    if (c->pidfd >= 0)
+        mio__io_done(c->pidfd);     /* reaping wakes the descriptor again */
+#endif
     if (c->state == LOST)
         return MIO_ECHILD;
     if (out != NULL)
