@@ -155,23 +155,17 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
     l->in_tick = true;
     l->outer = dispatching;
     dispatching = l;
-    if (l->hooks == NULL && h->ready != NULL) {
-        for (i = 0; i < (size_t)n; i++)
-            h->ready(l, ctx, l->events[i].token, l->events[i].flags);
-    } else {
-        /* A group's tokens are the highest: one comparison tells them
-         * apart.  A hand-off looks at the batch. */
-        l->nevents = (size_t)n;
-        for (i = 0; i < (size_t)n; i++) {
-            mio_token token = l->events[i].token;
-            l->dispatching = i;
-            if (MIO_UNLIKELY(token >= MIO_GROUP_TOKEN_FIRST) && l->hooks != NULL)
-                l->hooks->ready(l, ctx, token, l->events[i].flags);
-            else if (h->ready != NULL)
-                h->ready(l, ctx, token, l->events[i].flags);
-        }
-        l->nevents = 0;
+    /* A group's tokens are the highest: one comparison tells them apart. */
+    l->nevents = (size_t)n;
+    for (i = 0; i < (size_t)n; i++) {
+        mio_token token = l->events[i].token;
+        l->dispatching = i;
+        if (MIO_UNLIKELY(token >= MIO_GROUP_TOKEN_FIRST) && l->hooks != NULL)
+            l->hooks->ready(l, ctx, token, l->events[i].flags);
+        else if (h->ready != NULL)
+            h->ready(l, ctx, token, l->events[i].flags);
     }
+    l->nevents = 0;
     for (i = 0; i < l->messages_per_tick &&
                 (kind = mio__channel_recv(l->chan, &arg, &fd)) != MIO__MSG_NONE; i++) {
         if (MIO_LIKELY(kind == MIO__MSG_USER)) {

@@ -29,7 +29,9 @@
  * loop tick.
  *
  * Every timeout lives in one slab of exactly `capacity` nodes allocated up
- * front; lists link slab indices.  The list heads are sentinel nodes placed
+ * front; lists link slab indices.  Nodes never used yet are handed out in
+ * order (`fresh`), released ones from a free list: a run of sets on a new
+ * timer chases no link.  The list heads are sentinel nodes placed
  * after the slab, which makes every list circular: unlinking needs no
  * branch and no knowledge of which list holds the node.  A handle is the
  * node's index plus one (so 0 is never valid) under its generation, which
@@ -107,7 +109,8 @@ struct mio_timer {
     uint32_t wheel, mask, words;
     uint32_t lag;               /* ticks cur may fall behind the clock (move_ns) */
     uint32_t capacity;
-    uint32_t free_head;
+    uint32_t free_head;         /* released nodes; NIL: none */
+    uint32_t fresh;             /* nodes ever handed out: the rest never were */
     uint32_t pending;           /* in the wheel (staged ones are not) */
     uint32_t staged, stage_size;    /* stage entries */
     uint32_t stage_limit;       /* entries that make a flush: 1 sets eagerly */
@@ -498,11 +501,9 @@ int mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_time
     t->lag = t->wheel >= 16 ? t->wheel / 8 : 1;
     t->cur = ticks_of(t, clamp_now(t, mio__now_ns()));
     t->move_ns = (t->cur + t->lag) * tick_ns;
-    for (i = 0; i < capacity; i++) {
-        t->nodes[i].next = i + 1 < capacity ? (uint32_t)(i + 1) : NIL;
+    for (i = 0; i < capacity; i++)     /* the pages are touched here, not by the sets */
         t->nodes[i].gen = 0;
-    }
-    t->free_head = 0;
+    t->free_head = NIL;
     for (i = capacity; i < nodes; i++)
         t->nodes[i].next = t->nodes[i].prev = (uint32_t)i;
     for (i = 0; i < wheel; i++)
@@ -551,20 +552,23 @@ static COLD int flush_full(mio_timer *t)
     return 0;
 }
 
-int mio__timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
+INLINE int set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
 {
     uint32_t i = t->free_head, gen;
     struct node *n;
     mio_timeout h;
 
-    if (MIO_UNLIKELY(i == NIL)) {
+    if (i != NIL) {
+        t->free_head = t->nodes[i].next;
+    } else if (MIO_LIKELY(t->fresh != t->capacity)) {
+        i = t->fresh++;
+    } else {
         if (out != NULL)
             *out = 0;
         return MIO_ENOSPC;
     }
     n = &t->nodes[i];
     gen = n->gen + 1;
-    t->free_head = n->next;
     n->arg = arg;
     n->gen = gen;
     h = ((uint64_t)gen << 32) | (i + 1);
@@ -575,11 +579,16 @@ int mio__timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
     return 0;
 }
 
+int mio__timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
+{
+    return set(t, delay_ns, arg, out);
+}
+
 int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
 {
     if (t == NULL || out == NULL)
         return MIO_EINVAL;
-    return mio__timer_set(t, delay_ns, arg, out);
+    return set(t, delay_ns, arg, out);
 }
 
 /* The node of a pending timeout's handle, or NIL. */
@@ -588,7 +597,7 @@ INLINE uint32_t pending_node(const mio_timer *t, mio_timeout timeout)
     uint32_t i = (uint32_t)timeout - 1, gen = (uint32_t)(timeout >> 32);
 
     /* 0 wraps to NIL, out of range; an even generation is a free node's */
-    if (t == NULL || i >= t->capacity || (gen & 1) == 0 || t->nodes[i].gen != gen)
+    if (t == NULL || i >= t->fresh || (gen & 1) == 0 || t->nodes[i].gen != gen)
         return NIL;
     return i;
 }
