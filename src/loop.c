@@ -120,7 +120,7 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
     bool interrupted = false;
     int64_t now;
     mio_fd fd;
-    size_t i;
+    size_t i, messages, fired;
     void *arg;
     int n, kind;
 
@@ -136,7 +136,6 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
     } else if (n < 0) {
         return n;
     }
-    MIO_TRACE(MIO_LOG_TRACE, "loop %p: tick, %d events", (void *)l, n);
 
     l->in_tick = true;
     /* A group's tokens are the highest: one comparison tells them apart. */
@@ -150,8 +149,9 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
             h->ready(l, ctx, token, l->events[i].flags);
     }
     l->nevents = 0;
-    for (i = 0; i < l->messages_per_tick &&
-                (kind = mio__channel_recv(l->chan, &arg, &fd)) != MIO__MSG_NONE; i++) {
+    for (messages = 0; messages < l->messages_per_tick &&
+                       (kind = mio__channel_recv(l->chan, &arg, &fd)) != MIO__MSG_NONE;
+         messages++) {
         if (MIO_LIKELY(kind == MIO__MSG_USER)) {
             if (h->notify != NULL)
                 h->notify(l, ctx, arg);
@@ -167,9 +167,11 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
      * new one took its place in the count.) */
     now = mio__now_ns();
     mio__timer_new_round(l->timer);
-    while (mio__timer_poll_old_at(l->timer, now, &arg))
+    for (fired = 0; mio__timer_poll_old_at(l->timer, now, &arg); fired++)
         if ((l->hooks == NULL || !l->hooks->timeout(l, ctx, arg)) && h->timeout != NULL)
             h->timeout(l, ctx, arg);
+    if (MIO_TRACING(MIO_LOG_TRACE))
+        mio__log_tick(l, n, fired, messages, interrupted);
     if (interrupted && h->interrupted != NULL)
         h->interrupted(l, ctx);
     if (l->hooks != NULL)
@@ -217,19 +219,32 @@ bool mio_loop_is_running(const mio_loop *l)
     return l != NULL && l->running && (l->hooks == NULL || !l->hooks->stopping(l));
 }
 
+/* What a timeout call gives the caller: the handle in *out (may be NULL),
+ * 0 when none was set. */
+static int timeout_out(int err, mio_timeout t, mio_timeout *out)
+{
+    if (out != NULL)
+        *out = err == 0 ? t : 0;
+    return err;
+}
+
+int mio_loop_timeout_in(mio_loop *l, uint64_t delay_ns, void *arg, mio_timeout *out)
+{
+    mio_timeout t = 0;
+    int err = l != NULL ? mio_timer_set(l->timer, delay_ns, arg, &t) : MIO_EINVAL;
+    return timeout_out(err, t, out);
+}
+
+int mio_loop_timeout_at(mio_loop *l, int64_t deadline_ns, void *arg, mio_timeout *out)
+{
+    mio_timeout t = 0;
+    int err = l != NULL ? mio_timer_set_at(l->timer, deadline_ns, arg, &t) : MIO_EINVAL;
+    return timeout_out(err, t, out);
+}
+
 int mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out)
 {
-    mio_timeout t;
-    int err;
-
-    if (out != NULL)
-        *out = 0;
-    if (l == NULL)
-        return MIO_EINVAL;
-    err = mio_timer_set(l->timer, delay_ns, arg, &t);
-    if (err == 0 && out != NULL)
-        *out = t;
-    return err;
+    return mio_loop_timeout_in(l, delay_ns, arg, out);
 }
 
 bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout)

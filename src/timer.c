@@ -373,7 +373,9 @@ void mio_timer_free(mio_timer *t)
     mio__free(t);
 }
 
-int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
+/* mio_timer_set (when is a delay) and mio_timer_set_at (when is a clock
+ * reading, absolute). */
+static int arm(mio_timer *t, uint64_t when, bool absolute, void *arg, mio_timeout *out)
 {
     uint64_t now, deadline;
     uint32_t i, slot;
@@ -390,12 +392,14 @@ int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
         if (now_tick > t->cur)
             t->cur = now_tick;
     }
-    /* Due at the first tick boundary at or after now + delay; a zero delay is
-     * due at once (at the tick already begun). */
-    if (delay_ns == 0) {
+    /* Due at the first tick boundary at or after now + delay, or the
+     * deadline; a zero delay, or a deadline reached, is due at once (at the
+     * tick already begun). */
+    if (absolute ? when <= now : when == 0) {
         deadline = ticks_of(t, now);
     } else {
-        uint64_t due = delay_ns < t->max_ns - now ? now + delay_ns : t->max_ns;
+        uint64_t due = absolute ? (when < t->max_ns ? when : t->max_ns)
+                                : (when < t->max_ns - now ? now + when : t->max_ns);
         deadline = ticks_of(t, due + t->tick_ns - 1);
     }
     if (MIO_UNLIKELY(deadline < t->cur))   /* a poll_at() was given a later reading */
@@ -429,6 +433,16 @@ int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
     t->pending++;
     *out = ((uint64_t)n->gen << 32) | (i + 1);
     return 0;
+}
+
+int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
+{
+    return arm(t, delay_ns, false, arg, out);
+}
+
+int mio_timer_set_at(mio_timer *t, int64_t deadline_ns, void *arg, mio_timeout *out)
+{
+    return arm(t, deadline_ns > 0 ? (uint64_t)deadline_ns : 0, true, arg, out);
 }
 
 /* Returns node i to the free list; its generation moves on, so its handle
