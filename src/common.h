@@ -22,10 +22,17 @@
 #define MIO_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define MIO_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MIO_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define MIO_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define MIO_LIKELY(x)   (x)
+#define MIO_UNLIKELY(x) (x)
+#define MIO_PRINTF(f, a)
+#define MIO_INLINE __forceinline
 #else
 #define MIO_LIKELY(x)   (x)
 #define MIO_UNLIKELY(x) (x)
 #define MIO_PRINTF(f, a)
+#define MIO_INLINE inline
 #endif
 
 #define MIO_INTERESTS (MIO_READABLE | MIO_WRITABLE | MIO_PRIORITY)
@@ -43,6 +50,13 @@ void *mio__realloc(void *p, size_t n);
 void  mio__free(void *p);
 
 /* ---- tracing (log.c): off costs one relaxed load and a branch ---- */
+/* The level is the library's own (hidden, as every internal name is): said
+ * here, the load is a direct one rather than through the GOT of position-
+ * independent code, which ELF would assume for a name another module might
+ * define. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+__attribute__((visibility("hidden")))
+#endif
 extern atomic_int mio__log_level;
 void mio__log(int level, const char *fmt, ...) MIO_PRINTF(2, 3);
 /* Reads MIO_LOG, the first time only (a relaxed load after that). */
@@ -71,7 +85,7 @@ const char *mio__log_result(long long result, char *buf);
 /* The trace of a wait (its result and a line per event), and of a loop's
  * tick, at MIO_LOG_TRACE: for the call sites' tracing branch. */
 void mio__log_wait(const mio_poll *p, const mio_event *events, int n);
-void mio__log_tick(const mio_loop *l, int events, size_t timers, size_t messages,
+void mio__log_tick(const mio_loop *l, size_t events, size_t timers, size_t messages,
                    bool interrupted);
 
 /* ---- errors (error.c) ---- */

@@ -229,11 +229,12 @@ void mio__log_wait(const mio_poll *p, const mio_event *events, int n)
                  (unsigned long long)events[i].token, mio__log_readiness(events[i].flags, text));
 }
 
-void mio__log_tick(const mio_loop *l, int events, size_t timers, size_t messages,
+void mio__log_tick(const mio_loop *l, size_t events, size_t timers, size_t messages,
                    bool interrupted)
 {
-    mio__log(MIO_LOG_TRACE, "loop %p: tick: %d event%s, %llu timer%s, %llu message%s%s",
-             (const void *)l, events, events == 1 ? "" : "s", (unsigned long long)timers,
+    mio__log(MIO_LOG_TRACE, "loop %p: tick: %llu event%s, %llu timer%s, %llu message%s%s",
+             (const void *)l, (unsigned long long)events, events == 1 ? "" : "s",
+             (unsigned long long)timers,
              timers == 1 ? "" : "s", (unsigned long long)messages, messages == 1 ? "" : "s",
              interrupted ? ", interrupted" : "");
 }

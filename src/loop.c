@@ -120,7 +120,7 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
     bool interrupted = false;
     int64_t now;
     mio_fd fd;
-    size_t i, messages, fired;
+    size_t i;
     void *arg;
     int n, kind;
 
@@ -148,10 +148,8 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
         else if (h->ready != NULL)
             h->ready(l, ctx, token, l->events[i].flags);
     }
-    l->nevents = 0;
-    for (messages = 0; messages < l->messages_per_tick &&
-                       (kind = mio__channel_recv(l->chan, &arg, &fd)) != MIO__MSG_NONE;
-         messages++) {
+    for (i = 0; i < l->messages_per_tick &&
+                (kind = mio__channel_recv(l->chan, &arg, &fd)) != MIO__MSG_NONE; i++) {
         if (MIO_LIKELY(kind == MIO__MSG_USER)) {
             if (h->notify != NULL)
                 h->notify(l, ctx, arg);
@@ -159,6 +157,7 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
             l->hooks->message(l, ctx, kind, arg, fd);
         }
     }
+    l->messages = i;        /* and i counts on through the timeouts, for the trace */
     /* One clock reading for every expiry of this tick, and only timeouts set
      * before it began: one that a callback sets (even with delay 0, due at
      * once) fires in a later tick, so a callback that keeps re-arming cannot
@@ -167,11 +166,11 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
      * new one took its place in the count.) */
     now = mio__now_ns();
     mio__timer_new_round(l->timer);
-    for (fired = 0; mio__timer_poll_old_at(l->timer, now, &arg); fired++)
+    for (; mio__timer_poll_old_at(l->timer, now, &arg); i++)
         if ((l->hooks == NULL || !l->hooks->timeout(l, ctx, arg)) && h->timeout != NULL)
             h->timeout(l, ctx, arg);
     if (MIO_TRACING(MIO_LOG_TRACE))
-        mio__log_tick(l, n, fired, messages, interrupted);
+        mio__log_tick(l, l->nevents, i - l->messages, l->messages, interrupted);
     if (interrupted && h->interrupted != NULL)
         h->interrupted(l, ctx);
     if (l->hooks != NULL)

@@ -374,8 +374,11 @@ void mio_timer_free(mio_timer *t)
 }
 
 /* mio_timer_set (when is a delay) and mio_timer_set_at (when is a clock
- * reading, absolute). */
-static int arm(mio_timer *t, uint64_t when, bool absolute, void *arg, mio_timeout *out)
+ * reading, absolute).  Inlined into each, where `absolute` is a constant:
+ * mio_timer_set, on every re-armed idle timeout, pays nothing for the
+ * other. */
+static MIO_INLINE int arm(mio_timer *t, uint64_t when, bool absolute, void *arg,
+                          mio_timeout *out)
 {
     uint64_t now, deadline;
     uint32_t i, slot;
