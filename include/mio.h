@@ -195,10 +195,10 @@ MIO_API int mio_set_allocator(void *(*malloc_fn)(size_t),
 /* Routes the library's trace points (tick, events per wait, register,
  * deregister, accept, ...) to fn; NULL turns tracing off, the default.  The
  * environment variable MIO_LOG=error|warn|info|debug|trace (any case; also
- * 1-5, "warning", "verbose" or "all" for trace, and off, none or 0) sends
+ * 1-5, "warning", "verbose" or "all" for trace; off, none or 0) sends
  * them to stderr when no callback is set ("mio LEVEL: MSG" lines, that level
  * and the ones above it).  MIO_LOG is read once, by the first call that
- * makes a poll, a loop or a socket, accepts, or builds an address; a value
+ * makes a poll, a loop or a socket, accepts, or refuses an address; a value
  * it does not understand is said on stderr then, in one line naming the
  * valid ones, and tracing stays off.  Lines name their object ("poll 0x...:",
  * "loop 0x...:"), tokens in hex ("token 0x2a"), interest and readiness by
@@ -417,21 +417,21 @@ typedef struct mio_addr {
 #define MIO_ADDR_STRLEN 80
 
 /* Parses "1.2.3.4:80" or "[::1]:80" (a numeric "%scope" allowed for IPv6).
- * No DNS; anything else is MIO_EINVAL, with *out unchanged and, at debug
- * level, a trace line saying what was wrong. */
+ * No DNS; anything else is MIO_EINVAL. */
 MIO_API int mio_addr_parse(const char *text, mio_addr *out);
 /* The address of IP literal ip and port (host byte order): "1.2.3.4", or
  * "::1" and "fe80::1%2" (IPv6 without brackets, a numeric "%scope" at
- * most).  What mio_addr_parse refuses in an address is refused here too:
- * MIO_EINVAL for NULL, a name, brackets, a port inside ip, or anything not
- * a literal, with *out unchanged and the reason traced at debug level. */
+ * most), as mio_addr_parse reads them.  No DNS: MIO_EINVAL for NULL, a
+ * name, brackets, a port inside ip or anything else, with *out unchanged
+ * and a debug-level trace line saying what was wrong. */
 MIO_API int mio_addr_ip(const char *ip, uint16_t port, mio_addr *out);
 /* A copy of an OS socket address of len bytes: what getaddrinfo (ai_addr,
  * ai_addrlen), recvfrom or another library hands over.  IPv4 and IPv6
  * addresses take their family's length (len may be larger: the rest is
  * ignored), a Unix one keeps len.  MIO_EAFNOSUPPORT for another family,
  * MIO_EINVAL for NULL or a len too short for the family (or, for Unix,
- * longer than sockaddr_un); *out is unchanged then. */
+ * longer than sockaddr_un); *out is unchanged then, and a debug-level trace
+ * line says why. */
 MIO_API int mio_addr_sockaddr(const struct sockaddr *sa, size_t len, mio_addr *out);
 /* Writes the address as text, NUL-terminated, and returns its strlen;
  * MIO_ENOSPC if it does not fit.  Unix addresses format as their path (a

@@ -84,7 +84,7 @@ static int parse_level(const char *v)
 }
 
 /* Reads MIO_LOG once, from the first call that makes a poll, a loop or a
- * socket, or builds an address.  A value not understood is said on stderr
+ * socket, accepts, or refuses an address.  A value not understood is said on stderr
  * once, with the values that are: a misspelt switch should not look like a
  * quiet library. */
 void mio__log_init(void)

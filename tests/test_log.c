@@ -152,7 +152,8 @@ TEST(env_read_before_any_poll)
 {
     char err[8192];
     run_child("refused_address", "debug", err, sizeof err);
-    CHECK(strncmp(err, "mio debug: mio_addr_ip: \"10.0.0\" refused: not an IPv4 address", 61) == 0);
+    CHECK(strncmp(err, "mio debug: mio_addr_ip \"10.0.0\": not a dotted-quad IPv4 address",
+                  63) == 0);
 }
 
 static char lines[65536];
@@ -385,6 +386,38 @@ TEST(callback_sees_connect_refused_at_once)
     EXPECT_LINE("%d connect fd ", MIO_LOG_DEBUG);
     EXPECT_LINE(" to %s: %s\n", path, mio__log_result(err, (char[MIO__LOG_TEXT]){ 0 }));
     CHECK(strstr(lines, ": MIO_E") != NULL);
+}
+
+/* A refused address says why: mio_addr_ip what is wrong with the text,
+ * mio_addr_sockaddr which family or length it refused. */
+TEST(callback_hears_why_an_address_is_refused)
+{
+    static const struct { const char *ip, *why; } bad[] = {
+        { "", "no address" },
+        { "[::1]", "no brackets here" },
+        { "10.0.0.1:80", "the port is an argument of its own here" },
+        { "localhost", "not a dotted-quad IPv4 address (names are not looked up)" },
+        { "::g", "not an IPv6 address" },
+        { "fe80::1%eth0", "the scope after '%' must be an interface number, not a name" },
+    };
+    struct sockaddr_storage ss;
+    mio_addr a;
+    size_t i;
+
+    collect_anew();
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(mio_addr_ip(bad[i].ip, 80, &a), MIO_EINVAL);
+        EXPECT_LINE("%d mio_addr_ip \"%s\": %s", MIO_LOG_DEBUG, bad[i].ip, bad[i].why);
+    }
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = 250;
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, sizeof ss, &a), MIO_EAFNOSUPPORT);
+    EXPECT_LINE("%d mio_addr_sockaddr family 250: not IPv4, IPv6 or Unix\n", MIO_LOG_DEBUG);
+    ss.ss_family = AF_INET6;
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, 8, &a), MIO_EINVAL);
+    EXPECT_LINE("%d mio_addr_sockaddr family %d: 8 bytes, short of %d\n", MIO_LOG_DEBUG,
+                AF_INET6, (int)sizeof(struct sockaddr_in6));
+    mio_set_log(NULL, NULL);
 }
 
 /* The text the lines are made of, every name and the bits without one. */
