@@ -30,8 +30,8 @@
  * - Where the OS has no edge trigger (the poll(2) and Windows backends), edge is
  *   emulated: a reported direction re-arms when a libmio call on that fd
  *   (mio_read, mio_write, mio_readv, mio_writev, mio_accept or mio_tcp_accept,
- *   mio_tcp_shed, mio_udp_recv, mio_udp_recv_from, mio_udp_send_to, mio_udp_recv_batch,
- *   mio_udp_send_batch) drains it as above or
+ *   mio_tcp_shed, mio_udp_recv, mio_udp_recv_from, mio_udp_send_to,
+ *   mio_udp_recv_batch, mio_udp_send_batch) drains it as above or
  *   fails with any other error (a connection aborted before accept, a
  *   transient MIO_ENOMEM): what is still ready is then reported again, and
  *   the next arrival is reported as a kernel edge would.  Reading a pending
