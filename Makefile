@@ -1,13 +1,30 @@
 # Thin wrapper over CMake: `make demo` runs the echo demo, `make test` runs
 # every test (plain, ASan+UBSan, TSan, valgrind, kqueue through libkqueue);
-# `make install PREFIX=...` installs, `make docs` renders the reference and
-# guide with Doxygen.
+# `make install PREFIX=...` builds and installs the library alone (header,
+# libraries, mio.pc, CMake packages, man pages), `make docs` renders the
+# reference and guide with Doxygen.
+#
+#   JOBS=N           parallel compile and test jobs (default 2)
+#   BUILD=dir        the main build tree (default build)
+#   PREFIX=dir       where `make install` installs (default /usr/local)
+#   CMAKE_ARGS=...   more options for every CMake configure here, e.g.
+#                    CMAKE_ARGS="-DMIO_URING=OFF -DCMAKE_C_COMPILER=clang"
+#                    (not the Windows cross-build, whose toolchain file picks
+#                    the compiler)
 JOBS     ?= 2
 BUILD    ?= build
 PREFIX   ?= /usr/local
+CMAKE_ARGS ?=
 CTEST    := ctest --output-on-failure -j$(JOBS)
 VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kinds=definite;--track-fds=no;--quiet
 
+# Optional tools: a target that needs one that is missing says so in one
+# line, naming the Debian package, and succeeds.
+HAVE_SANITIZERS = printf 'int main(void) { return 0; }\n' | \
+    clang -x c -fsanitize=$(1) -o /dev/null - >/dev/null 2>&1
+SANITIZERS_MISSING = echo "$(1): skipped (needs clang and its sanitizer runtimes: apt-get install clang libclang-rt-14-dev)"
+
+comma := ,
 FUZZ_SECONDS ?= 60
 FUZZ_LONG_SECONDS ?= 3600
 SOAK_SECONDS ?= 300
@@ -15,7 +32,7 @@ SOAK_SECONDS ?= 300
 .PHONY: all demo test test-windows-if-available test-plain test-asan test-tsan test-valgrind test-kqueue test-windows bench bench-multicore bench-datagrams stress soak fuzz fuzz-long clean install docs check-install check-msvc
 
 all:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j$(JOBS)
 
 demo: all
@@ -36,13 +53,17 @@ test-plain: all
 	cd $(BUILD) && $(CTEST)
 
 test-asan:
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMIO_SANITIZE=address
-	cmake --build build-asan -j$(JOBS)
+	@if ! $(call HAVE_SANITIZERS,address$(comma)undefined); then $(call SANITIZERS_MISSING,test-asan); exit 0; fi; \
+	set -ex; \
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMIO_SANITIZE=address $(CMAKE_ARGS); \
+	cmake --build build-asan -j$(JOBS); \
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(CTEST)
 
 test-tsan:
-	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMIO_SANITIZE=thread
-	cmake --build build-tsan -j$(JOBS)
+	@if ! $(call HAVE_SANITIZERS,thread); then $(call SANITIZERS_MISSING,test-tsan); exit 0; fi; \
+	set -ex; \
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMIO_SANITIZE=thread $(CMAKE_ARGS); \
+	cmake --build build-tsan -j$(JOBS); \
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 MIO_TEST_SCALE=10 $(CTEST)
 
 # valgrind runs every test on the default backend only: the others' memory is
@@ -50,8 +71,10 @@ test-tsan:
 # uring backend could not run there anyway: valgrind holds its thread lock
 # across io_uring_enter, so the tests skip it under valgrind, saying why.)
 test-valgrind:
-	cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Debug '-DMIO_TEST_WRAPPER=$(VALGRIND)' -DMIO_TEST_BACKENDS=default
-	cmake --build build-valgrind -j$(JOBS)
+	@if ! command -v valgrind >/dev/null; then echo "test-valgrind: skipped (needs valgrind: apt-get install valgrind)"; exit 0; fi; \
+	set -ex; \
+	cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=Debug '-DMIO_TEST_WRAPPER=$(VALGRIND)' -DMIO_TEST_BACKENDS=default $(CMAKE_ARGS); \
+	cmake --build build-valgrind -j$(JOBS); \
 	cd build-valgrind && MIO_TEST_SCALE=10 $(CTEST)
 
 # The whole suite on the kqueue backend, through libkqueue built from
@@ -61,13 +84,18 @@ test-valgrind:
 # that CI, which must finish within 30, cannot spare.
 KQUEUE_BUILDS ?= plain
 test-kqueue:
-	JOBS=$(JOBS) tools/kqueue_tests.sh $(KQUEUE_BUILDS)
+	JOBS=$(JOBS) CMAKE_ARGS='$(CMAKE_ARGS)' tools/kqueue_tests.sh $(KQUEUE_BUILDS)
 
-install: all
+# Builds what is installed and nothing else (not the tests, not the
+# examples), in the main build tree.  With a PREFIX whose lib directory the
+# dynamic loader does not search, it says what programs need to start.
+install:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j$(JOBS) --target mio_installed
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 docs:
-	cmake -S . -B $(BUILD)
+	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
 	cmake --build $(BUILD) --target docs
 
 check-install:
@@ -79,20 +107,26 @@ check-msvc:
 # Benchmarks against hand-written epoll, libev, libevent and libuv (each
 # skipped when not installed); writes bench/RESULTS.md.  QUICK=1: < 2 min.
 bench:
-	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF
-	cmake --build build-bench -j$(JOBS)
+	@if ! command -v python3 >/dev/null; then echo "$@: skipped (needs python3: apt-get install python3)"; exit 0; fi; \
+	set -ex; \
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF $(CMAKE_ARGS); \
+	cmake --build build-bench -j$(JOBS); \
 	python3 bench/run.py build-bench $(if $(QUICK),--quick)
 
 # The multi-core section of bench/RESULTS.md alone (the group of loops).
 bench-multicore:
-	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF
-	cmake --build build-bench -j$(JOBS)
+	@if ! command -v python3 >/dev/null; then echo "$@: skipped (needs python3: apt-get install python3)"; exit 0; fi; \
+	set -ex; \
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF $(CMAKE_ARGS); \
+	cmake --build build-bench -j$(JOBS); \
 	python3 bench/run.py build-bench --only multicore $(if $(QUICK),--quick)
 
 # The datagram section of bench/RESULTS.md alone (batches, GSO, GRO).
 bench-datagrams:
-	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF
-	cmake --build build-bench -j$(JOBS)
+	@if ! command -v python3 >/dev/null; then echo "$@: skipped (needs python3: apt-get install python3)"; exit 0; fi; \
+	set -ex; \
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIO_BUILD_BENCH=ON -DMIO_BUILD_TESTS=OFF -DMIO_BUILD_EXAMPLES=OFF $(CMAKE_ARGS); \
+	cmake --build build-bench -j$(JOBS); \
 	python3 bench/run.py build-bench --only datagrams $(if $(QUICK),--quick)
 
 # Long reliability runs: descriptor exhaustion, signals, every connection the
@@ -108,17 +142,20 @@ stress: all
 soak: all
 	stress/run.sh $(BUILD) soak $(SOAK_SECONDS)
 
-# Each libFuzzer target for FUZZ_SECONDS (needs clang).
+# Each libFuzzer target for FUZZ_SECONDS (needs clang and its runtimes).
 fuzz:
+	@if ! $(call HAVE_SANITIZERS,fuzzer$(comma)address); then $(call SANITIZERS_MISSING,fuzz); exit 0; fi; \
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) OUT=$(CURDIR)/build-fuzz
 
 # Each libFuzzer target for FUZZ_LONG_SECONDS (default an hour), one after the
 # other, printing executions, rate and coverage (cov: edges, ft: features)
 # per target; a finding fails it.  The corpus grows in build-fuzz/long-<name>
-# from one run to the next.  FUZZ_TARGETS=fuzz_loop runs only that one.
+# from one run to the next.  FUZZ_TARGETS=fuzz_loop runs only that one;
+# FUZZ_LONG_RUNS=10000000 stops each after that many executions.
 fuzz-long:
+	@if ! $(call HAVE_SANITIZERS,fuzzer$(comma)address); then $(call SANITIZERS_MISSING,fuzz-long); exit 0; fi; \
 	$(MAKE) -C fuzz long FUZZ_LONG_SECONDS=$(FUZZ_LONG_SECONDS) OUT=$(CURDIR)/build-fuzz \
-	    $(if $(FUZZ_TARGETS),TARGETS="$(FUZZ_TARGETS)")
+	    $(if $(FUZZ_TARGETS),TARGETS="$(FUZZ_TARGETS)") $(if $(FUZZ_LONG_RUNS),FUZZ_LONG_RUNS=$(FUZZ_LONG_RUNS))
 
 # Cross-builds for Windows with mingw-w64 and runs the tests under wine, in a
 # prefix of its own.  wine's background server is started first with none of

@@ -79,6 +79,7 @@ WAKE_LIBS = [("epoll (by hand, eventfd)", "wake_epoll"), ("libmio mio_waker", "w
              ("libuv uv_async", "wake_libuv")]
 ECHO_LIBS = [
     ("epoll (by hand, edge)", "echo_epoll", []),
+    ("epoll (by hand, level)", "echo_epoll", ["trigger=level"]),
     ("libmio epoll (edge)", "echo_mio", ["backend=epoll"]),
     ("libmio poll (level)", "echo_mio", ["backend=poll", "trigger=level"]),
     ("libmio uring (edge)", "echo_mio", ["backend=uring"]),
@@ -267,6 +268,10 @@ def echo_instructions(prog, extra, size, port):
 
 
 WRK_RE = re.compile(r"Requests/sec:\s*([\d.]+)")
+WRK_N = re.compile(r"(\d+) requests in")
+# The reference for server CPU per request: what a careful hand-written server
+# costs, level-triggered, where no read ends a request in EAGAIN.
+CPU_REF = "epoll (by hand, level)"
 WRK_PCT = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
@@ -280,7 +285,8 @@ def wrk_run(port):
         return None
     unit = {"us": 1, "ms": 1e3, "s": 1e6}
     pct = {p: float(v) * unit[u] for p, v, u in WRK_PCT.findall(out.stdout)}
-    return float(m.group(1)), pct.get("50", 0.0), pct.get("99", 0.0)
+    n = WRK_N.search(out.stdout)
+    return float(m.group(1)), pct.get("50", 0.0), pct.get("99", 0.0), int(n.group(1)) if n else 0
 
 
 def run_http_all(base_port):
@@ -294,15 +300,18 @@ def run_http_all(base_port):
                     pin(SERVER_CPU, [path, f"port={base_port + i}", "http=1"] + extra)))
         time.sleep(0.5)
         for _ in range(HTTP_RUNS):
-            for label, (port, _) in servers.items():
+            for label, (port, proc) in servers.items():
+                cpu0 = cpu_seconds(proc.pid)
                 r = wrk_run(port)
+                cpu1 = cpu_seconds(proc.pid)
                 if r is not None:
-                    samples.setdefault(label, []).append(r)
+                    cpu = (cpu1 - cpu0) * 1e6 / r[3] if r[3] and cpu0 is not None and cpu1 is not None else 0.0
+                    samples.setdefault(label, []).append(r[:3] + (cpu,))
     finally:
         for _, proc in servers.values():
             proc.send_signal(signal.SIGTERM)
             proc.wait()
-    return {label: tuple(median([r[i] for r in rs]) for i in range(3))
+    return {label: tuple(median([r[i] for r in rs]) for i in range(4))
             for label, rs in samples.items() if len(rs) == HTTP_RUNS}
 
 
@@ -996,6 +1005,20 @@ def main():
                 row += ["", "", ""]
         md.append("| " + " | ".join(row) + " |")
     md.append("")
+    md.append("Server CPU time (user and system, from `/proc/PID/stat`) per request, "
+              "medians; ratios are to hand-written level-triggered epoll, which never "
+              "makes a read that ends in EAGAIN.  The edge-triggered servers read until "
+              "a read comes back shorter than the buffer (a short read drains a stream, "
+              "`mio.h`), not until EAGAIN:\n")
+    md.append("| library | 64 B us/request | 16 KiB us/request |")
+    md.append("|---|---|---|")
+    for label, _, _ in ECHO_LIBS:
+        row = [label]
+        for size in ECHO_SIZES:
+            r, b = echo.get((label, size)), echo.get((CPU_REF, size))
+            row.append(f"{r[3]:.2f}{fmt_ratio(r[3], b[3] if b else None)}" if r and r[3] else "")
+        md.append("| " + " | ".join(row) + " |")
+    md.append("")
 
     if http:
         md.append("## HTTP\n")
@@ -1003,13 +1026,16 @@ def main():
                   "each complete request gets the same 77-byte response) driven by `wrk` "
                   f"with one thread and {ECHO_CONNS} connections, {HTTP_SECONDS} s per run, "
                   "round-robin over the servers; medians of the runs.\n")
-        md.append("| library | req/s | p50 us | p99 us |")
-        md.append("|---|---|---|---|")
-        href = http.get(ECHO_LIBS[0][0])
+        md.append("| library | req/s | p50 us | p99 us | server CPU us/request |")
+        md.append("|---|---|---|---|---|")
+        href, cref = http.get(ECHO_LIBS[0][0]), http.get(CPU_REF)
         for label, _, _ in ECHO_LIBS:
             r = http.get(label)
             md.append(f"| {label} | " + (f"{r[0]:.0f}{fmt_ratio(r[0], href[0] if href else None)} | "
-                                         f"{r[1]:.0f} | {r[2]:.0f} |" if r else " | | |"))
+                                         f"{r[1]:.0f} | {r[2]:.0f} | "
+                                         f"{r[3]:.2f}{fmt_ratio(r[3], cref[3] if cref else None)} |"
+                                         if r else " | | | |"))
+        md.append("\nCPU ratios here are to hand-written level-triggered epoll.")
         md.append("")
 
     md.append("## Timers\n")

@@ -1,5 +1,7 @@
 # Doxygen input filter for include/mio.h, which is written with plain C
-# comments: the first comment becomes the file's documentation, each
+# comments: the first comment becomes the documentation of a group that
+# holds the whole header (SHOW_FILES is off, so that the guide's .md files
+# get no empty file pages: the header is reached as that group), each
 # "---- Section ----" banner a named member group (its text the group's),
 # a comment on a line of its own documents what follows, and a comment after
 # code documents that code.  Line numbers are kept.
@@ -14,6 +16,7 @@ function close_group() {
         if (index(line, "*/")) {
             in_comment = 0
             if (banner) { sub(/\*\//, "*/ /** @{ */", line); banner = 0; group_open = 1 }
+            if (first) { sub(/\*\//, "*/ /** @{ */", line); first = 0 }
         }
         print line
         next
@@ -40,7 +43,7 @@ function close_group() {
         next
     }
     if (line ~ /^[ \t]*\/\*[^*]/ || line ~ /^[ \t]*\/\*$/) {   # a comment of its own
-        if (!seen_first) { sub(/\/\*/, "/** @file", line); seen_first = 1 }
+        if (!seen_first) { sub(/\/\*/, "/** @defgroup mio_h mio.h", line); seen_first = 1; first = 1 }
         else sub(/\/\*/, "/**", line)
         if (!index(line, "*/")) in_comment = 1
         print line
@@ -53,4 +56,4 @@ function close_group() {
     print line
 }
 
-END { close_group() }
+END { close_group(); print "/** @} */" }

@@ -10,7 +10,8 @@
 #
 # Build trees: build-kqueue, build-kqueue-asan.  The prefix goes when the run
 # ends, so run this again rather than ctest in them.  JOBS (default 2) is
-# passed to the builds and to ctest.
+# passed to the builds and to ctest, CMAKE_ARGS (split at spaces) to
+# libmio's configure.
 set -euo pipefail
 
 src=$(cd "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,8 +61,9 @@ for b in "${builds[@]}"; do
     esac
     echo "test-kqueue: $b build in $dir"
     # The prefix is new each run: forget the library found in the last one.
+    # shellcheck disable=SC2086
     cmake -S "$src" -B "$src/$dir" "${opts[@]}" -DMIO_LIBKQUEUE_PREFIX="$prefix" \
-          -UMIO_LIBKQUEUE_LIBRARY -DMIO_TEST_BACKENDS=kqueue >/dev/null
+          -UMIO_LIBKQUEUE_LIBRARY -DMIO_TEST_BACKENDS=kqueue ${CMAKE_ARGS:-} >/dev/null
     cmake --build "$src/$dir" -j"$jobs"
     (cd "$src/$dir" && env ${env[@]+"${env[@]}"} ctest --output-on-failure -j"$jobs")
 done
