@@ -419,16 +419,16 @@ typedef struct mio_addr {
 /* Parses "1.2.3.4:80" or "[::1]:80" (a numeric "%scope" allowed for IPv6).
  * No DNS; anything else is MIO_EINVAL. */
 MIO_API int mio_addr_parse(const char *text, mio_addr *out);
-/* The address of IP literal ip and port (host byte order): "1.2.3.4", or
- * "::1" and "fe80::1%2" (IPv6 without brackets, a numeric "%scope" at
- * most), as mio_addr_parse reads them.  No DNS: MIO_EINVAL for NULL, a
- * name, brackets, a port inside ip or anything else, with *out unchanged
- * and a debug-level trace line saying what was wrong. */
+/* The address of an IP literal and a port.  ip is "1.2.3.4", or "::1" and
+ * "fe80::1%2" (IPv6 without brackets, a numeric "%scope" at most), as
+ * mio_addr_parse reads them; port is in host byte order.  No DNS: MIO_EINVAL
+ * for NULL, a name, brackets, a port inside ip or anything else, with *out
+ * unchanged and a debug-level trace line saying what was wrong. */
 MIO_API int mio_addr_ip(const char *ip, uint16_t port, mio_addr *out);
-/* A copy of an OS socket address of len bytes: what getaddrinfo (ai_addr,
- * ai_addrlen), recvfrom or another library hands over.  IPv4 and IPv6
- * addresses take their family's length (len may be larger: the rest is
- * ignored), a Unix one keeps len.  MIO_EAFNOSUPPORT for another family,
+/* A copy of an OS socket address of len bytes.  For what getaddrinfo
+ * (ai_addr, ai_addrlen), recvfrom or another library hands over.  IPv4 and
+ * IPv6 addresses take their family's length (len may be larger: the rest
+ * is ignored), a Unix one keeps len.  MIO_EAFNOSUPPORT for another family,
  * MIO_EINVAL for NULL or a len too short for the family (or, for Unix,
  * longer than sockaddr_un); *out is unchanged then, and a debug-level trace
  * line says why. */
@@ -1001,9 +1001,9 @@ MIO_API void mio_process_free(mio_process *c);
 typedef uint64_t mio_timeout;   /* 0 is never a valid handle */
 typedef struct mio_timer mio_timer;
 
-/* The monotonic clock every timer and loop deadline is measured on, in
- * nanoseconds from an arbitrary start: the `now` of mio_timer_set_at and
- * mio_loop_timeout_at deadlines.  Never goes back; not the time of day. */
+/* The monotonic clock of timer and loop deadlines, in nanoseconds.  Its
+ * start is arbitrary; it never goes back and is not the time of day: the
+ * `now` of mio_timer_set_at and mio_loop_timeout_at deadlines. */
 MIO_API int64_t mio_clock_ns(void);
 
 /* tick_ns: the resolution, 0 = 1 ms.  wheel_size: slots, rounded up to a
@@ -1019,7 +1019,7 @@ MIO_API void mio_timer_free(mio_timer *t);
  * MIO_ENOSPC when capacity timeouts are pending, MIO_EINVAL for a NULL t or
  * out. */
 MIO_API int  mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out);
-/* mio_timer_set with an absolute deadline on mio_clock_ns: due at the first
+/* mio_timer_set with an absolute deadline on mio_clock_ns.  Due at the first
  * tick boundary at or after deadline_ns, never before; a deadline already
  * reached (or negative) is due at the next poll, as a delay of 0 is.  For
  * periodic timeouts without drift (see above).  Errors as mio_timer_set,
@@ -1132,7 +1132,7 @@ MIO_API bool mio_loop_is_running(const mio_loop *l);
  * once.  The time comes before arg, as in mio_timer_set: every call that
  * arms a timeout reads (where, when, what, handle). */
 MIO_API int  mio_loop_timeout_in(mio_loop *l, uint64_t delay_ns, void *arg, mio_timeout *out);
-/* mio_loop_timeout_in with an absolute deadline on mio_clock_ns, as
+/* mio_loop_timeout_in with an absolute deadline on mio_clock_ns.  As for
  * mio_timer_set_at: never before deadline_ns, at the next tick for a
  * deadline already reached.  Re-armed from the `timeout` callback at the
  * previous deadline plus the period, it runs a periodic job without drift:
