@@ -73,15 +73,14 @@ void mio__log_init(void);
 
 /* Text for trace lines, written into buf of MIO__LOG_TEXT bytes: interest
  * ("READABLE|WRITABLE|EDGE"), readiness ("READABLE|READ_CLOSED") and a
- * result ("ok", "MIO_EAGAIN", else the number).  The macros give each a
- * buffer of its own for the trace point's statement. */
+ * result ("ok", "MIO_EAGAIN", else the number).  The macros give a trace
+ * point's arguments a buffer each, which lives as long as its statement. */
 #define MIO__LOG_TEXT 96
 const char *mio__log_interest(uint32_t interest, char *buf);
 const char *mio__log_readiness(uint32_t readiness, char *buf);
 const char *mio__log_result(long long result, char *buf);
-#define MIO__INTEREST(x)  mio__log_interest((x), (char[MIO__LOG_TEXT]){ 0 })
-#define MIO__READINESS(x) mio__log_readiness((x), (char[MIO__LOG_TEXT]){ 0 })
-#define MIO__RESULT(x)    mio__log_result((x), (char[MIO__LOG_TEXT]){ 0 })
+#define MIO__INTEREST(x) mio__log_interest((x), (char[MIO__LOG_TEXT]){ 0 })
+#define MIO__RESULT(x)   mio__log_result((x), (char[MIO__LOG_TEXT]){ 0 })
 /* The trace of a wait (its result and a line per event), and of a loop's
  * tick, at MIO_LOG_TRACE: for the call sites' tracing branch. */
 void mio__log_wait(const mio_poll *p, const mio_event *events, int n);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define COUNT(a) (sizeof (a) / sizeof (a)[0])
+
 atomic_int mio__log_level;
 static void (*log_fn)(int level, const char *msg, void *ud);
 static void *log_ud;
@@ -77,7 +79,7 @@ static int parse_level(const char *v)
     n = strlen(v);
     while (n > 0 && is_space(v[n - 1]))
         n--;
-    for (i = 0; i < sizeof level_words / sizeof level_words[0]; i++)
+    for (i = 0; i < COUNT(level_words); i++)
         if (same_word(v, n, level_words[i].word))
             return level_words[i].level;
     return -1;
@@ -175,7 +177,8 @@ static const struct flag_name readiness_names[] = {
     { MIO_WRITE_CLOSED, "WRITE_CLOSED" },
 };
 
-/* The trigger is always named, EDGE included (its bit is 0). */
+/* What may follow the trigger, which is always named: EDGE, whose bit is
+ * 0, is the absence of LEVEL. */
 static const struct flag_name trigger_names[] = {
     { MIO_ONESHOT, "ONESHOT" },
     { MIO__EXCLUSIVE, "EXCLUSIVE" },
@@ -183,20 +186,20 @@ static const struct flag_name trigger_names[] = {
 
 const char *mio__log_interest(uint32_t interest, char *buf)
 {
-    size_t at = put_flags(buf, 0, &interest, interest_names, 3);
+    size_t at = put_flags(buf, 0, &interest, interest_names, COUNT(interest_names));
     at += (size_t)snprintf(buf + at, MIO__LOG_TEXT - at, "%s%s", at > 0 ? "|" : "",
                            (interest & MIO_LEVEL) ? "LEVEL" : "EDGE");
     if (at >= MIO__LOG_TEXT)
         at = MIO__LOG_TEXT - 1;
     interest &= ~MIO_LEVEL;
-    at = put_flags(buf, at, &interest, trigger_names, 2);
+    at = put_flags(buf, at, &interest, trigger_names, COUNT(trigger_names));
     put_rest(buf, at, interest);
     return buf;
 }
 
 const char *mio__log_readiness(uint32_t readiness, char *buf)
 {
-    size_t at = put_flags(buf, 0, &readiness, readiness_names, 6);
+    size_t at = put_flags(buf, 0, &readiness, readiness_names, COUNT(readiness_names));
     put_rest(buf, at, readiness);
     return buf;
 }
