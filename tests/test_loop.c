@@ -750,7 +750,7 @@ TEST(timeout_at_fires_at_its_deadline)
     CHECK(t != 0);
     OK(mio_loop_timeout_at(l, mio_clock_ns() - MIO_SEC, (void *)2, NULL));
     OK(mio_loop_run_once(l, &recorder, &r, 0));
-    CHECK_EQ(r.timeouts, 1);
+    CHECK(r.timeouts >= 1);                 /* 2 at once; 1 as well if 30 ms went by */
     CHECK(r.args[0] == (void *)2);
     while (r.timeouts < 2)
         OK(mio_loop_run_once(l, &recorder, &r, -1));
