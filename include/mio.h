@@ -29,9 +29,9 @@
  *   until mio_reregister().
  * - Where the OS has no edge trigger (the poll(2) and Windows backends), edge is
  *   emulated: a reported direction re-arms when a libmio call on that fd
- *   (mio_read, mio_write, mio_readv, mio_writev, mio_tcp_accept, mio_tcp_shed,
- *   mio_udp_recv, mio_udp_recv_from, mio_udp_send_to, mio_udp_recv_batch,
- *   mio_udp_send_batch) drains it as above or
+ *   (mio_read, mio_write, mio_readv, mio_writev, mio_accept or mio_tcp_accept,
+ *   mio_tcp_shed, mio_udp_recv, mio_udp_recv_from, mio_udp_send_to,
+ *   mio_udp_recv_batch, mio_udp_send_batch) drains it as above or
  *   fails with any other error (a connection aborted before accept, a
  *   transient MIO_ENOMEM): what is still ready is then reported again, and
  *   the next arrival is reported as a kernel edge would.  Reading a pending
@@ -194,9 +194,11 @@ MIO_API int mio_set_allocator(void *(*malloc_fn)(size_t),
                               void (*free_fn)(void *));
 
 /* Trace levels, from the most to the least important: the `level` given to
- * the mio_set_log callback, and what MIO_LOG names.  Poll and loop creation
- * and every register, reregister and deregister are DEBUG; every wait and
- * loop tick is TRACE. */
+ * the mio_set_log callback, and what MIO_LOG names.  Poll and loop creation,
+ * every register, reregister and deregister, and every listen, connect,
+ * accept and mio_close are DEBUG; every wait (with a line per event it
+ * returns), loop tick (with the events, timers and messages it handled) and
+ * accept that finds none pending is TRACE. */
 #define MIO_LOG_ERROR 1
 #define MIO_LOG_WARN  2
 #define MIO_LOG_INFO  3
@@ -204,11 +206,17 @@ MIO_API int mio_set_allocator(void *(*malloc_fn)(size_t),
 #define MIO_LOG_TRACE 5
 
 /* Routes the library's trace points (tick, events per wait, register,
- * deregister, ...) to fn; NULL turns tracing off, the default.  The
- * environment variable MIO_LOG=error|warn|info|debug|trace (or 1-5) sends
+ * deregister, accept, ...) to fn; NULL turns tracing off, the default.  The
+ * environment variable MIO_LOG=error|warn|info|debug|trace (any case; also
+ * 1-5, "warning", "verbose" or "all" for trace; off, none or 0) sends
  * them to stderr when no callback is set ("mio LEVEL: MSG" lines, that level
- * and the ones above it; read when the first poll or loop is made).  fn gets
- * every level, on whichever thread hits a trace point, so it must be
+ * and the ones above it).  MIO_LOG is read once, by the first call that
+ * makes a poll, a loop or a socket, accepts, or refuses an address; a value
+ * it does not understand is said on stderr then, in one line naming the
+ * valid ones, and tracing stays off.  Lines name their object ("poll 0x...:",
+ * "loop 0x...:"), tokens in hex ("token 0x2a"), interest and readiness by
+ * flag ("READABLE|WRITABLE|EDGE") and results by name ("ok", "MIO_EAGAIN").
+ * fn gets every level, on whichever thread hits a trace point, so it must be
  * thread-safe; msg has no newline and at most 255 characters.  Set it before
  * other threads use the library.  Off costs one predictable branch.  Two
  * kinds of line are not left unseen when no log was chosen (neither this
@@ -418,8 +426,8 @@ MIO_API void mio_set_readiness_free(mio_set_readiness *s);
 
 /* A socket address (IPv4, IPv6 or Unix) as the OS's sockaddr, and its length:
  * pass `&a.u.sa, a.len` to the socket API.  Filled by mio_addr_parse,
- * mio_addr_unix, mio_tcp_accept, mio_udp_recv_from, mio_udp_recv_batch,
- * mio_local_addr and mio_peer_addr. */
+ * mio_addr_ip, mio_addr_sockaddr, mio_addr_unix, mio_accept,
+ * mio_udp_recv_from, mio_udp_recv_batch, mio_local_addr and mio_peer_addr. */
 typedef struct mio_addr {
     union {
         struct sockaddr sa;
@@ -444,6 +452,20 @@ typedef struct mio_addr {
  * what was wrong ("missing ':port'", "port out of range", "an IPv6 address
  * needs brackets", ...). */
 MIO_API int mio_addr_parse(const char *text, mio_addr *out);
+/* The address of an IP literal and a port.  ip is "1.2.3.4", or "::1" and
+ * "fe80::1%2" (IPv6 without brackets, a numeric "%scope" at most), as
+ * mio_addr_parse reads them; port is in host byte order.  No DNS: MIO_EINVAL
+ * for NULL, a name, brackets, a port inside ip or anything else, with *out
+ * unchanged and a debug-level trace line saying what was wrong. */
+MIO_API int mio_addr_ip(const char *ip, uint16_t port, mio_addr *out);
+/* A copy of an OS socket address of len bytes.  For what getaddrinfo
+ * (ai_addr, ai_addrlen), recvfrom or another library hands over.  IPv4 and
+ * IPv6 addresses take their family's length (len may be larger: the rest
+ * is ignored), a Unix one keeps len.  MIO_EAFNOSUPPORT for another family,
+ * MIO_EINVAL for NULL or a len too short for the family (or, for Unix,
+ * longer than sockaddr_un); *out is unchanged then, and a debug-level trace
+ * line says why. */
+MIO_API int mio_addr_sockaddr(const struct sockaddr *sa, size_t len, mio_addr *out);
 /* Writes the address as text, NUL-terminated, and returns its strlen;
  * MIO_ENOSPC if it does not fit.  Unix addresses format as their path (a
  * Linux abstract name with a leading '@', an unnamed socket as ""). */
@@ -464,13 +486,15 @@ MIO_API int mio_addr_unix(const char *path, mio_addr *out);
  * descriptor (see mio_tcp_shed); it stays open, close-on-exec, for the life
  * of the process. */
 MIO_API int mio_tcp_listen(const mio_addr *addr, int backlog, mio_fd *out);
-/* Accepts one connection (TCP or Unix listeners); peer may be NULL.
+/* Accepts one connection from a TCP or a Unix listener; peer may be NULL.
  * MIO_EAGAIN when none is pending.  MIO_EMFILE (MIO_ENFILE system-wide) when
  * out of descriptors (on Linux also when nothing is queued): the connection
  * stays queued and the listener stays ready, so a level registration would
  * report it on every wait and an edge one not again.  Answer it either by
  * waiting for a descriptor of yours to close with the listener deregistered
  * (clients wait in the queue meanwhile), or with mio_tcp_shed. */
+MIO_API int mio_accept(mio_fd listener, mio_fd *out, mio_addr *peer);
+/* mio_accept under its first name, for TCP and Unix listeners alike. */
 MIO_API int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer);
 /* The answer to MIO_EMFILE/MIO_ENFILE that needs no free descriptor: closes
  * the process's reserve descriptor for a moment, accepts and closes every
@@ -521,7 +545,7 @@ MIO_API ssize_t mio_udp_recv_from(mio_fd fd, void *buf, size_t len, mio_addr *fr
  * the datagram was longer than len: the return value is still the bytes
  * copied, never more than len. */
 MIO_API ssize_t mio_udp_recv(mio_fd fd, void *buf, size_t len, mio_addr *from, bool *truncated);
-/* A listening Unix stream socket at path (accept with mio_tcp_accept); a path
+/* A listening Unix stream socket at path (accept with mio_accept); a path
  * too long for sockaddr_un is MIO_ENAMETOOLONG, a leading '@' is an abstract
  * name on Linux (mio_addr_unix).  Windows has them from Windows 10 1803 on;
  * before, the call is MIO_EAFNOSUPPORT.  The socket file stays when the
@@ -1023,9 +1047,34 @@ MIO_API void mio_process_free(mio_process *c);
  * speak of.  A caller that sets, then works a long while before asking,
  * gets its timeouts that much later (at most the delay later than it would
  * have seen them due otherwise).
+ *
+ * Periodic work: re-arm from the planned deadline, not from now.  A timeout
+ * fires up to a tick after its deadline, and later when the thread was busy;
+ * re-arming with a delay counts the period from that late moment, so the
+ * lateness adds up period after period (a job re-armed every 10 ms on a 1 ms
+ * tick runs fewer than 100 times a second, fewer still on a busy thread).
+ * Keep the deadline and arm the next one at deadline + period with
+ * mio_timer_set_at (mio_loop_timeout_at): each firing may be late, but the
+ * lateness never carries over.
+ *
+ *     next = mio_clock_ns() + period;              // the first one
+ *     mio_timer_set_at(t, next, job, &h);
+ *     ...                                          // when it fires:
+ *     next += period;                              // the plan, not the clock
+ *     mio_timer_set_at(t, next, job, &h);
+ *
+ * A deadline already passed is due at once: after a stall longer than a
+ * period, the missed periods fire one per poll (one per loop tick) until the
+ * plan is caught up; skip them instead with
+ * `while (next <= mio_clock_ns()) next += period;`.
  */
 typedef uint64_t mio_timeout;   /* 0 is never a valid handle */
 typedef struct mio_timer mio_timer;
+
+/* The monotonic clock of timer and loop deadlines, in nanoseconds.  Its
+ * start is arbitrary; it never goes back and is not the time of day: the
+ * `now` of mio_timer_set_at and mio_loop_timeout_at deadlines. */
+MIO_API int64_t mio_clock_ns(void);
 
 /* tick_ns: the resolution, 0 = 1 ms.  wheel_size: slots, rounded up to a
  * power of two, 0 = 1024, at most 2^24.  capacity: how many timeouts may be
@@ -1041,6 +1090,12 @@ MIO_API void mio_timer_free(mio_timer *t);
  * MIO_ENOSPC when capacity timeouts are pending, MIO_EINVAL for a NULL t or
  * out. */
 MIO_API int  mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out);
+/* mio_timer_set with an absolute deadline on mio_clock_ns.  Due at the first
+ * tick boundary at or after deadline_ns, never before; a deadline already
+ * reached (or negative) is due at the next poll, as a delay of 0 is.  For
+ * periodic timeouts without drift (see above).  Errors as mio_timer_set,
+ * with nothing armed. */
+MIO_API int  mio_timer_set_at(mio_timer *t, int64_t deadline_ns, void *arg, mio_timeout *out);
 /* Disarms a pending timeout.  true if it was pending (it now never fires);
  * false for a timeout already fired or cancelled, 0, or any other value (a
  * handle stays recognisably stale while its slot is reused, up to 2^31
@@ -1155,8 +1210,34 @@ MIO_API bool mio_loop_is_running(const mio_loop *l);
  * from the clock reading the loop takes after those callbacks, for all the
  * timeouts they set (one reading instead of one per set; they come that
  * much later, the rest of those callbacks' time); elsewhere, from a reading
- * taken in the call.  out may be NULL.  MIO_ENOSPC when timer_capacity
- * timeouts are pending. */
+ * taken in the call.  out may be NULL; it holds 0 after a failure.
+ * MIO_ENOSPC when timer_capacity timeouts are pending, MIO_EINVAL for a NULL
+ * l.  A timeout set from a callback fires in a later tick, even when due at
+ * once.  The time comes before arg, as in mio_timer_set: every call that
+ * arms a timeout reads (where, when, what, handle). */
+MIO_API int  mio_loop_timeout_in(mio_loop *l, uint64_t delay_ns, void *arg, mio_timeout *out);
+/* mio_loop_timeout_in with an absolute deadline on mio_clock_ns.  As for
+ * mio_timer_set_at: never before deadline_ns, at the next tick for a
+ * deadline already reached.  Re-armed from the `timeout` callback at the
+ * previous deadline plus the period, it runs a periodic job without drift:
+ *
+ *     struct job { int64_t next, period; };
+ *     static void on_timeout(mio_loop *l, void *ctx, void *arg)
+ *     {
+ *         struct job *j = arg;
+ *         run(j);
+ *         j->next += j->period;        // from the plan, not from now
+ *         mio_loop_timeout_at(l, j->next, j, NULL);
+ *     }
+ *     // started with j->next = mio_clock_ns() + j->period, then the same call
+ *
+ * (mio_loop_timeout_in(l, j->period, ...) there would count each period from
+ * the moment the callback ran, adding that tick's lateness every time.) */
+MIO_API int  mio_loop_timeout_at(mio_loop *l, int64_t deadline_ns, void *arg, mio_timeout *out);
+/* mio_loop_timeout_in under its first form, arg before the delay, kept for
+ * the programs written against it.  Every other call that arms a timeout
+ * (mio_loop_timeout_in, mio_loop_timeout_at, mio_timer_set,
+ * mio_timer_set_at) takes the time first, then arg. */
 MIO_API int  mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out);
 /* true if the timeout was pending (and now never fires). */
 MIO_API bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout);

@@ -1,7 +1,8 @@
 /* Addresses, the same on every OS: strict parsing of text (dotted-quad IPv4
  * or bracketed IPv6 with a port, a numeric scope at most; no DNS, no
- * interface names), formatting that round-trips what parsing accepts, and a
- * socket's own and peer's address. */
+ * interface names), the same for an IP and a port apart, an OS sockaddr
+ * checked and copied, formatting that round-trips what parsing accepts, and
+ * a socket's own and peer's address. */
 #include "addr.h"
 #include "sys/net.h"
 
@@ -209,6 +210,124 @@ int mio_addr_unix(const char *path, mio_addr *out)
     memset(out, 0, sizeof *out);
     memcpy(&out->u.ss, &un, sizeof un);
     out->len = len;
+    return 0;
+}
+
+/* ---- an IP and a port apart, an OS address ---- */
+
+/* A refused address: MIO_EINVAL, and why at debug level (the code alone
+ * cannot say which part was wrong). */
+static int refuse_ip(const char *ip, const char *why)
+{
+    mio__log_init();
+    MIO_TRACE(MIO_LOG_DEBUG, "mio_addr_ip \"%.80s\": %s", ip, why);
+    return MIO_EINVAL;
+}
+
+/* An IPv4 literal, or (with a ':') an IPv6 one with a numeric "%scope" at
+ * most, into *a with port (network order); NULL, or why not. */
+static const char *parse_ip(const char *ip, uint16_t port, mio_addr *a)
+{
+    char host[INET6_ADDRSTRLEN + 16];
+    size_t n = strlen(ip);
+    char *pct;
+
+    memset(a, 0, sizeof *a);
+    if (strchr(ip, ':') == NULL) {
+        /* inet_pton takes exactly four dotted decimals: no "1", no "0x7f.1". */
+        if (n >= INET_ADDRSTRLEN || inet_pton(AF_INET, ip, &a->u.v4.sin_addr) != 1)
+            return "not a dotted-quad IPv4 address (names are not looked up)";
+        a->u.v4.sin_family = AF_INET;
+        a->u.v4.sin_port = port;
+        a->len = sizeof a->u.v4;
+        return NULL;
+    }
+    if (n >= sizeof host)
+        return "too long for an IPv6 address";
+    memcpy(host, ip, n + 1);
+    pct = strchr(host, '%');
+    if (pct != NULL) {
+        unsigned long scope = 0;
+        const char *s = pct + 1;
+        if (*s == '\0' || strlen(s) > 10)
+            return "the scope after '%' must be an interface number";
+        for (; *s != '\0'; s++) {
+            if (*s < '0' || *s > '9')
+                return "the scope after '%' must be an interface number, not a name";
+            scope = scope * 10 + (unsigned long)(*s - '0');
+        }
+        if (scope > UINT32_MAX)
+            return "scope out of range";
+        a->u.v6.sin6_scope_id = (uint32_t)scope;
+        *pct = '\0';
+    }
+    if (inet_pton(AF_INET6, host, &a->u.v6.sin6_addr) != 1)
+        return "not an IPv6 address";
+    a->u.v6.sin6_family = AF_INET6;
+    a->u.v6.sin6_port = port;
+    a->len = sizeof a->u.v6;
+    return NULL;
+}
+
+int mio_addr_ip(const char *ip, uint16_t port, mio_addr *out)
+{
+    const char *why, *colon;
+    mio_addr a;
+
+    /* inet_pton needs the OS's sockets started (Winsock). */
+    if (ip == NULL || out == NULL || mio__os_net_init() < 0)
+        return MIO_EINVAL;
+    if (ip[0] == '\0')
+        return refuse_ip(ip, "no address");
+    if (ip[0] == '[')
+        return refuse_ip(ip, "no brackets here: they are for mio_addr_parse's \"[::1]:80\"");
+    colon = strchr(ip, ':');
+    if (colon != NULL && strchr(colon + 1, ':') == NULL)    /* IPv6 has two at least */
+        return refuse_ip(ip, "the port is an argument of its own here");
+    why = parse_ip(ip, htons(port), &a);
+    if (why != NULL)
+        return refuse_ip(ip, why);
+    *out = a;
+    return 0;
+}
+
+int mio_addr_sockaddr(const struct sockaddr *sa, size_t len, mio_addr *out)
+{
+    size_t need;
+
+    if (sa == NULL || out == NULL)
+        return MIO_EINVAL;
+    switch (sa->sa_family) {
+    case AF_INET:
+        need = sizeof(struct sockaddr_in);
+        break;
+    case AF_INET6:
+        need = sizeof(struct sockaddr_in6);
+        break;
+    case AF_UNIX:
+        /* The family alone is an unnamed socket; a path may stop short of
+         * sun_path's end, as the OS reports it. */
+        need = offsetof(mio__sockaddr_un, sun_path);
+        if (len > sizeof(mio__sockaddr_un))
+            return MIO_EINVAL;
+        break;
+    default:
+        mio__log_init();
+        MIO_TRACE(MIO_LOG_DEBUG, "mio_addr_sockaddr family %d: not IPv4, IPv6 or Unix",
+                  (int)sa->sa_family);
+        return MIO_EAFNOSUPPORT;
+    }
+    if (len < need) {
+        mio__log_init();
+        MIO_TRACE(MIO_LOG_DEBUG, "mio_addr_sockaddr family %d: %llu bytes, short of %llu",
+                  (int)sa->sa_family, (unsigned long long)len, (unsigned long long)need);
+        return MIO_EINVAL;
+    }
+    if (sa->sa_family != AF_UNIX)
+        len = need;     /* what the socket calls expect of that family */
+    memset(out, 0, sizeof *out);
+    memcpy(&out->u.ss, sa, len);
+    out->len = (socklen_t)len;
     return 0;
 }
 

@@ -22,10 +22,17 @@
 #define MIO_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define MIO_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MIO_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define MIO_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define MIO_LIKELY(x)   (x)
+#define MIO_UNLIKELY(x) (x)
+#define MIO_PRINTF(f, a)
+#define MIO_INLINE __forceinline
 #else
 #define MIO_LIKELY(x)   (x)
 #define MIO_UNLIKELY(x) (x)
 #define MIO_PRINTF(f, a)
+#define MIO_INLINE inline
 #endif
 
 /* Debug checks (check.c): built in where NDEBUG is not defined, or with
@@ -54,19 +61,50 @@ void *mio__realloc(void *p, size_t n);
 void  mio__free(void *p);
 
 /* ---- tracing (log.c): off costs one relaxed load and a branch ---- */
+/* The level is the library's own (hidden, as every internal name is): said
+ * here, the load is a direct one rather than through the GOT of position-
+ * independent code, which ELF would assume for a name another module might
+ * define. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+__attribute__((visibility("hidden")))
+#endif
 extern atomic_int mio__log_level;
 void mio__log(int level, const char *fmt, ...) MIO_PRINTF(2, 3);
+/* Reads MIO_LOG, the first time only (a relaxed load after that). */
 void mio__log_init(void);
 /* What a program must not miss (a bad environment variable, a failed
  * debug check): to the log like MIO_TRACE when mio_set_log or MIO_LOG chose
  * one, else to stderr. */
 void mio__log_alert(int level, const char *fmt, ...) MIO_PRINTF(2, 3);
+/* Whether trace points of `level` are on. */
+#define MIO_TRACING(level)                                                      \
+    MIO_UNLIKELY(atomic_load_explicit(&mio__log_level, memory_order_relaxed) >= (level))
+/* A trace point: its arguments are evaluated only when it is on. */
 #define MIO_TRACE(level, ...)                                                   \
     do {                                                                        \
-        if (MIO_UNLIKELY(atomic_load_explicit(&mio__log_level,                  \
-                                              memory_order_relaxed) >= (level))) \
+        if (MIO_TRACING(level))                                                 \
             mio__log((level), __VA_ARGS__);                                     \
     } while (0)
+
+/* Text for trace lines, written into buf of MIO__LOG_TEXT bytes: interest
+ * ("READABLE|WRITABLE|EDGE"), readiness ("READABLE|READ_CLOSED") and a
+ * result ("ok", "MIO_EAGAIN", else the number).  The macros give a trace
+ * point's arguments a buffer each, which lives as long as its statement. */
+#define MIO__LOG_TEXT 96
+const char *mio__log_interest(uint32_t interest, char *buf);
+const char *mio__log_readiness(uint32_t readiness, char *buf);
+const char *mio__log_result(long long result, char *buf);
+#define MIO__INTEREST(x) mio__log_interest((x), (char[MIO__LOG_TEXT]){ 0 })
+#define MIO__RESULT(x)   mio__log_result((x), (char[MIO__LOG_TEXT]){ 0 })
+/* The trace of a wait (its result and a line per event), and of a loop's
+ * tick, at MIO_LOG_TRACE: for the call sites' tracing branch. */
+void mio__log_wait(const mio_poll *p, const mio_event *events, int n);
+void mio__log_tick(const mio_loop *l, size_t events, size_t timers, size_t messages,
+                   bool interrupted);
+
+/* ---- errors (error.c) ---- */
+/* "MIO_EAGAIN" for MIO_EAGAIN, ...; NULL for a code without a name. */
+const char *mio__error_name(int err);
 
 /* ---- monotonic clock in nanoseconds (time.c) ---- */
 int64_t mio__now_ns(void);

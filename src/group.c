@@ -450,7 +450,8 @@ static int run_member(struct member *m, bool caller)
     if (caller && pinned)
         unpin_self(&old);
     this_group = outer;
-    MIO_TRACE(MIO_LOG_DEBUG, "group %p: loop %u stopped: %d", (void *)g, (unsigned)l->index, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "group %p: loop %u stopped: %s", (void *)g, (unsigned)l->index,
+              MIO__RESULT(err));
     return err;
 }
 
@@ -507,7 +508,7 @@ int mio_group_start(mio_group *g, const mio_group_handler *h, void *const ctx[])
 
     if (err == 0)
         err = start_threads(g, 0);
-    MIO_TRACE(MIO_LOG_DEBUG, "group %p: start: %d", (void *)g, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "group %p: start: %s", (void *)g, MIO__RESULT(err));
     return err;
 }
 

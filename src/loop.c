@@ -150,7 +150,6 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
         mio__timer_defer(l->timer, false);
         return n;
     }
-    MIO_TRACE(MIO_LOG_TRACE, "loop %p: tick, %d events", (void *)l, n);
 
     l->in_tick = true;
     l->outer = dispatching;
@@ -165,7 +164,6 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
         else if (h->ready != NULL)
             h->ready(l, ctx, token, l->events[i].flags);
     }
-    l->nevents = 0;
     for (i = 0; i < l->messages_per_tick &&
                 (kind = mio__channel_recv(l->chan, &arg, &fd)) != MIO__MSG_NONE; i++) {
         if (MIO_LIKELY(kind == MIO__MSG_USER)) {
@@ -175,6 +173,7 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
             l->hooks->message(l, ctx, kind, arg, fd);
         }
     }
+    l->messages = i;        /* and i counts on through the timeouts, for the trace */
     /* One clock reading for the deadlines of the timeouts set so far in this
      * tick and for its expiries, and only timeouts set before these began:
      * one that a callback sets (even with delay 0, due at
@@ -184,9 +183,11 @@ int mio__loop_tick(mio_loop *l, const mio_handler *h, void *ctx, int64_t timeout
      * new one took its place in the count.) */
     now = mio__now_ns();
     if (mio__timer_new_round(l->timer, now))
-        while (mio__timer_poll_old_at(l->timer, now, &arg))
+        for (; mio__timer_poll_old_at(l->timer, now, &arg); i++)
             if ((l->hooks == NULL || !l->hooks->timeout(l, ctx, arg)) && h->timeout != NULL)
                 h->timeout(l, ctx, arg);
+    if (MIO_TRACING(MIO_LOG_TRACE))
+        mio__log_tick(l, (size_t)n, i - l->messages, l->messages, interrupted);
     if (interrupted && h->interrupted != NULL)
         h->interrupted(l, ctx);
     if (l->hooks != NULL)
@@ -262,6 +263,21 @@ int mio_loop_timeout(mio_loop *l, void *arg, uint64_t delay_ns, mio_timeout *out
 bool mio_loop_reset_timeout(mio_loop *l, mio_timeout timeout, uint64_t delay_ns)
 {
     return l != NULL && mio_timer_reset(l->timer, timeout, delay_ns);
+}
+
+int mio_loop_timeout_in(mio_loop *l, uint64_t delay_ns, void *arg, mio_timeout *out)
+{
+    return mio_loop_timeout(l, arg, delay_ns, out);
+}
+
+int mio_loop_timeout_at(mio_loop *l, int64_t deadline_ns, void *arg, mio_timeout *out)
+{
+    mio_timeout t = 0;
+    int err = l != NULL ? mio_timer_set_at(l->timer, deadline_ns, arg, &t) : MIO_EINVAL;
+
+    if (out != NULL)
+        *out = err == 0 ? t : 0;
+    return err;
 }
 
 bool mio_loop_clear_timeout(mio_loop *l, mio_timeout timeout)

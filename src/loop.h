@@ -35,8 +35,12 @@ struct mio_loop {
     bool in_tick;           /* calling the handler: no nested run */
     struct mio_loop *outer; /* while in_tick: the loop this thread was in before */
     /* The batch `ready` goes through: nevents events, the one at
-     * `dispatching` being handled (mio_loop_handoff drops later ones). */
+     * `dispatching` being handled (mio_loop_handoff drops later ones).
+     * Both stay after the batch: `dispatching` is then its last event (or
+     * nevents is 0), so that a hand-off from a later callback drops none,
+     * and the tick's trace reads nevents. */
     size_t nevents, dispatching;
+    size_t messages;        /* the channel messages this tick took */
     /* A loop of a group: its hooks (NULL: in no group), the group and the
      * loop's index there. */
     const struct mio_loop_hooks *hooks;

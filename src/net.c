@@ -12,6 +12,7 @@
 #include "poll_hooks.h"
 #include "sys/net.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ---- emulated edges ---- */
@@ -137,10 +138,12 @@ static void gso_forget(mio_fd fd)
 /* ---- argument checks ---- */
 
 /* A call that makes descriptors needs out, which holds MIO_INVALID_FD until
- * the call succeeds. */
+ * the call succeeds.  Such a call may be a program's first, before any poll:
+ * MIO_LOG is read here too, so that its trace points are on. */
 static bool out_ready(mio_fd *out, int n)
 {
     int i;
+    mio__log_init();
     if (out == NULL)
         return false;
     for (i = 0; i < n; i++)
@@ -190,6 +193,29 @@ static int unix_check(const char *path, mio_fd *out, mio__sockaddr_un *un, sockl
     return mio__unix_addr(path, un, len);
 }
 
+/* ---- tracing ---- */
+
+/* Room for any address mio_addr_format writes, a Unix path included. */
+#define ADDR_TEXT (MIO_ADDR_STRLEN + sizeof(((mio__sockaddr_un *)0)->sun_path) + 2)
+
+/* sa as text for a trace line, into buf (ADDR_TEXT bytes). */
+static const char *addr_text(const struct sockaddr *sa, socklen_t len, char *buf)
+{
+    mio_addr a;
+
+    memset(&a, 0, sizeof a);
+    if ((size_t)len > sizeof a.u.ss)
+        len = (socklen_t)sizeof a.u.ss;
+    memcpy(&a.u.ss, sa, (size_t)len);
+    a.len = len;
+    if (mio_addr_format(&a, buf, ADDR_TEXT) < 0)
+        snprintf(buf, ADDR_TEXT, "(an address of family %d)", (int)sa->sa_family);
+    else if (buf[0] == '\0')
+        snprintf(buf, ADDR_TEXT, "(an unnamed socket)");
+    return buf;
+}
+#define ADDR(sa, len) addr_text((sa), (len), (char[ADDR_TEXT]){ 0 })
+
 /* ---- making sockets ---- */
 
 /* A new socket's set-up ended with err: the socket goes to *out, or is
@@ -222,6 +248,8 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, bool
         err = mio__os_bind(fd, sa, len);
     if (err == 0)
         err = mio__os_listen(fd, backlog > 0 ? backlog : SOMAXCONN);
+    MIO_TRACE(MIO_LOG_DEBUG, "listen fd %lld on %s: %s", (long long)fd, ADDR(sa, len),
+              MIO__RESULT(err));
     return hand_out(fd, err, out);
 }
 
@@ -231,7 +259,13 @@ static int connect_to(const struct sockaddr *sa, socklen_t len, mio_fd *out)
 {
     mio_fd fd;
     int err = mio__os_socket(sa->sa_family, SOCK_STREAM, &fd);
-    return err < 0 ? err : hand_out(fd, mio__os_connect_start(fd, sa, len), out);
+
+    if (err < 0)
+        return err;
+    err = mio__os_connect_start(fd, sa, len);
+    MIO_TRACE(MIO_LOG_DEBUG, "connect fd %lld to %s: %s", (long long)fd, ADDR(sa, len),
+              err == 0 ? "in progress" : err > 0 ? "connected" : MIO__RESULT(err));
+    return hand_out(fd, err, out);
 }
 
 /* ---- TCP ---- */
@@ -253,7 +287,7 @@ int mio__tcp_steer_by_cpu(mio_fd fd, unsigned n)
     return mio__os_steer_by_cpu(fd, n);
 }
 
-int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
+int mio_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -263,12 +297,23 @@ int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
     if (!out_ready(out, 1))
         return MIO_EINVAL;
     err = mio__os_accept(listener, &ss, &len, &fd);
-    if (err < 0)
+    if (err < 0) {
+        /* Every drain ends in MIO_EAGAIN: only a trace-level event. */
+        MIO_TRACE(err == MIO_EAGAIN ? MIO_LOG_TRACE : MIO_LOG_DEBUG,
+                  "accept on listener %lld: %s", (long long)listener, MIO__RESULT(err));
         return io_fail(err, listener, MIO_READABLE);
+    }
+    MIO_TRACE(MIO_LOG_DEBUG, "accept fd %lld on listener %lld from %s", (long long)fd,
+              (long long)listener, ADDR((const struct sockaddr *)&ss, len));
     if (peer != NULL)
         mio__fill_addr(peer, &ss, len);
     *out = fd;
     return 0;
+}
+
+int mio_tcp_accept(mio_fd listener, mio_fd *out, mio_addr *peer)
+{
+    return mio_accept(listener, out, peer);
 }
 
 int mio_tcp_shed(mio_fd listener)
@@ -625,9 +670,13 @@ int mio_socket_error(mio_fd fd)
 
 int mio_close(mio_fd fd)
 {
+    int err;
+
     if (mio__fd_invalid(fd))
         return MIO_EBADF;
     mio__io_close(fd);
     gso_forget(fd);
-    return mio__os_close(fd);
+    err = mio__os_close(fd);
+    MIO_TRACE(MIO_LOG_DEBUG, "close fd %lld: %s", (long long)fd, MIO__RESULT(err));
+    return err;
 }

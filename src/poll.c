@@ -300,7 +300,8 @@ int mio__poll_wait_at(mio_poll *p, mio_event *events, size_t capacity, int64_t t
     if (atomic_load_explicit(&p->woken, memory_order_relaxed))
         atomic_store_explicit(&p->woken, 0, memory_order_relaxed);
     atomic_store_explicit(&p->waiting, 0, memory_order_release);
-    MIO_TRACE(MIO_LOG_TRACE, "poll %p: wait returned %d", (void *)p, n);
+    if (MIO_TRACING(MIO_LOG_TRACE))
+        mio__log_wait(p, events, n);
     return n;
 }
 

@@ -348,8 +348,9 @@ int mio_registration_register(mio_poll *p, mio_registration *r, mio_token token,
         arm(p, r, token, interest);
     }
     mio_mutex_unlock(&p->lock);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: register registration %p token %llu interest %#x: %d",
-              (void *)p, (void *)r, (unsigned long long)token, interest, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: register registration %p token 0x%llx interest %s: %s",
+              (void *)p, (void *)r, (unsigned long long)token, MIO__INTEREST(interest),
+              MIO__RESULT(err));
     return err;
 }
 
@@ -365,8 +366,9 @@ int mio_registration_reregister(mio_poll *p, mio_registration *r, mio_token toke
     else
         err = MIO_ENOENT;
     mio_mutex_unlock(&p->lock);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: reregister registration %p token %llu interest %#x: %d",
-              (void *)p, (void *)r, (unsigned long long)token, interest, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: reregister registration %p token 0x%llx interest %s: %s",
+              (void *)p, (void *)r, (unsigned long long)token, MIO__INTEREST(interest),
+              MIO__RESULT(err));
     return err;
 }
 
@@ -382,7 +384,8 @@ int mio_registration_deregister(mio_poll *p, mio_registration *r)
     else
         err = MIO_ENOENT;
     mio_mutex_unlock(&p->lock);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: deregister registration %p: %d", (void *)p, (void *)r, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: deregister registration %p: %s", (void *)p, (void *)r,
+              MIO__RESULT(err));
     return err;
 }
 

@@ -500,8 +500,8 @@ int mio__register_internal(mio_poll *p, mio_fd fd, mio_token token, uint32_t int
     mio_mutex_lock(&p->reg_lock);
     err = do_register(p, fd, token, interest);
     mio_mutex_unlock(&p->reg_lock);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: register fd %lld token %llu interest %#x: %d", (void *)p,
-              (long long)fd, (unsigned long long)token, interest, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: register fd %lld token 0x%llx interest %s: %s", (void *)p,
+              (long long)fd, (unsigned long long)token, MIO__INTEREST(interest), MIO__RESULT(err));
     return err;
 }
 
@@ -532,8 +532,9 @@ int mio_reregister(mio_poll *p, mio_fd fd, mio_token token, uint32_t interest)
 #endif
     }
     mio_mutex_unlock(&p->reg_lock);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: reregister fd %lld token %llu interest %#x: %d",
-              (void *)p, (long long)fd, (unsigned long long)token, interest, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: reregister fd %lld token 0x%llx interest %s: %s",
+              (void *)p, (long long)fd, (unsigned long long)token, MIO__INTEREST(interest),
+              MIO__RESULT(err));
     return err;
 }
 
@@ -557,7 +558,8 @@ int mio_deregister(mio_poll *p, mio_fd fd)
         drop(p, s, r);      /* gone, also when the kernel had forgotten it */
     }
     mio_mutex_unlock(&p->reg_lock);
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: deregister fd %lld: %d", (void *)p, (long long)fd, err);
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: deregister fd %lld: %s", (void *)p, (long long)fd,
+              MIO__RESULT(err));
     return err;
 }
 

@@ -270,7 +270,7 @@ static int source_new(mio_poll *p, mio_token token, const int *signals, size_t n
         mio__free(s);
         return err;
     }
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: signal source %p, %u signals, token %llu",
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: signal source %p, %u signals, token 0x%llx",
               (void *)p, (void *)s, (unsigned)k, (unsigned long long)token);
     *out = s;
     return 0;

@@ -21,3 +21,8 @@ int64_t mio__now_ns(void)
     return (int64_t)ts.tv_sec * MIO_SEC + ts.tv_nsec;
 }
 #endif
+
+int64_t mio_clock_ns(void)
+{
+    return mio__now_ns();
+}

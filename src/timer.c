@@ -591,6 +591,19 @@ int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
     return set(t, delay_ns, arg, out);
 }
 
+/* An absolute deadline becomes the delay left from a clock reading taken
+ * now; the set is placed by a reading taken later still, so it is never
+ * early, and a periodic timer planned from its deadlines does not drift. */
+int mio_timer_set_at(mio_timer *t, int64_t deadline_ns, void *arg, mio_timeout *out)
+{
+    int64_t now;
+
+    if (t == NULL || out == NULL)
+        return MIO_EINVAL;
+    now = mio__now_ns();
+    return set(t, deadline_ns > now ? (uint64_t)(deadline_ns - now) : 0, arg, out);
+}
+
 /* The node of a pending timeout's handle, or NIL. */
 INLINE uint32_t pending_node(const mio_timer *t, mio_timeout timeout)
 {

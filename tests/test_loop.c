@@ -2,6 +2,8 @@
  * re-run, the channel's bounds, FIFO order, wake-ups, concurrency and
  * lifetime, and ticks that allocate nothing. */
 #include "harness.h"
+#include "loop.h"
+#include "timer.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -848,6 +850,131 @@ TEST(reset_timeout_fires_once_at_its_new_deadline)
     CHECK(!mio_loop_reset_timeout(l, t, MIO_MSEC));     /* fired */
     CHECK(!mio_loop_clear_timeout(l, t));
     CHECK(!mio_loop_reset_timeout(NULL, t, MIO_MSEC));
+    mio_loop_free(l);
+}
+
+/* mio_loop_timeout_in is mio_loop_timeout with the time before arg: the
+ * same timeouts, in deadline order whichever call set them. */
+TEST(timeout_in_is_timeout_with_time_first)
+{
+    mio_loop *l = new_loop(NULL);
+    struct rec r = { .stop_on = 0 };
+    int64_t start = test_now_ns();
+    mio_timeout t1, t2, t3;
+
+    OK(mio_loop_timeout_in(l, 200 * MIO_MSEC, (void *)1, &t1));
+    OK(mio_loop_timeout(l, (void *)2, 100 * MIO_MSEC, &t2));
+    OK(mio_loop_timeout_in(l, 150 * MIO_MSEC, (void *)3, &t3));
+    CHECK(t1 != 0 && t2 != 0 && t3 != 0);
+    CHECK(mio_loop_clear_timeout(l, t3));
+    while (r.timeouts < 2)
+        OK(mio_loop_run_once(l, &recorder, &r, -1));
+    CHECK(r.args[0] == (void *)2 && r.args[1] == (void *)1);
+    CHECK(r.fired_at[1] - start >= 200 * MIO_MSEC);
+    CHECK(!mio_loop_clear_timeout(l, t1));
+    mio_loop_free(l);
+}
+
+/* An absolute deadline fires once the clock has reached it, never before;
+ * one already reached fires at the next tick. */
+TEST(timeout_at_fires_at_its_deadline)
+{
+    mio_loop *l = new_loop(NULL);
+    struct rec r = { .stop_on = 0 };
+    int64_t deadline = mio_clock_ns() + 30 * MIO_MSEC;
+    mio_timeout t;
+
+    OK(mio_loop_timeout_at(l, deadline, (void *)1, &t));
+    CHECK(t != 0);
+    OK(mio_loop_timeout_at(l, mio_clock_ns() - MIO_SEC, (void *)2, NULL));
+    OK(mio_loop_run_once(l, &recorder, &r, 0));
+    CHECK(r.timeouts >= 1);                 /* 2 at once; 1 as well if 30 ms went by */
+    CHECK(r.args[0] == (void *)2);
+    while (r.timeouts < 2)
+        OK(mio_loop_run_once(l, &recorder, &r, -1));
+    CHECK(r.args[1] == (void *)1);
+    CHECK(mio_clock_ns() >= deadline);
+    mio_loop_free(l);
+}
+
+/* The recipe of mio.h: a job re-armed from its `timeout` at its planned
+ * deadline plus the period.  Each firing comes at or after its deadline,
+ * and the deadline the loop holds for the next is exactly the planned one
+ * rounded up to the tick, period after period, however late the callback
+ * ran: the plan does not drift (a deadline the loop is already past is due
+ * at once, the catch-up). */
+struct periodic {
+    int64_t next, period;
+    int fired, rounds;
+    mio_timer *timer;
+};
+
+static void periodic_timeout(mio_loop *l, void *ctx, void *arg)
+{
+    struct periodic *j = arg;
+    int64_t planned, held, after;
+    (void)ctx;
+    CHECK(mio_clock_ns() >= j->next);       /* never early */
+    if (++j->fired == j->rounds)
+        return;
+    j->next += j->period;                   /* the plan, not the clock */
+    OK(mio_loop_timeout_at(l, j->next, j, NULL));
+    after = mio_clock_ns();
+    /* The only timeout pending: its deadline, as a time on the clock. */
+    held = mio__timer_next_at(j->timer, 0);
+    planned = (j->next + MIO_MSEC - 1) / MIO_MSEC * MIO_MSEC;
+    if (j->next > after)
+        CHECK_EQ(held, planned);
+    else if (held != planned)
+        CHECK(held <= after);               /* behind the plan: due at once */
+}
+
+TEST(timeout_at_periodic_does_not_drift)
+{
+    mio_loop *l = new_loop(NULL);
+    mio_handler h = { .timeout = periodic_timeout };
+    struct periodic j = { 0 };
+    int64_t start = mio_clock_ns();
+
+    j.period = 2 * MIO_MSEC + 300 * MIO_USEC;   /* no multiple of the 1 ms tick */
+    j.rounds = (int)test_scaled(200);
+    j.timer = l->timer;
+    j.next = start + j.period;
+    OK(mio_loop_timeout_at(l, j.next, &j, NULL));
+    while (j.fired < j.rounds)
+        OK(mio_loop_run_once(l, &h, NULL, -1));
+    CHECK_EQ(j.next, start + j.rounds * j.period);
+    mio_loop_free(l);
+}
+
+/* Bad arguments and a full timer wheel: an error, *out 0, nothing armed. */
+TEST(timeout_in_and_at_errors_arm_nothing)
+{
+    mio_loop_config c = { 0 };
+    struct rec r = { .stop_on = 0 };
+    mio_timeout t = 42;
+    mio_loop *l;
+
+    CHECK_EQ(mio_loop_timeout_in(NULL, 0, NULL, &t), MIO_EINVAL);
+    CHECK_EQ(t, 0);
+    t = 42;
+    CHECK_EQ(mio_loop_timeout_at(NULL, 0, NULL, &t), MIO_EINVAL);
+    CHECK_EQ(t, 0);
+    CHECK_EQ(mio_loop_timeout_at(NULL, 0, NULL, NULL), MIO_EINVAL);
+    c.timer_capacity = 2;
+    l = new_loop(&c);
+    OK(mio_loop_timeout_in(l, 0, (void *)1, NULL));
+    OK(mio_loop_timeout_at(l, 0, (void *)2, NULL));
+    t = 42;
+    CHECK_EQ(mio_loop_timeout_in(l, 0, (void *)3, &t), MIO_ENOSPC);
+    CHECK_EQ(t, 0);
+    t = 42;
+    CHECK_EQ(mio_loop_timeout_at(l, 0, (void *)3, &t), MIO_ENOSPC);
+    CHECK_EQ(t, 0);
+    OK(mio_loop_run_once(l, &recorder, &r, 0));
+    CHECK_EQ(r.timeouts, 2);
+    OK(mio_loop_run_once(l, &recorder, &r, 0));
+    CHECK_EQ(r.timeouts, 2);
     mio_loop_free(l);
 }
 

@@ -294,6 +294,186 @@ TEST(addr_parse_null_is_einval)
     CHECK_EQ(mio_addr_parse("1.2.3.4:80", NULL), MIO_EINVAL);
 }
 
+/* ---- mio_addr_ip ---- */
+
+/* The same address as mio_addr_parse makes of the text with the port. */
+TEST(addr_ip_matches_parse)
+{
+    static const struct { const char *ip, *text; uint16_t port; } same[] = {
+        { "1.2.3.4", "1.2.3.4:80", 80 },
+        { "0.0.0.0", "0.0.0.0:0", 0 },
+        { "255.255.255.255", "255.255.255.255:65535", 65535 },
+        { "::1", "[::1]:443", 443 },
+        { "::", "[::]:0", 0 },
+        { "fe80::1%2", "[fe80::1%2]:8080", 8080 },
+        { "::ffff:1.2.3.4", "[::ffff:1.2.3.4]:1", 1 },
+        { "2001:db8::ff00:42:8329", "[2001:db8::ff00:42:8329]:65535", 65535 },
+    };
+    size_t i;
+    for (i = 0; i < sizeof same / sizeof same[0]; i++) {
+        mio_addr a, b;
+        char buf[MIO_ADDR_STRLEN];
+        memset(&a, 0xa5, sizeof a);
+        if (mio_addr_ip(same[i].ip, same[i].port, &a) != 0)
+            FAIL("refused %s", same[i].ip);
+        OK(mio_addr_parse(same[i].text, &b));
+        CHECK_EQ(a.len, b.len);
+        CHECK(memcmp(&a, &b, sizeof a) == 0);   /* the padding too: zeroed */
+        CHECK(mio_addr_format(&a, buf, sizeof buf) > 0);
+        CHECK(strcmp(buf, same[i].text) == 0);
+    }
+}
+
+/* The port is taken in host order and stored in network order. */
+TEST(addr_ip_port_in_host_order)
+{
+    mio_addr a;
+    OK(mio_addr_ip("127.0.0.1", 0x1234, &a));
+    CHECK_EQ(a.u.sa.sa_family, AF_INET);
+    CHECK_EQ(a.len, sizeof(struct sockaddr_in));
+    CHECK_EQ(ntohs(a.u.v4.sin_port), 0x1234);
+    CHECK_EQ(ntohl(a.u.v4.sin_addr.s_addr), 0x7f000001u);
+    OK(mio_addr_ip("::1", 0x1234, &a));
+    CHECK_EQ(a.u.sa.sa_family, AF_INET6);
+    CHECK_EQ(a.len, sizeof(struct sockaddr_in6));
+    CHECK_EQ(ntohs(a.u.v6.sin6_port), 0x1234);
+}
+
+/* Anything but a literal is MIO_EINVAL, and *out keeps what it held. */
+TEST(addr_ip_rejects_all_but_literals)
+{
+    static const char *const bad[] = {
+        "", " ", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "0x7f.0.0.1", "127.1",
+        " 1.2.3.4", "1.2.3.4 ", "1.2.3.4:80", "[::1]", "[::1]:80", ":::1", "::1%",
+        "fe80::1%eth0", "fe80::1%-2", "fe80::1%99999999999", "localhost", "::1:80:",
+        "1.2.3.4/24", "[1.2.3.4]",
+    };
+    mio_addr a, before;
+    size_t i;
+
+    memset(&before, 0x5a, sizeof before);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        a = before;
+        if (mio_addr_ip(bad[i], 80, &a) != MIO_EINVAL)
+            FAIL("accepted \"%s\"", bad[i]);
+        CHECK(memcmp(&a, &before, sizeof a) == 0);
+    }
+    CHECK_EQ(mio_addr_ip(NULL, 80, &a), MIO_EINVAL);
+    CHECK(memcmp(&a, &before, sizeof a) == 0);
+    CHECK_EQ(mio_addr_ip("1.2.3.4", 80, NULL), MIO_EINVAL);
+}
+
+/* What mio_addr_ip makes, a socket takes: a listener and a connection on
+ * it, IPv4 and (where the host has it) IPv6. */
+TEST(addr_ip_listens_and_connects)
+{
+    static const char *const ips[] = { "127.0.0.1", "::1" };
+    size_t i;
+    for (i = 0; i < 2; i++) {
+        mio_addr a, bound;
+        mio_fd l, c, s;
+        int err;
+        OK(mio_addr_ip(ips[i], 0, &a));
+        err = mio_tcp_listen(&a, 0, &l);
+        if (i == 1 && (err == MIO_EADDRNOTAVAIL || err == MIO_EAFNOSUPPORT))
+            continue;   /* no IPv6 loopback on this host */
+        OK(err);
+        OK(mio_local_addr(l, &bound));
+        CHECK_EQ(bound.u.sa.sa_family, a.u.sa.sa_family);
+        OK(mio_tcp_connect(&bound, &c));
+        s = test_accept(l, NULL);
+        OK(mio_close(s));
+        OK(mio_close(c));
+        OK(mio_close(l));
+    }
+}
+
+/* ---- mio_addr_sockaddr ---- */
+
+TEST(addr_sockaddr_copies_inet)
+{
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    struct sockaddr_storage ss;
+    mio_addr a, b;
+
+    memset(&v4, 0, sizeof v4);
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(8080);
+    v4.sin_addr.s_addr = htonl(0x0a000001u);
+    memset(&a, 0xa5, sizeof a);
+    OK(mio_addr_sockaddr((const struct sockaddr *)&v4, sizeof v4, &a));
+    OK(mio_addr_parse("10.0.0.1:8080", &b));
+    CHECK(memcmp(&a, &b, sizeof a) == 0);
+
+    memset(&v6, 0, sizeof v6);
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(443);
+    v6.sin6_addr = in6addr_loopback;
+    v6.sin6_scope_id = 3;
+    OK(mio_addr_sockaddr((const struct sockaddr *)&v6, sizeof v6, &a));
+    OK(mio_addr_parse("[::1%3]:443", &b));
+    CHECK(memcmp(&a, &b, sizeof a) == 0);
+
+    /* A larger buffer (sockaddr_storage, as recvfrom fills it): the
+     * family's own length is kept, the rest ignored. */
+    memset(&ss, 0x77, sizeof ss);
+    memcpy(&ss, &v4, sizeof v4);
+    OK(mio_addr_sockaddr((const struct sockaddr *)&ss, sizeof ss, &a));
+    CHECK_EQ(a.len, sizeof v4);
+    OK(mio_addr_parse("10.0.0.1:8080", &b));
+    CHECK(memcmp(&a, &b, sizeof a) == 0);
+}
+
+/* A Unix address keeps its length (the path's end), and round-trips what
+ * the calls that take one are given. */
+TEST(addr_sockaddr_copies_unix)
+{
+    char path[256], buf[512];
+    mio_addr u, a;
+
+    snprintf(path, sizeof path, "%s/x.sock", test_tmp_dir());
+    OK(mio_addr_unix(path, &u));
+    OK(mio_addr_sockaddr(&u.u.sa, u.len, &a));
+    CHECK_EQ(a.len, u.len);
+    CHECK(memcmp(&a, &u, sizeof a) == 0);
+    CHECK(mio_addr_format(&a, buf, sizeof buf) > 0);
+    CHECK(strcmp(buf, path) == 0);
+    /* The family alone: an unnamed socket. */
+    OK(mio_addr_sockaddr(&u.u.sa, offsetof(struct sockaddr_un, sun_path), &a));
+    CHECK_EQ(mio_addr_format(&a, buf, sizeof buf), 0);
+}
+
+/* A family other than IPv4, IPv6 and Unix, a length short of the family's,
+ * or NULL: refused, and *out keeps what it held. */
+TEST(addr_sockaddr_refuses_bad_input)
+{
+    struct sockaddr_storage ss;
+    mio_addr a, before;
+
+    memset(&before, 0x5a, sizeof before);
+    a = before;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = AF_INET;
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, sizeof(struct sockaddr_in) - 1, &a),
+             MIO_EINVAL);
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, 0, &a), MIO_EINVAL);
+    ss.ss_family = AF_INET6;
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, sizeof(struct sockaddr_in), &a),
+             MIO_EINVAL);
+    ss.ss_family = AF_UNIX;
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, sizeof ss, &a), MIO_EINVAL);
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, 1, &a), MIO_EINVAL);
+    ss.ss_family = AF_UNSPEC;
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, sizeof ss, &a), MIO_EAFNOSUPPORT);
+    ss.ss_family = 250;
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, sizeof ss, &a), MIO_EAFNOSUPPORT);
+    CHECK(memcmp(&a, &before, sizeof a) == 0);
+    CHECK_EQ(mio_addr_sockaddr(NULL, sizeof ss, &a), MIO_EINVAL);
+    CHECK(memcmp(&a, &before, sizeof a) == 0);
+    CHECK_EQ(mio_addr_sockaddr((const struct sockaddr *)&ss, sizeof ss, NULL), MIO_EINVAL);
+}
+
 /* ---- mio_addr_format ---- */
 
 static const char *const canonical[] = {
@@ -677,6 +857,50 @@ TEST(tcp_accept_none_pending_is_eagain)
     CHECK_EQ(mio_tcp_accept(l, &s, &peer), MIO_EAGAIN);
     CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EAGAIN);
     OK(mio_close(l));
+}
+
+/* mio_accept and mio_tcp_accept are one call: the same results, on TCP
+ * and on Unix listeners. */
+TEST(accept_takes_tcp_and_unix_alike)
+{
+    mio_poll *p = test_poll();
+    char path[256];
+    mio_addr bound, peer, local;
+    mio_fd l, c, c2, s = 0;
+
+    l = test_listen("127.0.0.1:0", &bound);
+    OK(mio_register(p, l, 1, MIO_READABLE));
+    CHECK_EQ(mio_accept(l, &s, &peer), MIO_EAGAIN);
+    CHECK(s == MIO_INVALID_FD);
+    CHECK_EQ(mio_accept(l, NULL, &peer), MIO_EINVAL);
+    OK(mio_tcp_connect(&bound, &c));
+    EXPECT_EVENT(p, 1, MIO_READABLE, TEST_LONG_WAIT);
+    OK(mio_accept(l, &s, &peer));
+    OK(mio_local_addr(c, &local));
+    CHECK_EQ(peer.len, local.len);
+    CHECK(memcmp(&peer.u.v4, &local.u.v4, sizeof local.u.v4) == 0);
+    OK(mio_deregister(p, l));
+    OK(mio_close(s));
+    OK(mio_close(c));
+    OK(mio_close(l));
+
+    if (have_unix_sockets()) {
+        snprintf(path, sizeof path, "%s/accept.sock", test_tmp_dir());
+        OK(mio_unix_listen(path, 0, &l));
+        OK(mio_register(p, l, 2, MIO_READABLE));
+        CHECK_EQ(mio_accept(l, &s, NULL), MIO_EAGAIN);
+        CHECK_EQ(mio_tcp_accept(l, &s, NULL), MIO_EAGAIN);
+        OK(mio_unix_connect(path, &c));
+        EXPECT_EVENT(p, 2, MIO_READABLE, TEST_LONG_WAIT);
+        OK(mio_accept(l, &c2, &peer));
+        CHECK_EQ(peer.u.sa.sa_family, AF_UNIX);
+        CHECK_EQ(mio_accept(l, &s, NULL), MIO_EAGAIN);
+        OK(mio_deregister(p, l));
+        OK(mio_close(c2));
+        OK(mio_close(c));
+        OK(mio_close(l));
+    }
+    mio_poll_free(p);
 }
 
 TEST(tcp_accept_peer_may_be_null)

@@ -748,3 +748,115 @@ TEST(bad_arguments)
     mio_timer_free(NULL);
     mio_timer_free(t);
 }
+
+/* ---- absolute deadlines ---- */
+
+/* The timers' clock is the monotonic one a program reads itself, and it
+ * never goes back. */
+TEST(clock_is_monotonic_and_the_timers)
+{
+    int64_t a = mio_clock_ns(), b = test_now_ns(), c = mio_clock_ns();
+    mio_timer *t = new_timer(MIO_MSEC, 0, 4);
+    mio_timeout h;
+    int64_t next;
+
+    CHECK(a <= c);
+    CHECK(a <= b + MIO_MSEC && b <= c + MIO_MSEC);  /* the same clock, read apart */
+    OK(mio_timer_set_at(t, mio_clock_ns() + 50 * MIO_MSEC, NULL, &h));
+    next = mio_timer_next(t);
+    CHECK(next > 0 && next <= 51 * MIO_MSEC);
+    mio_timer_free(t);
+}
+
+/* Deadlines at and around tick boundaries pop at the first boundary at or
+ * after them, never one tick before: asked as of clock readings, exactly. */
+TEST(set_at_due_at_first_boundary_after_deadline)
+{
+    const int64_t tick = MIO_MSEC;
+    mio_timer *t = new_timer((uint64_t)tick, 64, 16);
+    int64_t base = (mio_clock_ns() / tick + 10) * tick;    /* a boundary ahead */
+    static const int64_t offset[] = { 0, 1, tick - 1, tick, tick + 1, 5 * tick + 123 };
+    size_t i;
+
+    for (i = 0; i < sizeof offset / sizeof offset[0]; i++) {
+        int64_t deadline = base + offset[i];
+        int64_t due = (deadline + tick - 1) / tick * tick;
+        mio_timeout h;
+        OK(mio_timer_set_at(t, deadline, (void *)(uintptr_t)(i + 1), &h));
+        CHECK(!mio__timer_poll_at(t, due - 1, NULL));
+        CHECK_EQ(pop_at(t, due), i + 1);
+        CHECK(!mio_timer_cancel(t, h));
+    }
+    mio_timer_free(t);
+}
+
+/* A deadline already reached, or negative, is due at the next poll, like a
+ * delay of 0; one too far to represent is clamped, as delays are. */
+TEST(set_at_reached_deadline_due_at_once)
+{
+    mio_timer *t = new_timer(MIO_MSEC, 0, 4);
+    mio_timeout h;
+    void *arg = NULL;
+
+    OK(mio_timer_set_at(t, mio_clock_ns() - MIO_SEC, (void *)1, &h));
+    CHECK_EQ(mio_timer_next(t), 0);
+    CHECK(mio_timer_poll(t, &arg));
+    CHECK(arg == (void *)1);
+    OK(mio_timer_set_at(t, INT64_MIN, (void *)2, &h));
+    OK(mio_timer_set_at(t, mio_clock_ns(), (void *)3, &h));
+    CHECK(mio_timer_poll(t, &arg));
+    CHECK(arg == (void *)2);
+    CHECK(mio_timer_poll(t, &arg));
+    CHECK(arg == (void *)3);
+    OK(mio_timer_set_at(t, INT64_MAX, (void *)4, &h));
+    CHECK(mio_timer_next(t) > MIO_SEC * 3600 * 24 * 365 * 100);   /* centuries */
+    CHECK(mio_timer_cancel(t, h));
+    mio_timer_free(t);
+}
+
+/* A periodic timeout re-armed from its planned deadline keeps to the plan:
+ * over many periods (one that is no multiple of the tick), polled late by
+ * up to most of a period each time, the k-th pops exactly at the first tick
+ * boundary at or after start + k * period, never earlier, never later. */
+TEST(set_at_periodic_does_not_drift)
+{
+    const int64_t tick = MIO_MSEC, period = 2 * MIO_MSEC + 500 * MIO_USEC;
+    const int rounds = 2000;
+    mio_timer *t = new_timer((uint64_t)tick, 256, 4);
+    int64_t start = mio_clock_ns() + MIO_SEC, next = start + period;
+    mio_timeout h;
+    int k;
+
+    OK(mio_timer_set_at(t, next, (void *)7, &h));
+    for (k = 1; k <= rounds; k++) {
+        int64_t due = (start + k * period + tick - 1) / tick * tick;
+        int64_t late = (int64_t)random_below((uint64_t)(period - tick));
+        CHECK_EQ(next, start + k * period);
+        CHECK(!mio__timer_poll_at(t, due - 1, NULL));
+        CHECK_EQ(pop_at(t, due + late), 7);
+        next += period;     /* from the plan, not from the late poll */
+        OK(mio_timer_set_at(t, next, (void *)7, &h));
+    }
+    CHECK_EQ(mio__timer_pending(t), 1);
+    mio_timer_free(t);
+}
+
+/* Bad arguments and a full timer: an error, and nothing armed. */
+TEST(set_at_bad_arguments_change_nothing)
+{
+    mio_timer *t = new_timer(0, 0, 2);
+    mio_timeout h = 42;
+
+    CHECK_EQ(mio_timer_set_at(NULL, 0, NULL, &h), MIO_EINVAL);
+    CHECK_EQ(h, 42);
+    CHECK_EQ(mio_timer_set_at(t, 0, NULL, NULL), MIO_EINVAL);
+    CHECK_EQ(mio__timer_pending(t), 0);
+    OK(mio_timer_set_at(t, mio_clock_ns() + MIO_SEC, NULL, &h));
+    OK(mio_timer_set(t, MIO_SEC, NULL, &h));
+    h = 42;
+    CHECK_EQ(mio_timer_set_at(t, mio_clock_ns(), NULL, &h), MIO_ENOSPC);
+    CHECK_EQ(h, 42);
+    CHECK_EQ(mio__timer_pending(t), 2);
+    CHECK(!mio_timer_poll(t, NULL));
+    mio_timer_free(t);
+}

@@ -624,6 +624,51 @@ TEST(accept_eagain_rearms_edge)
     rearm_rounds(R, connect_to, accept_until_eagain, &r);
 }
 
+/* mio_accept, the name for TCP and Unix listeners alike, drains as
+ * mio_tcp_accept does. */
+static void mio_accept_until_eagain(struct rearm *r)
+{
+    mio_addr peer;
+    mio_fd s, none;
+    OK(mio_accept(r->fd, &s, &peer));
+    CHECK_EQ(peer.u.sa.sa_family, r->addr.u.sa.sa_family);
+    CHECK_EQ(mio_accept(r->fd, &none, NULL), MIO_EAGAIN);
+    CHECK(none == MIO_INVALID_FD);
+    OK(mio_close(s));
+    OK(mio_close(r->peer));
+    r->peer = MIO_INVALID_FD;
+}
+
+TEST(mio_accept_eagain_rearms_edge)
+{
+    struct rearm r;
+    r.fd = test_listen("127.0.0.1:0", &r.addr);
+    r.peer = MIO_INVALID_FD;
+    rearm_rounds(R, connect_to, mio_accept_until_eagain, &r);
+}
+
+static char unix_path[256];
+
+static void connect_unix(struct rearm *r)
+{
+    OK(mio_unix_connect(unix_path, &r->peer));
+}
+
+TEST(mio_accept_eagain_rearms_edge_unix)
+{
+    struct rearm r;
+    int err;
+
+    snprintf(unix_path, sizeof unix_path, "%s/accept.sock", test_tmp_dir());
+    err = mio_unix_listen(unix_path, 0, &r.fd);
+    if (err == MIO_EAFNOSUPPORT)
+        SKIP("no Unix stream sockets here");
+    OK(err);
+    OK(mio_addr_unix(unix_path, &r.addr));
+    r.peer = MIO_INVALID_FD;
+    rearm_rounds(R, connect_unix, mio_accept_until_eagain, &r);
+}
+
 static void datagram_to(struct rearm *r)
 {
     CHECK_EQ(mio_udp_send_to(r->peer, "u", 1, &r->addr), 1);

@@ -59,8 +59,8 @@ int mio__os_bind(mio_fd fd, const struct sockaddr *sa, socklen_t len);
 int mio__os_listen(mio_fd fd, int backlog);
 /* A connect done at once (a datagram socket's peer). */
 int mio__os_connect(mio_fd fd, const struct sockaddr *sa, socklen_t len);
-/* A stream connect started: 0 also while it goes on in the background;
- * MIO_EAGAIN when a Unix listener's backlog is full. */
+/* A stream connect started: 1 when it completed at once, 0 while it goes
+ * on in the background; MIO_EAGAIN when a Unix listener's backlog is full. */
 int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len);
 /* A Unix stream address (sa, len; its file at path) that bind found in
  * use: 0 when what is there is a socket file that nobody listens on (a

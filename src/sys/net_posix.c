@@ -314,7 +314,9 @@ int mio__os_connect(mio_fd fd, const struct sockaddr *sa, socklen_t len)
 /* EINTR: the connect goes on in the background, like EINPROGRESS. */
 int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len)
 {
-    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS && errno != EINTR)
+    if (connect(fd, sa, len) == 0)
+        return 1;
+    if (errno != EINPROGRESS && errno != EINTR)
         return io_err();
     return 0;
 }

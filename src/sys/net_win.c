@@ -232,7 +232,9 @@ int mio__os_connect(mio_fd fd, const struct sockaddr *sa, socklen_t len)
 /* Completion shows as WRITABLE or ERROR. */
 int mio__os_connect_start(mio_fd fd, const struct sockaddr *sa, socklen_t len)
 {
-    if (connect(fd, sa, len) == SOCKET_ERROR && WSAGetLastError() != WSAEWOULDBLOCK)
+    if (connect(fd, sa, len) != SOCKET_ERROR)
+        return 1;
+    if (WSAGetLastError() != WSAEWOULDBLOCK)
         return mio__wsa_err();
     return 0;
 }

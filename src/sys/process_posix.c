@@ -482,7 +482,7 @@ int mio_process_register(mio_poll *p, mio_process *c, mio_token token)
         c->by = BY_SIGCHLD;
     }
     c->poll = p;
-    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: register process %p token %llu (%s)", (void *)p, (void *)c,
+    MIO_TRACE(MIO_LOG_DEBUG, "poll %p: register process %p token 0x%llx (%s)", (void *)p, (void *)c,
               (unsigned long long)token,
               c->by == BY_PIDFD ? "pidfd" : c->by == BY_KQUEUE ? "EVFILT_PROC" : "SIGCHLD");
     return 0;
