@@ -453,6 +453,12 @@ void mio__timer_flush(mio_timer *t, int64_t now_ns)
         flush(t, now_ns);
 }
 
+size_t mio__timer_pending(mio_timer *t)
+{
+    mio__timer_flush(t, -1);
+    return t->pending;
+}
+
 /* ---- public calls --------------------------------------------------------- */
 
 int mio_timer_new(uint64_t tick_ns, size_t wheel_size, size_t capacity, mio_timer **out)
@@ -591,17 +597,35 @@ int mio_timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
     return set(t, delay_ns, arg, out);
 }
 
-/* An absolute deadline becomes the delay left from a clock reading taken
- * now; the set is placed by a reading taken later still, so it is never
- * early, and a periodic timer planned from its deadlines does not drift. */
+/* Placed at once rather than staged: an absolute deadline needs no later
+ * clock reading to be never early.  What was staged before goes first, so
+ * equal deadlines still pop in set order. */
 int mio_timer_set_at(mio_timer *t, int64_t deadline_ns, void *arg, mio_timeout *out)
 {
-    int64_t now;
+    uint64_t now, when = deadline_ns > 0 ? (uint64_t)deadline_ns : 0;
+    uint32_t i, gen;
+    struct node *n;
 
     if (t == NULL || out == NULL)
         return MIO_EINVAL;
-    now = mio__now_ns();
-    return set(t, deadline_ns > now ? (uint64_t)(deadline_ns - now) : 0, arg, out);
+    mio__timer_flush(t, -1);
+    if ((i = t->free_head) != NIL)
+        t->free_head = t->nodes[i].next;
+    else if (t->fresh != t->capacity)
+        i = t->fresh++;
+    else
+        return MIO_ENOSPC;
+    now = clamp_now(t, mio__now_ns());
+    if (MIO_UNLIKELY(now >= t->move_ns))
+        keep_window(t, now);
+    n = &t->nodes[i];
+    gen = n->gen + 1;
+    n->arg = arg;
+    n->gen = gen;
+    n->round = t->round;
+    place(t, i, deadline_of(t, when > now ? when - now : 0, now, t->max_ns - now), true);
+    *out = ((uint64_t)gen << 32) | (i + 1);
+    return 0;
 }
 
 /* The node of a pending timeout's handle, or NIL. */

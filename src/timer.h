@@ -15,6 +15,8 @@ int mio__timer_set(mio_timer *t, uint64_t delay_ns, void *arg, mio_timeout *out)
  * mio__now_ns() reading taken after they were set (an earlier one would
  * make them early); now_ns < 0 reads the clock, if anything is staged. */
 void mio__timer_flush(mio_timer *t, int64_t now_ns);
+/* How many timeouts are pending, the staged ones placed first. */
+size_t mio__timer_pending(mio_timer *t);
 
 /* defer: sets and resets stay staged until a flush (or a full stage), as
  * on a new timer; !defer: flushes, and each later one is placed at once
