@@ -1105,7 +1105,11 @@ static const char *return_type_word(const decl *d)
     return buf;
 }
 
-static void function_page(const char *dir, const decl *d)
+static void put_raw_code(FILE *f, const char *raw);
+
+/* A page's head and synopsis: every declaration of d, each under the
+ * conditions it is declared in; prototypes for functions, code for types. */
+static FILE *page_start(const char *dir, const decl *d, bool function)
 {
     FILE *f = open_page(dir, d->name);
     char *what = summary(d);
@@ -1117,9 +1121,18 @@ static void function_page(const char *dir, const decl *d)
     fprintf(f, ".B #include <%s>\n.PP\n", header_name);
     for (const decl *o = d, *prev = NULL; o; prev = o, o = o->other) {
         put_cond_open(f, o->cond, prev ? prev->cond : NULL);
-        put_prototype(f, o->text);
+        if (function)
+            put_prototype(f, o->text);
+        else
+            put_raw_code(f, o->raw);
         if (!o->other && *o->cond) fputs("#endif\n", f);
     }
+    return f;
+}
+
+static void function_page(const char *dir, const decl *d)
+{
+    FILE *f = page_start(dir, d, true);
     fputs(".fi\n.PP\nLink with \\fI\\-lmio\\fP (\\fIpkg\\-config \\-\\-cflags \\-\\-libs mio\\fP).\n", f);
 
     /* the comment, less what goes under RETURN VALUE and ERRORS */
@@ -1346,19 +1359,7 @@ static void put_members(FILE *f, const char *raw)
 
 static void type_page(const char *dir, const decl *d)
 {
-    FILE *f = open_page(dir, d->name);
-    char *what = summary(d);
-    put_th(f, d->name);
-    put_name(f, d->name, what);
-    free(what);
-
-    fputs(".SH SYNOPSIS\n.nf\n", f);
-    fprintf(f, ".B #include <%s>\n.PP\n", header_name);
-    for (const decl *o = d, *prev = NULL; o; prev = o, o = o->other) {
-        put_cond_open(f, o->cond, prev ? prev->cond : NULL);
-        put_raw_code(f, o->raw);
-        if (!o->other && *o->cond) fputs("#endif\n", f);
-    }
+    FILE *f = page_start(dir, d, false);
     fputs(".fi\n", f);
     fputs(".SH DESCRIPTION\n", f);
     bool own = d->doc && *d->doc;
