@@ -683,12 +683,6 @@ static COLD bool reset_staged(mio_timer *t, mio_timeout timeout, uint64_t delay_
     return mio_timer_reset(t, timeout, delay_ns);
 }
 
-static COLD bool flush_full_true(mio_timer *t)
-{
-    flush(t, -1);
-    return true;
-}
-
 bool mio_timer_reset(mio_timer *t, mio_timeout timeout, uint64_t delay_ns)
 {
     uint32_t i = pending_node(t, timeout);
@@ -699,7 +693,7 @@ bool mio_timer_reset(mio_timer *t, mio_timeout timeout, uint64_t delay_ns)
         return reset_staged(t, timeout, delay_ns);
     detach(t, i);
     if (MIO_UNLIKELY(stage(t, i, timeout, delay_ns)))
-        return flush_full_true(t);
+        return flush_full(t) == 0;
     return true;
 }
 
