@@ -1143,6 +1143,13 @@ static void proxy_world_check(struct proxy_world *w, const struct relay_plan *pl
         FAIL("proxy: %s", error);
 }
 
+/* On libkqueue relays stall or a stream ends early.  It drops edge-triggered
+ * events that do not fit the caller's event list (tools/libkqueue_lost_edges.c)
+ * and flags end of stream unlike a BSD kernel; which of the two these runs
+ * meet is not told apart. */
+#define PROXY_NOT_ON_LIBKQUEUE() \
+    TEST_NOT_ON_LIBKQUEUE("relays stall or end early (lost edges, end-of-stream flags)")
+
 /* Many clients at once, each with streams of its own length each way (from
  * nothing to a few hundred kilobytes, and a few of several megabytes). */
 TEST(proxy_relays_many_clients)
@@ -1151,6 +1158,7 @@ TEST(proxy_relays_many_clients)
     struct proxy_world w;
     size_t i, n = (size_t)test_scaled(64);
 
+    PROXY_NOT_ON_LIBKQUEUE();
     test_watchdog(110);
     for (i = 0; i < n; i++) {
         plans[i].up = (uint64_t)(i * 7919 % 300001) * (i % 5 != 0);
@@ -1202,6 +1210,7 @@ TEST(proxy_survives_resets)
     struct proxy_world w;
     size_t i;
 
+    PROXY_NOT_ON_LIBKQUEUE();
     TEST_NOT_ON_WINE("a reset is not sent at once");
     test_watchdog(110);
     for (i = 0; i < sizeof plans / sizeof plans[0]; i++)
@@ -1231,6 +1240,7 @@ TEST(proxy_half_close_each_way)
     };
     struct proxy_world w;
 
+    PROXY_NOT_ON_LIBKQUEUE();
     test_watchdog(110);
     proxy_world_start(&w, NULL, false);
     proxy_world_check(&w, plans, sizeof plans / sizeof plans[0]);
