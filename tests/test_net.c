@@ -713,7 +713,7 @@ static void refused_then(int first)
         err = (int)mio_write(c, "x", 1);
     else
         err = (int)mio_read(c, buf, sizeof buf);
-    if (err == 0 && test_on_libkqueue())
+    if ((err == 0 || err == MIO_EPIPE) && test_on_libkqueue())
         SKIP("libkqueue reads the error to report it, which clears it");
     CHECK_EQ(err, MIO_ECONNREFUSED);
     /* Read to what would be end of stream: the refusal again. */
@@ -760,7 +760,7 @@ POSIX_TEST(tcp_kept_error_stays_with_its_socket)
         EXPECT_ANY(p, 1, MIO_WRITABLE | MIO_ERROR, TEST_LONG_WAIT);
         OK(mio_deregister(p, c));
         err = (int)mio_write(c, "x", 1);
-        if (err == 0 && test_on_libkqueue())
+        if ((err == 0 || err == MIO_EPIPE) && test_on_libkqueue())
             SKIP("libkqueue reads the error to report it, which clears it");
         CHECK_EQ(err, MIO_ECONNREFUSED);
         if (round == 0)
