@@ -192,6 +192,7 @@ POSIX_TEST(curl_fetches_fifty_urls_at_once)
     struct server s;
     const char *line;
     int i, code;
+
     TEST_NOT_ON_LIBKQUEUE("fifty connections at once to http_server get empty replies "
                           "(not yet told apart: its lost edges, or the short-read rule)");
 
