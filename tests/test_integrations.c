@@ -551,6 +551,19 @@ POSIX_TEST(ares_resolves_a_and_aaaa)
     dns_server_stop(&d, true);
 }
 
+/* The error line of `name`: its code must be `code`; *ms and *timeouts are
+ * what the example measured. */
+static void expect_error(struct output *out, const char *name, const char *code, long *ms,
+                         int *timeouts)
+{
+    const char *line = line_of(out, name);
+    char got[32];
+
+    if (sscanf(line, "error %31s %ld ms %d timeouts:", got, ms, timeouts) != 3)
+        FAIL("\"%s\"", line);
+    CHECK(strcmp(got, code) == 0);
+}
+
 /* A name the responder does not know: NXDOMAIN, which c-ares reports as
  * ARES_ENOTFOUND at once (no retry), while a known name beside it resolves. */
 POSIX_TEST(ares_reports_nxdomain)
@@ -559,8 +572,7 @@ POSIX_TEST(ares_reports_nxdomain)
     char *options[] = { NULL };
     char *names[] = { "missing.example.test", "v4only.example.test", NULL };
     struct dns_server d;
-    const char *line;
-    char path[4096], code[32];
+    char path[4096];
     int timeouts;
     long ms;
 
@@ -568,10 +580,7 @@ POSIX_TEST(ares_reports_nxdomain)
     test_watchdog(60);
     dns_server_start(&d, true);
     CHECK_EQ(resolve(&d, options, names, &out), 1);
-    line = line_of(&out, "missing.example.test");
-    if (sscanf(line, "error %31s %ld ms %d timeouts:", code, &ms, &timeouts) != 3)
-        FAIL("\"%s\"", line);
-    CHECK(strcmp(code, "ENOTFOUND") == 0);
+    expect_error(&out, "missing.example.test", "ENOTFOUND", &ms, &timeouts);
     CHECK_EQ(timeouts, 0);
     expect_resolved(&out, "v4only.example.test", "192.0.2.3", "");
     CHECK(strcmp(out.line[2], "done 2 ok 1 failed 1") == 0);
@@ -588,8 +597,7 @@ POSIX_TEST(ares_times_out_on_a_silent_server)
     char *options[] = { "-t", "200", "-r", "2", NULL };
     char *names[] = { "dual.example.test", NULL };
     struct dns_server d;
-    const char *line;
-    char path[4096], code[32];
+    char path[4096];
     int timeouts;
     long ms;
 
@@ -597,10 +605,7 @@ POSIX_TEST(ares_times_out_on_a_silent_server)
     test_watchdog(60);
     dns_server_start(&d, false);
     CHECK_EQ(resolve(&d, options, names, &out), 1);
-    line = line_of(&out, "dual.example.test");
-    if (sscanf(line, "error %31s %ld ms %d timeouts:", code, &ms, &timeouts) != 3)
-        FAIL("\"%s\"", line);
-    CHECK(strcmp(code, "ETIMEOUT") == 0);
+    expect_error(&out, "dual.example.test", "ETIMEOUT", &ms, &timeouts);
     CHECK(timeouts >= 2);
     CHECK(ms >= 600);                   /* never before c-ares's time */
     CHECK(ms < 10000);
