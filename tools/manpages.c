@@ -1248,18 +1248,24 @@ static void function_page(const char *dir, const decl *d)
     close_page(f);
 }
 
-/* The declaration as the header writes it, comments removed. */
-static void put_raw_code(FILE *f, const char *raw)
+/* Appends text to o without its comments. */
+static void strip_comments(str *o, const char *text)
 {
-    str o = {0};
-    for (const char *p = raw; *p; p++) {
+    for (const char *p = text; *p; p++) {
         if (p[0] == '/' && p[1] == '*') {
             const char *e = strstr(p + 2, "*/");
             p = e ? e + 1 : p + strlen(p) - 1;
             continue;
         }
-        sputc(&o, *p);
+        sputc(o, *p);
     }
+}
+
+/* The declaration as the header writes it, comments removed. */
+static void put_raw_code(FILE *f, const char *raw)
+{
+    str o = {0};
+    strip_comments(&o, raw);
     /* drop trailing spaces and lines left empty */
     char **l;
     size_t n = split_lines(o.s ? o.s : "", &l);
@@ -1308,14 +1314,7 @@ static void put_members(FILE *f, const char *raw)
             char *member = sndup(start, (size_t)(p - start + 1));
             /* strip comments standing before it */
             str clean = {0};
-            for (const char *q = member; *q; q++) {
-                if (q[0] == '/' && q[1] == '*') {
-                    const char *e = strstr(q + 2, "*/");
-                    q = e ? e + 1 : q + strlen(q) - 1;
-                    continue;
-                }
-                sputc(&clean, *q);
-            }
+            strip_comments(&clean, member);
             char *text = collapse(clean.s ? clean.s : "");
             /* the comment after it: on the same line */
             const char *q = p + 1;
