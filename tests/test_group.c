@@ -91,7 +91,9 @@ static int threads_now(void)
     return -1;      /* not counted here: join returning is the check */
 }
 #else
-/* The threads of this process (Linux: /proc/self/task); -1 elsewhere. */
+/* The threads of this process (Linux: /proc/self/task), less the kernel's
+ * io_uring workers ("iou-..."), which come and go on their own; -1
+ * elsewhere. */
 static int threads_now(void)
 {
     DIR *d = opendir("/proc/self/task");
@@ -100,9 +102,20 @@ static int threads_now(void)
 
     if (d == NULL)
         return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
+    while ((e = readdir(d)) != NULL) {
+        char path[300], name[32] = "";
+        FILE *f;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        if ((f = fopen(path, "r")) != NULL) {
+            if (fgets(name, sizeof name, f) == NULL)
+                name[0] = '\0';
+            fclose(f);
+        }
+        if (strncmp(name, "iou-", 4) != 0)
             n++;
+    }
     closedir(d);
     return n;
 }
