@@ -683,18 +683,21 @@ static struct tls_server_summary tls_server_stop(struct server *s)
 
 /* `clients` connections echo `bytes` each through the server (its send
  * buffer small, so that its writes come up short), every byte checked, and
- * close with close_notify both ways; with `version` and `update` as the
- * server's -V and both sides' -u. */
-static void tls_echo(const char *version, const char *update, struct tls_summary *c,
+ * close with close_notify both ways; with `version` as the server's -V and
+ * `every` (0: none) as both sides' -u. */
+static void tls_echo(const char *version, long every, struct tls_summary *c,
                      struct tls_server_summary *sv)
 {
     static struct output out;
-    char cert[512], bytes[32], *extra[8] = { "-w", "8192", NULL };
+    char cert[512], bytes[32], updates[32], *extra[8] = { "-w", "8192", NULL };
+    char *update = every > 0 ? updates : NULL;
     long size = test_scaled(4000000);
     struct server s;
     int n = 2;
 
     test_watchdog(100);
+    /* Scaled down with the stream, so that as many updates happen. */
+    snprintf(updates, sizeof updates, "%ld", test_scaled(every));
     if (version != NULL) {
         extra[n++] = "-V";
         extra[n++] = (char *)version;
@@ -723,7 +726,7 @@ POSIX_TEST(tls_echoes_megabytes_on_four_connections)
 {
     struct tls_summary c;
     struct tls_server_summary s;
-    tls_echo(NULL, NULL, &c, &s);
+    tls_echo(NULL, 0, &c, &s);
 }
 
 /* TLS 1.3 with key updates asked for from both sides every 300 kB. */
@@ -731,7 +734,7 @@ POSIX_TEST(tls13_key_updates_mid_stream)
 {
     struct tls_summary c;
     struct tls_server_summary s;
-    tls_echo(NULL, "300000", &c, &s);
+    tls_echo(NULL, 300000, &c, &s);
     CHECK(c.updates > 0);
     CHECK(s.updates > 0);
 }
@@ -743,7 +746,7 @@ POSIX_TEST(tls12_renegotiations_mid_stream)
 {
     struct tls_summary c;
     struct tls_server_summary s;
-    tls_echo("1.2", "300000", &c, &s);
+    tls_echo("1.2", 300000, &c, &s);
     CHECK(c.updates > 0);
     CHECK(s.updates > 0);
     CHECK(c.writes_wanting_read > 0);
