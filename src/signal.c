@@ -256,11 +256,17 @@ static int source_new(mio_poll *p, mio_token token, const int *signals, size_t n
     mio_mutex_lock(&lock);
     for (i = 0; i < k; i++) {
         struct node *nd = &s->nodes[i];
-        if (sources[nd->signo] == 0 && (err = mio__os_signal_watch(nd->signo)) < 0)
-            break;
-        sources[nd->signo]++;
+        /* Linked before the handler goes in: a signal that finds the
+         * handler finds this source too, and one that comes before it
+         * meets the disposition it replaces.  The other order would let a
+         * signal in between be swallowed, reported to no one. */
         atomic_store(&nd->next, atomic_load_explicit(&watchers[nd->signo], memory_order_relaxed));
         atomic_store(&watchers[nd->signo], nd);     /* a handler may see it from here on */
+        if (sources[nd->signo] == 0 && (err = mio__os_signal_watch(nd->signo)) < 0) {
+            unlink_node(nd);
+            break;
+        }
+        sources[nd->signo]++;
     }
     if (err < 0)
         unwatch(s, i);

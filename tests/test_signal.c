@@ -199,6 +199,55 @@ POSIX_TEST(terminating_signal_is_only_counted_while_watched)
     mio_poll_free(p);
 }
 
+#ifdef MIO_FAULT_SHIM
+/* Run with the shim raising SIGUSR1 the moment a handler for it goes in:
+ * inside mio_signal_new, before it returns. */
+CHILD_CASE(signal_as_the_handler_goes_in_child)
+{
+    mio_poll *p = test_poll();
+    int sig = SIGUSR1;
+    mio_signal_info info[1];
+    mio_signal *s;
+
+    OK(mio_signal_new(p, 1, &sig, 1, &s));
+    CHECK(test_await(p, 1, TEST_LONG_WAIT));
+    CHECK_EQ(mio_signal_read(s, info, 1), 1);
+    CHECK_EQ(info[0].signo, SIGUSR1);
+    CHECK_EQ(info[0].count, 1);
+    mio_signal_free(s);
+    mio_poll_free(p);
+}
+#endif
+
+/* A signal that arrives while its first source is being made either meets
+ * the disposition it had (here: the end of the process) or is reported by
+ * the source; a handler already in with no source yet to tell would swallow
+ * it.  The shim sends it at the first moment the handler holds. */
+POSIX_TEST(signal_as_the_handler_goes_in_is_reported)
+{
+#ifdef MIO_FAULT_SHIM
+    char path[4096], preload[4200], err[4096], signo[16];
+    char *argv[] = { path, "signal_as_the_handler_goes_in_child", (char *)test_backend, NULL };
+    const char *self = child_self_path();
+    struct child ch;
+    int status;
+
+    CHECK(self != NULL);
+    snprintf(path, sizeof path, "%s", self);
+    snprintf(signo, sizeof signo, "%d", SIGUSR1);
+    CHECK(setenv("MIO_FAULT_RAISE", signo, 1) == 0);
+    CHECK(setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=1", 1) == 0);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", MIO_FAULT_SHIM);
+    child_start(&ch, argv, preload, CHILD_STDERR);
+    child_read_all(&ch, err, sizeof err);
+    status = child_wait(&ch);
+    if (status != 0)
+        FAIL("the child failed (%d): %s", status, err);
+#else
+    SKIP("no system-call injection here (Linux with glibc only)");
+#endif
+}
+
 /* ---- several polls ---- */
 
 struct watcher {

@@ -84,6 +84,11 @@
  *                       calls leaves a report already there alone: a
  *                       wrapper (timeout, env) that runs the program and
  *                       exits after it, preloaded too.
+ *   MIO_FAULT_RAISE     a signal number: the first sigaction that gives it a
+ *                       handler raises it in the calling thread as soon as
+ *                       the call returns, as a signal sent while the call
+ *                       ran arrives then (a window the scheduler widens at
+ *                       will).  Injects no failure.
  *   MIO_FAULT_LOG       1: one line on stderr per injected fault.
  *   MIO_FAULT_GSO       1: sendmsg and sendmmsg fail only messages that
  *                       carry a UDP segment size (UDP_SEGMENT), as a
@@ -213,6 +218,7 @@ static struct {
     bool log;
     bool gso_only;              /* MIO_FAULT_GSO */
     int control;                /* the MIO_FAULT_CONTROL file, or -1 */
+    atomic_int raise_signo;     /* MIO_FAULT_RAISE, until raised */
     const char *report;
     struct planned schedule[MAX_SCHEDULE];
     int nschedule;
@@ -391,6 +397,12 @@ __attribute__((constructor)) static void fault_init(void)
             cfg.all_fds = true;
         else if (strcmp(v, "sockets") != 0)
             bad("MIO_FAULT_FDS", v);
+    }
+    if ((v = getenv("MIO_FAULT_RAISE")) != NULL && *v != '\0') {
+        long sig = strtol(v, &end, 10);
+        if (*end != '\0' || sig <= 0 || sig >= NSIG)
+            bad("MIO_FAULT_RAISE", v);
+        atomic_store(&cfg.raise_signo, (int)sig);
     }
     cfg.log = (v = getenv("MIO_FAULT_LOG")) != NULL && strcmp(v, "1") == 0;
     cfg.gso_only = (v = getenv("MIO_FAULT_GSO")) != NULL && strcmp(v, "1") == 0;
@@ -972,6 +984,18 @@ int eventfd(unsigned int initval, int flags)
     if (err > 0)
         FAIL_WITH(err, -1);
     return real_eventfd(initval, flags);
+}
+
+/* MIO_FAULT_RAISE: the signal comes the moment its new handler holds. */
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    REAL(int, sigaction, (int, const struct sigaction *, struct sigaction *));
+    int r = real_sigaction(sig, act, old), want = sig;
+
+    if (r == 0 && act != NULL && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN &&
+        atomic_compare_exchange_strong(&cfg.raise_signo, &want, 0))
+        raise(sig);
+    return r;
 }
 
 /* Linux releases the descriptor even when close says EINTR: so does this. */
