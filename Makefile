@@ -22,6 +22,9 @@ VALGRIND := valgrind;--error-exitcode=9;--leak-check=full;--errors-for-leak-kind
 # line, naming the Debian package, and succeeds.
 HAVE_SANITIZERS = printf 'int main(void) { return 0; }\n' | \
     clang -x c -fsanitize=$(1) -o /dev/null - >/dev/null 2>&1
+# libFuzzer brings its own main: its probe defines the entry point instead.
+HAVE_FUZZER = printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' | \
+    clang -x c -fsanitize=fuzzer,address -o /dev/null - >/dev/null 2>&1
 SANITIZERS_MISSING = echo "$(1): skipped (needs clang and its sanitizer runtimes: apt-get install clang libclang-rt-14-dev)"
 
 comma := ,
@@ -144,7 +147,7 @@ soak: all
 
 # Each libFuzzer target for FUZZ_SECONDS (needs clang and its runtimes).
 fuzz:
-	@if ! $(call HAVE_SANITIZERS,fuzzer$(comma)address); then $(call SANITIZERS_MISSING,fuzz); exit 0; fi; \
+	@if ! $(HAVE_FUZZER); then $(call SANITIZERS_MISSING,fuzz); exit 0; fi; \
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) OUT=$(CURDIR)/build-fuzz
 
 # Each libFuzzer target for FUZZ_LONG_SECONDS (default an hour), one after the
@@ -153,7 +156,7 @@ fuzz:
 # from one run to the next.  FUZZ_TARGETS=fuzz_loop runs only that one;
 # FUZZ_LONG_RUNS=10000000 stops each after that many executions.
 fuzz-long:
-	@if ! $(call HAVE_SANITIZERS,fuzzer$(comma)address); then $(call SANITIZERS_MISSING,fuzz-long); exit 0; fi; \
+	@if ! $(HAVE_FUZZER); then $(call SANITIZERS_MISSING,fuzz-long); exit 0; fi; \
 	$(MAKE) -C fuzz long FUZZ_LONG_SECONDS=$(FUZZ_LONG_SECONDS) OUT=$(CURDIR)/build-fuzz \
 	    $(if $(FUZZ_TARGETS),TARGETS="$(FUZZ_TARGETS)") $(if $(FUZZ_LONG_RUNS),FUZZ_LONG_RUNS=$(FUZZ_LONG_RUNS))
 
