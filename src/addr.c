@@ -44,6 +44,33 @@ static const char *parse_port(const char *s, uint16_t *out)
     return NULL;
 }
 
+/* An IPv6 host's "%scope", cut off host into *scope: only a number, since a
+ * name would need the interface list.  NULL, or why not. */
+static const char *parse_scope(char *host, uint32_t *scope)
+{
+    char *pct = strchr(host, '%');
+    unsigned long v = 0;
+    const char *s;
+
+    if (pct == NULL)
+        return NULL;
+    s = pct + 1;
+    if (*s == '\0')
+        return "empty scope after '%'";
+    if (strlen(s) > 10)
+        return "scope out of range";
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return "the scope after '%' must be an interface number, not a name";
+        v = v * 10 + (unsigned long)(*s - '0');
+    }
+    if (v > UINT32_MAX)
+        return "scope out of range";
+    *scope = (uint32_t)v;
+    *pct = '\0';
+    return NULL;
+}
+
 int mio_addr_parse(const char *text, mio_addr *out)
 {
     char host[INET6_ADDRSTRLEN + 16];
@@ -56,7 +83,6 @@ int mio_addr_parse(const char *text, mio_addr *out)
         return MIO_EINVAL;
     memset(&a, 0, sizeof a);
     if (text[0] == '[') {
-        char *pct;
         end = strchr(text, ']');
         if (end == NULL)
             return refuse(text, "no ']' closing the IPv6 address");
@@ -69,26 +95,8 @@ int mio_addr_parse(const char *text, mio_addr *out)
             return refuse(text, "too long for an IPv6 address");
         memcpy(host, text + 1, hlen);
         host[hlen] = '\0';
-        pct = strchr(host, '%');
-        if (pct != NULL) {
-            /* Only a numeric scope: a name would need the interface list. */
-            unsigned long scope = 0;
-            const char *s = pct + 1;
-            if (*s == '\0')
-                return refuse(text, "empty scope after '%'");
-            if (strlen(s) > 10)
-                return refuse(text, "scope out of range");
-            for (; *s != '\0'; s++) {
-                if (*s < '0' || *s > '9')
-                    return refuse(text, "the scope after '%' must be an interface number, "
-                                        "not a name");
-                scope = scope * 10 + (unsigned long)(*s - '0');
-            }
-            if (scope > UINT32_MAX)
-                return refuse(text, "scope out of range");
-            a.u.v6.sin6_scope_id = (uint32_t)scope;
-            *pct = '\0';
-        }
+        if ((why = parse_scope(host, &a.u.v6.sin6_scope_id)) != NULL)
+            return refuse(text, why);
         if (inet_pton(AF_INET6, host, &a.u.v6.sin6_addr) != 1)
             return refuse(text, "not an IPv6 address between the brackets");
         if ((why = parse_port(end + 2, &a.u.v6.sin6_port)) != NULL)
@@ -230,7 +238,7 @@ static const char *parse_ip(const char *ip, uint16_t port, mio_addr *a)
 {
     char host[INET6_ADDRSTRLEN + 16];
     size_t n = strlen(ip);
-    char *pct;
+    const char *why;
 
     memset(a, 0, sizeof *a);
     if (strchr(ip, ':') == NULL) {
@@ -245,22 +253,8 @@ static const char *parse_ip(const char *ip, uint16_t port, mio_addr *a)
     if (n >= sizeof host)
         return "too long for an IPv6 address";
     memcpy(host, ip, n + 1);
-    pct = strchr(host, '%');
-    if (pct != NULL) {
-        unsigned long scope = 0;
-        const char *s = pct + 1;
-        if (*s == '\0' || strlen(s) > 10)
-            return "the scope after '%' must be an interface number";
-        for (; *s != '\0'; s++) {
-            if (*s < '0' || *s > '9')
-                return "the scope after '%' must be an interface number, not a name";
-            scope = scope * 10 + (unsigned long)(*s - '0');
-        }
-        if (scope > UINT32_MAX)
-            return "scope out of range";
-        a->u.v6.sin6_scope_id = (uint32_t)scope;
-        *pct = '\0';
-    }
+    if ((why = parse_scope(host, &a->u.v6.sin6_scope_id)) != NULL)
+        return why;
     if (inet_pton(AF_INET6, host, &a->u.v6.sin6_addr) != 1)
         return "not an IPv6 address";
     a->u.v6.sin6_family = AF_INET6;
