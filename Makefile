@@ -154,11 +154,13 @@ fuzz:
 # other, printing executions, rate and coverage (cov: edges, ft: features)
 # per target; a finding fails it.  The corpus grows in build-fuzz/long-<name>
 # from one run to the next.  FUZZ_TARGETS=fuzz_loop runs only that one;
-# FUZZ_LONG_RUNS=10000000 stops each after that many executions.
+# FUZZ_LONG_RUNS=10000000 stops each after that many executions;
+# FUZZ_MAX_LEN=512 caps inputs (4096 by default).
 fuzz-long:
 	@if ! $(HAVE_FUZZER); then $(call SANITIZERS_MISSING,fuzz-long); exit 0; fi; \
 	$(MAKE) -C fuzz long FUZZ_LONG_SECONDS=$(FUZZ_LONG_SECONDS) OUT=$(CURDIR)/build-fuzz \
-	    $(if $(FUZZ_TARGETS),TARGETS="$(FUZZ_TARGETS)") $(if $(FUZZ_LONG_RUNS),FUZZ_LONG_RUNS=$(FUZZ_LONG_RUNS))
+	    $(if $(FUZZ_TARGETS),TARGETS="$(FUZZ_TARGETS)") $(if $(FUZZ_LONG_RUNS),FUZZ_LONG_RUNS=$(FUZZ_LONG_RUNS)) \
+	    $(if $(FUZZ_MAX_LEN),FUZZ_MAX_LEN=$(FUZZ_MAX_LEN))
 
 # Cross-builds for Windows with mingw-w64 and runs the tests under wine, in a
 # prefix of its own.  wine's background server is started first with none of
