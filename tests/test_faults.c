@@ -30,7 +30,11 @@
  *                   moved past them (sent again from there, the rest come);
  *   close_workload  close interrupted after closing: mio_close succeeds, and
  *                   no descriptor is closed twice (a number another thread got
- *                   meanwhile stays open) or left open.
+ *                   meanwhile stays open) or left open;
+ *   drain_rule_workload  every read and write cut short (rate 1): a reader
+ *                   and a writer that wait after each short transfer, as
+ *                   mio.h's rule lets them, still move every byte over TCP,
+ *                   a Unix socket pair and a pipe.
  * None may lose an event: a wait with nothing due while work is left fails.
  * An error the environment names for injection is accepted where the
  * library passes it on; where an EAGAIN may be made up (a source in fact
@@ -1075,6 +1079,75 @@ CHILD_CASE(close_workload)
             round, refused);
 }
 
+
+/* ---- (e) the drain rule through cut transfers ---- */
+
+enum { RULE_BYTES = 48 * 1024, RULE_CHUNK = 16 * 1024 };
+
+/* One stream, r to w, moved by mio.h's drain rule alone: after an event,
+ * read (write) until a transfer comes up short, then wait.  Every transfer
+ * is cut here, so every step waits on the edge a cut transfer is owed. */
+static void by_the_rule(mio_poll *p, struct test_source s, const char *what)
+{
+    static unsigned char out[RULE_BYTES], in[RULE_BYTES];
+    size_t sent = 0, got = 0, i, waits = 0;
+    mio_event ev[4];
+
+    for (i = 0; i < RULE_BYTES; i++)
+        out[i] = (unsigned char)(i * 7 + i / 251);
+    OK(mio_register(p, s.r, 1, MIO_READABLE));
+    OK(mio_register(p, s.w, 2, MIO_WRITABLE));
+    while (got < RULE_BYTES) {
+        int n = test_wait(p, ev, 4, 2000 * MS), k;
+        if (n == 0)
+            FAIL("%s: no event in 2 s after a short transfer (%zu of %d bytes written, "
+                 "%zu read, %zu waits)", what, sent, RULE_BYTES, got, waits);
+        waits++;
+        for (k = 0; k < n; k++) {
+            ssize_t m;
+            size_t want;
+            if (ev[k].token == 2)
+                do {
+                    want = RULE_BYTES - sent < RULE_CHUNK ? RULE_BYTES - sent : RULE_CHUNK;
+                    m = want > 0 ? mio_write(s.w, out + sent, want) : 0;
+                    CHECK(m >= 0 || m == MIO_EAGAIN);
+                    sent += m > 0 ? (size_t)m : 0;
+                } while (want > 0 && m == (ssize_t)want);
+            if (ev[k].token == 1)
+                do {
+                    want = RULE_BYTES - got;
+                    m = mio_read(s.r, in + got, want);
+                    CHECK(m > 0 || m == MIO_EAGAIN);
+                    got += m > 0 ? (size_t)m : 0;
+                } while (got < RULE_BYTES && m == (ssize_t)want);
+        }
+    }
+    CHECK(memcmp(in, out, RULE_BYTES) == 0);
+    OK(mio_deregister(p, s.r));
+    OK(mio_deregister(p, s.w));
+    test_close_source(s);
+    fprintf(stderr, "drain_rule_workload: %s: %d bytes in %zu waits\n", what, RULE_BYTES, waits);
+}
+
+CHILD_CASE(drain_rule_workload)
+{
+    struct fds_at_start start = fds_start();
+    mio_poll *p = test_poll();
+    struct test_tcp t;
+
+    test_watchdog(20);
+    t = test_tcp_pair(NULL, 0);
+    by_the_rule(p, (struct test_source){ t.server, t.client }, "TCP");
+    /* io_uring's polls are the kernel's: there a cut transfer on these has
+     * no edge to be given (tests/fault/fault.c). */
+    if (strcmp(test_backend, "uring") != 0) {
+        by_the_rule(p, test_socket_source(), "Unix socket");
+        by_the_rule(p, test_pipe_source(), "pipe");
+    }
+    mio_poll_free(p);
+    fds_check(start, "at the end");
+}
+
 #endif
 
 #ifndef _WIN32
@@ -1260,6 +1333,18 @@ POSIX_TEST(interrupted_close_closes_once)
      * its report then fails an internal check.  ASan and plain run it. */
     SKIP("TSan's descriptor tracking cannot follow numbers reused across threads");
 #endif
+    run_plan(&pl);
+}
+
+/* mio.h's drain rule holds through transfers the shim cuts short: each cut
+ * one is followed by the edge the kernel would give for what is left. */
+POSIX_TEST(cut_transfers_keep_the_drain_rule)
+{
+    static const struct plan pl = {
+        "drain_rule_workload",
+        "read:short,readv:short,recv:short,write:short,writev:short,send:short",
+        "1", true, { "read", "send", NULL },
+    };
     run_plan(&pl);
 }
 

@@ -35,7 +35,10 @@
  * adds pipes and FIFOs;
  * other descriptors (eventfds, files, terminals) are never failed, so a
  * program's own output and wake-ups are left alone.  Short transfers happen
- * on stream sockets and pipes only (a datagram is never cut).  EAGAIN may be
+ * on stream sockets and pipes only (a datagram is never cut), and each is
+ * followed by the readiness event the kernel would owe what is left, so a
+ * program may take a short transfer for "drained" as with the kernel
+ * (below, "the edge a cut transfer is owed").  EAGAIN may be
  * named, but a program waiting for an edge after a made-up EAGAIN on a
  * source that is in fact ready waits for ever: the kernel would not do that.
  * Any of these may be named for any call (EBADF, say, for an epoll_ctl on a
@@ -363,6 +366,9 @@ static void note_open_fds(void)
     closedir(d);
 }
 
+static void watches_hold(void);
+static void watches_release(void);
+
 __attribute__((constructor)) static void fault_init(void)
 {
     const char *v;
@@ -412,6 +418,10 @@ __attribute__((constructor)) static void fault_init(void)
         (cfg.control = open(v, O_RDONLY | O_CLOEXEC)) < 0)
         bad("MIO_FAULT_CONTROL (cannot open it)", v);
     cfg.active = any_listed && (cfg.rate > 0 || cfg.nschedule > 0);
+    /* A child forked while another thread held the watches' lock would
+     * wait for it for ever at its first close. */
+    if (cfg.active)
+        pthread_atfork(watches_hold, watches_release, watches_release);
 }
 
 /* ---- socket options set, for the report ------------------------------ */
@@ -642,6 +652,133 @@ static size_t iov_total(const struct iovec *iov, int n)
         return (ret);                                                         \
     } while (0)
 
+/* ---- the edge a cut transfer is owed ----------------------------------- */
+
+/* The kernel cuts a stream transfer short only when the data (or the room)
+ * ran out, and whatever comes after is a new edge: a program may take a
+ * short read for "drained" (mio.h's rule) and wait.  So a transfer cut here
+ * is made one the kernel could give, as if the rest arrived (or room
+ * opened) the moment after:
+ *   - TCP: the kernel is asked to say so itself.  Setting SO_RCVLOWAT
+ *     (reads) or TCP_NOTSENT_LOWAT (writes) to the value it has runs the
+ *     socket's data-ready or write-space wake-up, which every waiter sees
+ *     (epoll, io_uring's polls, poll(2)) if the socket is still ready.
+ *   - Unix sockets and pipes have no such call: their edge-triggered epoll
+ *     registrations are re-armed with what the program last gave them,
+ *     which reports them again if still ready.  One-shot and level ones need
+ *     nothing (re-arming one-shot is the program's; level reports anyway).
+ *     Under io_uring nothing reports them: a program relying on the rule
+ *     there waits, as it would for a made-up EAGAIN.
+ * The lock holds across the program's epoll_ctl and close too, so a re-arm
+ * never uses a registration being changed or a number being reused. */
+#define WATCHED_FDS 32768
+#define WATCHES 2               /* epoll sets one descriptor is in, at most */
+
+struct watch {
+    int epfd_plus_1;            /* 0: free */
+    struct epoll_event ev;
+};
+
+static struct watch watches[WATCHED_FDS][WATCHES];
+static bool is_epoll[WATCHED_FDS];
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void watches_hold(void)
+{
+    pthread_mutex_lock(&watch_lock);
+}
+
+static void watches_release(void)
+{
+    pthread_mutex_unlock(&watch_lock);
+}
+
+static struct watch *watch_find(int fd, int epfd)
+{
+    int i;
+    for (i = 0; i < WATCHES; i++)
+        if (watches[fd][i].epfd_plus_1 == epfd + 1)
+            return &watches[fd][i];
+    return NULL;
+}
+
+/* After the program's epoll_ctl succeeded: what fd is registered with. */
+static void watch_note(int epfd, int op, int fd, const struct epoll_event *ev)
+{
+    struct watch *w;
+    if (fd < 0 || fd >= WATCHED_FDS || epfd < 0 || epfd >= WATCHED_FDS)
+        return;
+    is_epoll[epfd] = true;
+    w = watch_find(fd, epfd);
+    if (op == EPOLL_CTL_DEL) {
+        if (w != NULL)
+            w->epfd_plus_1 = 0;
+        return;
+    }
+    if (w == NULL && op == EPOLL_CTL_ADD)
+        w = watch_find(fd, -1);             /* a free one */
+    if (w != NULL && ev != NULL) {
+        w->epfd_plus_1 = epfd + 1;
+        w->ev = *ev;
+    }
+}
+
+/* fd is closed: its registrations go, and if it was an epoll set, every
+ * registration in it. */
+static void watch_forget(int fd)
+{
+    int i, j;
+    if (fd < 0 || fd >= WATCHED_FDS)
+        return;
+    memset(watches[fd], 0, sizeof watches[fd]);
+    if (!is_epoll[fd])
+        return;
+    is_epoll[fd] = false;
+    for (i = 0; i < WATCHED_FDS; i++)
+        for (j = 0; j < WATCHES; j++)
+            if (watches[i][j].epfd_plus_1 == fd + 1)
+                watches[i][j].epfd_plus_1 = 0;
+}
+
+/* TCP's own wake-up for fd, `in` (data) or out (room); false if fd is not
+ * TCP. */
+static bool tcp_wake(int fd, bool in)
+{
+    REAL(int, setsockopt, (int, int, int, const void *, socklen_t));
+    int level = in ? SOL_SOCKET : IPPROTO_TCP, name = in ? SO_RCVLOWAT : TCP_NOTSENT_LOWAT;
+    int proto = 0, v = 0;
+    socklen_t len = sizeof proto;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 || proto != IPPROTO_TCP)
+        return false;
+    len = sizeof v;
+    if (getsockopt(fd, level, name, &v, &len) == 0)
+        (void)real_setsockopt(fd, level, name, &v, sizeof v);
+    return true;
+}
+
+/* A transfer on fd, `in` or out, was cut short and moved r bytes: the edge
+ * it is owed. */
+static ssize_t owed_edge(int fd, bool in, ssize_t r)
+{
+    REAL(int, epoll_ctl, (int, int, int, struct epoll_event *));
+    int i, saved = errno;
+    if (r <= 0 || fd < 0 || fd >= WATCHED_FDS)
+        return r;
+    if (!tcp_wake(fd, in)) {
+        pthread_mutex_lock(&watch_lock);
+        for (i = 0; i < WATCHES; i++) {
+            struct watch *w = &watches[fd][i];
+            if (w->epfd_plus_1 != 0 && (w->ev.events & EPOLLET) &&
+                !(w->ev.events & EPOLLONESHOT))
+                (void)real_epoll_ctl(w->epfd_plus_1 - 1, EPOLL_CTL_MOD, fd, &w->ev);
+        }
+        pthread_mutex_unlock(&watch_lock);
+    }
+    errno = saved;
+    return r;
+}
+
 /* ---- the calls --------------------------------------------------------- */
 
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
@@ -668,7 +805,9 @@ ssize_t read(int fd, void *buf, size_t len)
     int err = decide(READ, fd);
     if (err > 0)
         FAIL_WITH(err, -1);
-    return real_read(fd, buf, err == SHORT ? shorter(len, fd) : len);
+    if (err == SHORT)
+        return owed_edge(fd, true, real_read(fd, buf, shorter(len, fd)));
+    return real_read(fd, buf, len);
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags)
@@ -677,7 +816,9 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
     int err = decide(RECV, fd);
     if (err > 0)
         FAIL_WITH(err, -1);
-    return real_recv(fd, buf, err == SHORT ? shorter(len, fd) : len, flags);
+    if (err == SHORT)
+        return owed_edge(fd, true, real_recv(fd, buf, shorter(len, fd), flags));
+    return real_recv(fd, buf, len, flags);
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
@@ -687,7 +828,9 @@ ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr
     int err = decide(RECVFROM, fd);
     if (err > 0)
         FAIL_WITH(err, -1);
-    return real_recvfrom(fd, buf, err == SHORT ? shorter(len, fd) : len, flags, addr, alen);
+    if (err == SHORT)
+        return owed_edge(fd, true, real_recvfrom(fd, buf, shorter(len, fd), flags, addr, alen));
+    return real_recvfrom(fd, buf, len, flags, addr, alen);
 }
 
 ssize_t write(int fd, const void *buf, size_t len)
@@ -696,7 +839,9 @@ ssize_t write(int fd, const void *buf, size_t len)
     int err = decide(WRITE, fd);
     if (err > 0)
         FAIL_WITH(err, -1);
-    return real_write(fd, buf, err == SHORT ? shorter(len, fd) : len);
+    if (err == SHORT)
+        return owed_edge(fd, false, real_write(fd, buf, shorter(len, fd)));
+    return real_write(fd, buf, len);
 }
 
 ssize_t send(int fd, const void *buf, size_t len, int flags)
@@ -705,7 +850,9 @@ ssize_t send(int fd, const void *buf, size_t len, int flags)
     int err = decide(SEND, fd);
     if (err > 0)
         FAIL_WITH(err, -1);
-    return real_send(fd, buf, err == SHORT ? shorter(len, fd) : len, flags);
+    if (err == SHORT)
+        return owed_edge(fd, false, real_send(fd, buf, shorter(len, fd), flags));
+    return real_send(fd, buf, len, flags);
 }
 
 ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
@@ -715,7 +862,9 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
     int err = decide(SENDTO, fd);
     if (err > 0)
         FAIL_WITH(err, -1);
-    return real_sendto(fd, buf, err == SHORT ? shorter(len, fd) : len, flags, addr, alen);
+    if (err == SHORT)
+        return owed_edge(fd, false, real_sendto(fd, buf, shorter(len, fd), flags, addr, alen));
+    return real_sendto(fd, buf, len, flags, addr, alen);
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int n)
@@ -726,7 +875,8 @@ ssize_t readv(int fd, const struct iovec *iov, int n)
     if (err > 0)
         FAIL_WITH(err, -1);
     if (err == SHORT && n > 0 && n <= 64)
-        return real_readv(fd, cut, iov_cut(iov, n, cut, shorter(iov_total(iov, n), fd)));
+        return owed_edge(fd, true, real_readv(fd, cut, iov_cut(iov, n, cut,
+                                                         shorter(iov_total(iov, n), fd))));
     return real_readv(fd, iov, n);
 }
 
@@ -738,7 +888,8 @@ ssize_t writev(int fd, const struct iovec *iov, int n)
     if (err > 0)
         FAIL_WITH(err, -1);
     if (err == SHORT && n > 0 && n <= 64)
-        return real_writev(fd, cut, iov_cut(iov, n, cut, shorter(iov_total(iov, n), fd)));
+        return owed_edge(fd, false, real_writev(fd, cut, iov_cut(iov, n, cut,
+                                                          shorter(iov_total(iov, n), fd))));
     return real_writev(fd, iov, n);
 }
 
@@ -761,7 +912,7 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     r = real_recvmsg(fd, msg, flags);
     msg->msg_iov = saved_iov;
     msg->msg_iovlen = saved_len;
-    return r;
+    return owed_edge(fd, true, r);
 }
 
 /* Whether a message asks for UDP segmentation offload. */
@@ -791,7 +942,7 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     m.msg_iovlen = (size_t)iov_cut(msg->msg_iov, (int)msg->msg_iovlen, cut,
                                    shorter(iov_total(msg->msg_iov, (int)msg->msg_iovlen), fd));
     m.msg_iov = cut;
-    return real_sendmsg(fd, &m, flags);
+    return owed_edge(fd, false, real_sendmsg(fd, &m, flags));
 }
 
 /* A fault hits one message: those before it go, as the kernel sends them
@@ -898,12 +1049,18 @@ int epoll_create1(int flags)
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     REAL(int, epoll_ctl, (int, int, int, struct epoll_event *));
-    int err = op == EPOLL_CTL_DEL ? 0 : decide(EPOLL_CTL, -1);
+    int err = op == EPOLL_CTL_DEL ? 0 : decide(EPOLL_CTL, -1), r;
     if (err == ENOSPC && op != EPOLL_CTL_ADD)
         err = ENOMEM;           /* the watch limit is hit by adding only */
     if (err > 0)
         FAIL_WITH(err, -1);
-    return real_epoll_ctl(epfd, op, fd, ev);
+    if (!cfg.active)
+        return real_epoll_ctl(epfd, op, fd, ev);
+    pthread_mutex_lock(&watch_lock);
+    if ((r = real_epoll_ctl(epfd, op, fd, ev)) == 0)
+        watch_note(epfd, op, fd, ev);
+    pthread_mutex_unlock(&watch_lock);
+    return r;
 }
 
 int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
@@ -1002,7 +1159,15 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 int close(int fd)
 {
     REAL(int, close, (int));
-    int err = decide(CLOSE_ID, fd), r = real_close(fd);
+    int err = decide(CLOSE_ID, fd), r;
+    if (cfg.active) {
+        pthread_mutex_lock(&watch_lock);
+        r = real_close(fd);
+        watch_forget(fd);       /* closed whatever close says (but EBADF) */
+        pthread_mutex_unlock(&watch_lock);
+    } else {
+        r = real_close(fd);
+    }
     if (r < 0 && errno == EBADF)
         atomic_fetch_add(&closes_refused, 1);
     if (r == 0 && err > 0)
