@@ -87,6 +87,11 @@
  *                       calls leaves a report already there alone: a
  *                       wrapper (timeout, env) that runs the program and
  *                       exits after it, preloaded too.
+ *   MIO_FAULT_TALLY     a file the library keeps the number of faults
+ *                       injected so far in (decimal, rewritten at each),
+ *                       so a test can tell during the run whether its load
+ *                       met any yet (a seed may spare a light one).  Kept
+ *                       open, and left out of the report, as the control.
  *   MIO_FAULT_RAISE     a signal number: the first sigaction that gives it a
  *                       handler raises it in the calling thread as soon as
  *                       the call returns, as a signal sent while the call
@@ -221,13 +226,15 @@ static struct {
     bool log;
     bool gso_only;              /* MIO_FAULT_GSO */
     int control;                /* the MIO_FAULT_CONTROL file, or -1 */
+    int tally;                  /* the MIO_FAULT_TALLY file, or -1 */
+    atomic_ulong faults;        /* injected so far, all calls together */
     atomic_int raise_signo;     /* MIO_FAULT_RAISE, until raised */
     const char *report;
     struct planned schedule[MAX_SCHEDULE];
     int nschedule;
     atomic_ulong listed_count;  /* calls of listed functions so far */
     unsigned char open_at_load[MAX_FDS / 8];
-} cfg = { .seed = 1, .control = -1 };
+} cfg = { .seed = 1, .control = -1, .tally = -1 };
 
 /* ---- the real functions ---------------------------------------------- */
 
@@ -417,6 +424,9 @@ __attribute__((constructor)) static void fault_init(void)
     if ((v = getenv("MIO_FAULT_CONTROL")) != NULL && *v != '\0' &&
         (cfg.control = open(v, O_RDONLY | O_CLOEXEC)) < 0)
         bad("MIO_FAULT_CONTROL (cannot open it)", v);
+    if ((v = getenv("MIO_FAULT_TALLY")) != NULL && *v != '\0' &&
+        (cfg.tally = open(v, O_WRONLY | O_CLOEXEC)) < 0)
+        bad("MIO_FAULT_TALLY (cannot open it)", v);
     cfg.active = any_listed && (cfg.rate > 0 || cfg.nschedule > 0);
     /* A child forked while another thread held the watches' lock would
      * wait for it for ever at its first close. */
@@ -526,7 +536,8 @@ __attribute__((destructor)) static void fault_report(void)
         while ((e = readdir(d)) != NULL) {
             long k = strtol(e->d_name, NULL, 10);
             ssize_t len;
-            if (e->d_name[0] == '.' || k == fd || k == dirfd(d) || k == cfg.control)
+            if (e->d_name[0] == '.' || k == fd || k == dirfd(d) || k == cfg.control ||
+                k == cfg.tally)
                 continue;
             if (k >= 0 && k < MAX_FDS && (cfg.open_at_load[k / 8] & (1u << (k % 8))))
                 continue;
@@ -606,7 +617,14 @@ static int decide(enum id id, int fd)
     if (err == SHORT && cls != 2)
         err = 0;
     if (err != 0) {
+        unsigned long total = atomic_fetch_add(&cfg.faults, 1) + 1;
         atomic_fetch_add(&c->faults, 1);
+        if (cfg.tally >= 0) {
+            char text[24];
+            int len = snprintf(text, sizeof text, "%lu\n", total);
+            (void)!pwrite(cfg.tally, text, (size_t)len, 0);
+            errno = saved;
+        }
         if (cfg.log && fd >= 0)
             fprintf(stderr, "mio_fault: %s #%lu fd %d: %s\n", c->name, nth, fd,
                     err == SHORT ? "short" : strerrorname_np(err));
