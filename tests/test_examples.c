@@ -649,6 +649,7 @@ struct relay_end {
     bool wait_for_eof;          /* sends only after reading the other's end */
     bool hold, paused, reset;
     bool shut, eof, closed;
+    bool shut_held;             /* would shut, but waits for its peer (libkqueue) */
     bool blocked;               /* the last write said MIO_EAGAIN */
     int64_t progress_at;        /* when it last wrote */
     int64_t trickle_ns, send_at;
@@ -715,6 +716,25 @@ static void relay_end_close(struct proxy_world *w, struct relay_end *e)
     mio_deregister(w->poll, e->fd);
     mio_close(e->fd);
     e->closed = true;
+}
+
+static struct relay_end *relay_upstream_end(struct proxy_world *w, size_t i);
+
+/* Whether end e may shut its write side now that all is sent.  Elsewhere at
+ * once; on libkqueue once its peer has received every byte.  libkqueue gives
+ * EVFILT_READ no EV_EOF while bytes remain unread on a socket that also has
+ * a write filter (tools/libkqueue_eof_with_data.c): an end that reached the
+ * proxy with the last bytes would never be seen by a proxy that drains with
+ * a short read, as edge triggering allows.  Shut after the proxy has read
+ * everything, the end arrives alone and is reported. */
+static bool relay_end_may_shut(struct proxy_world *w, const struct relay_end *e)
+{
+    const struct relay_end *peer;
+
+    if (!test_on_libkqueue())
+        return true;
+    peer = e->upstream ? &w->ends[e->plan] : relay_upstream_end(w, (size_t)e->plan);
+    return peer != NULL && peer->plan >= 0 && (peer->got == peer->in || peer->closed);
 }
 
 /* Reads until MIO_EAGAIN (checking every byte) and writes until MIO_EAGAIN
@@ -814,9 +834,14 @@ static void relay_end_pump(struct proxy_world *w, struct relay_end *e)
         e->sent += (uint64_t)n;
         e->progress_at = now;
     }
+    e->shut_held = false;
     if (e->sent == e->out && !e->shut && !e->hold && (!e->wait_for_eof || e->eof)) {
-        CHECK_EQ(mio_shutdown(e->fd, MIO_SHUT_WR), 0);
-        e->shut = true;
+        if (relay_end_may_shut(w, e)) {
+            CHECK_EQ(mio_shutdown(e->fd, MIO_SHUT_WR), 0);
+            e->shut = true;
+        } else {
+            e->shut_held = true;
+        }
     }
     if (e->eof && (e->shut || e->hold)) {
         if (e->sent != e->out)
@@ -1043,7 +1068,7 @@ static const char *proxy_world_run(struct proxy_world *w, const struct relay_pla
             size_t j;
             if (e->closed || e->plan < 0)
                 continue;
-            if (e->trickle_ns > 0 && e->sent < e->out)
+            if ((e->trickle_ns > 0 && e->sent < e->out) || e->shut_held)
                 relay_end_pump(w, e);
             if (!e->paused)
                 continue;
@@ -1143,12 +1168,21 @@ static void proxy_world_check(struct proxy_world *w, const struct relay_plan *pl
         FAIL("proxy: %s", error);
 }
 
-/* On libkqueue relays stall or a stream ends early.  Not yet told apart:
- * it drops edge-triggered events that do not fit the caller's event list
- * (tools/libkqueue_lost_edges.c), and the proxy relies on a short read
- * draining a stream (mio.h), whose next arrival a BSD kernel reports. */
-#define PROXY_NOT_ON_LIBKQUEUE() \
-    TEST_NOT_ON_LIBKQUEUE("relays stall or end early (lost edges or the short-read rule)")
+/* Relays at once on libkqueue.  It drops edge-triggered events that do not
+ * fit the caller's event list (tools/libkqueue_lost_edges.c): the backend
+ * asks for 64, and each socket ready both ways makes two.  15 relays are 30
+ * sockets on each side (and a listener, a waker): at most 62 events. */
+#define PROXY_LIBKQUEUE_RELAYS 15
+
+static size_t proxy_relays(size_t n)
+{
+    if (test_on_libkqueue() && n > PROXY_LIBKQUEUE_RELAYS) {
+        fprintf(stderr, "libkqueue loses edges when many descriptors are ready both ways: "
+                        "%d relays, not %zu\n", PROXY_LIBKQUEUE_RELAYS, n);
+        return PROXY_LIBKQUEUE_RELAYS;
+    }
+    return n;
+}
 
 /* Many clients at once, each with streams of its own length each way (from
  * nothing to a few hundred kilobytes, and a few of several megabytes). */
@@ -1156,9 +1190,8 @@ TEST(proxy_relays_many_clients)
 {
     static struct relay_plan plans[64];
     struct proxy_world w;
-    size_t i, n = (size_t)test_scaled(64);
+    size_t i, n = proxy_relays((size_t)test_scaled(64));
 
-    PROXY_NOT_ON_LIBKQUEUE();
     test_watchdog(110);
     for (i = 0; i < n; i++) {
         plans[i].up = (uint64_t)(i * 7919 % 300001) * (i % 5 != 0);
@@ -1208,16 +1241,15 @@ TEST(proxy_survives_resets)
     static struct relay_plan plans[48];
     static const struct relay_plan after = { .up = 200000, .down = 200000 };
     struct proxy_world w;
-    size_t i;
+    size_t i, n = proxy_relays(sizeof plans / sizeof plans[0]);
 
-    PROXY_NOT_ON_LIBKQUEUE();
     TEST_NOT_ON_WINE("a reset is not sent at once");
     test_watchdog(110);
-    for (i = 0; i < sizeof plans / sizeof plans[0]; i++)
+    for (i = 0; i < n; i++)
         plans[i].reset = true;
     proxy_world_start(&w, NULL, false);
     for (i = 0; i < 5; i++)
-        proxy_world_check(&w, plans, sizeof plans / sizeof plans[0]);
+        proxy_world_check(&w, plans, n);
     proxy_world_check(&w, &after, 1);
     proxy_world_stop(&w);
 }
@@ -1240,7 +1272,6 @@ TEST(proxy_half_close_each_way)
     };
     struct proxy_world w;
 
-    PROXY_NOT_ON_LIBKQUEUE();
     test_watchdog(110);
     proxy_world_start(&w, NULL, false);
     proxy_world_check(&w, plans, sizeof plans / sizeof plans[0]);

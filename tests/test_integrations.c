@@ -179,47 +179,50 @@ static void expect_fetched(const struct output *out, const char *url, long statu
 
 /* Fifty URLs at once from examples/http_server (kept-alive connections
  * reused as they come free), and one to a closed port that fails with
- * libcurl's error, the others unharmed. */
+ * libcurl's error, the others unharmed.  On libkqueue fifteen: it drops
+ * edge-triggered events that do not fit the caller's event list
+ * (tools/libkqueue_lost_edges.c), and fifty connections ready both ways at
+ * the server make a hundred events for the 64 its backend asks for; those
+ * whose request was dropped sit until the server's idle timer closes them,
+ * and libcurl says "Empty reply from server". */
 POSIX_TEST(curl_fetches_fifty_urls_at_once)
 {
     static const char hello[] = "Hello, world!\n";
     static char urls[51][128];
     static struct output out;
-    char path[4096], server_path[4096], refused[MIO_ADDR_STRLEN];
+    char path[4096], server_path[4096], refused[MIO_ADDR_STRLEN], done[64];
     char *server_argv[] = { server_path, "-b", (char *)test_backend, "-n", "60",
                             "127.0.0.1:0", NULL };
     char *argv[60] = { path, "-b", (char *)test_backend };
     struct server s;
     const char *line;
-    int i, code;
-
-    TEST_NOT_ON_LIBKQUEUE("fifty connections at once to http_server get empty replies "
-                          "(not yet told apart: its lost edges, or the short-read rule)");
+    int i, code, n = test_on_libkqueue() ? 15 : 50;
 
     CURL_MULTI(path);
     example_path(server_path, sizeof server_path, "http_server", true, "", "");
     test_watchdog(100);
     server_start(&s, server_argv);
     closed_port(refused, sizeof refused);
-    for (i = 0; i < 50; i++) {
+    for (i = 0; i < n; i++) {
         snprintf(urls[i], sizeof urls[i], "http://%s/page/%d", s.addr, i);
         argv[3 + i] = urls[i];
     }
-    snprintf(urls[50], sizeof urls[50], "http://%s/", refused);
-    argv[53] = urls[50];
-    argv[54] = NULL;
+    snprintf(urls[n], sizeof urls[n], "http://%s/", refused);
+    argv[3 + n] = urls[n];
+    argv[4 + n] = NULL;
 
     CHECK_EQ(run(argv, &out), 1);               /* one failed */
-    CHECK_EQ(out.lines, 52);
-    for (i = 0; i < 50; i++)
+    CHECK_EQ(out.lines, n + 2);
+    for (i = 0; i < n; i++)
         expect_fetched(&out, urls[i], 200, (const unsigned char *)hello, strlen(hello));
-    line = line_of(&out, urls[50]);
+    line = line_of(&out, urls[n]);
     /* libkqueue clears the error of a refused connect while reporting it:
      * libcurl then finds the refusal on its first read instead. */
     if (sscanf(line, "error %d", &code) != 1 ||
         (code != 7 && !(test_on_libkqueue() && code == 56)))
         FAIL("the closed port: \"%s\"", line);
-    CHECK(strcmp(out.line[51], "done 51 ok 50 failed 1") == 0);
+    snprintf(done, sizeof done, "done %d ok %d failed 1", n + 1, n);
+    CHECK(strcmp(out.line[n + 1], done) == 0);
     server_stop(&s, NULL, 0);
 }
 

@@ -50,6 +50,15 @@ else
     echo "test-kqueue: libkqueue still loses edges that do not fit the events asked for ($edges)"
 fi
 
+# libkqueue's missing EV_EOF while bytes remain unread (README): still there?
+cc -I"$prefix/include/kqueue" "$src/tools/libkqueue_eof_with_data.c" -L"$prefix/lib" -lkqueue \
+   -Wl,-rpath,"$prefix/lib" -o "$tmp/eof_with_data"
+if eof=$("$tmp/eof_with_data"); then
+    echo "test-kqueue: libkqueue now says EV_EOF with bytes unread ($eof): the proxy tests need not hold their ends' shutdowns there"
+else
+    echo "test-kqueue: libkqueue still says no EV_EOF while bytes remain unread ($eof)"
+fi
+
 for b in "${builds[@]}"; do
     case $b in
     plain) dir=build-kqueue; opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo); env=() ;;
