@@ -81,6 +81,14 @@ int test_on_wine(void);
 /* Whether this program runs under valgrind (which keeps its own descriptor
  * limit, and runs everything much slower). */
 int test_on_valgrind(void);
+/* TEST_UNDER_TSAN: defined when built with ThreadSanitizer. */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_UNDER_TSAN 1
+#endif
+#endif
 /* Skips a test for a known difference of wine from Windows. */
 #define TEST_NOT_ON_WINE(why)                                                 \
     do {                                                                      \

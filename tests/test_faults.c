@@ -1361,18 +1361,10 @@ POSIX_TEST(batches_count_what_was_sent)
     run_plan(&pl);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
 POSIX_TEST(interrupted_close_closes_once)
 {
     static const struct plan pl = { "close_workload", "close", "0.5", true, { "close", NULL } };
-#ifdef UNDER_TSAN
+#ifdef TEST_UNDER_TSAN
     /* Its other thread opens and closes descriptors whose numbers this one
      * reuses at once; TSan's descriptor tracking takes that for a race and
      * its report then fails an internal check.  ASan and plain run it. */

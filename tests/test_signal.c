@@ -79,6 +79,15 @@ TEST(stop_request_from_another_process_is_reported)
     char *argv[4], line[64], expect[64];
     struct child c;
 
+#ifdef TEST_UNDER_TSAN
+    /* ThreadSanitizer stands between the kernel and every handler, and now
+     * and then (a run in a few hundred) takes a signal sent from another
+     * process without ever handing it on: the kernel reports it caught,
+     * libmio's handler never ran (the source's count and flag stay 0), and
+     * the child waits for good.  Plain, ASan and valgrind runs have it;
+     * signals raised within the process are tested under TSan elsewhere. */
+    SKIP("ThreadSanitizer now and then never hands a signal from another process on");
+#endif
     argv[0] = (char *)child_self_path();
     argv[1] = (char *)"report_stop_request";
     argv[2] = (char *)test_backend;
