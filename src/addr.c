@@ -83,6 +83,7 @@ int mio_addr_parse(const char *text, mio_addr *out)
         return MIO_EINVAL;
     memset(&a, 0, sizeof a);
     if (text[0] == '[') {
+        uint32_t scope = 0;
         end = strchr(text, ']');
         if (end == NULL)
             return refuse(text, "no ']' closing the IPv6 address");
@@ -95,8 +96,9 @@ int mio_addr_parse(const char *text, mio_addr *out)
             return refuse(text, "too long for an IPv6 address");
         memcpy(host, text + 1, hlen);
         host[hlen] = '\0';
-        if ((why = parse_scope(host, &a.u.v6.sin6_scope_id)) != NULL)
+        if ((why = parse_scope(host, &scope)) != NULL)
             return refuse(text, why);
+        a.u.v6.sin6_scope_id = scope;      /* a ULONG on Windows */
         if (inet_pton(AF_INET6, host, &a.u.v6.sin6_addr) != 1)
             return refuse(text, "not an IPv6 address between the brackets");
         if ((why = parse_port(end + 2, &a.u.v6.sin6_port)) != NULL)
@@ -238,6 +240,7 @@ static const char *parse_ip(const char *ip, uint16_t port, mio_addr *a)
 {
     char host[INET6_ADDRSTRLEN + 16];
     size_t n = strlen(ip);
+    uint32_t scope = 0;
     const char *why;
 
     memset(a, 0, sizeof *a);
@@ -253,8 +256,9 @@ static const char *parse_ip(const char *ip, uint16_t port, mio_addr *a)
     if (n >= sizeof host)
         return "too long for an IPv6 address";
     memcpy(host, ip, n + 1);
-    if ((why = parse_scope(host, &a->u.v6.sin6_scope_id)) != NULL)
+    if ((why = parse_scope(host, &scope)) != NULL)
         return why;
+    a->u.v6.sin6_scope_id = scope;          /* a ULONG on Windows */
     if (inet_pton(AF_INET6, host, &a->u.v6.sin6_addr) != 1)
         return "not an IPv6 address";
     a->u.v6.sin6_family = AF_INET6;
